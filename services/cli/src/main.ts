@@ -1,0 +1,2 @@
+import { hello } from '@tandem/common';
+console.log(hello(process.argv.length));
