@@ -1,1 +1,0 @@
-export const hello = (x: number): string => 'common ' + x;
