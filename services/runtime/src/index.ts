@@ -1,0 +1,8 @@
+// @tandem/runtime: the library prefill and decode workers run on.
+export * from './block-hash.ts';
+export * from './engine.ts';
+export * from './errors.ts';
+export type { ModelExecutor } from './executor-port.ts';
+export * from './kv-events.ts';
+export * from './page-allocator.ts';
+export * from './radix-cache.ts';
