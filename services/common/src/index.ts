@@ -1,0 +1,10 @@
+// @tandem/common: errors, logging, configuration and the NATS / Redis / gRPC plumbing every
+// service shares. Test helpers are in '@tandem/common/testing'.
+export * from './config.ts';
+export * from './ensure-services.ts';
+export * from './errors.ts';
+export * from './grpc.ts';
+export * from './logger.ts';
+export * from './nats.ts';
+export * from './redis.ts';
+export * from './subjects.ts';
