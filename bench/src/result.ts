@@ -1,0 +1,53 @@
+// The JSON written per run: the configuration that produced it, the summary, and every
+// request's own measurements (so any metric can be recomputed or plotted later).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { BenchResultFileError } from './errors.ts';
+import type { Summary } from './metrics.ts';
+import type { RequestRecord } from './request-record.ts';
+import type { WorkloadSpec } from './workload/types.ts';
+
+export type RunConfig = {
+  label: string;
+  baseUrl: string;
+  endpoint: string;
+  api: 'completions' | 'chat';
+  model: string;
+  workload: WorkloadSpec;
+  promptFormat: 'token-ids' | 'words';
+  seed: number;
+  /** Requests (conversations) per second; null for all at once. */
+  requestRatePerS: number | null;
+  maxConcurrency: number | null;
+  ignoreEos: boolean;
+  temperature: number;
+};
+
+export type BenchResult = {
+  type: 'tandem-bench-result';
+  version: 1;
+  config: RunConfig;
+  startedAt: string;
+  summary: Summary;
+  requests: RequestRecord[];
+};
+
+export function writeResult(path: string, result: BenchResult): void {
+  writeFileSync(path, `${JSON.stringify(result, null, 1)}\n`);
+}
+
+export function readResult(path: string): BenchResult {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (cause) {
+    throw new BenchResultFileError(`cannot read bench result ${path}`, { cause });
+  }
+  if (
+    typeof parsed !== 'object' ||
+    parsed === null ||
+    (parsed as { type?: unknown }).type !== 'tandem-bench-result'
+  ) {
+    throw new BenchResultFileError(`${path} is not a tandem bench result`);
+  }
+  return parsed as BenchResult;
+}
