@@ -1,0 +1,188 @@
+#include "binding/executor_wrap.h"
+
+#include <omp.h>
+
+#include "binding/marshal.h"
+#include "tandem/errors.h"
+
+namespace tandem::binding {
+namespace {
+
+const char* dtypeName(DType d) {
+  switch (d) {
+    case DType::BF16: return "bfloat16";
+    case DType::F16: return "float16";
+    default: return "float32";
+  }
+}
+
+// Runs `work` off the JS thread; a tandem::Error rejects with its code, anything else INTERNAL.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void work() = 0;
+  virtual Napi::Value result(Napi::Env env) = 0;
+
+  void Execute() override {
+    try {
+      work();
+    } catch (const Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "OUT_OF_MEMORY";
+      SetError("host memory exhausted");
+    } catch (const std::exception& e) {
+      code_ = "INTERNAL";
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    try {
+      deferred_.Resolve(result(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(makeError(Env(), code_, e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string code_ = "INTERNAL";
+};
+
+class OpenWorker : public PromiseWorker {
+ public:
+  OpenWorker(Napi::Env env, ExecutorOpenOptions options, std::function<void(std::shared_ptr<Executor>)> done)
+      : PromiseWorker(env), options_(std::move(options)), done_(std::move(done)) {}
+
+ protected:
+  void work() override { executor_ = Executor::open(options_); }
+  void OnError(const Napi::Error& e) override {
+    done_(nullptr);
+    PromiseWorker::OnError(e);
+  }
+  Napi::Value result(Napi::Env env) override {
+    const ModelConfig& c = executor_->config();
+    const KvPoolInfo& kv = executor_->kvPool();
+    Napi::Object info = Napi::Object::New(env);
+    info.Set("architecture", c.architecture);
+    info.Set("modelType", c.modelType);
+    info.Set("numLayers", c.numLayers);
+    info.Set("hiddenSize", c.hiddenSize);
+    info.Set("numHeads", c.numHeads);
+    info.Set("numKvHeads", c.numKvHeads);
+    info.Set("headDim", c.headDim);
+    info.Set("intermediateSize", c.intermediateSize);
+    info.Set("vocabSize", c.vocabSize);
+    info.Set("maxPositionEmbeddings", static_cast<double>(c.maxPositionEmbeddings));
+    info.Set("bosTokenId", c.bosTokenId >= 0 ? Napi::Number::New(env, c.bosTokenId) : env.Null());
+    Napi::Array eos = Napi::Array::New(env, c.eosTokenIds.size());
+    for (size_t i = 0; i < c.eosTokenIds.size(); i++) eos.Set(static_cast<uint32_t>(i), c.eosTokenIds[i]);
+    info.Set("eosTokenIds", eos);
+    info.Set("storedDtype", c.storedDtype);
+    info.Set("computeDtype", dtypeName(executor_->computeDtype()));
+    info.Set("tieWordEmbeddings", c.tieWordEmbeddings);
+    info.Set("device", executor_->deviceName());
+    info.Set("kvDtype", dtypeName(kv.dtype));
+    info.Set("numPages", kv.numPages);
+    info.Set("pageSize", kv.pageSize);
+    info.Set("pageBytes", static_cast<double>(kv.pageBytes));
+    info.Set("totalBytes", static_cast<double>(kv.totalBytes));
+    info.Set("baseAddress", Napi::BigInt::New(env, static_cast<uint64_t>(kv.baseAddress)));
+    done_(std::shared_ptr<Executor>(std::move(executor_)));
+    return info;
+  }
+
+ private:
+  ExecutorOpenOptions options_;
+  std::function<void(std::shared_ptr<Executor>)> done_;
+  std::unique_ptr<Executor> executor_;
+};
+
+class ForwardWorker : public PromiseWorker {
+ public:
+  ForwardWorker(Napi::Env env, std::shared_ptr<Executor> executor, std::vector<SequenceInput> batch)
+      : PromiseWorker(env), executor_(std::move(executor)), batch_(std::move(batch)) {}
+
+ protected:
+  void work() override { executor_->forward(batch_, outputs_); }
+  Napi::Value result(Napi::Env env) override { return writeOutputs(env, outputs_); }
+
+ private:
+  std::shared_ptr<Executor> executor_;
+  std::vector<SequenceInput> batch_;
+  std::vector<SequenceOutput> outputs_;
+};
+
+std::string optionalString(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+double optionalNumber(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+}  // namespace
+
+Napi::Function ExecutorWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeExecutor",
+                     {InstanceMethod("open", &ExecutorWrap::open), InstanceMethod("forward", &ExecutorWrap::forward),
+                      InstanceMethod("close", &ExecutorWrap::close)});
+}
+
+ExecutorWrap::ExecutorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ExecutorWrap>(info) {}
+
+Napi::Value ExecutorWrap::open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (executor_ || opening_) throw makeError(env, "INVALID_INPUT", "this handle is already open");
+  if (info.Length() < 1 || !info[0].IsObject()) throw makeError(env, "INVALID_INPUT", "open(options) needs an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  ExecutorOpenOptions options;
+  options.modelDir = optionalString(o, "modelDir", "");
+  options.device = optionalString(o, "device", "cpu");
+  options.dtype = optionalString(o, "dtype", "");
+  options.kv.pageSize = static_cast<int32_t>(optionalNumber(o, "pageSize", 16));
+  options.kv.numPages = static_cast<int32_t>(optionalNumber(o, "numPages", 0));
+  options.kv.kvCacheBytes = static_cast<int64_t>(optionalNumber(o, "kvCacheBytes", 0));
+  options.kv.kvCacheFraction = optionalNumber(o, "kvCacheFraction", 0.85);
+  options.numThreads = static_cast<int32_t>(optionalNumber(o, "numThreads", 0));
+  opening_ = true;
+  // The worker hands the executor back on the JS thread (nullptr on failure); Ref keeps this
+  // handle alive meanwhile.
+  Ref();
+  auto* worker = new OpenWorker(env, std::move(options), [this](std::shared_ptr<Executor> ex) {
+    executor_ = std::move(ex);
+    opening_ = false;
+    Unref();
+  });
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value ExecutorWrap::forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!executor_) throw makeError(env, "CLOSED", "the executor is closed");
+  std::vector<SequenceInput> batch = readBatch(env, info[0]);
+  auto* worker = new ForwardWorker(env, executor_, std::move(batch));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value ExecutorWrap::close(const Napi::CallbackInfo& info) {
+  executor_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace tandem::binding
