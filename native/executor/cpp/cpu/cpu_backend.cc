@@ -1,5 +1,6 @@
 // The CPU backend: float32 weights in host memory, a host KV pool, one batched forward pass over
 // all tokens of all sequences (prefill chunks and decode steps alike), host sampling.
+#include <immintrin.h>
 #include <omp.h>
 #include <sys/mman.h>
 
@@ -56,6 +57,7 @@ class CpuBackend : public Backend {
     const int64_t H = cfg_.hiddenSize, hd = cfg_.headDim, nH = cfg_.numHeads, nKv = cfg_.numKvHeads;
     const int64_t I = cfg_.intermediateSize, V = cfg_.vocabSize;
     const int64_t qRows = nH * hd, kvRows = nKv * hd;
+    storedDtype_ = weights.get("model.embed_tokens.weight", {V, H}).dtype;
     embed_ = load(weights, "model.embed_tokens.weight", {V, H});
     finalNorm_ = load(weights, "model.norm.weight", {H});
     if (cfg_.tieWordEmbeddings) lmHead_ = embed_;
@@ -120,6 +122,7 @@ class CpuBackend : public Backend {
   const float* finalNorm_ = nullptr;  // [hidden]
   std::vector<LayerWeights> layers_;
   std::vector<float> invFreq_;  // [headDim / 2]
+  StoredDType storedDtype_ = StoredDType::F32;
   KvPoolInfo kv_;
   float* kvBase_ = nullptr;  // [numLayers][2][numPages][pageSize][numKvHeads][headDim] f32, host
   std::random_device randomDevice_;
@@ -176,6 +179,24 @@ class CpuBackend : public Backend {
         invFreq_[i] = medium ? smoothed : scaled;
       }
     }
+    // transformers loads a bf16 / f16 checkpoint in its stored dtype, which casts the inv_freq
+    // buffer too; upcasting the model afterwards keeps that rounding. The golden outputs (and
+    // every HF float32 run of such a checkpoint) use the rounded frequencies, so we do as well.
+    for (auto& f : invFreq_) f = roundToStored(f, storedDtype_);
+  }
+
+  static float roundToStored(float f, StoredDType dtype) {
+    if (dtype == StoredDType::BF16) {
+      uint32_t b;
+      std::memcpy(&b, &f, 4);
+      b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;  // round to nearest even
+      std::memcpy(&f, &b, 4);
+    } else if (dtype == StoredDType::F16) {
+#if defined(__F16C__)
+      f = _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+#endif
+    }
+    return f;
   }
 
   // x[headDim] <- rope(x) at `position`: x*cos + rotate_half(x)*sin, rotate_half = cat(-x2, x1).

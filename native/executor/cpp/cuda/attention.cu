@@ -1,0 +1,166 @@
+// Paged causal attention for prefill chunks (over a cached prefix) and decode steps in one
+// kernel. A block takes up to 16 (token, q head) rows that share one kv head, streams that kv
+// head's keys and values through shared memory 32 positions at a time, and keeps an online
+// softmax per row (float32 throughout). Warp w owns rows w, w+4, w+8, w+12; lane j scores key j
+// of the tile, and owns dims j, j+32, ... of the output.
+#include "cuda_check.h"
+#include "dtype.cuh"
+#include "kernels.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kRows = kAttentionRowsPerBlock;
+constexpr int kRowsPerWarp = kRows / kWarps;
+constexpr int kTile = 32;
+
+template <int D>
+constexpr size_t attentionSmemBytes() {
+  return sizeof(float) * (kRows * D + 2 * kTile * (D + 1));
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArgs a) {
+  constexpr int kDimsPerLane = (D + 31) / 32;
+  constexpr int kStride = D + 1;  // pad: lane j reads row j, so rows must not share a bank
+  extern __shared__ float smem[];
+  float* qS = smem;                  // [kRows][D], pre-scaled
+  float* kS = qS + kRows * D;        // [kTile][kStride]
+  float* vS = kS + kTile * kStride;  // [kTile][kStride]
+
+  const AttentionBlock blk = a.blocks[blockIdx.x];
+  const int32_t group = a.numHeads / a.numKvHeads;
+  const int32_t firstHead = blockIdx.y * a.headsPerBlock;
+  const int32_t kvHead = firstHead / group;
+  const int32_t numRows = blk.numTokens * a.headsPerBlock;
+  const T* q = static_cast<const T*>(a.q);
+
+  for (int i = threadIdx.x; i < kRows * D; i += blockDim.x) {
+    const int r = i / D, d = i % D;
+    float v = 0.0f;
+    if (r < numRows) {
+      const int32_t t = blk.firstToken + r / a.headsPerBlock, h = firstHead + r % a.headsPerBlock;
+      v = toFloat(q[(int64_t{t} * a.numHeads + h) * D + d]) * a.scale;
+    }
+    qS[i] = v;
+  }
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int32_t rowPos[kRowsPerWarp];
+  float rowMax[kRowsPerWarp], rowSum[kRowsPerWarp], acc[kRowsPerWarp][kDimsPerLane];
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; i++) {
+    const int r = warp + i * kWarps;
+    rowPos[i] = r < numRows ? a.positions[blk.firstToken + r / a.headsPerBlock] : -1;
+    rowMax[i] = -INFINITY;
+    rowSum[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kDimsPerLane; j++) acc[i][j] = 0.0f;
+  }
+
+  const int32_t* pageTable = a.pageTables + blk.pageTableOffset;
+  const T* kCache = static_cast<const T*>(a.kCache);
+  const T* vCache = static_cast<const T*>(a.vCache);
+  const int64_t slotStride = int64_t{a.numKvHeads} * D;
+
+  for (int32_t k0 = 0; k0 < blk.numKeys; k0 += kTile) {
+    __syncthreads();
+    for (int i = threadIdx.x; i < kTile * D; i += blockDim.x) {
+      const int j = i / D, d = i % D;
+      const int32_t key = k0 + j;
+      float kv = 0.0f, vv = 0.0f;
+      if (key < blk.numKeys) {
+        const int64_t slot = int64_t{pageTable[key / a.pageSize]} * a.pageSize + key % a.pageSize;
+        const int64_t idx = slot * slotStride + int64_t{kvHead} * D + d;
+        kv = toFloat(kCache[idx]);
+        vv = toFloat(vCache[idx]);
+      }
+      kS[j * kStride + d] = kv;
+      vS[j * kStride + d] = vv;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; i++) {
+      if (rowPos[i] < k0) continue;  // warp-uniform: the whole tile lies after this row
+      const float* qRow = qS + (warp + i * kWarps) * D;
+      const int32_t key = k0 + lane;
+      const bool visible = key <= rowPos[i];
+      float score = -INFINITY;
+      if (visible) {
+        float dot = 0.0f;
+#pragma unroll 16
+        for (int d = 0; d < D; d++) dot = fmaf(qRow[d], kS[lane * kStride + d], dot);
+        score = dot;
+      }
+      const float newMax = fmaxf(rowMax[i], warpMax(score));
+      const float p = visible ? expf(score - newMax) : 0.0f;
+      const float correction = expf(rowMax[i] - newMax);
+      rowSum[i] = rowSum[i] * correction + warpSum(p);
+      rowMax[i] = newMax;
+#pragma unroll
+      for (int j = 0; j < kDimsPerLane; j++) acc[i][j] *= correction;
+      for (int k = 0; k < kTile; k++) {
+        const float pk = __shfl_sync(0xffffffffu, p, k);
+#pragma unroll
+        for (int j = 0; j < kDimsPerLane; j++) {
+          const int d = lane + 32 * j;
+          if (d < D) acc[i][j] = fmaf(pk, vS[k * kStride + d], acc[i][j]);
+        }
+      }
+    }
+  }
+
+  T* out = static_cast<T*>(a.out);
+#pragma unroll
+  for (int i = 0; i < kRowsPerWarp; i++) {
+    const int r = warp + i * kWarps;
+    if (r >= numRows) continue;
+    const int32_t t = blk.firstToken + r / a.headsPerBlock, h = firstHead + r % a.headsPerBlock;
+    const float inverseSum = 1.0f / rowSum[i];
+#pragma unroll
+    for (int j = 0; j < kDimsPerLane; j++) {
+      const int d = lane + 32 * j;
+      if (d < D) out[(int64_t{t} * a.numHeads + h) * D + d] = fromFloat<T>(acc[i][j] * inverseSum);
+    }
+  }
+}
+
+template <typename T, int D>
+void launch(const AttentionArgs& a, cudaStream_t stream) {
+  constexpr size_t smemBytes = attentionSmemBytes<D>();
+  static bool attributeSet = false;  // per instantiation; raising the limit twice is harmless
+  if (!attributeSet && smemBytes > 48 * 1024) {
+    CUDA_CHECK(cudaFuncSetAttribute(pagedAttentionKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smemBytes)));
+    attributeSet = true;
+  }
+  const dim3 grid(a.numBlocks, a.numHeads / a.headsPerBlock);
+  pagedAttentionKernel<T, D><<<grid, kWarps * 32, smemBytes, stream>>>(a);
+  CUDA_CHECK_LAST();
+}
+
+template <typename T>
+void launchForHeadDim(const AttentionArgs& a, cudaStream_t stream) {
+  switch (a.headDim) {
+    case 16: return launch<T, 16>(a, stream);
+    case 32: return launch<T, 32>(a, stream);
+    case 64: return launch<T, 64>(a, stream);
+    case 128: return launch<T, 128>(a, stream);
+    case 256: return launch<T, 256>(a, stream);
+    default: throw InvalidInputError("paged attention: head_dim " + std::to_string(a.headDim) + " unsupported");
+  }
+}
+
+}  // namespace
+
+bool attentionSupportsHeadDim(int32_t headDim) {
+  return headDim == 16 || headDim == 32 || headDim == 64 || headDim == 128 || headDim == 256;
+}
+
+void pagedAttention(const AttentionArgs& args, DType dtype, cudaStream_t stream) {
+  if (args.numBlocks == 0) return;
+  TANDEM_DISPATCH_DTYPE(dtype, T, launchForHeadDim<T>(args, stream));
+}
+
+}  // namespace tandem::cuda

@@ -1,0 +1,16 @@
+// @tandem/executor: the native model runner's TypeScript facade.
+export {
+  AddonMissingError,
+  CheckpointError,
+  ConfigError,
+  DeviceError,
+  ExecutorClosedError,
+  ExecutorError,
+  type ExecutorErrorCode,
+  InternalExecutorError,
+  InvalidInputError,
+  OutOfMemoryError,
+} from './errors.ts';
+export { defaultSampling, Executor, measureMemoryBandwidth } from './executor.ts';
+export { isAddonBuilt, loadAddon } from './loader.ts';
+export type * from './types.ts';
