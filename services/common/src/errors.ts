@@ -195,6 +195,27 @@ export class UnimplementedError extends TandemError {
   }
 }
 
+/** An id (request id) is already in use. */
+export class AlreadyExistsError extends TandemError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super('already_exists', message, options);
+  }
+}
+
+/** Missing or wrong credentials (API key). */
+export class UnauthenticatedError extends TandemError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super('unauthenticated', message, options);
+  }
+}
+
+/** Authenticated but not allowed. */
+export class PermissionDeniedError extends TandemError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super('permission_denied', message, options);
+  }
+}
+
 /** A bug or an unexpected failure. */
 export class InternalError extends TandemError {
   constructor(message: string, options: TandemErrorOptions = {}) {
@@ -225,26 +246,14 @@ export function toTandemError(error: unknown): TandemError {
 const errorClasses: Record<ErrorCode, new (message: string, options?: TandemErrorOptions) => TandemError> = {
   invalid_argument: InvalidArgumentError,
   not_found: NotFoundError,
-  already_exists: class AlreadyExistsError extends TandemError {
-    constructor(message: string, options: TandemErrorOptions = {}) {
-      super('already_exists', message, options);
-    }
-  },
+  already_exists: AlreadyExistsError,
   failed_precondition: FailedPreconditionError,
   resource_exhausted: ResourceExhaustedError,
   unavailable: UnavailableError,
   deadline_exceeded: TimeoutError,
   cancelled: CancelledError,
-  unauthenticated: class UnauthenticatedError extends TandemError {
-    constructor(message: string, options: TandemErrorOptions = {}) {
-      super('unauthenticated', message, options);
-    }
-  },
-  permission_denied: class PermissionDeniedError extends TandemError {
-    constructor(message: string, options: TandemErrorOptions = {}) {
-      super('permission_denied', message, options);
-    }
-  },
+  unauthenticated: UnauthenticatedError,
+  permission_denied: PermissionDeniedError,
   unimplemented: UnimplementedError,
   internal: InternalError,
 };

@@ -4,6 +4,7 @@ export * from './config.ts';
 export * from './ensure-services.ts';
 export * from './errors.ts';
 export * from './grpc.ts';
+export * from './kv-events-client.ts';
 export * from './logger.ts';
 export * from './nats.ts';
 export * from './redis.ts';

@@ -178,6 +178,13 @@ export declare type BlockDumpChunk = Message<"tandem.worker.v1.BlockDumpChunk"> 
    * @generated from field: repeated tandem.worker.v1.CachedBlock blocks = 5;
    */
   blocks: CachedBlock[];
+
+  /**
+   * The worker process's start time (see KvEventBatch.started_at_ms).
+   *
+   * @generated from field: uint64 started_at_ms = 6;
+   */
+  startedAtMs: bigint;
 };
 
 /**

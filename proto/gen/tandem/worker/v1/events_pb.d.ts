@@ -115,6 +115,13 @@ export declare type WorkerLoad = Message<"tandem.worker.v1.WorkerLoad"> & {
    * @generated from field: uint64 kv_seq = 4;
    */
   kvSeq: bigint;
+
+  /**
+   * Identifies the process incarnation: a change means the sequence restarted.
+   *
+   * @generated from field: uint64 started_at_ms = 5;
+   */
+  startedAtMs: bigint;
 };
 
 /**
@@ -267,6 +274,13 @@ export declare type KvEventBatch = Message<"tandem.worker.v1.KvEventBatch"> & {
    * @generated from field: repeated tandem.worker.v1.KvEvent events = 2;
    */
   events: KvEvent[];
+
+  /**
+   * The worker process's start time: a change means a new sequence (starting at 1).
+   *
+   * @generated from field: uint64 started_at_ms = 3;
+   */
+  startedAtMs: bigint;
 };
 
 /**

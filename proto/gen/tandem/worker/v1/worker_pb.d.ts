@@ -285,7 +285,8 @@ export declare type ChoiceDelta = Message<"tandem.worker.v1.ChoiceDelta"> & {
   finishReason: FinishReason;
 
   /**
-   * The stop token id (EOS or one of stop_token_ids) that finished it, if any.
+   * The id from stop_token_ids that finished it (absent for EOS, length and abort). With
+   * FINISH_REASON_STOP the last token of the choice is the stop token (EOS or a stop id).
    *
    * @generated from field: optional uint32 matched_stop_token_id = 6;
    */

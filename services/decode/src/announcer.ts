@@ -1,0 +1,143 @@
+// Worker membership outside Kubernetes: WorkerAnnounce on NATS (join, heartbeat, leave) plus a
+// Redis lease key with a TTL renewed on every heartbeat, so a worker that dies without a word
+// disappears within the lease TTL. Also publishes the load report every second and answers
+// block-dump requests.
+import { type Logger, type NatsConnection, type Redis, redisKeys, subjects } from '@tandem/common';
+import {
+  AnnounceKind,
+  BlockDumpChunkSchema,
+  BlockDumpRequestSchema,
+  create,
+  fromBinary,
+  type KvLayoutSchema,
+  type MessageInitShape,
+  Role,
+  toBinary,
+  WorkerAnnounceSchema,
+  WorkerLoadSchema,
+} from '@tandem/proto';
+import { toDumpChunks, toWireLoad } from './convert.ts';
+import type { WorkerEngine } from './engine-port.ts';
+
+export interface AnnouncerOptions {
+  nc: NatsConnection;
+  redis: Redis | null;
+  engine: WorkerEngine;
+  workerId: string;
+  grpcAddress: string;
+  modelName: string;
+  kvLayout: MessageInitShape<typeof KvLayoutSchema>;
+  startedAtMs: number;
+  /** The last KV-event seq published (KvEventPublisher.publishedSeq). */
+  kvSeq: () => number;
+  heartbeatIntervalMs: number;
+  leaseTtlMs: number;
+  loadIntervalMs: number;
+  logger: Logger;
+}
+
+export class Announcer {
+  readonly #options: AnnouncerOptions;
+  #heartbeatTimer: NodeJS.Timeout | null = null;
+  #loadTimer: NodeJS.Timeout | null = null;
+  #dumpSubscription: ReturnType<NatsConnection['subscribe']> | null = null;
+
+  constructor(options: AnnouncerOptions) {
+    this.#options = options;
+  }
+
+  /** Answers dump requests, then announces JOIN and starts the heartbeat and load timers. */
+  async start(): Promise<void> {
+    const { nc, workerId } = this.#options;
+    this.#dumpSubscription = nc.subscribe(subjects.kvDump(workerId), {
+      callback: (error, message) => {
+        if (error !== null) return;
+        const request = fromBinary(BlockDumpRequestSchema, message.data);
+        const dump = this.#options.engine.dumpBlocks();
+        const chunks = toDumpChunks(workerId, this.#options.startedAtMs, dump, request.maxBlocksPerChunk);
+        for (const chunk of chunks)
+          message.respond(toBinary(BlockDumpChunkSchema, create(BlockDumpChunkSchema, chunk)));
+        this.#options.logger.debug('block dump sent', { seq: dump.seq, numBlocks: dump.blocks.length });
+      },
+    });
+    await nc.flush();
+    await this.#renewLease();
+    this.#announce(AnnounceKind.JOIN);
+    this.#heartbeatTimer = setInterval(() => {
+      this.#announce(AnnounceKind.HEARTBEAT);
+      this.#renewLease().catch((error: unknown) =>
+        this.#options.logger.warn('lease renewal failed', { error }),
+      );
+    }, this.#options.heartbeatIntervalMs);
+    this.#loadTimer = setInterval(() => this.publishLoad(), this.#options.loadIntervalMs);
+    this.#heartbeatTimer.unref();
+    this.#loadTimer.unref();
+  }
+
+  publishLoad(): void {
+    const { nc, workerId } = this.#options;
+    const message = create(WorkerLoadSchema, {
+      workerId,
+      timestampMs: BigInt(Date.now()),
+      load: toWireLoad(this.#options.engine.load()),
+      kvSeq: BigInt(this.#options.kvSeq()),
+      startedAtMs: BigInt(this.#options.startedAtMs),
+    });
+    try {
+      nc.publish(subjects.load(workerId), toBinary(WorkerLoadSchema, message));
+    } catch (error) {
+      this.#options.logger.warn('load report publish failed', { error });
+    }
+  }
+
+  /** Announces LEAVE, deletes the lease, stops timers and the dump responder. */
+  async stop(): Promise<void> {
+    if (this.#heartbeatTimer !== null) clearInterval(this.#heartbeatTimer);
+    if (this.#loadTimer !== null) clearInterval(this.#loadTimer);
+    this.#heartbeatTimer = null;
+    this.#loadTimer = null;
+    this.#dumpSubscription?.unsubscribe();
+    this.#dumpSubscription = null;
+    this.#announce(AnnounceKind.LEAVE);
+    try {
+      await this.#options.redis?.del(redisKeys.workerLease(this.#options.workerId));
+      await this.#options.nc.flush();
+    } catch (error) {
+      this.#options.logger.warn('deregistration incomplete', { error });
+    }
+  }
+
+  #announce(kind: AnnounceKind): void {
+    const o = this.#options;
+    const message = create(WorkerAnnounceSchema, {
+      kind,
+      workerId: o.workerId,
+      grpcAddress: o.grpcAddress,
+      modelName: o.modelName,
+      role: Role.UNIFIED,
+      kvLayout: o.kvLayout,
+      startedAtMs: BigInt(o.startedAtMs),
+      leaseTtlMs: o.leaseTtlMs,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      kvSeq: BigInt(o.kvSeq()),
+    });
+    try {
+      o.nc.publish(subjects.announce, toBinary(WorkerAnnounceSchema, message));
+    } catch (error) {
+      o.logger.warn('announce failed', { error, kind });
+    }
+  }
+
+  async #renewLease(): Promise<void> {
+    const o = this.#options;
+    if (o.redis === null) return;
+    const value = JSON.stringify({
+      workerId: o.workerId,
+      grpcAddress: o.grpcAddress,
+      modelName: o.modelName,
+      role: 'unified',
+      startedAtMs: o.startedAtMs,
+    });
+    await o.redis.set(redisKeys.workerLease(o.workerId), value, 'PX', o.leaseTtlMs);
+  }
+}

@@ -1,0 +1,162 @@
+// The Worker gRPC service on a runtime engine. Each Generate stream owns an AbortController that
+// fires when the client cancels or disconnects, when Cancel names the request, or on shutdown; the
+// engine then frees everything the request held.
+import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
+import { AlreadyExistsError } from '@tandem/common';
+import { Role, ServingStatus, type Worker } from '@tandem/proto';
+import {
+  type RequestLimits,
+  toDumpChunks,
+  toEngineRequest,
+  toGenerateResponse,
+  toWireKvLayout,
+  toWireLoad,
+} from './convert.ts';
+import type { ModelFacts, WorkerEngine } from './engine-port.ts';
+import { toServiceError, WorkerDrainingError } from './errors.ts';
+
+export interface WorkerServiceOptions {
+  workerId: string;
+  engine: WorkerEngine;
+  model: ModelFacts;
+  device: string;
+  /** Process start (identifies this incarnation in dumps). */
+  startedAtMs: number;
+  /** The last KV-event sequence number published on NATS (or the engine's, without NATS). */
+  kvSeq: () => number;
+  logger: Logger;
+}
+
+export class WorkerService {
+  readonly #options: WorkerServiceOptions;
+  readonly #limits: RequestLimits;
+  /** Running requests: request id -> the controller that aborts it. */
+  readonly #running = new Map<string, AbortController>();
+  #draining = false;
+
+  constructor(options: WorkerServiceOptions) {
+    this.#options = options;
+    const info = options.model.modelInfo;
+    this.#limits = {
+      vocabSize: info.vocabSize,
+      maxModelLen: info.maxPositionEmbeddings,
+      maxN: 128,
+      maxTopLogprobs: 20,
+    };
+  }
+
+  get numRunning(): number {
+    return this.#running.size;
+  }
+
+  /** Stop taking requests (Health says DRAINING; Generate fails with UNAVAILABLE). */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /** Aborts every running request. */
+  abortAll(): void {
+    for (const controller of this.#running.values()) controller.abort();
+  }
+
+  /** Resolves when no request runs, or after timeoutMs. */
+  async waitIdle(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.#running.size === 0;
+  }
+
+  implementation(): GrpcServiceImpl<typeof Worker> {
+    return {
+      generate: (request, context) => this.#generate(request, context),
+      cancel: async (request) => {
+        const controller = this.#running.get(request.requestId);
+        controller?.abort();
+        this.#options.logger.debug('cancel', {
+          requestId: request.requestId,
+          found: controller !== undefined,
+        });
+        return { found: controller !== undefined };
+      },
+      health: async () => ({
+        status: this.#draining ? ServingStatus.DRAINING : ServingStatus.SERVING,
+        workerId: this.#options.workerId,
+      }),
+      info: async () => {
+        const { model } = this.#options;
+        return {
+          workerId: this.#options.workerId,
+          modelName: model.modelName,
+          architecture: model.modelInfo.architecture,
+          modelType: model.modelInfo.modelType,
+          role: Role.UNIFIED,
+          kvLayout: toWireKvLayout(model.kvLayout),
+          load: toWireLoad(this.#options.engine.load()),
+          vocabSize: model.modelInfo.vocabSize,
+          maxPositionEmbeddings: model.modelInfo.maxPositionEmbeddings,
+          eosTokenIds: model.modelInfo.eosTokenIds,
+          device: this.#options.device,
+          kvSeq: BigInt(this.#options.kvSeq()),
+        };
+      },
+      dumpBlocks: (request) => this.#dumpBlocks(request.maxBlocksPerChunk),
+    };
+  }
+
+  async *#dumpBlocks(maxBlocksPerChunk: number) {
+    const dump = this.#options.engine.dumpBlocks();
+    yield* toDumpChunks(this.#options.workerId, this.#options.startedAtMs, dump, maxBlocksPerChunk);
+  }
+
+  async *#generate(
+    wireRequest: Parameters<GrpcServiceImpl<typeof Worker>['generate']>[0],
+    context: CallContext,
+  ) {
+    if (this.#draining) throw new WorkerDrainingError(`worker ${this.#options.workerId} is shutting down`);
+    let request: ReturnType<typeof toEngineRequest>;
+    try {
+      request = toEngineRequest(wireRequest, this.#limits);
+    } catch (error) {
+      throw toServiceError(error);
+    }
+    if (this.#running.has(request.requestId)) {
+      throw new AlreadyExistsError(`request ${request.requestId} is already running`, {
+        param: 'request_id',
+      });
+    }
+    const controller = new AbortController();
+    const onClientGone = (): void => controller.abort();
+    context.signal.addEventListener('abort', onClientGone, { once: true });
+    this.#running.set(request.requestId, controller);
+    const log = this.#options.logger.child({ requestId: request.requestId });
+    const startedAt = performance.now();
+    let numTokens = 0;
+    log.debug('generate', {
+      numPromptTokens: request.promptTokenIds.length,
+      maxTokens: request.maxTokens,
+      n: request.n,
+    });
+    try {
+      for await (const chunk of this.#options.engine.generate(request, controller.signal)) {
+        numTokens += chunk.tokenIds.length;
+        yield toGenerateResponse(chunk);
+      }
+    } catch (error) {
+      if (controller.signal.aborted) {
+        log.debug('generate aborted', { numTokens });
+        return;
+      }
+      const serviceError = toServiceError(error);
+      log.warn('generate failed', { error: serviceError });
+      throw serviceError;
+    } finally {
+      context.signal.removeEventListener('abort', onClientGone);
+      this.#running.delete(request.requestId);
+      log.debug('generate done', {
+        numTokens,
+        elapsedMs: Math.round(performance.now() - startedAt),
+        aborted: controller.signal.aborted,
+      });
+    }
+  }
+}
