@@ -1,0 +1,7 @@
+// @tandem/router: the OpenAI-compatible gateway (validation, policies, KV index, admission).
+export * from './errors.ts';
+export * from './kv/block-keys.ts';
+export * from './kv/kv-index.ts';
+export * from './policy/policies.ts';
+export * from './policy/random-source.ts';
+export type * from './policy/types.ts';

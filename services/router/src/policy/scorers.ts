@@ -1,0 +1,140 @@
+// The scorers and filters policies are assembled from. Each is pure over its declared inputs.
+import { hashString } from './random-source.ts';
+import type { CandidateFilter, RoutingInputs, RoutingRequest, Score, Scorer, WorkerView } from './types.ts';
+
+/** Requests running or waiting on the worker: the larger of what it reported and what we sent. */
+export function loadOf(worker: WorkerView): number {
+  const reported = worker.load === null ? 0 : worker.load.numRunning + worker.load.numWaiting;
+  return Math.max(reported, worker.numInflight);
+}
+
+/** Every candidate costs the same: the picker's tie order decides (round robin). */
+export const flatScorer: Scorer = {
+  name: 'flat',
+  inputs: [],
+  score: (_request, candidates) => candidates.map(() => ({ cost: 0, terms: {} })),
+};
+
+/** A uniform draw per candidate from the injected random source. */
+export const randomScorer: Scorer = {
+  name: 'random',
+  inputs: ['random'],
+  score: (_request, candidates, inputs) =>
+    candidates.map(() => {
+      const draw = inputs.random();
+      return { cost: draw, terms: { draw } };
+    }),
+};
+
+/** Reported load (running + waiting requests), raised to in-flight counts where those are higher. */
+export const loadScorer: Scorer = {
+  name: 'load',
+  inputs: ['load', 'inflight'],
+  score: (_request, candidates) =>
+    candidates.map((worker) => {
+      const load = loadOf(worker);
+      return { cost: load, terms: { load } };
+    }),
+};
+
+/** Rendezvous (highest random weight) hashing on the routing key, else on the request id. */
+export const rendezvousScorer: Scorer = {
+  name: 'rendezvous',
+  inputs: ['routingKey'],
+  score: (request, candidates) => {
+    const key = request.routingKey ?? request.requestId;
+    return candidates.map((worker) => {
+      const weight = hashString(`${key}\u0000${worker.workerId}`) / 2 ** 53;
+      return { cost: 1 - weight, terms: { weight } };
+    });
+  },
+};
+
+export interface CacheAwareParams {
+  /** Cost of each request already running or waiting on a worker, in ms (decode-load term). */
+  decodeMsPerRequest: number;
+}
+
+/**
+ * Predicted time to first token plus a decode-load term, in ms:
+ * (uncached prompt tokens + the worker's queued prefill tokens) / its prefill rate
+ * + decodeMsPerRequest * its load.
+ */
+export function cacheAwareScorer(params: CacheAwareParams): Scorer {
+  return {
+    name: 'cache_aware',
+    inputs: ['prefix', 'load', 'inflight', 'prefillRate'],
+    score: (request, candidates, inputs): Score[] =>
+      candidates.map((worker) => {
+        const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
+        const numCachedTokens = Math.min(depth * worker.pageSize, request.numPromptTokens);
+        const numUncachedTokens = request.numPromptTokens - numCachedTokens;
+        const numQueuedPrefillTokens =
+          (worker.load?.numQueuedPrefillTokens ?? 0) + worker.numUnreportedPrefillTokens;
+        const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) / worker.prefillTokensPerMs;
+        const load = loadOf(worker);
+        const decodeMs = params.decodeMsPerRequest * load;
+        return {
+          cost: prefillMs + decodeMs,
+          terms: {
+            matchedBlocks: depth,
+            cachedTokens: numCachedTokens,
+            uncachedTokens: numUncachedTokens,
+            queuedPrefillTokens: numQueuedPrefillTokens,
+            prefillTokensPerMs: worker.prefillTokensPerMs,
+            prefillMs,
+            load,
+            decodeMs,
+          },
+        };
+      }),
+  };
+}
+
+export interface HotspotParams {
+  /** A worker with more than factor x the mean in-flight requests is skipped... */
+  factor: number;
+  /** ...once it has at least this many. */
+  minInflight: number;
+}
+
+/** Keeps one worker from collecting a whole burst because it holds the hottest prefix. */
+export function hotspotFilter(params: HotspotParams): CandidateFilter {
+  return {
+    name: 'hotspot_guard',
+    inputs: ['inflight', 'load'],
+    exclude: (_request, candidates) => {
+      const excluded = new Map<string, string>();
+      if (candidates.length < 2) return excluded;
+      const loads = candidates.map(loadOf);
+      const mean = loads.reduce((sum, load) => sum + load, 0) / candidates.length;
+      candidates.forEach((worker, i) => {
+        const load = loads[i]!;
+        if (load >= params.minInflight && load > params.factor * mean) {
+          excluded.set(
+            worker.workerId,
+            `hot spot: load ${load} > ${params.factor} x mean ${mean.toFixed(2)}`,
+          );
+        }
+      });
+      return excluded.size === candidates.length ? new Map() : excluded;
+    },
+  };
+}
+
+/** power-of-two: only two candidates, drawn from the injected random source, are scored. */
+export const sampleTwoFilter: CandidateFilter = {
+  name: 'sample_two',
+  inputs: ['random'],
+  exclude: (_request: RoutingRequest, candidates: readonly WorkerView[], inputs: RoutingInputs) => {
+    const excluded = new Map<string, string>();
+    if (candidates.length <= 2) return excluded;
+    const first = Math.floor(inputs.random() * candidates.length);
+    let second = Math.floor(inputs.random() * (candidates.length - 1));
+    if (second >= first) second++;
+    candidates.forEach((worker, i) => {
+      if (i !== first && i !== second) excluded.set(worker.workerId, 'not sampled');
+    });
+    return excluded;
+  },
+};

@@ -1,0 +1,105 @@
+// Routing policies are scorers plus a picker (Dynamo's split): scorers turn each candidate into
+// cost terms (lower is better) from the inputs they declare; the picker takes the cheapest with
+// deterministic ties. Nothing here has side effects: the router applies the choice afterwards
+// (optimistic index insert, in-flight counts, last-picked order).
+import type { BlockKeys } from '../kv/block-keys.ts';
+
+/** A worker as a decision sees it. */
+export interface WorkerView {
+  workerId: string;
+  /** Its slot in the KV index. */
+  slot: number;
+  /** Requests in flight on it across all router replicas (Redis), plus this router's unsynced. */
+  numInflight: number;
+  /** Its last load report, or null before the first. */
+  load: {
+    numWaiting: number;
+    numRunning: number;
+    numQueuedPrefillTokens: number;
+    numRunningTokens: number;
+    numFreePages: number;
+    numTotalPages: number;
+  } | null;
+  /** Prompt tokens this router sent it that are not prefilled yet (newer than its load report). */
+  numUnreportedPrefillTokens: number;
+  /** Measured prefill throughput, tokens per millisecond. */
+  prefillTokensPerMs: number;
+  /** Tokens per KV page. */
+  pageSize: number;
+  /** Order of its last pick by this router (0: never). */
+  lastPickedSeq: number;
+}
+
+export interface RoutingRequest {
+  requestId: string;
+  numPromptTokens: number;
+  /** The prompt's full-page block hashes. */
+  blockKeys: BlockKeys;
+  /** Session-affinity key (x-routing-key header), or null. */
+  routingKey: string | null;
+}
+
+/** Everything a scorer may read besides the candidates. */
+export interface RoutingInputs {
+  /** Leading blocks of the prompt each candidate holds (by slot), for scorers that need it. */
+  matchDepthBySlot: Uint32Array | null;
+  /** Uniform [0, 1), injected and seeded. */
+  random: () => number;
+}
+
+export type ScorerInput =
+  | 'load'
+  | 'inflight'
+  | 'prefix'
+  | 'prefillRate'
+  | 'routingKey'
+  | 'random'
+  | 'pickOrder';
+
+export interface Score {
+  cost: number;
+  /** The named numbers that made the cost (recorded with the decision). */
+  terms: Record<string, number>;
+}
+
+export interface Scorer {
+  readonly name: string;
+  readonly inputs: readonly ScorerInput[];
+  score(request: RoutingRequest, candidates: readonly WorkerView[], inputs: RoutingInputs): Score[];
+}
+
+/** Removes candidates before scoring; returns a reason per excluded worker. */
+export interface CandidateFilter {
+  readonly name: string;
+  readonly inputs: readonly ScorerInput[];
+  exclude(
+    request: RoutingRequest,
+    candidates: readonly WorkerView[],
+    inputs: RoutingInputs,
+  ): Map<string, string>;
+}
+
+export interface CandidateRecord {
+  workerId: string;
+  cost: number | null;
+  terms: Record<string, number>;
+  /** Why it was not considered, or null. */
+  excluded: string | null;
+}
+
+export interface Decision {
+  requestId: string;
+  policy: string;
+  numPromptTokens: number;
+  numPromptBlocks: number;
+  /** Null when no candidate was left. */
+  workerId: string | null;
+  candidates: CandidateRecord[];
+}
+
+export interface Policy {
+  readonly name: string;
+  /** Whether decisions read the KV index (the router then computes match depths). */
+  readonly needsPrefix: boolean;
+  decide(request: RoutingRequest, candidates: readonly WorkerView[], inputs: RoutingInputs): Decision;
+}
