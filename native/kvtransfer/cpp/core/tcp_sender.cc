@@ -1,0 +1,337 @@
+// TCP sender: N parallel streams to one receiver, one thread each. A send is split by bytes
+// into N contiguous shares; each stream writes its share as Data frames (header + payload in one
+// sendmsg, many frames per syscall), then a Flush, and waits for the FlushAck. The stream that
+// finishes a send last sends its Commit (when asked) and reports completion.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "transport.h"
+#include "wire.h"
+
+namespace kvt {
+namespace {
+
+constexpr uint64_t kMaxFrameBytes = 16ull << 20;  // bounds one payload read's deadline
+constexpr size_t kFramesPerWrite = 256;            // 512 iovecs per sendmsg (IOV_MAX is 1024)
+
+struct Op {
+  uint64_t transferId;
+  bool commit;
+  Deadline deadline;
+  SendDone done;
+  uint64_t totalBytes;
+  std::mutex mutex;
+  int partsLeft;
+  std::optional<KvtError> error;
+};
+
+struct Part {
+  enum class Kind { Send, Abort } kind;
+  std::shared_ptr<Op> op;  // null for Abort
+  uint64_t transferId;
+  std::vector<Range> ranges;
+  uint64_t bytes;
+};
+
+struct Stream {
+  int fd = -1;
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Part> queue;
+};
+
+class TcpSender final : public Sender {
+ public:
+  TcpSender(std::vector<int> fds, Region region, uint32_t remoteNumPages, uint64_t remoteRegionBytes)
+      : region_(region), remoteNumPages_(remoteNumPages), remoteRegionBytes_(remoteRegionBytes) {
+    streams_.reserve(fds.size());
+    for (int fd : fds) {
+      auto stream = std::make_unique<Stream>();
+      stream->fd = fd;
+      streams_.push_back(std::move(stream));
+    }
+    for (size_t i = 0; i < streams_.size(); ++i) streams_[i]->thread = std::thread([this, i] { run(i); });
+  }
+  ~TcpSender() override { close(); }
+
+  uint32_t remoteNumPages() const override { return remoteNumPages_; }
+  uint64_t remoteRegionBytes() const override { return remoteRegionBytes_; }
+
+  void send(uint64_t transferId, std::vector<Range> ranges, bool commit, Deadline deadline,
+            SendDone done) override {
+    if (closed_) throw KvtError(ErrorCode::Closed, "sender is closed");
+    uint64_t totalBytes = 0;
+    for (const Range& r : ranges) {
+      if (r.length > region_.length || r.srcOffset > region_.length - r.length)
+        throw KvtError(ErrorCode::OutOfBounds, "source range [" + std::to_string(r.srcOffset) + ", +" +
+                                                   std::to_string(r.length) + ") outside the local region of " +
+                                                   std::to_string(region_.length) + " bytes");
+      if (r.length > remoteRegionBytes_ || r.dstOffset > remoteRegionBytes_ - r.length)
+        throw KvtError(ErrorCode::OutOfBounds, "destination range [" + std::to_string(r.dstOffset) + ", +" +
+                                                   std::to_string(r.length) + ") outside the receiver's region of " +
+                                                   std::to_string(remoteRegionBytes_) + " bytes");
+      totalBytes += r.length;
+    }
+    auto shares = split(ranges, totalBytes);
+    auto op = std::make_shared<Op>();
+    op->transferId = transferId;
+    op->commit = commit;
+    op->deadline = deadline;
+    op->done = std::move(done);
+    op->totalBytes = totalBytes;
+    std::vector<size_t> used;
+    for (size_t i = 0; i < shares.size(); ++i)
+      if (!shares[i].empty()) used.push_back(i);
+    if (used.empty()) used.push_back(0);  // nothing to move: still flush (and commit) through stream 0
+    op->partsLeft = int(used.size());
+    for (size_t i : used) {
+      uint64_t bytes = 0;
+      for (const Range& r : shares[i]) bytes += r.length;
+      enqueue(i, Part{Part::Kind::Send, op, transferId, std::move(shares[i]), bytes});
+    }
+  }
+
+  void abort(uint64_t transferId) override {
+    if (closed_) return;
+    enqueue(0, Part{Part::Kind::Abort, nullptr, transferId, {}, 0});
+  }
+
+  void close() override {
+    if (closed_.exchange(true)) return;
+    for (auto& stream : streams_) {
+      ::shutdown(stream->fd, SHUT_RDWR);
+      std::lock_guard lock(stream->mutex);
+      stream->wake.notify_all();
+    }
+    for (auto& stream : streams_) {
+      if (stream->thread.joinable()) stream->thread.join();
+      ::close(stream->fd);
+    }
+  }
+
+ private:
+  // Splits the ranges into one contiguous byte share per stream, frames of at most kMaxFrameBytes.
+  std::vector<std::vector<Range>> split(const std::vector<Range>& ranges, uint64_t totalBytes) const {
+    size_t n = streams_.size();
+    std::vector<std::vector<Range>> shares(n);
+    uint64_t perStream = (totalBytes + n - 1) / std::max<uint64_t>(n, 1);
+    size_t stream = 0;
+    uint64_t filled = 0;
+    for (Range r : ranges) {
+      while (r.length > 0) {
+        if (filled == perStream && stream + 1 < n) {
+          ++stream;
+          filled = 0;
+        }
+        uint64_t take = std::min({r.length, kMaxFrameBytes, perStream - filled});
+        if (stream + 1 == n) take = std::min(r.length, kMaxFrameBytes);
+        shares[stream].push_back({r.srcOffset, r.dstOffset, take});
+        r.srcOffset += take;
+        r.dstOffset += take;
+        r.length -= take;
+        filled += take;
+      }
+    }
+    return shares;
+  }
+
+  void enqueue(size_t index, Part part) {
+    Stream& stream = *streams_[index];
+    std::lock_guard lock(stream.mutex);
+    stream.queue.push_back(std::move(part));
+    stream.wake.notify_one();
+  }
+
+  // Any stream failure leaves the others' state unknown: close every socket so queued and
+  // in-flight work fails fast; the owner reconnects.
+  void breakAll(const KvtError& error) {
+    std::lock_guard lock(brokenMutex_);
+    if (broken_) return;
+    broken_ = error;
+    for (auto& stream : streams_) ::shutdown(stream->fd, SHUT_RDWR);
+  }
+
+  KvtError brokenError() {
+    std::lock_guard lock(brokenMutex_);
+    if (closed_ && !broken_) return KvtError(ErrorCode::Closed, "sender was closed");
+    return broken_ ? KvtError(broken_->code(), std::string("connection broken earlier: ") + broken_->what())
+                   : KvtError(ErrorCode::Closed, "sender was closed");
+  }
+
+  bool isBroken() {
+    std::lock_guard lock(brokenMutex_);
+    return broken_.has_value();
+  }
+
+  void run(size_t index) {
+    Stream& stream = *streams_[index];
+    for (;;) {
+      Part part;
+      {
+        std::unique_lock lock(stream.mutex);
+        stream.wake.wait(lock, [&] { return !stream.queue.empty() || closed_; });
+        if (stream.queue.empty()) return;  // closed and drained
+        part = std::move(stream.queue.front());
+        stream.queue.pop_front();
+      }
+      std::optional<KvtError> error;
+      if (closed_ || isBroken()) {
+        error = brokenError();
+      } else {
+        try {
+          if (part.kind == Part::Kind::Abort) {
+            wire::FrameHeader header = {wire::FrameType::Abort, 0, part.transferId, 0, 0};
+            sendAll(stream.fd, &header, sizeof header, Deadline::in(5000));
+            continue;
+          }
+          writeShare(stream.fd, part);
+        } catch (const KvtError& e) {
+          error = closed_ ? KvtError(ErrorCode::Closed, "sender was closed") : e;
+          breakAll(*error);
+        }
+      }
+      if (part.kind == Part::Kind::Send) finishPart(stream.fd, *part.op, std::move(error));
+    }
+  }
+
+  void writeShare(int fd, const Part& part) {
+    const Deadline deadline = part.op->deadline;
+    std::vector<wire::FrameHeader> headers(std::min(part.ranges.size(), kFramesPerWrite));
+    std::vector<struct iovec> iov(headers.size() * 2);
+    for (size_t begin = 0; begin < part.ranges.size(); begin += kFramesPerWrite) {
+      size_t end = std::min(part.ranges.size(), begin + kFramesPerWrite);
+      for (size_t i = begin; i < end; ++i) {
+        const Range& r = part.ranges[i];
+        wire::FrameHeader& h = headers[i - begin];
+        h = {wire::FrameType::Data, 0, part.transferId, r.dstOffset, r.length};
+        iov[2 * (i - begin)] = {&h, sizeof h};
+        iov[2 * (i - begin) + 1] = {region_.base + r.srcOffset, r.length};
+      }
+      writevAll(fd, iov.data(), int(2 * (end - begin)), deadline);
+    }
+    wire::FrameHeader flush = {wire::FrameType::Flush, 0, part.transferId, 0, 0};
+    sendAll(fd, &flush, sizeof flush, deadline);
+    wire::FrameHeader ack;
+    if (!recvAll(fd, &ack, sizeof ack, deadline))
+      throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection before acknowledging");
+    if (ack.type != wire::FrameType::FlushAck || ack.transferId != part.transferId)
+      throw KvtError(ErrorCode::Protocol, "expected a FlushAck");
+    if (ack.length != part.bytes)
+      throw KvtError(ErrorCode::CommitMismatch, "receiver acknowledged " + std::to_string(ack.length) +
+                                                    " bytes of " + std::to_string(part.bytes));
+  }
+
+  void finishPart(int fd, Op& op, std::optional<KvtError> error) {
+    {
+      std::lock_guard lock(op.mutex);
+      if (error && !op.error) op.error = std::move(error);
+      if (--op.partsLeft > 0) return;
+    }
+    // Last part: every byte of this send has landed (or failed).
+    if (!op.error && op.commit) {
+      try {
+        wire::FrameHeader commit = {wire::FrameType::Commit, 0, op.transferId, 0, op.totalBytes};
+        {
+          std::lock_guard lock(committedMutex_);
+          if (auto it = committedBytes_.find(op.transferId); it != committedBytes_.end()) {
+            commit.length += it->second;
+            committedBytes_.erase(it);
+          }
+        }
+        sendAll(fd, &commit, sizeof commit, op.deadline);
+        wire::FrameHeader ack;
+        if (!recvAll(fd, &ack, sizeof ack, op.deadline))
+          throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection before acknowledging the commit");
+        if (ack.type != wire::FrameType::CommitAck) throw KvtError(ErrorCode::Protocol, "expected a CommitAck");
+        if (ack.offset != 0)
+          throw KvtError(ErrorCode::CommitMismatch, "receiver counted " + std::to_string(ack.length) +
+                                                        " bytes, expected " + std::to_string(commit.length));
+      } catch (const KvtError& e) {
+        op.error = e;
+        breakAll(e);
+      }
+    } else if (!op.error) {
+      std::lock_guard lock(committedMutex_);
+      committedBytes_[op.transferId] += op.totalBytes;
+    } else {
+      std::lock_guard lock(committedMutex_);
+      committedBytes_.erase(op.transferId);
+    }
+    op.done(op.error, op.error ? 0 : op.totalBytes);
+  }
+
+  Region region_;
+  uint32_t remoteNumPages_;
+  uint64_t remoteRegionBytes_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  std::atomic<bool> closed_{false};
+  std::mutex brokenMutex_;
+  std::optional<KvtError> broken_;
+  std::mutex committedMutex_;
+  std::unordered_map<uint64_t, uint64_t> committedBytes_;  // bytes of earlier uncommitted sends per transfer
+};
+
+void copyName(char* out, size_t size, const std::string& text) {
+  std::memset(out, 0, size);
+  std::memcpy(out, text.data(), std::min(text.size(), size - 1));
+}
+
+}  // namespace
+
+std::unique_ptr<Sender> connectTcp(const std::string& host, uint16_t port, uint32_t numStreams, const KvSpec& spec,
+                                   Region region, Deadline deadline) {
+  if (numStreams == 0 || numStreams > 64) throw KvtError(ErrorCode::Connect, "numStreams must be in 1..64");
+  std::vector<int> fds;
+  auto closeAll = [&] {
+    for (int fd : fds) ::close(fd);
+  };
+  uint64_t sessionId = std::random_device()();
+  uint32_t remoteNumPages = 0;
+  uint64_t remoteRegionBytes = 0;
+  try {
+    for (uint32_t i = 0; i < numStreams; ++i) {
+      int fd = connectTo(host, port, deadline);
+      fds.push_back(fd);
+      wire::Hello hello = {};
+      hello.magic = wire::kMagic;
+      hello.version = wire::kVersion;
+      hello.numLayers = spec.numLayers;
+      hello.numKvHeads = spec.numKvHeads;
+      hello.headDim = spec.headDim;
+      hello.pageSize = spec.pageSize;
+      hello.numPages = spec.numPages;
+      hello.streamIndex = i;
+      hello.sessionId = sessionId;
+      copyName(hello.dtype, sizeof hello.dtype, spec.dtype);
+      copyName(hello.model, sizeof hello.model, spec.model);
+      sendAll(fd, &hello, sizeof hello, deadline);
+      wire::HelloReply reply;
+      if (!recvAll(fd, &reply, sizeof reply, deadline))
+        throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection during the handshake");
+      if (reply.magic != wire::kMagic) throw KvtError(ErrorCode::Protocol, "the peer is not a kvtransfer receiver");
+      std::string reason(reply.reason, strnlen(reply.reason, sizeof reply.reason));
+      if (reply.status != wire::HelloStatus::Ok)
+        throw KvtError(ErrorCode::HandshakeMismatch, "KV layout mismatch with " + host + ":" +
+                                                         std::to_string(port) + ": " + reason);
+      remoteNumPages = reply.numPages;
+      remoteRegionBytes = reply.regionBytes;
+    }
+  } catch (...) {
+    closeAll();
+    throw;
+  }
+  return std::make_unique<TcpSender>(std::move(fds), region, remoteNumPages, remoteRegionBytes);
+}
+
+}  // namespace kvt

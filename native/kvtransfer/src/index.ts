@@ -1,0 +1,19 @@
+export * from './errors.ts';
+export {
+  KvReceiver,
+  type KvReceiverEvent,
+  type KvReceiverOptions,
+  type TransferOutcome,
+} from './receiver.ts';
+export { MemoryRegion } from './region.ts';
+export { KvSender, type KvSenderOptions, newTransferId, type PageCopy, type RangeCopy } from './sender.ts';
+export {
+  type KvDType,
+  type KvPoolLayout,
+  type KvSpec,
+  pageBytesOf,
+  pageCopyBytes,
+  pageRanges,
+  poolBytesOf,
+  specFromLayout,
+} from './spec.ts';

@@ -1,0 +1,129 @@
+// The sending side (prefill worker): N parallel streams to one receiver; pushes page copies
+// (per layer or all layers) or raw byte ranges, each send confirmed by the receiver.
+import { randomBytes } from 'node:crypto';
+import { fromNative, KvTransferClosedError } from './errors.ts';
+import { loadAddon, type NativeSender } from './native.ts';
+import type { MemoryRegion } from './region.ts';
+import { type KvSpec, pageRanges, poolBytesOf } from './spec.ts';
+
+export interface KvSenderOptions {
+  host: string;
+  port: number;
+  spec: KvSpec;
+  region: MemoryRegion;
+  /** Parallel TCP streams (default 2). */
+  numStreams?: number;
+  /** Connect plus handshake deadline (default 5 s). */
+  connectTimeoutMs?: number;
+}
+
+export interface PageCopy {
+  transferId: bigint;
+  /** Local pages, and the receiver's pages they go to (same length). */
+  srcPages: ArrayLike<number>;
+  dstPages: ArrayLike<number>;
+  /** Layers to copy; null copies every layer. */
+  layers: readonly number[] | null;
+  /** Last send of this transfer: the receiver checks the total and reports completion. */
+  commit: boolean;
+  timeoutMs: number;
+}
+
+export interface RangeCopy {
+  transferId: bigint;
+  /** [srcOffset, dstOffset, length] triples. */
+  ranges: BigUint64Array;
+  commit: boolean;
+  timeoutMs: number;
+}
+
+/** A random nonzero 64-bit transfer id. */
+export function newTransferId(): bigint {
+  const id = randomBytes(8).readBigUInt64LE(0);
+  return id === 0n ? 1n : id;
+}
+
+export class KvSender {
+  readonly spec: KvSpec;
+  /** The receiver's pool size, learned in the handshake. */
+  readonly remoteNumPages: number;
+  readonly remoteRegionBytes: bigint;
+  private readonly native: NativeSender;
+  private readonly allLayers: number[];
+  private closed = false;
+
+  private constructor(native: NativeSender, spec: KvSpec, remoteNumPages: number, remoteRegionBytes: bigint) {
+    this.native = native;
+    this.spec = spec;
+    this.remoteNumPages = remoteNumPages;
+    this.remoteRegionBytes = remoteRegionBytes;
+    this.allLayers = Array.from({ length: spec.numLayers }, (_, i) => i);
+  }
+
+  /** Connects every stream and runs the layout handshake (KvHandshakeMismatchError on mismatch). */
+  static async connect(options: KvSenderOptions): Promise<KvSender> {
+    if (options.region.byteLength < poolBytesOf(options.spec)) {
+      throw new RangeError(`region of ${options.region.byteLength} bytes is smaller than the pool`);
+    }
+    const { Sender } = loadAddon();
+    const native = new Sender({
+      ...options.region.toNative(),
+      host: options.host,
+      port: options.port,
+      numStreams: options.numStreams ?? 2,
+      spec: options.spec,
+    });
+    try {
+      const info = await native.connect(options.connectTimeoutMs ?? 5000);
+      return new KvSender(native, options.spec, info.remoteNumPages, info.remoteRegionBytes);
+    } catch (error) {
+      native.close();
+      throw fromNative(error);
+    }
+  }
+
+  /** Copies K and V of the given layers for each page pair. Resolves with the bytes moved. */
+  sendPages(copy: PageCopy): Promise<number> {
+    if (copy.srcPages.length !== copy.dstPages.length) {
+      return Promise.reject(new RangeError('srcPages and dstPages differ in length'));
+    }
+    const ranges = pageRanges(
+      this.spec,
+      this.remoteNumPages,
+      copy.srcPages,
+      copy.dstPages,
+      copy.layers ?? this.allLayers,
+    );
+    return this.sendRanges({
+      transferId: copy.transferId,
+      ranges,
+      commit: copy.commit,
+      timeoutMs: copy.timeoutMs,
+    });
+  }
+
+  async sendRanges(copy: RangeCopy): Promise<number> {
+    if (this.closed) throw new KvTransferClosedError('sender is closed');
+    try {
+      return await this.native.send(copy.transferId, copy.ranges, copy.commit, copy.timeoutMs);
+    } catch (error) {
+      throw fromNative(error);
+    }
+  }
+
+  /** Tells the receiver to drop the transfer (its waiter fails with KvTransferAbortedError). */
+  abort(transferId: bigint): void {
+    if (!this.closed) this.native.abort(transferId);
+  }
+
+  /** Idempotent; sends in flight fail with KvTransferClosedError. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
