@@ -2,8 +2,11 @@
 // The step loop (schedule -> executor.forward -> postprocess) lives here; policy lives in
 // scheduler.ts, pages in page-allocator.ts / radix-cache.ts.
 
-import type { ExecutorOptions, ModelExecutor, SamplingParams } from './executor-port.ts';
-import type { BlockDump, KvEvent, KvEventListener } from './kv-events.ts';
+import { ChunkStream } from './chunk-stream.ts';
+import { EngineClosedError, ExecutorFailedError } from './errors.ts';
+import type { ExecutorOptions, KvLayout, ModelExecutor, ModelInfo, SamplingParams } from './executor-port.ts';
+import { type BlockDump, type KvEvent, type KvEventListener, KvEventLog } from './kv-events.ts';
+import { Scheduler } from './scheduler.ts';
 
 export type { BlockDump, KvEvent, KvEventListener };
 
@@ -90,4 +93,142 @@ export interface EngineOptions {
   /** An opened executor (the engine then owns it and closes it), or the options to open one. */
   executor: ModelExecutor | ExecutorOptions;
   scheduler?: Partial<SchedulerOptions>;
+}
+
+async function openExecutor(options: ExecutorOptions): Promise<ModelExecutor> {
+  // TODO(executor): a static import once @tandem/executor exports its Executor facade.
+  const specifier = '@tandem/executor';
+  const module = (await import(specifier)) as {
+    Executor: { open(o: ExecutorOptions): Promise<ModelExecutor> };
+  };
+  return module.Executor.open(options);
+}
+
+export class Engine {
+  readonly modelInfo: ModelInfo;
+  readonly kvLayout: KvLayout;
+  private readonly executor: ModelExecutor;
+  private readonly scheduler: Scheduler;
+  private readonly events = new KvEventLog();
+  private loop: Promise<void> | null = null;
+  private closed = false;
+
+  static async create(options: EngineOptions): Promise<Engine> {
+    const executor = 'forward' in options.executor ? options.executor : await openExecutor(options.executor);
+    return new Engine(executor, { ...defaultSchedulerOptions, ...options.scheduler });
+  }
+
+  constructor(executor: ModelExecutor, options: SchedulerOptions) {
+    this.executor = executor;
+    this.modelInfo = executor.modelInfo;
+    this.kvLayout = executor.kvLayout;
+    this.scheduler = new Scheduler(
+      options,
+      {
+        numPages: executor.kvLayout.numPages,
+        pageSize: executor.kvLayout.pageSize,
+        eosTokenIds: executor.modelInfo.eosTokenIds,
+        vocabSize: executor.modelInfo.vocabSize,
+        maxModelLen: executor.modelInfo.maxPositionEmbeddings,
+      },
+      this.events,
+    );
+  }
+
+  get pageSize(): number {
+    return this.kvLayout.pageSize;
+  }
+
+  /**
+   * Streams the request's chunks. Throws synchronously when the request can never run. Aborting
+   * `signal`, calling abort(), or leaving the loop early ends every choice ('abort') and frees its
+   * pages; an executor failure ends the stream with ExecutorFailedError.
+   */
+  generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenChunk> {
+    if (this.closed) throw new EngineClosedError();
+    const requestId = request.requestId;
+    const stream = new ChunkStream(() => this.abort(requestId));
+    const onAbort = (): void => {
+      this.abort(requestId);
+    };
+    this.scheduler.addRequest(
+      request,
+      (chunk) => stream.push(chunk),
+      (error) => {
+        signal?.removeEventListener('abort', onAbort);
+        stream.end(error);
+      },
+    );
+    if (signal?.aborted) this.abort(requestId);
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    this.kick();
+    return stream;
+  }
+
+  abort(requestId: string): boolean {
+    return this.scheduler.abort(requestId);
+  }
+
+  load(): LoadReport {
+    return this.scheduler.load();
+  }
+
+  onKvEvent(listener: KvEventListener): () => void {
+    return this.events.subscribe(listener);
+  }
+
+  dumpBlocks(): BlockDump {
+    return this.scheduler.cache?.dumpBlocks() ?? { seq: this.events.seq, blocks: [] };
+  }
+
+  stats(): EngineStats {
+    const counters = this.scheduler.counters;
+    return {
+      numForwardTokens: this.executor.stats.forwardTokens,
+      numForwardCalls: this.executor.stats.forwardCalls,
+      numSteps: counters.numSteps,
+      numPreemptions: counters.numPreemptions,
+      numCachedPromptTokens: counters.numCachedPromptTokens,
+      numPromptTokens: counters.numPromptTokens,
+    };
+  }
+
+  /** Refcount bookkeeping check (tests): throws when a page's count differs from its holders. */
+  checkInvariants(): void {
+    this.scheduler.checkInvariants();
+  }
+
+  /** Fails every live request with EngineClosedError, waits for the current step, closes the executor. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.loop;
+    this.scheduler.failAll(new EngineClosedError());
+    await this.executor.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private kick(): void {
+    if (this.loop !== null) return;
+    this.loop = this.runSteps().finally(() => {
+      this.loop = null;
+    });
+  }
+
+  /** schedule -> forward (off the JS thread) -> postprocess, until nothing is left to run. */
+  private async runSteps(): Promise<void> {
+    while (!this.closed) {
+      const batch = this.scheduler.schedule();
+      if (batch === null) return;
+      try {
+        const outputs = await this.executor.forward(batch.inputs);
+        if (!this.closed) this.scheduler.postprocess(batch, outputs);
+      } catch (error) {
+        this.scheduler.failAll(new ExecutorFailedError(error));
+      }
+    }
+  }
 }

@@ -6,6 +6,7 @@ export type {
   ExecutorStats,
   KvLayout,
   ModelInfo,
+  SampleOutput,
   SamplingParams,
   SequenceInput,
   SequenceOutput,

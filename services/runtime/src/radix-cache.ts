@@ -110,6 +110,23 @@ export class RadixCache {
     return { node, pages, numTokens: pages.length * size };
   }
 
+  /** Length of the cached page-aligned prefix, without touching the tree (for queue ordering). */
+  matchLength(namespace: string, tokenIds: ArrayLike<number>, maxTokens = tokenIds.length): number {
+    const size = this.pageSize;
+    const maxPages = Math.floor(Math.min(maxTokens, tokenIds.length) / size);
+    let numPages = 0;
+    let node = this.roots.get(namespace);
+    while (node !== undefined && numPages < maxPages) {
+      const child: RadixNode | undefined = node.children.get(pageKey(tokenIds, numPages * size, size));
+      if (child === undefined) break;
+      const numMatched = this.countMatchingPages(child, tokenIds, numPages, maxPages);
+      numPages += numMatched;
+      if (numMatched < child.pages.length) break;
+      node = child;
+    }
+    return numPages * size;
+  }
+
   /**
    * Stores the first numPages pages of a sequence (tokenIds[0, numPages * pageSize) whose KV is in
    * `pages`). Pages already cached under the same tokens are left as they are (the caller keeps
@@ -179,6 +196,18 @@ export class RadixCache {
       if (parent.parent !== null && parent.children.size === 0 && parent.lockRef === 0) heap.push(parent);
     }
     return numEvicted;
+  }
+
+  /** Every page the tree holds (tests and invariant checks). */
+  *cachedPages(): Generator<number> {
+    for (const root of this.roots.values()) {
+      const stack = [root];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        yield* node.pages;
+        for (const child of node.children.values()) stack.push(child);
+      }
+    }
   }
 
   /** Every cached block (what a KV-event subscriber should hold after event `seq`). */

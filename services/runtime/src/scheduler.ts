@@ -1,0 +1,492 @@
+// Continuous batching with chunked prefill. Each step gives every running sequence (admission
+// order) min(pending tokens, chunk limit, budget left) tokens, then admits waiting sequences
+// while the token budget, the running limit and the page pool allow. Page reservation (admission)
+// is separate from computation (numComputedTokens), so a sequence's pages may also be filled by
+// someone else (a remote prefill).
+// Contract (who frees what): a sequence holds one allocator reference on every page in its
+// pageTable and one lock on its lockedNode; releasePages() drops both, after offering its computed
+// full pages to the radix cache, on finish, abort and preemption alike.
+
+import type { FinishReason, GenerateRequest, LoadReport, SchedulerOptions, TokenChunk } from './engine.ts';
+import { DuplicateRequestError, InvalidRequestError, RequestTooLongError } from './errors.ts';
+import type { SampleOutput, SequenceInput, SequenceOutput } from './executor-port.ts';
+import type { KvEventLog } from './kv-events.ts';
+import { PageAllocator } from './page-allocator.ts';
+import { RadixCache } from './radix-cache.ts';
+import { type RequestState, Sequence } from './sequence.ts';
+
+export interface ScheduledItem {
+  seq: Sequence;
+  startPos: number; // first position computed this step
+  numTokens: number; // tokens computed this step
+  sample: boolean; // the chunk reaches the end of the sequence: sample the next token
+}
+
+export interface ScheduledBatch {
+  items: ScheduledItem[];
+  inputs: SequenceInput[]; // [items.length], what executor.forward receives
+  numTokens: number;
+}
+
+export interface SchedulerCounters {
+  numSteps: number;
+  numPreemptions: number;
+  numPromptTokens: number;
+  numCachedPromptTokens: number;
+}
+
+export interface SchedulerModel {
+  numPages: number;
+  pageSize: number;
+  eosTokenIds: readonly number[];
+  vocabSize: number | null;
+  maxModelLen: number | null;
+}
+
+const noSampleIndices = new Int32Array(0);
+
+export class Scheduler {
+  readonly options: SchedulerOptions;
+  readonly allocator: PageAllocator;
+  /** null when the prefix cache is off. */
+  readonly cache: RadixCache | null;
+  readonly counters: SchedulerCounters = {
+    numSteps: 0,
+    numPreemptions: 0,
+    numPromptTokens: 0,
+    numCachedPromptTokens: 0,
+  };
+  private readonly model: SchedulerModel;
+  private readonly pageSize: number;
+  private readonly eosTokenIds: Set<number>;
+  private readonly requests = new Map<string, RequestState>();
+  private waiting: Sequence[] = [];
+  private running: Sequence[] = [];
+  private nextArrivalIndex = 0;
+
+  constructor(options: SchedulerOptions, model: SchedulerModel, events: KvEventLog) {
+    this.options = options;
+    this.model = model;
+    this.pageSize = model.pageSize;
+    this.eosTokenIds = new Set(model.eosTokenIds);
+    this.allocator = new PageAllocator(model.numPages);
+    this.cache = options.enablePrefixCache
+      ? new RadixCache({ pageSize: model.pageSize, allocator: this.allocator, events })
+      : null;
+  }
+
+  get hasWork(): boolean {
+    return this.running.length > 0 || this.waiting.length > 0;
+  }
+
+  get numRequests(): number {
+    return this.requests.size;
+  }
+
+  /** Queues a request's n choices. Throws (before queueing anything) when it can never run. */
+  addRequest(
+    request: GenerateRequest,
+    emit: (chunk: TokenChunk) => void,
+    onDone: (error: unknown) => void,
+  ): RequestState {
+    this.validate(request);
+    const state: RequestState = {
+      request,
+      namespace: request.cacheNamespace ?? '',
+      sequences: [],
+      emit,
+      onDone,
+      numFinished: 0,
+    };
+    for (let choice = 0; choice < request.n; choice++) {
+      const parent = choice === 0 ? null : state.sequences[0]!;
+      const seq = new Sequence(state, choice, parent, this.nextArrivalIndex++);
+      state.sequences.push(seq);
+      this.waiting.push(seq);
+    }
+    this.requests.set(request.requestId, state);
+    return state;
+  }
+
+  /** Ends every unfinished choice with 'abort' and frees its pages. False when unknown. */
+  abort(requestId: string): boolean {
+    const state = this.requests.get(requestId);
+    if (state === undefined) return false;
+    for (const seq of state.sequences) {
+      if (seq.status === 'finished') continue;
+      this.emitChunk(seq, [], null, 'abort', null);
+      this.finish(seq, 'abort');
+    }
+    return true;
+  }
+
+  /** Frees everything and reports `error` to every live request (executor failure, close). */
+  failAll(error: unknown): void {
+    for (const state of [...this.requests.values()]) {
+      for (const seq of state.sequences) {
+        if (seq.status === 'finished') continue;
+        this.releasePages(seq);
+        seq.status = 'finished';
+      }
+      this.requests.delete(state.request.requestId);
+      state.onDone(error);
+    }
+    this.waiting = [];
+    this.running = [];
+  }
+
+  schedule(): ScheduledBatch | null {
+    if (!this.hasWork) return null;
+    const items: ScheduledItem[] = [];
+    let budget = this.options.maxBatchTokens;
+    let preempted = false;
+    for (let i = 0; i < this.running.length && budget > 0; i++) {
+      const seq = this.running[i]!;
+      const numTokens = Math.min(seq.numPendingTokens, budget, this.options.maxPrefillChunkTokens);
+      const numNewPages = this.pagesFor(seq.numComputedTokens + numTokens) - seq.pageTable.length;
+      if (numNewPages > 0) {
+        while (!this.ensureFreePages(numNewPages)) {
+          const victim = this.running.at(-1)!;
+          preempted = true;
+          if (victim === seq && this.running.length === 1) {
+            // It alone fills the pool: it can never grow; end it as if at the length limit.
+            this.emitChunk(seq, [], null, 'length', null);
+            this.finish(seq, 'length');
+            break;
+          }
+          this.preempt(victim);
+          if (victim === seq) break;
+        }
+        if (seq.status !== 'running') break;
+        this.allocator.allocate(numNewPages, seq.pageTable);
+      }
+      items.push(this.item(seq, numTokens));
+      budget -= numTokens;
+    }
+    // No admissions in a step that had to preempt: the pool is under pressure.
+    if (!preempted) budget = this.admit(items, budget);
+    if (items.length === 0) return null;
+    this.counters.numSteps++;
+    return {
+      items,
+      inputs: items.map((item) => this.input(item)),
+      numTokens: this.options.maxBatchTokens - budget,
+    };
+  }
+
+  /** Applies one forward pass's outputs (in batch order) to the sequences that are still running. */
+  postprocess(batch: ScheduledBatch, outputs: readonly SequenceOutput[]): void {
+    for (let i = 0; i < batch.items.length; i++) {
+      const { seq, numTokens, sample } = batch.items[i]!;
+      if (seq.status !== 'running') continue; // aborted while the forward pass ran
+      seq.numComputedTokens += numTokens;
+      if (sample) {
+        const output = outputs[i]?.samples[0];
+        if (output === undefined) throw new RangeError(`forward returned no sample for sequence ${i}`);
+        this.appendToken(seq, output);
+      }
+      if (seq.status === 'running') this.cacheComputedPages(seq);
+    }
+  }
+
+  load(): LoadReport {
+    let numQueuedPrefillTokens = 0;
+    let numRunningTokens = 0;
+    for (const seq of this.waiting) numQueuedPrefillTokens += seq.tokenIds.length;
+    for (const seq of this.running) {
+      numRunningTokens += seq.tokenIds.length;
+      if (seq.isPrefilling) numQueuedPrefillTokens += seq.numPendingTokens;
+    }
+    return {
+      numWaiting: this.waiting.length,
+      numRunning: this.running.length,
+      numFreePages: this.allocator.numFreePages,
+      numTotalPages: this.allocator.numPages,
+      numEvictablePages: this.cache?.numEvictablePages ?? 0,
+      numQueuedPrefillTokens,
+      numRunningTokens,
+    };
+  }
+
+  /** Every page's refcount equals its holders (sequences + tree); throws a RangeError otherwise. */
+  checkInvariants(): void {
+    const expected = new Int32Array(this.allocator.numPages);
+    for (const seq of this.running) for (const page of seq.pageTable) expected[page]!++;
+    for (const seq of this.waiting)
+      if (seq.pageTable.length > 0) throw new RangeError('waiting sequence holds pages');
+    if (this.cache !== null) for (const page of this.cache.cachedPages()) expected[page]!++;
+    let numHeld = 0;
+    for (let page = 0; page < expected.length; page++) {
+      if (this.allocator.refCount(page) !== expected[page]) {
+        throw new RangeError(
+          `page ${page}: refcount ${this.allocator.refCount(page)}, holders ${expected[page]}`,
+        );
+      }
+      if (expected[page]! > 0) numHeld++;
+    }
+    if (numHeld + this.allocator.numFreePages !== this.allocator.numPages)
+      throw new RangeError('free list mismatch');
+  }
+
+  private validate(request: GenerateRequest): void {
+    const { promptTokenIds, n, maxTokens, minTokens } = request;
+    if (this.requests.has(request.requestId)) throw new DuplicateRequestError(request.requestId);
+    if (promptTokenIds.length === 0) throw new InvalidRequestError('the prompt is empty');
+    if (!Number.isInteger(n) || n < 1)
+      throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
+    }
+    if (!Number.isInteger(minTokens) || minTokens < 0) {
+      throw new InvalidRequestError(`minTokens must be a non-negative integer, got ${minTokens}`);
+    }
+    const vocabSize = this.model.vocabSize;
+    for (const token of promptTokenIds) {
+      if (!Number.isInteger(token) || token < 0 || (vocabSize !== null && token >= vocabSize)) {
+        throw new InvalidRequestError(`prompt token id ${token} is outside the vocabulary`);
+      }
+    }
+    const maxModelLen = this.model.maxModelLen;
+    if (maxModelLen !== null && promptTokenIds.length >= maxModelLen) {
+      throw new RequestTooLongError(
+        `a ${promptTokenIds.length}-token prompt leaves no room (max ${maxModelLen})`,
+      );
+    }
+    if (this.pagesFor(promptTokenIds.length + 1) > this.allocator.numPages) {
+      throw new RequestTooLongError(
+        `a ${promptTokenIds.length}-token prompt needs more than the ${this.allocator.numPages}-page KV pool`,
+      );
+    }
+  }
+
+  private pagesFor(numTokens: number): number {
+    return Math.ceil(numTokens / this.pageSize);
+  }
+
+  private item(seq: Sequence, numTokens: number): ScheduledItem {
+    const startPos = seq.numComputedTokens;
+    return { seq, startPos, numTokens, sample: startPos + numTokens === seq.tokenIds.length };
+  }
+
+  private input(item: ScheduledItem): SequenceInput {
+    const { seq, startPos, numTokens } = item;
+    const tokenIds = new Int32Array(numTokens);
+    for (let i = 0; i < numTokens; i++) tokenIds[i] = seq.tokenIds[startPos + i]!;
+    const numPages = this.pagesFor(startPos + numTokens);
+    const pageTable = new Int32Array(numPages);
+    for (let i = 0; i < numPages; i++) pageTable[i] = seq.pageTable[i]!;
+    const s = seq.sampling;
+    const penalized = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
+    return {
+      tokenIds,
+      startPos,
+      pageTable,
+      sampleIndices: item.sample ? Int32Array.of(numTokens - 1) : noSampleIndices,
+      sampling: s,
+      promptTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(0, seq.numPromptTokens)) : null,
+      outputTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(seq.numPromptTokens)) : null,
+      targetIds: null,
+      returnLogits: false,
+      returnProbs: false,
+    };
+  }
+
+  /** Frees pages (evicting cached ones if needed) until numPages are free. */
+  private ensureFreePages(numPages: number): boolean {
+    const numMissing = numPages - this.allocator.numFreePages;
+    if (numMissing > 0 && this.cache !== null) this.cache.evict(numMissing);
+    return this.allocator.canAllocate(numPages);
+  }
+
+  private admit(items: ScheduledItem[], budget: number): number {
+    let remaining = budget;
+    while (remaining > 0 && this.running.length < this.options.maxRunningSequences) {
+      const index = this.pickWaiting();
+      if (index === -1) break;
+      const seq = this.waiting[index]!;
+      if (this.pagesFor(seq.tokenIds.length) > this.allocator.numPages) {
+        this.emitChunk(seq, [], null, 'length', null);
+        this.finish(seq, 'length');
+        continue;
+      }
+      if (!this.reservePages(seq)) break; // head of line waits for pages
+      this.waiting.splice(index, 1);
+      this.running.push(seq);
+      const numTokens = Math.min(seq.numPendingTokens, remaining, this.options.maxPrefillChunkTokens);
+      items.push(this.item(seq, numTokens));
+      remaining -= numTokens;
+    }
+    return remaining;
+  }
+
+  /** Index in `waiting` of the next sequence to admit, or -1. */
+  private pickWaiting(): number {
+    let best = -1;
+    let bestMatch = -1;
+    for (let i = 0; i < this.waiting.length; i++) {
+      const seq = this.waiting[i]!;
+      if (!this.isReady(seq)) continue;
+      if (this.options.queuePolicy === 'fcfs' || this.cache === null) return i;
+      const match = this.cache.matchLength(seq.state.namespace, seq.tokenIds, seq.tokenIds.length - 1);
+      if (match > bestMatch) {
+        best = i;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  /** Choices > 0 wait until choice 0 has computed the prompt pages they will share. */
+  private isReady(seq: Sequence): boolean {
+    const parent = seq.forkParent;
+    if (parent === null || parent.status === 'finished') return true;
+    if (parent.status === 'waiting') return false;
+    return parent.numComputedTokens >= this.sharedPromptTokens(seq);
+  }
+
+  /** Full prompt pages a fork shares with its parent (the last prompt token is always its own). */
+  private sharedPromptTokens(seq: Sequence): number {
+    return Math.floor((seq.numPromptTokens - 1) / this.pageSize) * this.pageSize;
+  }
+
+  /** Admission: reuse cached (or the parent's) pages, allocate the rest of the sequence's pages. */
+  private reservePages(seq: Sequence): boolean {
+    const numTokens = seq.tokenIds.length;
+    let sharedPages: number[] = [];
+    let lockedNode = null;
+    if (this.cache !== null) {
+      const match = this.cache.match(seq.state.namespace, seq.tokenIds, numTokens - 1);
+      if (match.pages.length > 0) {
+        lockedNode = match.node;
+        this.cache.lock(lockedNode);
+      }
+      sharedPages = match.pages;
+    } else if (seq.forkParent !== null && seq.forkParent.status === 'running') {
+      sharedPages = seq.forkParent.pageTable.slice(0, this.sharedPromptTokens(seq) / this.pageSize);
+    }
+    const numSeqPages = this.pagesFor(numTokens);
+    const numNewPages = numSeqPages - sharedPages.length;
+    const numLeft = seq.state.request.maxTokens - seq.numOutputTokens;
+    const numReserveTokens = Math.min(this.options.decodeReserveTokens, numLeft);
+    const numReservePages = Math.min(
+      this.pagesFor(numTokens + numReserveTokens) - numSeqPages,
+      this.allocator.numPages - numSeqPages,
+    );
+    const numAvailable = this.allocator.numFreePages + (this.cache?.numEvictablePages ?? 0);
+    if (numAvailable < numNewPages + numReservePages || !this.ensureFreePages(numNewPages)) {
+      if (lockedNode !== null) this.cache!.unlock(lockedNode);
+      return false;
+    }
+    for (const page of sharedPages) this.allocator.retain(page);
+    seq.lockedNode = lockedNode;
+    seq.numInsertedPages = lockedNode === null ? 0 : sharedPages.length;
+    seq.numComputedTokens = sharedPages.length * this.pageSize;
+    seq.pageTable = sharedPages;
+    this.allocator.allocate(numNewPages, seq.pageTable);
+    seq.status = 'running';
+    if (seq.numCachedTokens === null) {
+      const parent = seq.forkParent;
+      seq.numCachedTokens = parent === null ? seq.numComputedTokens : (parent.numCachedTokens ?? 0);
+      if (parent === null) {
+        this.counters.numPromptTokens += seq.numPromptTokens;
+        this.counters.numCachedPromptTokens += seq.numCachedTokens;
+      }
+    }
+    return true;
+  }
+
+  /** Retract and recompute later: the newest running sequence gives its pages back. */
+  private preempt(seq: Sequence): void {
+    this.releasePages(seq);
+    this.running.splice(this.running.lastIndexOf(seq), 1);
+    seq.status = 'waiting';
+    seq.numPreemptions++;
+    this.counters.numPreemptions++;
+    this.waiting.unshift(seq);
+  }
+
+  /** Offers the sequence's computed full pages to the prefix cache and keeps their path locked. */
+  private cacheComputedPages(seq: Sequence): void {
+    const cache = this.cache;
+    if (cache === null) return;
+    const numFullPages = Math.floor(seq.numComputedTokens / this.pageSize);
+    if (numFullPages <= seq.numInsertedPages) return;
+    const node = cache.insert(seq.state.namespace, seq.tokenIds, seq.pageTable, numFullPages);
+    cache.lock(node);
+    if (seq.lockedNode !== null) cache.unlock(seq.lockedNode);
+    seq.lockedNode = node;
+    seq.numInsertedPages = numFullPages;
+  }
+
+  private releasePages(seq: Sequence): void {
+    this.cacheComputedPages(seq);
+    for (const page of seq.pageTable) this.allocator.release(page);
+    if (seq.lockedNode !== null) this.cache!.unlock(seq.lockedNode);
+    seq.pageTable = [];
+    seq.lockedNode = null;
+    seq.numComputedTokens = 0;
+    seq.numInsertedPages = 0;
+  }
+
+  private appendToken(seq: Sequence, sample: SampleOutput): void {
+    const token = sample.tokenId;
+    seq.tokenIds.push(token);
+    const request = seq.state.request;
+    const numOutput = seq.numOutputTokens;
+    let finishReason: FinishReason | null = null;
+    let matchedStopTokenId: number | null = null;
+    if (numOutput >= request.minTokens) {
+      if (!request.ignoreEos && this.eosTokenIds.has(token)) {
+        finishReason = 'stop';
+      } else if (request.stopTokenIds.includes(token)) {
+        finishReason = 'stop';
+        matchedStopTokenId = token;
+      }
+    }
+    const maxModelLen = this.model.maxModelLen;
+    if (
+      finishReason === null &&
+      (numOutput >= request.maxTokens || (maxModelLen !== null && seq.tokenIds.length >= maxModelLen))
+    ) {
+      finishReason = 'length';
+    }
+    this.emitChunk(seq, [token], sample, finishReason, matchedStopTokenId);
+    if (finishReason !== null) this.finish(seq, finishReason);
+  }
+
+  private emitChunk(
+    seq: Sequence,
+    tokenIds: number[],
+    sample: SampleOutput | null,
+    finishReason: FinishReason | null,
+    matchedStopTokenId: number | null,
+  ): void {
+    const request = seq.state.request;
+    const withLogprobs = request.logprobs;
+    seq.state.emit({
+      choiceIndex: seq.choiceIndex,
+      tokenIds,
+      logprobs: withLogprobs ? (sample === null ? [] : [sample.logprob]) : null,
+      topLogprobs: withLogprobs ? (sample === null ? [] : [sample.topLogprobs]) : null,
+      finishReason,
+      matchedStopTokenId,
+      numPromptTokens: seq.numPromptTokens,
+      numCachedTokens: seq.numCachedTokens ?? 0,
+    });
+  }
+
+  private finish(seq: Sequence, reason: FinishReason): void {
+    const queue = seq.status === 'running' ? this.running : this.waiting;
+    const index = queue.indexOf(seq);
+    if (index !== -1) queue.splice(index, 1);
+    this.releasePages(seq);
+    seq.status = 'finished';
+    seq.finishReason = reason;
+    const state = seq.state;
+    state.numFinished++;
+    if (state.numFinished === state.sequences.length) {
+      this.requests.delete(state.request.requestId);
+      state.onDone(null);
+    }
+  }
+}

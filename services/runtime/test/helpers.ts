@@ -1,0 +1,88 @@
+// Request builders and stream collectors shared by the runtime tests.
+import type { GenerateRequest, TokenChunk } from '../src/engine.ts';
+import type { SamplingParams } from '../src/executor-port.ts';
+
+export const greedy: SamplingParams = {
+  temperature: 0,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  repetitionPenalty: 1,
+  frequencyPenalty: 0,
+  presencePenalty: 0,
+  logitBias: null,
+  seed: null,
+  numTopLogprobs: 0,
+  allowedTokenIds: null,
+};
+
+export function request(
+  requestId: string,
+  promptTokenIds: readonly number[],
+  maxTokens: number,
+  extra: Partial<GenerateRequest> = {},
+): GenerateRequest {
+  return {
+    requestId,
+    promptTokenIds,
+    sampling: greedy,
+    maxTokens,
+    minTokens: 0,
+    stopTokenIds: [],
+    ignoreEos: true,
+    n: 1,
+    logprobs: false,
+    cacheNamespace: null,
+    ...extra,
+  };
+}
+
+export interface Choice {
+  tokenIds: number[];
+  finishReason: string | null;
+  matchedStopTokenId: number | null;
+  numCachedTokens: number;
+  numChunks: number;
+}
+
+/** Reads a stream to its end; per choice: tokens, finish reason, cached tokens. */
+export async function collect(stream: AsyncIterable<TokenChunk>): Promise<Choice[]> {
+  const choices: Choice[] = [];
+  for await (const chunk of stream) {
+    let choice = choices[chunk.choiceIndex];
+    if (choice === undefined) {
+      choice = {
+        tokenIds: [],
+        finishReason: null,
+        matchedStopTokenId: null,
+        numCachedTokens: 0,
+        numChunks: 0,
+      };
+      choices[chunk.choiceIndex] = choice;
+    }
+    if (choice.finishReason !== null)
+      throw new Error(`chunk after the last one of choice ${chunk.choiceIndex}`);
+    choice.tokenIds.push(...chunk.tokenIds);
+    choice.finishReason = chunk.finishReason;
+    choice.matchedStopTokenId = chunk.matchedStopTokenId;
+    choice.numCachedTokens = chunk.numCachedTokens;
+    choice.numChunks++;
+  }
+  return choices;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomTokens(random: () => number, length: number, vocabSize: number): number[] {
+  return Array.from({ length }, () => 3 + Math.floor(random() * (vocabSize - 3)));
+}
