@@ -93,7 +93,9 @@ describe('scheduler against the shadow executor', () => {
       const sampling = { ...request('x', [], 1).sampling, temperature: 1, seed: 100 };
       const choices = await collect(e.generate(request('n3', prompt, 6, { n: 3, sampling })));
       assert.equal(choices.length, 3);
-      choices.forEach((choice, i) => assert.deepEqual(choice.tokenIds, shadowGenerate(prompt, 6, 100 + i)));
+      for (const [i, choice] of choices.entries()) {
+        assert.deepEqual(choice.tokenIds, shadowGenerate(prompt, 6, 100 + i));
+      }
       // Choice 0 computes the prompt; the others only the last partial page (28 shared tokens).
       assert.equal(e.stats().numForwardTokens, 30 + 2 * 2 + 3 * 5);
       assertDrained(e);
