@@ -1,0 +1,92 @@
+// Shared test helpers: fixture discovery, golden files, sequential greedy decoding.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defaultSampling, type Executor, type SamplingParams, type SequenceInput } from '../src/index.ts';
+
+export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface GoldenCase {
+  prompt_ids: number[];
+  greedy_ids: number[];
+  last_prompt_logits?: number[];
+  sequence_logprobs?: number[];
+}
+
+export interface Fixture {
+  name: string;
+  dir: string;
+  cases: GoldenCase[];
+}
+
+const fixtureNames = ['tiny-llama', 'tiny-llama-bf16', 'tiny-llama31', 'tiny-qwen2', 'tiny-qwen3'];
+
+export function loadFixtures(): Fixture[] {
+  return fixtureNames.map((name) => {
+    const dir = `${repoRoot}test/fixtures/${name}`;
+    const golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as { cases: GoldenCase[] };
+    return { name, dir, cases: golden.cases };
+  });
+}
+
+/** The demo model: its golden has text_cases only (48 greedy tokens each). */
+export function loadDemo(): Fixture {
+  const dir = `${repoRoot}deploy/models/tandem-demo-code`;
+  const golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as { text_cases: GoldenCase[] };
+  return { name: 'tandem-demo-code', dir, cases: golden.text_cases };
+}
+
+export function seqInput(
+  fields: Partial<SequenceInput> & Pick<SequenceInput, 'tokenIds' | 'pageTable'>,
+): SequenceInput {
+  return {
+    startPos: 0,
+    sampleIndices: Int32Array.of(fields.tokenIds.length - 1),
+    sampling: defaultSampling(),
+    promptTokenIds: null,
+    outputTokenIds: null,
+    targetIds: null,
+    returnLogits: false,
+    returnProbs: false,
+    ...fields,
+  };
+}
+
+/** Pages [first, first + count) as a page table. */
+export function pageRange(first: number, count: number): Int32Array {
+  return Int32Array.from({ length: count }, (_, i) => first + i);
+}
+
+/** Prefill the whole prompt, then decode one token per call. */
+export async function generateSequential(
+  ex: Executor,
+  promptIds: number[],
+  numTokens: number,
+  pageTable: Int32Array,
+  sampling: SamplingParams = defaultSampling(),
+): Promise<{ tokenIds: number[]; logprobs: number[]; firstLogits: Float32Array | null }> {
+  const tokenIds: number[] = [];
+  const logprobs: number[] = [];
+  let firstLogits: Float32Array | null = null;
+  let input = Int32Array.from(promptIds);
+  let startPos = 0;
+  while (tokenIds.length < numTokens) {
+    const [out] = await ex.forward([
+      seqInput({ tokenIds: input, startPos, pageTable, sampling, returnLogits: tokenIds.length === 0 }),
+    ]);
+    const sample = out?.samples[0];
+    if (sample === undefined) throw new Error('no sample');
+    if (tokenIds.length === 0) firstLogits = sample.logits;
+    tokenIds.push(sample.tokenId);
+    logprobs.push(sample.logprob);
+    startPos += input.length;
+    input = Int32Array.of(sample.tokenId);
+  }
+  return { tokenIds, logprobs, firstLogits };
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] ?? 0) - (b[i] ?? 0)));
+  return m;
+}
