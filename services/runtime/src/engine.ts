@@ -2,6 +2,7 @@
 // The step loop (schedule -> executor.forward -> postprocess) lives here; policy lives in
 // scheduler.ts, pages in page-allocator.ts / radix-cache.ts.
 
+import { Executor } from '@tandem/executor';
 import { ChunkStream } from './chunk-stream.ts';
 import { EngineClosedError, ExecutorFailedError } from './errors.ts';
 import type { ExecutorOptions, KvLayout, ModelExecutor, ModelInfo, SamplingParams } from './executor-port.ts';
@@ -114,22 +115,22 @@ export class Engine {
   private closed = false;
 
   static async create(options: EngineOptions): Promise<Engine> {
-    const executor = 'forward' in options.executor ? options.executor : await openExecutor(options.executor);
+    const executor = 'forward' in options.executor ? options.executor : await Executor.open(options.executor);
     return new Engine(executor, { ...defaultSchedulerOptions, ...options.scheduler });
   }
 
   constructor(executor: ModelExecutor, options: SchedulerOptions) {
     this.executor = executor;
-    this.modelInfo = executor.modelInfo;
+    this.modelInfo = executor.info;
     this.kvLayout = executor.kvLayout;
     this.scheduler = new Scheduler(
       options,
       {
         numPages: executor.kvLayout.numPages,
         pageSize: executor.kvLayout.pageSize,
-        eosTokenIds: executor.modelInfo.eosTokenIds,
-        vocabSize: executor.modelInfo.vocabSize,
-        maxModelLen: executor.modelInfo.maxPositionEmbeddings,
+        eosTokenIds: executor.info.eosTokenIds,
+        vocabSize: executor.info.vocabSize,
+        maxModelLen: executor.info.maxPositionEmbeddings,
       },
       this.events,
     );

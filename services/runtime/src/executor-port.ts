@@ -1,6 +1,7 @@
-// What the engine needs from an executor. @tandem/executor's Executor satisfies it; the scheduler
-// bench drives the scheduler without one.
-// TODO(executor): import from '@tandem/executor' once native/executor/src/index.ts lands.
+// What the engine needs from an executor. @tandem/executor's Executor satisfies it; tests can
+// pass another implementation (the shadow executor) and the scheduler bench needs none.
+import type { ExecutorStats, KvLayout, ModelInfo, SequenceInput, SequenceOutput } from '@tandem/executor';
+
 export type {
   ExecutorOptions,
   ExecutorStats,
@@ -10,18 +11,10 @@ export type {
   SamplingParams,
   SequenceInput,
   SequenceOutput,
-} from '../../../native/executor/src/types.ts';
-
-import type {
-  ExecutorStats,
-  KvLayout,
-  ModelInfo,
-  SequenceInput,
-  SequenceOutput,
-} from '../../../native/executor/src/types.ts';
+} from '@tandem/executor';
 
 export interface ModelExecutor {
-  readonly modelInfo: ModelInfo;
+  readonly info: ModelInfo;
   readonly kvLayout: KvLayout;
   readonly stats: ExecutorStats;
   /** One batched forward pass, off the JS thread. Outputs are in batch order. */

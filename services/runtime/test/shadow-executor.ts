@@ -7,13 +7,7 @@
 // true tokens.
 
 import { setImmediate } from 'node:timers/promises';
-import type {
-  ExecutorStats,
-  KvLayout,
-  ModelInfo,
-  SequenceInput,
-  SequenceOutput,
-} from '../../../native/executor/src/types.ts';
+import type { ExecutorStats, KvLayout, ModelInfo, SequenceInput, SequenceOutput } from '@tandem/executor';
 import type { ModelExecutor } from '../src/executor-port.ts';
 
 export const shadowVocabSize = 50;
@@ -44,7 +38,7 @@ export function shadowGenerate(
 }
 
 export class ShadowExecutor implements ModelExecutor {
-  readonly modelInfo: ModelInfo;
+  readonly info: ModelInfo;
   readonly kvLayout: KvLayout;
   readonly stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0 };
   private readonly pool: Int32Array; // [numPages * pageSize] token id stored at each KV slot, -1 empty
@@ -55,7 +49,7 @@ export class ShadowExecutor implements ModelExecutor {
   constructor(options: { numPages: number; pageSize: number; maxPositionEmbeddings?: number }) {
     this.pageSize = options.pageSize;
     this.pool = new Int32Array(options.numPages * options.pageSize).fill(-1);
-    this.modelInfo = {
+    this.info = {
       architecture: 'ShadowForTests',
       modelType: 'shadow',
       numLayers: 1,
