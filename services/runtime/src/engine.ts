@@ -96,15 +96,6 @@ export interface EngineOptions {
   scheduler?: Partial<SchedulerOptions>;
 }
 
-async function openExecutor(options: ExecutorOptions): Promise<ModelExecutor> {
-  // TODO(executor): a static import once @tandem/executor exports its Executor facade.
-  const specifier = '@tandem/executor';
-  const module = (await import(specifier)) as {
-    Executor: { open(o: ExecutorOptions): Promise<ModelExecutor> };
-  };
-  return module.Executor.open(options);
-}
-
 export class Engine {
   readonly modelInfo: ModelInfo;
   readonly kvLayout: KvLayout;
