@@ -64,6 +64,8 @@ async function sweepCommand(argv: string[]): Promise<number> {
   if (o.rates === undefined || o['out-dir'] === undefined)
     throw new BenchConfigError('sweep needs --rates and --out-dir');
   const rates = o.rates.split(',').map((r) => requestRate(r.trim()));
+  if (rates.some((r) => !Number.isFinite(r)))
+    throw new BenchConfigError('sweep --rates must be finite rates (req/s)');
   const model = await resolveModel(o);
   const label = o.label ?? o.workload;
   const sweep = await runSweep(
