@@ -90,3 +90,25 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] ?? 0) - (b[i] ?? 0)));
   return m;
 }
+
+/** A small seeded PRNG (mulberry32) for reproducible schedules. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Shuffled page ids [0, numPages): sequences get scattered, non-contiguous pages. */
+export function shuffledPages(numPages: number, random: () => number): number[] {
+  const pages = Array.from({ length: numPages }, (_, i) => i);
+  for (let i = pages.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [pages[i], pages[j]] = [pages[j] as number, pages[i] as number];
+  }
+  return pages;
+}
