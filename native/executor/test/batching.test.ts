@@ -35,7 +35,7 @@ for (const fixture of loadFixtures()) {
       await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages });
 
       // Sequential reference through the same executor.
-      const reference = [];
+      const reference: Awaited<ReturnType<typeof generateSequential>>[] = [];
       for (const c of fixture.cases) {
         reference.push(await generateSequential(ex, c.prompt_ids, maxTokens, pageRange(0, numPages)));
       }
@@ -93,14 +93,14 @@ for (const fixture of loadFixtures()) {
     });
 
     test('page sizes 1, 16 and 64 give identical results', async () => {
-      const results = [];
+      const results: Awaited<ReturnType<typeof generateSequential>>[][] = [];
       for (const pageSize of [1, 16, 64]) {
         const maxLen = Math.max(...fixture.cases.map((c) => c.prompt_ids.length)) + 24;
         const numPages = Math.ceil(maxLen / pageSize);
         await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages });
         // Reverse order: page ids are not positions.
         const pageTable = Int32Array.from({ length: numPages }, (_, i) => numPages - 1 - i);
-        const perCase = [];
+        const perCase: Awaited<ReturnType<typeof generateSequential>>[] = [];
         for (const c of fixture.cases)
           perCase.push(await generateSequential(ex, c.prompt_ids, 24, pageTable));
         results.push(perCase);
@@ -114,7 +114,7 @@ for (const fixture of loadFixtures()) {
           assert.deepEqual(r.firstLogits, first[i]?.firstLogits);
         });
       }
-      first.forEach((r, i) => assert.deepEqual(r.tokenIds, fixture.cases[i]?.greedy_ids));
+      for (const [i, r] of first.entries()) assert.deepEqual(r.tokenIds, fixture.cases[i]?.greedy_ids);
     });
   });
 }
