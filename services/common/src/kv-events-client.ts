@@ -9,7 +9,10 @@ import {
   create,
   fromBinary,
   type KvEventBatch,
+  KvEventBatchSchema,
   toBinary,
+  type WorkerLoad,
+  WorkerLoadSchema,
 } from '@tandem/proto';
 import { TimeoutError } from './errors.ts';
 import { subjects } from './subjects.ts';
@@ -170,4 +173,116 @@ export function joinDumpChunks(workerId: string, chunks: readonly BlockDumpChunk
     }
   }
   return { workerId, startedAtMs: first.startedAtMs, seq: first.seq, blocks };
+}
+
+export interface KvEventFollowerOptions {
+  /** Called after each gap is noticed (before the resync). */
+  onGap?: (gap: Extract<ApplyResult, { type: 'gap' }>) => void;
+  dumpTimeoutMs?: number;
+}
+
+/**
+ * Keeps a KvBlockMirror of one worker current: applies its event batches, watches its load
+ * reports for a kv_seq the mirror never reached (lost tail), and on any gap fetches a dump,
+ * resets, and re-applies the batches that arrived meanwhile. start() subscribes on NATS; tests
+ * may instead feed handle() / handleLoad() themselves.
+ */
+export class KvEventFollower {
+  readonly mirror: KvBlockMirror;
+  readonly gaps: Extract<ApplyResult, { type: 'gap' }>[] = [];
+  numResyncs = 0;
+  readonly #nc: NatsConnection;
+  readonly #options: KvEventFollowerOptions;
+  #queue: KvEventBatch[] | null = null; // non-null while a resync is in flight
+  #subscriptions: { unsubscribe(): void }[] = [];
+  #resyncDone: Promise<void> = Promise.resolve();
+
+  constructor(nc: NatsConnection, workerId: string, options: KvEventFollowerOptions = {}) {
+    this.#nc = nc;
+    this.mirror = new KvBlockMirror(workerId);
+    this.#options = options;
+  }
+
+  /** Subscribes to the worker's events and load reports. */
+  async start(): Promise<void> {
+    const workerId = this.mirror.workerId;
+    this.#subscriptions.push(
+      this.#nc.subscribe(subjects.kvEvents(workerId), {
+        callback: (error, message) => {
+          if (error === null) this.handle(fromBinary(KvEventBatchSchema, message.data));
+        },
+      }),
+      this.#nc.subscribe(subjects.load(workerId), {
+        callback: (error, message) => {
+          if (error === null) this.handleLoad(fromBinary(WorkerLoadSchema, message.data));
+        },
+      }),
+    );
+    await this.#nc.flush();
+  }
+
+  stop(): void {
+    for (const subscription of this.#subscriptions) subscription.unsubscribe();
+    this.#subscriptions = [];
+  }
+
+  /** Resolves when no resync is in flight. */
+  settled(): Promise<void> {
+    return this.#resyncDone;
+  }
+
+  handle(batch: KvEventBatch): void {
+    if (this.#queue !== null) {
+      this.#queue.push(batch);
+      return;
+    }
+    const result = this.mirror.apply(batch);
+    if (result.type === 'gap') this.#startResync(result, [batch]);
+  }
+
+  handleLoad(load: WorkerLoad): void {
+    if (this.#queue !== null || !this.mirror.isBehind(load.kvSeq, load.startedAtMs)) return;
+    const expectedSeq = (this.mirror.seq ?? 0n) + 1n;
+    const restarted = this.mirror.startedAtMs !== null && this.mirror.startedAtMs !== load.startedAtMs;
+    this.#startResync({ type: 'gap', expectedSeq, receivedSeq: load.kvSeq, restarted }, []);
+  }
+
+  #startResync(gap: Extract<ApplyResult, { type: 'gap' }>, pending: KvEventBatch[]): void {
+    this.gaps.push(gap);
+    this.#options.onGap?.(gap);
+    this.#queue = pending;
+    this.#resyncDone = this.#resync();
+  }
+
+  async #resync(): Promise<void> {
+    for (;;) {
+      try {
+        const dump = await requestBlockDump(this.#nc, this.mirror.workerId, {
+          timeoutMs: this.#options.dumpTimeoutMs ?? 5000,
+        });
+        this.mirror.reset(dump);
+        this.numResyncs++;
+      } catch {
+        // The worker may be gone or busy; the next batch or load report tries again.
+        this.#queue = null;
+        this.mirror.seq = null;
+        this.mirror.startedAtMs = null;
+        return;
+      }
+      const queued = this.#queue ?? [];
+      this.#queue = null;
+      let gapAgain: Extract<ApplyResult, { type: 'gap' }> | null = null;
+      for (let i = 0; i < queued.length; i++) {
+        const result = this.mirror.apply(queued[i]!);
+        if (result.type === 'gap') {
+          gapAgain = result;
+          this.#queue = queued.slice(i);
+          break;
+        }
+      }
+      if (gapAgain === null) return;
+      this.gaps.push(gapAgain);
+      this.#options.onGap?.(gapAgain);
+    }
+  }
 }

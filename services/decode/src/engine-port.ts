@@ -8,7 +8,7 @@ import type {
   TokenChunk,
 } from '@tandem/runtime';
 
-export type ModelInfo = ModelExecutor['modelInfo'];
+export type ModelInfo = ModelExecutor['info'];
 export type KvLayout = ModelExecutor['kvLayout'];
 export type SamplingParams = GenerateRequest['sampling'];
 

@@ -4,4 +4,5 @@ export type { ModelFacts, WorkerEngine } from './engine-port.ts';
 export * from './errors.ts';
 export { KvEventPublisher } from './kv-event-publisher.ts';
 export { startUnifiedWorker, type UnifiedWorker, type UnifiedWorkerOptions } from './unified-worker.ts';
+export { runWorkerCommand, workerUsage } from './worker-command.ts';
 export { WorkerService, type WorkerServiceOptions } from './worker-service.ts';

@@ -1,0 +1,39 @@
+// The reference checkpoints (test/fixtures/README.md) and their golden outputs.
+import { readFileSync } from 'node:fs';
+
+export const fixturesDir = new URL('../../../test/fixtures/', import.meta.url).pathname;
+export const fixtureNames = [
+  'tiny-llama',
+  'tiny-llama-bf16',
+  'tiny-llama31',
+  'tiny-qwen2',
+  'tiny-qwen3',
+] as const;
+
+export interface GoldenTextCase {
+  prompt: string;
+  prompt_ids: number[];
+  greedy_ids: number[];
+  greedy_text: string;
+}
+
+export interface GoldenChatCase {
+  messages: { role: string; content: string }[];
+  prompt_ids: number[];
+  greedy_ids: number[];
+  greedy_text: string;
+}
+
+export interface Golden {
+  cases: { prompt_ids: number[]; greedy_ids: number[] }[];
+  text_cases: GoldenTextCase[];
+  chat_cases: GoldenChatCase[];
+}
+
+export function modelDir(name: string): string {
+  return `${fixturesDir}${name}`;
+}
+
+export function loadGolden(name: string): Golden {
+  return JSON.parse(readFileSync(`${modelDir(name)}/golden.json`, 'utf8')) as Golden;
+}
