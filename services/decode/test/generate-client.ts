@@ -18,13 +18,14 @@ export async function generate(
   const choices: ChoiceResult[] = [];
   for await (const response of client.generate(request, options)) {
     for (const delta of response.choices) {
-      const choice = (choices[delta.index] ??= {
+      const choice = choices[delta.index] ?? {
         tokenIds: [],
         finishReason: FinishReason.UNSPECIFIED,
         numPromptTokens: 0,
         numCachedTokens: 0,
         numMessages: 0,
-      });
+      };
+      choices[delta.index] = choice;
       choice.tokenIds.push(...delta.tokenIds);
       choice.numMessages++;
       choice.numPromptTokens = response.numPromptTokens;
