@@ -13,4 +13,12 @@ export {
 } from './errors.ts';
 export { defaultSampling, Executor, measureMemoryBandwidth } from './executor.ts';
 export { isAddonBuilt, loadAddon } from './loader.ts';
+export {
+  float32Tensor,
+  readSafetensorsHeader,
+  type SafetensorsDType,
+  type TensorEntry,
+  type TensorToWrite,
+  writeSafetensors,
+} from './safetensors.ts';
 export type * from './types.ts';

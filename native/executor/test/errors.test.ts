@@ -1,0 +1,241 @@
+// Broken checkpoints and bad batches reject with named errors that say what is wrong, and the
+// process (and the executor) survive.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  CheckpointError,
+  ConfigError,
+  Executor,
+  ExecutorClosedError,
+  InvalidInputError,
+  readSafetensorsHeader,
+  type TensorToWrite,
+  writeSafetensors,
+} from '../src/index.ts';
+import { loadFixtures, pageRange, seqInput } from './helpers.ts';
+
+const good = loadFixtures().find((f) => f.name === 'tiny-llama');
+assert.ok(good);
+const goodDir = good.dir;
+let scratch: string;
+
+/** A copy of tiny-llama whose tensors pass through `edit` (drop one, change a shape). */
+function brokenCheckpoint(name: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[]): string {
+  const dir = join(scratch, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  copyFileSync(join(goodDir, 'config.json'), join(dir, 'config.json'));
+  const file = join(goodDir, 'model.safetensors');
+  const { tensors, dataStart } = readSafetensorsHeader(file);
+  const bytes = readFileSync(file);
+  const list: TensorToWrite[] = Object.entries(tensors).map(([tensorName, t]) => ({
+    name: tensorName,
+    dtype: t.dtype,
+    shape: t.shape,
+    bytes: bytes.subarray(dataStart + t.data_offsets[0], dataStart + t.data_offsets[1]),
+    numBytes: t.data_offsets[1] - t.data_offsets[0],
+  }));
+  writeSafetensors(join(dir, 'model.safetensors'), edit(list));
+  return dir;
+}
+
+async function assertStillWorks(): Promise<void> {
+  await using ex = await Executor.open({ modelDir: goodDir, pageSize: 16, numPages: 4 });
+  const [out] = await ex.forward([
+    seqInput({ tokenIds: Int32Array.of(5, 9, 13), pageTable: pageRange(0, 1) }),
+  ]);
+  assert.equal(typeof out?.samples[0]?.tokenId, 'number');
+}
+
+describe('broken checkpoints', () => {
+  before(() => {
+    scratch = mkdtempSync(join(tmpdir(), 'tandem-executor-errors-'));
+  });
+  after(() => {
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  test('missing tensor', async () => {
+    const dir = brokenCheckpoint('missing', (ts) =>
+      ts.filter((t) => t.name !== 'model.layers.1.mlp.down_proj.weight'),
+    );
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof CheckpointError, String(err));
+      assert.equal(err.code, 'CHECKPOINT');
+      assert.match(err.message, /model\.layers\.1\.mlp\.down_proj\.weight.*missing/);
+      return true;
+    });
+    await assertStillWorks();
+  });
+
+  test('wrong shape', async () => {
+    const dir = brokenCheckpoint('shape', (ts) =>
+      ts.map((t) =>
+        t.name === 'model.layers.0.mlp.gate_proj.weight' ? { ...t, shape: [...t.shape].reverse() } : t,
+      ),
+    );
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof CheckpointError, String(err));
+      assert.match(err.message, /gate_proj\.weight" has shape \[64, 160\], expected \[160, 64\]/);
+      return true;
+    });
+    await assertStillWorks();
+  });
+
+  test('unknown architecture', async () => {
+    const dir = brokenCheckpoint('arch', (ts) => ts);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    config.architectures = ['GPT2LMHeadModel'];
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.equal(err.code, 'CONFIG');
+      assert.match(err.message, /unsupported architecture "GPT2LMHeadModel"/);
+      return true;
+    });
+    await assertStillWorks();
+  });
+
+  test('truncated file', async () => {
+    const dir = brokenCheckpoint('truncated', (ts) => ts);
+    const file = join(dir, 'model.safetensors');
+    const bytes = readFileSync(file);
+    writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof CheckpointError, String(err));
+      assert.match(err.message, /truncated/);
+      return true;
+    });
+    await assertStillWorks();
+  });
+
+  test('missing config.json and missing weights', async () => {
+    await assert.rejects(Executor.open({ modelDir: join(scratch, 'nothing-here') }), ConfigError);
+    const dir = join(scratch, 'no-weights');
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(goodDir, 'config.json'), join(dir, 'config.json'));
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof CheckpointError);
+      assert.match(err.message, /no model\.safetensors/);
+      return true;
+    });
+  });
+
+  test('sharded checkpoint via model.safetensors.index.json loads the same model', async () => {
+    const dir = join(scratch, 'sharded');
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(join(goodDir, 'config.json'), join(dir, 'config.json'));
+    const file = join(goodDir, 'model.safetensors');
+    const { tensors, dataStart } = readSafetensorsHeader(file);
+    const bytes = readFileSync(file);
+    const all: TensorToWrite[] = Object.entries(tensors).map(([name, t]) => ({
+      name,
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: bytes.subarray(dataStart + t.data_offsets[0], dataStart + t.data_offsets[1]),
+      numBytes: t.data_offsets[1] - t.data_offsets[0],
+    }));
+    const half = Math.floor(all.length / 2);
+    const shards = {
+      'model-00001-of-00002.safetensors': all.slice(0, half),
+      'model-00002-of-00002.safetensors': all.slice(half),
+    };
+    const weightMap: Record<string, string> = {};
+    for (const [shard, list] of Object.entries(shards)) {
+      writeSafetensors(join(dir, shard), list);
+      for (const t of list) weightMap[t.name] = shard;
+    }
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
+    await using sharded = await Executor.open({ modelDir: dir, pageSize: 16, numPages: 4 });
+    await using single = await Executor.open({ modelDir: goodDir, pageSize: 16, numPages: 4 });
+    const input = seqInput({
+      tokenIds: Int32Array.of(5, 9, 13, 4),
+      pageTable: pageRange(0, 1),
+      returnLogits: true,
+    });
+    const [a] = await sharded.forward([input]);
+    const [b] = await single.forward([input]);
+    assert.deepEqual(a?.samples[0]?.logits, b?.samples[0]?.logits);
+  });
+});
+
+describe('bad batches', () => {
+  let ex: Executor;
+  before(async () => {
+    ex = await Executor.open({ modelDir: goodDir, pageSize: 4, numPages: 8 });
+  });
+  after(async () => {
+    await ex.close();
+  });
+
+  const cases: [string, Parameters<typeof seqInput>[0], RegExp][] = [
+    [
+      'page id out of range',
+      { tokenIds: Int32Array.of(1, 2), pageTable: Int32Array.of(8) },
+      /page id 8 is outside the pool/,
+    ],
+    [
+      'page table too short',
+      { tokenIds: Int32Array.of(1, 2, 3, 4, 5), pageTable: Int32Array.of(0) },
+      /pageTable has 1 pages/,
+    ],
+    [
+      'token id outside the vocabulary',
+      { tokenIds: Int32Array.of(1, 512), pageTable: Int32Array.of(0) },
+      /token id 512/,
+    ],
+    ['negative token id', { tokenIds: Int32Array.of(-1), pageTable: Int32Array.of(0) }, /token id -1/],
+    [
+      'position past max_position_embeddings',
+      { tokenIds: Int32Array.of(1), startPos: 4096, pageTable: pageRange(0, 8) },
+      /exceed max_position_embeddings/,
+    ],
+    [
+      'sample index outside tokenIds',
+      { tokenIds: Int32Array.of(1), pageTable: Int32Array.of(0), sampleIndices: Int32Array.of(3) },
+      /sample index 3/,
+    ],
+    ['empty tokenIds', { tokenIds: new Int32Array(0), pageTable: Int32Array.of(0) }, /tokenIds is empty/],
+  ];
+  for (const [name, input, message] of cases) {
+    test(name, async () => {
+      await assert.rejects(ex.forward([seqInput(input)]), (err: unknown) => {
+        assert.ok(err instanceof InvalidInputError, String(err));
+        assert.match(err.message, message);
+        return true;
+      });
+      const [out] = await ex.forward([
+        seqInput({ tokenIds: Int32Array.of(5, 9), pageTable: Int32Array.of(0) }),
+      ]);
+      assert.equal(typeof out?.samples[0]?.tokenId, 'number');
+    });
+  }
+
+  test('a typed-array field of the wrong type', async () => {
+    const bad = {
+      ...seqInput({ tokenIds: Int32Array.of(1), pageTable: Int32Array.of(0) }),
+      pageTable: [0] as unknown as Int32Array,
+    };
+    await assert.rejects(ex.forward([bad]), InvalidInputError);
+  });
+
+  test('close is idempotent and later calls reject', async () => {
+    const other = await Executor.open({ modelDir: goodDir, pageSize: 16, numPages: 2 });
+    const pending = other.forward([
+      seqInput({ tokenIds: Int32Array.of(1, 2, 3), pageTable: Int32Array.of(0) }),
+    ]);
+    await other.close();
+    await other.close();
+    assert.equal((await pending)[0]?.samples.length, 1); // queued work finishes before close
+    await assert.rejects(
+      other.forward([seqInput({ tokenIds: Int32Array.of(1), pageTable: Int32Array.of(0) })]),
+      ExecutorClosedError,
+    );
+  });
+});
