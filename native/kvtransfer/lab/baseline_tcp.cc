@@ -1,10 +1,11 @@
 // The bench's reference point: plain blocking send/recv of one contiguous buffer over loopback,
-// one connection, the same socket tuning as the engine. A receiver thread reads `bytes` and
+// one connection, the same socket tuning as the engine (buffers, TCP_NODELAY, timeout slices). A receiver thread reads `bytes` and
 // answers one byte; the sender times send-all -> answer. Prints one JSON line per size:
 //   kvt_baseline <reps> <bytes>...   ->   {"bytes":N,"reps":R,"seconds":[...],"gbps":best}
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
         uint64_t got = 0;
         while (got < bytes) {
           ssize_t n = ::recv(fd, dst.data() + got, bytes - got, 0);
+          if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;  // tuneSocket's timeout slice
           if (n <= 0) std::exit(1);
           got += uint64_t(n);
         }
@@ -59,11 +61,15 @@ int main(int argc, char** argv) {
       uint64_t sent = 0;
       while (sent < bytes) {
         ssize_t n = ::send(fd, src.data() + sent, bytes - sent, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (n <= 0) return 1;
         sent += uint64_t(n);
       }
       char ack;
-      if (::recv(fd, &ack, 1, MSG_WAITALL) != 1) return 1;
+      ssize_t n;
+      while ((n = ::recv(fd, &ack, 1, 0)) < 0 && (errno == EAGAIN || errno == EINTR)) {
+      }
+      if (n != 1) return 1;
       double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       best = std::min(best, seconds);
       std::printf("%s%.6f", r ? "," : "", seconds);

@@ -40,17 +40,6 @@ int Deadline::pollMs() const {
 
 static std::string errnoText(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
-// Waits until fd is ready for `events`; throws Timeout when the deadline passes first.
-static void waitReady(int fd, short events, Deadline deadline) {
-  for (;;) {
-    struct pollfd p = {fd, events, 0};
-    int rc = ::poll(&p, 1, deadline.pollMs());
-    if (rc > 0) return;  // ready, or an error the next syscall reports
-    if (rc == 0) throw KvtError(ErrorCode::Timeout, "socket wait passed its deadline");
-    if (errno != EINTR) throw KvtError(ErrorCode::Io, errnoText("poll"));
-  }
-}
-
 static void throwIoErrno(const char* what) {
   if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN || errno == ESHUTDOWN)
     throw KvtError(ErrorCode::PeerClosed, errnoText(what));
@@ -63,6 +52,10 @@ void tuneSocket(int fd) {
   int bufBytes = 8 << 20;
   ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufBytes, sizeof bufBytes);
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufBytes, sizeof bufBytes);
+  // Blocking calls return at least every slice so the caller can check its deadline.
+  struct timeval slice = {0, kIoSliceMs * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
 }
 
 int connectTo(const std::string& host, uint16_t port, Deadline deadline) {
@@ -145,18 +138,18 @@ void sendAll(int fd, const void* data, size_t length, Deadline deadline) {
 
 void writevAll(int fd, struct iovec* iov, int iovCount, Deadline deadline) {
   while (iovCount > 0) {
-    // Non-blocking attempt, then poll with the deadline: a stalled peer cannot hold us forever.
+    // Blocking send: one syscall moves as much as the socket buffer takes; SO_SNDTIMEO bounds it.
     struct msghdr msg = {};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(std::min(iovCount, IOV_MAX));
-    ssize_t n = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        waitReady(fd, POLLOUT, deadline);
+        if (deadline.expired()) throw KvtError(ErrorCode::Timeout, "send passed its deadline");
         continue;
       }
-      throwIoErrno("writev");
+      throwIoErrno("sendmsg");
     }
     // Advance past what was written.
     size_t left = static_cast<size_t>(n);
@@ -169,6 +162,7 @@ void writevAll(int fd, struct iovec* iov, int iovCount, Deadline deadline) {
       iov->iov_base = static_cast<char*>(iov->iov_base) + left;
       iov->iov_len -= left;
     }
+    if (iovCount > 0 && deadline.expired()) throw KvtError(ErrorCode::Timeout, "send passed its deadline");
   }
 }
 
@@ -176,9 +170,11 @@ bool recvAll(int fd, void* data, size_t length, Deadline deadline) {
   char* out = static_cast<char*>(data);
   size_t got = 0;
   while (got < length) {
-    ssize_t n = ::recv(fd, out + got, length - got, MSG_DONTWAIT);
+    // MSG_WAITALL: one syscall per message in the common case; SO_RCVTIMEO bounds each call.
+    ssize_t n = ::recv(fd, out + got, length - got, MSG_WAITALL);
     if (n > 0) {
       got += static_cast<size_t>(n);
+      if (got < length && deadline.expired()) throw KvtError(ErrorCode::Timeout, "receive passed its deadline");
       continue;
     }
     if (n == 0) {
@@ -187,7 +183,7 @@ bool recvAll(int fd, void* data, size_t length, Deadline deadline) {
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      waitReady(fd, POLLIN, deadline);
+      if (deadline.expired()) throw KvtError(ErrorCode::Timeout, "receive passed its deadline");
       continue;
     }
     throwIoErrno("recv");

@@ -1,5 +1,5 @@
-// Blocking socket helpers where every wait has a deadline (poll before each syscall that could
-// block). All throw KvtError.
+// Blocking socket helpers where every wait has a deadline: sockets carry SO_RCVTIMEO/SO_SNDTIMEO
+// slices (kIoSliceMs) and each helper checks its deadline between slices. All throw KvtError.
 #pragma once
 
 #include <sys/uio.h>
@@ -23,7 +23,11 @@ struct Deadline {
   static Deadline never() { return {Clock::time_point::max(), true}; }
   // Milliseconds left for poll(): -1 for infinite, 0 when passed.
   int pollMs() const;
+  bool expired() const { return !infinite && Clock::now() >= at; }
 };
+
+// Blocking socket calls return at least this often, so deadlines are checked (and met) within it.
+constexpr int kIoSliceMs = 50;
 
 // Sets TCP_NODELAY and large socket buffers (bulk transfer on loopback and LANs).
 void tuneSocket(int fd);

@@ -197,6 +197,7 @@ class TcpReceiver final : public Receiver {
           }
         }
         touched.erase(header.transferId);
+        streamBytes.erase(header.transferId);
         bool ok = counted == header.length;
         wire::FrameHeader ack = {wire::FrameType::CommitAck, 0, header.transferId, ok ? 0u : 1u, counted};
         sendAll(fd, &ack, sizeof ack, deadline);
@@ -220,6 +221,7 @@ class TcpReceiver final : public Receiver {
           }
         }
         touched.erase(header.transferId);
+        streamBytes.erase(header.transferId);
         (void)known;
         emit({ReceiverEvent::Type::Failed, header.transferId, counted, ErrorCode::Aborted,
               "sender aborted the transfer"});
