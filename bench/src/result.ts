@@ -31,8 +31,12 @@ export type BenchResult = {
   requests: RequestRecord[];
 };
 
+/** Config and summary indented for reading; one line per request to keep files small. */
 export function writeResult(path: string, result: BenchResult): void {
-  writeFileSync(path, `${JSON.stringify(result, null, 1)}\n`);
+  const { requests, ...head } = result;
+  const headText = JSON.stringify(head, null, 2).replace(/\n}$/, '');
+  const requestLines = requests.map((r) => `    ${JSON.stringify(r)}`).join(',\n');
+  writeFileSync(path, `${headText},\n  "requests": [\n${requestLines}\n  ]\n}\n`);
 }
 
 export function readResult(path: string): BenchResult {
