@@ -25,15 +25,18 @@ export interface GoldenChatCase {
 }
 
 export interface Golden {
-  cases: { prompt_ids: number[]; greedy_ids: number[] }[];
+  /** Absent for the demo checkpoint. */
+  cases?: { prompt_ids: number[]; greedy_ids: number[] }[];
   text_cases: GoldenTextCase[];
-  chat_cases: GoldenChatCase[];
+  chat_cases?: GoldenChatCase[];
 }
+
+export const demoModelDir = new URL('../../../deploy/models/tandem-demo-code', import.meta.url).pathname;
 
 export function modelDir(name: string): string {
   return `${fixturesDir}${name}`;
 }
 
-export function loadGolden(name: string): Golden {
-  return JSON.parse(readFileSync(`${modelDir(name)}/golden.json`, 'utf8')) as Golden;
+export function loadGolden(dir: string): Golden {
+  return JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as Golden;
 }
