@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createGrpcClient, type GrpcClient } from '@tandem/common';
 import { FinishReason, Worker } from '@tandem/proto';
-// TODO(runtime): import from '@tandem/runtime' once its index exports the tokenizer.
-import { IncrementalDetokenizer } from '../../runtime/src/detokenizer.ts';
-import { TextTokenizer } from '../../runtime/src/tokenizer.ts';
+import { IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
+import { executorGreedy } from './executor-greedy.ts';
 import { demoModelDir, fixtureNames, loadGolden, modelDir } from './fixtures.ts';
 import { greedyRequest } from './generate-client.ts';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
@@ -45,6 +44,12 @@ async function streamText(
   text += detokenizer.flush();
   return { tokenIds, text, finishReason };
 }
+
+// Cases where the executor alone (one sequence, no scheduler) already differs from the reference on a
+// near tie (services/runtime/test/engine-golden.test.ts keeps the same list). For these the worker
+// must reproduce the executor's own greedy output; once the executor matches the reference this
+// test fails, and the entry must go.
+const executorKnownDiffs = new Set(['tiny-llama-bf16 text-4', 'tiny-llama-bf16 chat-0']);
 
 const models = [
   ...fixtureNames.map((name) => ({ name, dir: modelDir(name), maxTokens: 24 })),
@@ -103,9 +108,24 @@ for (const model of models) {
       );
       for (const [i, c] of cases.entries()) {
         const result = results[i]!;
+        const key = `${model.name} ${c.id}`;
+        assert.equal(result.finishReason, FinishReason.LENGTH);
+        if (executorKnownDiffs.has(key)) {
+          assert.notDeepEqual(
+            result.tokenIds,
+            c.greedyIds,
+            `${key} now matches the reference: drop it from the list`,
+          );
+          assert.deepEqual(
+            result.tokenIds,
+            await executorGreedy(model.dir, c.promptIds, model.maxTokens),
+            key,
+          );
+          assert.equal(result.text, tokenizer.decode(result.tokenIds), key);
+          continue;
+        }
         assert.deepEqual(result.tokenIds, c.greedyIds, `${model.name} ${c.id} ids`);
         assert.equal(result.text, c.greedyText, `${model.name} ${c.id} text`);
-        assert.equal(result.finishReason, FinishReason.LENGTH);
       }
     });
 
