@@ -131,22 +131,29 @@ export class RadixCache {
    * Stores the first numPages pages of a sequence (tokenIds[0, numPages * pageSize) whose KV is in
    * `pages`). Pages already cached under the same tokens are left as they are (the caller keeps
    * its own copy); new ones are retained by the tree and published. Returns the node that ends
-   * exactly at the inserted prefix, for the caller to lock.
+   * exactly at the inserted prefix, for the caller to lock. The caller's `from` leaf, when only
+   * the caller locks it, is extended in place rather than given a one-page child per decode page.
    */
   insert(
     namespace: string,
     tokenIds: ArrayLike<number>,
     pages: ArrayLike<number>,
     numPages: number,
+    from: { node: RadixNode; numPages: number } | null = null,
   ): RadixNode {
     const size = this.pageSize;
-    let node = this.root(namespace);
+    // `from`: a node the caller knows spells tokenIds[0, from.numPages * pageSize) (its locked
+    // node), so a growing sequence inserts each new page without walking from the root.
+    let node = from?.node ?? this.root(namespace);
     const now = ++this.clock;
-    let numDone = 0;
+    let numDone = from?.numPages ?? 0;
     while (numDone < numPages) {
       const child = node.children.get(pageKey(tokenIds, numDone * size, size));
       if (child === undefined) {
-        node = this.addLeaf(node, tokenIds, pages, numDone, numPages, now);
+        // Only the caller's own locked leaf may grow in place: another sequence's locked node
+        // must keep ending where that sequence believes it ends.
+        const extend = from !== null && node === from.node && node.lockRef === 1 && node.children.size === 0;
+        node = this.addLeaf(node, tokenIds, pages, numDone, numPages, now, extend);
         break;
       }
       const numMatched = this.countMatchingPages(child, tokenIds, numDone, numPages);
@@ -208,6 +215,63 @@ export class RadixCache {
         for (const child of node.children.values()) stack.push(child);
       }
     }
+  }
+
+  /**
+   * Structural check (tests): child keys, hash chains recomputed from tokens, lock counts and page
+   * totals. Throws a RangeError naming the first inconsistency.
+   */
+  checkTree(): void {
+    let numCached = 0;
+    let numLocked = 0;
+    for (const root of this.roots.values()) {
+      const stack: RadixNode[] = [root];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        numCached += node.pages.length;
+        if (node.lockRef > 0) numLocked += node.pages.length;
+        if (
+          node.tokenIds.length !== node.pages.length * this.pageSize ||
+          node.hashes.length !== node.pages.length
+        ) {
+          throw new RangeError('radix node sizes disagree');
+        }
+        let parentHash = node.parent === null ? null : (node.parent.hashes.at(-1) ?? null);
+        for (let page = 0; page < node.pages.length; page++) {
+          const hash = blockHash(
+            parentHash,
+            node.namespace,
+            node.tokenIds,
+            page * this.pageSize,
+            (page + 1) * this.pageSize,
+          );
+          if (hash !== node.hashes[page]) throw new RangeError('radix hash chain broken');
+          parentHash = hash;
+        }
+        let childLocks = 0;
+        for (const [key, child] of node.children) {
+          if (child.parent !== node || key !== pageKey(child.tokenIds, 0, this.pageSize)) {
+            throw new RangeError('radix child link broken');
+          }
+          childLocks += child.lockRef;
+          stack.push(child);
+        }
+        if (node.parent !== null && node.lockRef < childLocks)
+          throw new RangeError('radix lock counts broken');
+      }
+    }
+    if (numCached !== this.numPagesCached || numLocked !== this.numPagesLocked) {
+      throw new RangeError(
+        `radix totals: ${numCached}/${this.numPagesCached} cached, ${numLocked}/${this.numPagesLocked} locked`,
+      );
+    }
+  }
+
+  /** The tokens a node's path spells, root first (tests). */
+  pathTokens(node: RadixNode): number[] {
+    const parts: number[][] = [];
+    for (let n: RadixNode | null = node; n !== null; n = n.parent) parts.push(n.tokenIds);
+    return parts.reverse().flat();
   }
 
   /** Every cached block (what a KV-event subscriber should hold after event `seq`). */
@@ -277,36 +341,55 @@ export class RadixCache {
     firstPage: number,
     endPage: number,
     now: number,
+    extend: boolean,
   ): RadixNode {
-    const size = this.pageSize;
+    if (extend && parent.parent !== null) {
+      const blocks = this.appendPages(parent, tokenIds, pages, firstPage, endPage);
+      parent.lastAccess = now;
+      this.numPagesLocked += blocks.length;
+      this.events.stored(parent.namespace, blocks);
+      return parent;
+    }
     const leaf: RadixNode = {
       namespace: parent.namespace,
       parent,
       children: new Map(),
-      tokenIds: Array.from(
-        { length: (endPage - firstPage) * size },
-        (_, i) => tokenIds[firstPage * size + i]!,
-      ),
+      tokenIds: [],
       pages: [],
       hashes: [],
       lockRef: 0,
       lastAccess: now,
     };
+    const blocks = this.appendPages(leaf, tokenIds, pages, firstPage, endPage, parent.hashes.at(-1) ?? null);
+    parent.children.set(pageKey(leaf.tokenIds, 0, this.pageSize), leaf);
+    this.events.stored(parent.namespace, blocks);
+    return leaf;
+  }
+
+  /** Appends pages [firstPage, endPage) of a sequence to `node`, retaining them; returns their blocks. */
+  private appendPages(
+    node: RadixNode,
+    tokenIds: ArrayLike<number>,
+    pages: ArrayLike<number>,
+    firstPage: number,
+    endPage: number,
+    firstParentHash: bigint | null = node.hashes.at(-1) ?? null,
+  ): StoredBlock[] {
+    const size = this.pageSize;
     const blocks: StoredBlock[] = [];
-    let parentHash = parent.hashes.at(-1) ?? null;
+    let parentHash = firstParentHash;
+    for (let i = firstPage * size; i < endPage * size; i++) node.tokenIds.push(tokenIds[i]!);
     for (let page = firstPage; page < endPage; page++) {
-      const hash = blockHash(parentHash, parent.namespace, tokenIds, page * size, (page + 1) * size);
+      const hash = blockHash(parentHash, node.namespace, tokenIds, page * size, (page + 1) * size);
       const pageId = pages[page]!;
       this.allocator.retain(pageId);
-      leaf.pages.push(pageId);
-      leaf.hashes.push(hash);
+      node.pages.push(pageId);
+      node.hashes.push(hash);
       blocks.push({ hash, parentHash, numTokens: size });
       parentHash = hash;
     }
-    parent.children.set(pageKey(leaf.tokenIds, 0, size), leaf);
-    this.numPagesCached += leaf.pages.length;
-    this.events.stored(parent.namespace, blocks);
-    return leaf;
+    this.numPagesCached += endPage - firstPage;
+    return blocks;
   }
 
   private removeLeaf(leaf: RadixNode): RadixNode {

@@ -224,8 +224,19 @@ export class Scheduler {
       }
       if (expected[page]! > 0) numHeld++;
     }
-    if (numHeld + this.allocator.numFreePages !== this.allocator.numPages)
+    if (numHeld + this.allocator.numFreePages !== this.allocator.numPages) {
       throw new RangeError('free list mismatch');
+    }
+    if (this.cache === null) return;
+    this.cache.checkTree();
+    for (const seq of this.running) {
+      if (seq.lockedNode === null) continue;
+      const path = this.cache.pathTokens(seq.lockedNode);
+      const prefix = seq.tokenIds.slice(0, seq.numInsertedPages * this.pageSize);
+      if (path.length !== prefix.length || path.some((token, i) => token !== prefix[i])) {
+        throw new RangeError('a sequence locks a radix path that is not its prefix');
+      }
+    }
   }
 
   private validate(request: GenerateRequest): void {
@@ -411,7 +422,12 @@ export class Scheduler {
     if (cache === null) return;
     const numFullPages = Math.floor(seq.numComputedTokens / this.pageSize);
     if (numFullPages <= seq.numInsertedPages) return;
-    const node = cache.insert(seq.state.namespace, seq.tokenIds, seq.pageTable, numFullPages);
+    const from = seq.lockedNode === null ? null : { node: seq.lockedNode, numPages: seq.numInsertedPages };
+    const node = cache.insert(seq.state.namespace, seq.tokenIds, seq.pageTable, numFullPages, from);
+    if (node === seq.lockedNode) {
+      seq.numInsertedPages = numFullPages;
+      return;
+    }
     cache.lock(node);
     if (seq.lockedNode !== null) cache.unlock(seq.lockedNode);
     seq.lockedNode = node;

@@ -123,6 +123,30 @@ describe('radix cache', () => {
     assert.throws(() => s.cache.unlock(lockedMatch.node), RangeError);
   });
 
+  test("a caller's locked leaf grows in place; another sequence's locked leaf never does", () => {
+    const s = setup(32);
+    const tokens = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    const pagesA = s.allocator.allocate(3);
+    const leafA = s.cache.insert('', tokens, pagesA, 1);
+    s.cache.lock(leafA);
+    // B (its own copies of the pages) inserts 3 pages from the root: A's leaf must keep its length.
+    const pagesB = s.allocator.allocate(3);
+    const nodeB = s.cache.insert('', tokens, pagesB, 3);
+    assert.notEqual(nodeB, leafA);
+    assert.equal(s.cache.pathTokens(leafA).length, 4);
+    assert.equal(s.cache.pathTokens(nodeB).length, 12);
+    s.cache.checkTree();
+    // A grows from its own locked leaf: same node when only A locks it.
+    const other = [1, 2, 3, 4, 50, 60, 70, 80];
+    s.cache.unlock(leafA);
+    const leafC = s.cache.insert('', other, [pagesA[0]!, pagesA[1]!], 1);
+    assert.equal(leafC, leafA);
+    s.cache.lock(leafC);
+    const grown = s.cache.insert('', other, [pagesA[0]!, pagesA[1]!], 2, { node: leafC, numPages: 1 });
+    s.cache.checkTree();
+    assert.equal(s.cache.pathTokens(grown).join(), other.join());
+  });
+
   test('replaying the KV events rebuilds the dump exactly, through splits and evictions', () => {
     const s = setup(64);
     const random = seededRandom(5);

@@ -70,6 +70,32 @@ describe('scheduler against the shadow executor', () => {
     });
   }
 
+  test('concurrent duplicates and cached decode pages keep every locked path equal to its prefix', async () => {
+    const e = engine(512, { maxPrefillChunkTokens: 5, maxBatchTokens: 12 });
+    const prompt = randomTokens(seededRandom(21), 18, shadowVocabSize);
+    const run = (id: string, tokens: number[], maxTokens: number) =>
+      collect(e.generate(request(id, tokens, maxTokens)));
+    // Check the bookkeeping after every step while identical prompts race.
+    const checks = setInterval(() => e.checkInvariants(), 0);
+    const [a, b, c] = await Promise.all([
+      run('a', prompt, 30),
+      run('b', prompt, 30),
+      run('c', prompt.slice(0, 9), 30),
+    ]);
+    const expected = shadowGenerate(prompt, 30);
+    assert.deepEqual(a[0]!.tokenIds, expected);
+    assert.deepEqual(b[0]!.tokenIds, expected);
+    assert.deepEqual(c[0]!.tokenIds, shadowGenerate(prompt.slice(0, 9), 30));
+    // A continuation of a's output reuses its cached decode pages.
+    const continued = [...prompt, ...expected.slice(0, 20)];
+    const d = await run('d', continued, 10);
+    assert.deepEqual(d[0]!.tokenIds, shadowGenerate(continued, 10));
+    assert.equal(d[0]!.numCachedTokens, 36);
+    clearInterval(checks);
+    assertDrained(e);
+    await e.close();
+  });
+
   test('a second request sharing a prefix computes only its suffix and reports the cached tokens', async () => {
     const e = engine(256, {}, 16);
     const random = seededRandom(3);
