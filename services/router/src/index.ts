@@ -5,3 +5,5 @@ export * from './kv/kv-index.ts';
 export * from './policy/policies.ts';
 export * from './policy/random-source.ts';
 export type * from './policy/types.ts';
+export { defaultRouterOptions, RouterApp, type RouterOptions } from './router-app.ts';
+export { routerOptionsFromArgv, routerUsage, runRouterCommand } from './router-command.ts';

@@ -1,5 +1,6 @@
-// OpenAI's nested error body ({error: {message, type, param, code}}) and HTTP status per failure.
-import { RouterError, type RouterErrorCode } from '../errors.ts';
+// OpenAI's nested error body ({error: {message, type, param, code}}), its HTTP status and the
+// Retry-After seconds, for any thrown value.
+import { ResourceExhaustedError, TandemError, toTandemError, UnavailableError } from '@tandem/common';
 
 export interface OpenAiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -12,41 +13,30 @@ export interface RenderedError {
   retryAfterS: number | null;
 }
 
-const statusByCode: Record<RouterErrorCode, { status: number; type: string }> = {
-  invalid_request: { status: 400, type: 'invalid_request_error' },
-  model_not_found: { status: 404, type: 'invalid_request_error' },
-  context_length_exceeded: { status: 400, type: 'invalid_request_error' },
-  unsupported: { status: 400, type: 'invalid_request_error' },
-  queue_full: { status: 429, type: 'rate_limit_error' },
-  no_workers: { status: 503, type: 'service_unavailable_error' },
-  worker_failed: { status: 502, type: 'server_error' },
-  deadline_exceeded: { status: 504, type: 'timeout_error' },
-  not_found: { status: 404, type: 'invalid_request_error' },
-  internal: { status: 500, type: 'server_error' },
-};
-
-/** Retry-After for 503s: workers may (re)appear within a heartbeat. */
-const noWorkersRetryAfterS = 1;
+/** 503s: workers may (re)appear within a heartbeat. */
+const unavailableRetryAfterS = 1;
 
 export function renderError(error: unknown): RenderedError {
-  if (error instanceof RouterError) {
-    const { status, type } = statusByCode[error.code];
-    let retryAfterS: number | null = null;
-    if ('retryAfterS' in error && typeof error.retryAfterS === 'number') retryAfterS = error.retryAfterS;
-    else if (error.code === 'no_workers') retryAfterS = noWorkersRetryAfterS;
-    const code = error.code === 'queue_full' ? 'rate_limit_exceeded' : error.code;
-    return {
-      status,
-      body: { error: { message: error.message, type, param: error.param, code } },
-      retryAfterS,
-    };
+  const tandemError: TandemError = error instanceof TandemError ? error : toTandemError(error);
+  const openAiCode = (tandemError as { openAiCode?: unknown }).openAiCode;
+  let retryAfterS: number | null = null;
+  if (tandemError instanceof ResourceExhaustedError) {
+    retryAfterS = Math.max(1, Math.ceil((tandemError.retryAfterMs ?? 1000) / 1000));
+  } else if (tandemError instanceof UnavailableError) {
+    retryAfterS = unavailableRetryAfterS;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  // OpenAI reports an unknown model as an invalid request (status 404).
+  const type = openAiCode === 'model_not_found' ? 'invalid_request_error' : tandemError.openAiType;
   return {
-    status: 500,
+    status: tandemError.httpStatus,
     body: {
-      error: { message: `internal error: ${message}`, type: 'server_error', param: null, code: 'internal' },
+      error: {
+        message: tandemError.message,
+        type,
+        param: tandemError.param,
+        code: typeof openAiCode === 'string' ? openAiCode : tandemError.code,
+      },
     },
-    retryAfterS: null,
+    retryAfterS,
   };
 }

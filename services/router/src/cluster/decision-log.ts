@@ -1,0 +1,39 @@
+// The last N routing decisions by request id (GET /debug/routing/{request_id}).
+import type { Decision } from '../policy/types.ts';
+
+export interface DecisionRecord extends Decision {
+  atMs: number;
+  /** 1 for the first try; retries on another worker add records. */
+  attempt: number;
+}
+
+export class DecisionLog {
+  readonly #capacity: number;
+  readonly #byRequest = new Map<string, DecisionRecord[]>();
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  add(record: DecisionRecord): void {
+    const existing = this.#byRequest.get(record.requestId);
+    if (existing !== undefined) {
+      existing.push(record);
+      return;
+    }
+    this.#byRequest.set(record.requestId, [record]);
+    // Map iteration order is insertion order: the first key is the oldest.
+    if (this.#byRequest.size > this.#capacity) {
+      const oldest = this.#byRequest.keys().next().value;
+      if (oldest !== undefined) this.#byRequest.delete(oldest);
+    }
+  }
+
+  get(requestId: string): DecisionRecord[] | null {
+    return this.#byRequest.get(requestId) ?? null;
+  }
+
+  get size(): number {
+    return this.#byRequest.size;
+  }
+}

@@ -1,0 +1,142 @@
+// In-flight request counts per worker, shared by router replicas through Redis so they do not
+// all pick the same idle worker. Each replica keeps its own hash (tandem:inflight:<replica>, with
+// a TTL) and a score in a replica set; one Lua script per change adjusts our count and returns
+// the totals over the live replicas, so admission and completion are one round trip each and a
+// crashed replica's counts vanish with its TTL. Without Redis the counts are this router's own.
+import type { Logger, Redis } from '@tandem/common';
+
+const replicaSetKey = 'tandem:routers';
+
+// KEYS[1]: replica set. ARGV: replica id, worker id ('' = none), delta, replica ttl ms.
+// Returns [workerId, total, workerId, total, ...] over live replicas.
+const adjustScript = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[4])
+local mine = 'tandem:inflight:' .. ARGV[1]
+if ARGV[2] ~= '' then
+  local count = redis.call('HINCRBY', mine, ARGV[2], tonumber(ARGV[3]))
+  if count <= 0 then redis.call('HDEL', mine, ARGV[2]) end
+end
+redis.call('PEXPIRE', mine, ttl)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+for _, replica in ipairs(stale) do redis.call('DEL', 'tandem:inflight:' .. replica) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+local totals = {}
+for _, replica in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fields = redis.call('HGETALL', 'tandem:inflight:' .. replica)
+  for i = 1, #fields, 2 do totals[fields[i]] = (totals[fields[i]] or 0) + tonumber(fields[i + 1]) end
+end
+local flat = {}
+for worker, total in pairs(totals) do
+  flat[#flat + 1] = worker
+  flat[#flat + 1] = total
+end
+return flat
+`;
+
+export interface InflightParams {
+  replicaId: string;
+  /** A replica silent this long is dropped with its counts. */
+  replicaTtlMs: number;
+  /** How often to refresh other replicas' counts when idle. */
+  refreshMs: number;
+}
+
+export class InflightCounts {
+  readonly #redis: Redis | null;
+  readonly #params: InflightParams;
+  readonly #logger: Logger;
+  /** This router's requests per worker. */
+  readonly #local = new Map<string, number>();
+  /** Other replicas' requests per worker, as of the last reply. */
+  #others = new Map<string, number>();
+  #timer: NodeJS.Timeout | null = null;
+  #lastSyncOk = true;
+
+  constructor(redis: Redis | null, params: InflightParams, logger: Logger) {
+    this.#redis = redis;
+    this.#params = params;
+    this.#logger = logger;
+  }
+
+  start(): void {
+    if (this.#redis === null || this.#timer !== null) return;
+    void this.#sync('', 0);
+    this.#timer = setInterval(() => void this.#sync('', 0), this.#params.refreshMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    if (this.#redis === null) return;
+    try {
+      await this.#redis.del(`tandem:inflight:${this.#params.replicaId}`);
+      await this.#redis.zrem(replicaSetKey, this.#params.replicaId);
+    } catch {
+      // Redis gone: the TTL removes our counts.
+    }
+  }
+
+  /** Requests on the worker across all replicas. */
+  count(workerId: string): number {
+    return (this.#others.get(workerId) ?? 0) + (this.#local.get(workerId) ?? 0);
+  }
+
+  localCount(workerId: string): number {
+    return this.#local.get(workerId) ?? 0;
+  }
+
+  /** A request went to the worker (one Redis round trip, not awaited by the request). */
+  acquire(workerId: string): void {
+    this.#adjustLocal(workerId, 1);
+    void this.#sync(workerId, 1);
+  }
+
+  /** The request ended. */
+  release(workerId: string): void {
+    this.#adjustLocal(workerId, -1);
+    void this.#sync(workerId, -1);
+  }
+
+  forget(workerId: string): void {
+    this.#local.delete(workerId);
+    this.#others.delete(workerId);
+  }
+
+  #adjustLocal(workerId: string, delta: number): void {
+    const next = (this.#local.get(workerId) ?? 0) + delta;
+    if (next <= 0) this.#local.delete(workerId);
+    else this.#local.set(workerId, next);
+  }
+
+  async #sync(workerId: string, delta: number): Promise<void> {
+    if (this.#redis === null) return;
+    // Our own hash equals this snapshot once Redis has run the script (commands run in order).
+    const mineAfter = new Map(this.#local);
+    try {
+      const reply = (await this.#redis.eval(
+        adjustScript,
+        1,
+        replicaSetKey,
+        this.#params.replicaId,
+        workerId,
+        String(delta),
+        String(this.#params.replicaTtlMs),
+      )) as (string | number)[];
+      const others = new Map<string, number>();
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        const worker = String(reply[i]);
+        const total = Number(reply[i + 1]) - (mineAfter.get(worker) ?? 0);
+        if (total > 0) others.set(worker, total);
+      }
+      this.#others = others;
+      this.#lastSyncOk = true;
+    } catch (error) {
+      if (this.#lastSyncOk) this.#logger.warn('shared in-flight counts unavailable', { error });
+      this.#lastSyncOk = false;
+    }
+  }
+}

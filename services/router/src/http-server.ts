@@ -1,0 +1,243 @@
+// The router's HTTP face (node:http): OpenAI routes, health, metrics and routing records. Each
+// request gets an x-request-id (the client's when it sends a sane one); errors leave as OpenAI
+// error objects; a client that disconnects aborts its request (and so the worker's stream).
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CancelledError, type Logger, TimeoutError } from '@tandem/common';
+import type { DecisionLog } from './cluster/decision-log.ts';
+import { InvalidRequestError, RouteNotFoundError } from './errors.ts';
+import type { RouterMetrics } from './metrics.ts';
+import { renderError } from './openai/errors.ts';
+import type { RequestContext, ResponseSink, RouterService } from './service.ts';
+
+export interface HttpServerParams {
+  service: RouterService;
+  decisions: DecisionLog;
+  metrics: RouterMetrics;
+  logger: Logger;
+  /** Health: whether at least one worker can take requests. */
+  isReady: () => boolean;
+  modelCreatedAtS: number;
+  /** Per-request deadline. */
+  requestTimeoutMs: number;
+  maxBodyBytes: number;
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+class BodyTooLargeError extends InvalidRequestError {}
+
+async function readJson(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new BodyTooLargeError(`the request body exceeds ${maxBytes} bytes`, null);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError(
+      'We could not parse the JSON body of your request. The body must be valid JSON.',
+      null,
+    );
+  }
+}
+
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  response.end(text);
+}
+
+function sinkFor(response: ServerResponse): ResponseSink & { readonly started: boolean } {
+  let started = false;
+  return {
+    get started() {
+      return started;
+    },
+    json(body) {
+      started = true;
+      sendJson(response, 200, body);
+    },
+    event(data) {
+      if (!started) {
+        started = true;
+        response.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+        });
+        response.flushHeaders();
+      }
+      response.write(data);
+    },
+    end() {
+      if (!response.writableEnded) response.end();
+    },
+  };
+}
+
+export class RouterHttpServer {
+  readonly #params: HttpServerParams;
+  readonly #server: Server;
+
+  constructor(params: HttpServerParams) {
+    this.#params = params;
+    this.#server = createServer((request, response) => void this.#handle(request, response));
+    this.#server.keepAliveTimeout = 65_000;
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeIdleConnections();
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      setTimeout(() => {
+        this.#server.closeAllConnections();
+        resolve();
+      }, 2000).unref();
+    });
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const headerId = request.headers['x-request-id'];
+    const requestId =
+      typeof headerId === 'string' && requestIdPattern.test(headerId)
+        ? headerId
+        : randomUUID().replaceAll('-', '');
+    response.setHeader('x-request-id', requestId);
+    const url = new URL(request.url ?? '/', 'http://router');
+    const route = `${request.method ?? 'GET'} ${url.pathname}`;
+    const { metrics, logger } = this.#params;
+    const sink = sinkFor(response);
+    const controller = new AbortController();
+    const timeout = setTimeout(
+      () =>
+        controller.abort(
+          new TimeoutError(`the request exceeded its ${this.#params.requestTimeoutMs} ms deadline`),
+        ),
+      this.#params.requestTimeoutMs,
+    );
+    timeout.unref();
+    response.on('close', () => {
+      if (!response.writableFinished) controller.abort(new CancelledError('the client disconnected'));
+    });
+    let status = 200;
+    try {
+      const routingKey = request.headers['x-routing-key'] ?? request.headers['x-session-id'];
+      const context: RequestContext = {
+        requestId,
+        routingKey: typeof routingKey === 'string' ? routingKey : null,
+        signal: controller.signal,
+      };
+      switch (route) {
+        case 'POST /v1/chat/completions':
+          await this.#params.service.chat(await readJson(request, this.#params.maxBodyBytes), context, sink);
+          break;
+        case 'POST /v1/completions':
+          await this.#params.service.completion(
+            await readJson(request, this.#params.maxBodyBytes),
+            context,
+            sink,
+          );
+          break;
+        case 'GET /v1/models':
+          sendJson(response, 200, {
+            object: 'list',
+            data: this.#params.service.modelNames.slice(0, 1).map((id) => ({
+              id,
+              object: 'model',
+              created: this.#params.modelCreatedAtS,
+              owned_by: 'tandem',
+            })),
+          });
+          break;
+        case 'GET /health':
+        case 'GET /healthz': {
+          const ready = this.#params.isReady();
+          status = ready ? 200 : 503;
+          sendJson(response, status, { status: ready ? 'ok' : 'no_workers' });
+          break;
+        }
+        case 'GET /metrics': {
+          const text = metrics.render();
+          response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+          response.end(text);
+          break;
+        }
+        default:
+          if (request.method === 'GET' && url.pathname.startsWith('/debug/routing/')) {
+            const id = decodeURIComponent(url.pathname.slice('/debug/routing/'.length));
+            const records = this.#params.decisions.get(id);
+            if (records === null) throw new RouteNotFoundError(`no routing record for request '${id}'`);
+            sendJson(response, 200, { request_id: id, decisions: records });
+          } else if (request.method === 'GET' && url.pathname.startsWith('/v1/models/')) {
+            const id = decodeURIComponent(url.pathname.slice('/v1/models/'.length));
+            if (!this.#params.service.modelNames.includes(id)) {
+              throw new RouteNotFoundError(`The model \`${id}\` does not exist`, { param: 'model' });
+            }
+            sendJson(response, 200, {
+              id,
+              object: 'model',
+              created: this.#params.modelCreatedAtS,
+              owned_by: 'tandem',
+            });
+          } else {
+            throw new RouteNotFoundError(`no route ${route}`);
+          }
+      }
+    } catch (error) {
+      const rendered = renderError(
+        controller.signal.aborted && !(error instanceof InvalidRequestError)
+          ? (controller.signal.reason ?? error)
+          : error,
+      );
+      status = rendered.status;
+      if (rendered.status >= 500) logger.warn('request failed', { requestId, route, error });
+      if (
+        response.destroyed ||
+        (controller.signal.reason instanceof CancelledError && controller.signal.aborted)
+      ) {
+        // The client is gone: nothing to send.
+      } else if (sink.started) {
+        if (!response.headersSent || response.getHeader('content-type') !== 'application/json') {
+          sink.event(`data: ${JSON.stringify(rendered.body)}\n\n`);
+        }
+        sink.end();
+      } else {
+        const headers: Record<string, string> = {};
+        if (rendered.retryAfterS !== null) headers['retry-after'] = String(rendered.retryAfterS);
+        sendJson(response, rendered.status, rendered.body, headers);
+      }
+    } finally {
+      clearTimeout(timeout);
+      metrics.requests.inc({
+        route: route.startsWith('GET /debug') ? 'GET /debug/routing' : route,
+        status: String(status),
+      });
+    }
+  }
+}

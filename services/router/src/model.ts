@@ -1,0 +1,82 @@
+// The served checkpoint as the router needs it: tokenizer, chat template, incremental
+// detokenizer (all from @tandem/runtime, loaded from the same folder the workers serve), the
+// context length, and the names clients may use for it.
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { ConfigError } from '@tandem/common';
+import { IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
+import type { IncrementalDecoder } from './openai/choice-output.ts';
+import type { ChatRequest } from './openai/request.ts';
+
+export interface ServedModel {
+  /** What /v1/models lists and requests must name. */
+  name: string;
+  /** Also accepted in requests (the folder name when --served-model-name renames it). */
+  aliases: readonly string[];
+  dir: string;
+  /** Longest sequence (prompt + output) the model takes. */
+  maxModelLen: number;
+  createdAtS: number;
+  tokenizer: TextTokenizer;
+  encodeChat(request: ChatRequest): number[];
+  encodeText(text: string): number[];
+  decode(tokenIds: readonly number[]): string;
+  createDecoder(skipSpecialTokens: boolean): IncrementalDecoder;
+  /** One token as text (logprob entries). */
+  renderToken(tokenId: number): string;
+}
+
+export async function loadServedModel(dir: string, servedName: string | null): Promise<ServedModel> {
+  const absolute = resolve(dir);
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(await readFile(join(absolute, 'config.json'), 'utf8')) as Record<string, unknown>;
+  } catch (cause) {
+    throw new ConfigError(`--model ${dir}: cannot read config.json`, { cause, param: '--model' });
+  }
+  const maxPositions = config.max_position_embeddings;
+  const maxModelLen = typeof maxPositions === 'number' && maxPositions > 0 ? maxPositions : 2048;
+  const tokenizer = await TextTokenizer.load(absolute);
+  const folderName = basename(absolute);
+  const name = servedName ?? folderName;
+  const tokenText = new Map<number, string>();
+  return {
+    name,
+    aliases: name === folderName ? [] : [folderName],
+    dir: absolute,
+    maxModelLen,
+    createdAtS: Math.floor(Date.now() / 1000),
+    tokenizer,
+    encodeChat: (request) => {
+      const messages = request.messages.map((m) =>
+        m.name === null
+          ? { role: m.role, content: m.content }
+          : { role: m.role, content: m.content, name: m.name },
+      );
+      let text = tokenizer.applyChatTemplate(messages, {
+        addGenerationPrompt: request.addGenerationPrompt,
+        variables: request.chatTemplateKwargs,
+      });
+      if (request.continueFinalMessage) {
+        // Cut the template's end-of-turn after the final (assistant) message, as vLLM does.
+        const last = request.messages.at(-1)!.content;
+        const at = text.lastIndexOf(last);
+        if (at !== -1) text = text.slice(0, at + last.length);
+      }
+      return tokenizer.encode(text, { addSpecialTokens: false });
+    },
+    encodeText: (text) => tokenizer.encode(text),
+    decode: (tokenIds) => tokenizer.decode(tokenIds),
+    createDecoder: (skipSpecialTokens) => {
+      const detokenizer = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens });
+      return { push: (tokenId) => detokenizer.push([tokenId]), flush: () => detokenizer.flush() };
+    },
+    renderToken: (tokenId) => {
+      const cached = tokenText.get(tokenId);
+      if (cached !== undefined) return cached;
+      const text = tokenizer.decode([tokenId], { skipSpecialTokens: false });
+      tokenText.set(tokenId, text);
+      return text;
+    },
+  };
+}

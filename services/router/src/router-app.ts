@@ -1,0 +1,281 @@
+// Assembles a router process: the served model, NATS subscriptions (announcements, load reports,
+// KV events), Redis (leases, shared in-flight counts), the KV index, the policy, admission and
+// the HTTP server.
+import { randomUUID } from 'node:crypto';
+import {
+  connectNats,
+  connectRedis,
+  type Logger,
+  type NatsConnection,
+  type Redis,
+  requestBlockDump,
+  subjects,
+} from '@tandem/common';
+import { fromBinary, KvEventBatchSchema, WorkerAnnounceSchema, WorkerLoadSchema } from '@tandem/proto';
+import { type AdmissionParams, AdmissionQueue, defaultAdmissionParams } from './cluster/admission.ts';
+import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import { DecisionLog } from './cluster/decision-log.ts';
+import { Dispatcher } from './cluster/dispatcher.ts';
+import { InflightCounts } from './cluster/inflight.ts';
+import { WorkerRegistry } from './cluster/worker-registry.ts';
+import { RouterHttpServer } from './http-server.ts';
+import { KvEventSync } from './kv/kv-event-sync.ts';
+import { KvIndex } from './kv/kv-index.ts';
+import { RouterMetrics } from './metrics.ts';
+import { loadServedModel } from './model.ts';
+import {
+  type CacheAwareConfig,
+  createPolicy,
+  defaultCacheAwareConfig,
+  type PolicyName,
+} from './policy/policies.ts';
+import { seededRandom } from './policy/random-source.ts';
+import { RouterService } from './service.ts';
+
+export interface RouterOptions {
+  modelDir: string;
+  servedModelName: string | null;
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  policy: PolicyName;
+  natsUrl: string;
+  /** null: no Redis (no lease discovery, in-flight counts are this router's only). */
+  redisUrl: string | null;
+  /** Unique per replica (default: random). */
+  replicaId: string | null;
+  cacheAware: CacheAwareConfig;
+  admission: AdmissionParams;
+  breaker: CircuitBreakerParams;
+  /** How long an optimistic index entry lives without a confirming event. */
+  optimisticTtlMs: number;
+  maxAttempts: number;
+  requestTimeoutMs: number;
+  /** Seed of the policies' random source. */
+  seed: number;
+  decisionLogSize: number;
+  defaultPrefillTokensPerMs: number;
+  logger: Logger;
+}
+
+export const defaultRouterOptions = {
+  servedModelName: null,
+  host: '127.0.0.1',
+  port: 8000,
+  policy: 'cache_aware',
+  redisUrl: null,
+  replicaId: null,
+  cacheAware: defaultCacheAwareConfig,
+  admission: defaultAdmissionParams,
+  breaker: defaultCircuitBreakerParams,
+  optimisticTtlMs: 3000,
+  maxAttempts: 3,
+  requestTimeoutMs: 600_000,
+  seed: 0,
+  decisionLogSize: 10_000,
+  defaultPrefillTokensPerMs: 2,
+} as const satisfies Partial<RouterOptions>;
+
+const defaultPageSize = 16;
+const housekeepingMs = 1000;
+
+export class RouterApp {
+  readonly port: number;
+  readonly url: string;
+  readonly registry: WorkerRegistry;
+  readonly index: KvIndex;
+  readonly kvSync: KvEventSync;
+  readonly dispatcher: Dispatcher;
+  readonly #nc: NatsConnection;
+  readonly #redis: Redis | null;
+  readonly #http: RouterHttpServer;
+  readonly #inflight: InflightCounts;
+  readonly #timer: NodeJS.Timeout;
+  #closed = false;
+
+  private constructor(parts: {
+    port: number;
+    host: string;
+    registry: WorkerRegistry;
+    index: KvIndex;
+    kvSync: KvEventSync;
+    dispatcher: Dispatcher;
+    nc: NatsConnection;
+    redis: Redis | null;
+    http: RouterHttpServer;
+    inflight: InflightCounts;
+    timer: NodeJS.Timeout;
+  }) {
+    this.port = parts.port;
+    this.url = `http://${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
+    this.registry = parts.registry;
+    this.index = parts.index;
+    this.kvSync = parts.kvSync;
+    this.dispatcher = parts.dispatcher;
+    this.#nc = parts.nc;
+    this.#redis = parts.redis;
+    this.#http = parts.http;
+    this.#inflight = parts.inflight;
+    this.#timer = parts.timer;
+  }
+
+  static async start(options: RouterOptions): Promise<RouterApp> {
+    const { logger } = options;
+    const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
+    const model = await loadServedModel(options.modelDir, options.servedModelName);
+    const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
+    const redis =
+      options.redisUrl === null
+        ? null
+        : await connectRedis({ url: options.redisUrl, name: `tandem-${replicaId}` });
+    const index = new KvIndex({ optimisticTtlMs: options.optimisticTtlMs });
+    const kvSync = new KvEventSync(index, (workerId) => requestBlockDump(nc, workerId), logger);
+    const registry = new WorkerRegistry(
+      {
+        modelNames: [model.name, ...model.aliases],
+        breaker: options.breaker,
+        defaultPrefillTokensPerMs: options.defaultPrefillTokensPerMs,
+        prefillRateAlpha: 0.2,
+        defaultLeaseTtlMs: 10_000,
+        defaultPageSize,
+      },
+      redis,
+      logger,
+    );
+    const inflight = new InflightCounts(redis, { replicaId, replicaTtlMs: 10_000, refreshMs: 500 }, logger);
+    const metrics = new RouterMetrics();
+    const decisions = new DecisionLog(options.decisionLogSize);
+    const dispatcher = new Dispatcher({
+      policy: createPolicy(options.policy, options.cacheAware),
+      index,
+      registry,
+      inflight,
+      decisions,
+      random: seededRandom(options.seed),
+      logger,
+      maxAttempts: options.maxAttempts,
+      observer: {
+        onDecision: (decision) => {
+          if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
+        },
+        onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
+        onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+      },
+    });
+    registry.onEvent((event) => {
+      if (event.type === 'load') kvSync.onWorkerSeq(event.workerId, event.kvSeq, event.startedAtMs);
+      else if (event.type === 'left') {
+        kvSync.forget(event.workerId);
+        inflight.forget(event.workerId);
+      }
+    });
+    const admission = new AdmissionQueue(options.admission);
+    const service = new RouterService({
+      model,
+      dispatcher,
+      admission,
+      metrics,
+      pageSize: () => registry.all()[0]?.pageSize ?? defaultPageSize,
+    });
+    metrics.gauge('tandem_router_workers', 'Workers this router can route to', () => registry.size);
+    metrics.gauge('tandem_router_kv_index_blocks', 'Blocks in the KV index', () => index.numBlocks);
+    metrics.gauge(
+      'tandem_router_kv_index_pending_blocks',
+      'Optimistic index entries',
+      () => index.numPendingBlocks,
+    );
+    metrics.gauge('tandem_router_kv_resyncs_total', 'KV index resyncs from dumps', () => kvSync.numResyncs);
+    metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
+    metrics.gauge(
+      'tandem_router_requests_queued',
+      'Requests waiting for admission',
+      () => admission.numQueued,
+    );
+
+    nc.subscribe(subjects.announce, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        try {
+          registry.onAnnounce(fromBinary(WorkerAnnounceSchema, message.data), Date.now());
+        } catch (cause) {
+          logger.warn('bad announcement', { error: cause });
+        }
+      },
+    });
+    nc.subscribe(subjects.loadAll, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        try {
+          registry.onLoad(fromBinary(WorkerLoadSchema, message.data), Date.now());
+        } catch (cause) {
+          logger.warn('bad load report', { error: cause });
+        }
+      },
+    });
+    nc.subscribe(subjects.kvEventsAll, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        try {
+          kvSync.onBatch(fromBinary(KvEventBatchSchema, message.data));
+        } catch (cause) {
+          logger.warn('bad KV event batch', { error: cause });
+        }
+      },
+    });
+    await nc.flush();
+    inflight.start();
+    try {
+      await registry.discoverFromLeases(Date.now());
+    } catch (error) {
+      logger.warn('lease discovery failed', { error });
+    }
+    const timer = setInterval(() => {
+      registry
+        .expireSilent(Date.now())
+        .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
+    }, housekeepingMs);
+    timer.unref();
+
+    const http = new RouterHttpServer({
+      service,
+      decisions,
+      metrics,
+      logger,
+      isReady: () => registry.all().some((worker) => worker.breaker.allows(Date.now())),
+      modelCreatedAtS: model.createdAtS,
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxBodyBytes: 32 * 1024 * 1024,
+    });
+    const port = await http.listen(options.host, options.port);
+    logger.info('router listening', {
+      url: `http://${options.host}:${port}`,
+      model: model.name,
+      policy: options.policy,
+      replicaId,
+    });
+    return new RouterApp({
+      port,
+      host: options.host,
+      registry,
+      index,
+      kvSync,
+      dispatcher,
+      nc,
+      redis,
+      http,
+      inflight,
+      timer,
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#http.close();
+    await this.#inflight.stop();
+    this.registry.close();
+    await this.#nc.drain().catch(() => {});
+    this.#redis?.disconnect();
+  }
+}

@@ -1,0 +1,341 @@
+// The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
+// route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
+import { blockHashes } from '@tandem/runtime';
+import type { AdmissionQueue } from './cluster/admission.ts';
+import type { Dispatcher } from './cluster/dispatcher.ts';
+import { ContextLengthError } from './errors.ts';
+import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
+import { toBlockKeys } from './kv/block-keys.ts';
+import type { RouterMetrics } from './metrics.ts';
+import type { ServedModel } from './model.ts';
+import {
+  type ChatLogprobEntry,
+  type CompletionLogprobs,
+  chatLogprobEntries,
+  completionLogprobs,
+  makeUsage,
+  mergeCompletionLogprobs,
+  type OpenAiFinishReason,
+  sseData,
+  sseDone,
+  type Usage,
+} from './openai/format.ts';
+import type { ChatRequest, CompletionRequest, GenerationOptions } from './openai/request.ts';
+import {
+  defaultValidationLimits,
+  validateChatRequest,
+  validateCompletionRequest,
+} from './openai/validate.ts';
+
+/** Where a response goes: the HTTP layer implements it (headers are sent on the first write). */
+export interface ResponseSink {
+  /** Sends a whole JSON body (non-streaming). */
+  json(body: unknown): void;
+  /** Sends one SSE event (the first call sends the event-stream headers). */
+  event(data: string): void;
+  end(): void;
+  /** True once anything was sent (errors then go into the stream). */
+  readonly started: boolean;
+}
+
+export interface RequestContext {
+  requestId: string;
+  routingKey: string | null;
+  signal: AbortSignal;
+}
+
+export interface ServiceParams {
+  model: ServedModel;
+  dispatcher: Dispatcher;
+  admission: AdmissionQueue;
+  metrics: RouterMetrics;
+  /** Tokens per KV page (all workers of a model share it). */
+  pageSize: () => number;
+}
+
+interface PreparedPrompt {
+  tokenIds: number[];
+  /** Text put before the output when echo is on. */
+  echoText: string;
+}
+
+export class RouterService {
+  readonly #params: ServiceParams;
+
+  constructor(params: ServiceParams) {
+    this.#params = params;
+  }
+
+  get modelNames(): string[] {
+    return [this.#params.model.name, ...this.#params.model.aliases];
+  }
+
+  async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
+    const request = validateChatRequest(body, {
+      ...defaultValidationLimits,
+      servedModelNames: this.modelNames,
+    });
+    const tokenIds = this.#params.model.encodeChat(request);
+    await this.#execute(request, [{ tokenIds, echoText: '' }], 'messages', context, sink);
+  }
+
+  async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
+    const request = validateCompletionRequest(body, {
+      ...defaultValidationLimits,
+      servedModelNames: this.modelNames,
+    });
+    const { model } = this.#params;
+    const prompts = request.prompts.map((prompt): PreparedPrompt => {
+      const tokenIds = prompt.type === 'text' ? model.encodeText(prompt.text) : prompt.tokenIds;
+      const echoText = !request.echo
+        ? ''
+        : prompt.type === 'text'
+          ? prompt.text
+          : model.decode(prompt.tokenIds);
+      return { tokenIds, echoText };
+    });
+    await this.#execute(request, prompts, 'prompt', context, sink);
+  }
+
+  #maxTokensFor(numPromptTokens: number, options: GenerationOptions, promptParam: string): number {
+    const { maxModelLen } = this.#params.model;
+    if (numPromptTokens >= maxModelLen) {
+      throw new ContextLengthError(
+        `This model's maximum context length is ${maxModelLen} tokens. However, your ${promptParam} ` +
+          `resulted in ${numPromptTokens} tokens. Please reduce the length of the ${promptParam}.`,
+        promptParam,
+      );
+    }
+    if (options.maxTokens === null) return maxModelLen - numPromptTokens;
+    if (numPromptTokens + options.maxTokens > maxModelLen) {
+      throw new ContextLengthError(
+        `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
+          `${numPromptTokens + options.maxTokens} tokens (${numPromptTokens} in the ${promptParam}, ` +
+          `${options.maxTokens} for the completion). Please reduce the length of the ${promptParam} or completion.`,
+        'max_tokens',
+      );
+    }
+    return options.maxTokens;
+  }
+
+  async #execute(
+    request: ChatRequest | CompletionRequest,
+    prompts: PreparedPrompt[],
+    promptParam: string,
+    context: RequestContext,
+    sink: ResponseSink,
+  ): Promise<void> {
+    const { options } = request;
+    const maxTokens = prompts.map((p) => this.#maxTokensFor(p.tokenIds.length, options, promptParam));
+    const release = await this.#params.admission.admit(context.signal);
+    const startedAtMs = performance.now();
+    try {
+      const formatter = new ResponseFormatter(request, this.#params.model, context.requestId, prompts, sink);
+      const pageSize = this.#params.pageSize();
+      const usages = await Promise.all(
+        prompts.map((prompt, promptIndex) =>
+          runPrompt(this.#params.dispatcher, {
+            dispatch: {
+              requestId: prompts.length === 1 ? context.requestId : `${context.requestId}-${promptIndex}`,
+              promptTokenIds: prompt.tokenIds,
+              blockKeys: toBlockKeys(blockHashes('', prompt.tokenIds, pageSize)),
+              routingKey: context.routingKey,
+              options,
+              maxTokens: maxTokens[promptIndex]!,
+            },
+            firstChoiceIndex: promptIndex * options.n,
+            model: this.#params.model,
+            onEvent: (event) => formatter.onEvent(event),
+            signal: context.signal,
+          }),
+        ),
+      );
+      const total = sumUsage(usages);
+      const { metrics } = this.#params;
+      metrics.promptTokens.inc({}, total.numPromptTokens);
+      metrics.cachedTokens.inc({}, total.numCachedTokens);
+      metrics.completionTokens.inc({}, total.numCompletionTokens);
+      formatter.finish(makeUsage(total.numPromptTokens, total.numCompletionTokens, total.numCachedTokens));
+    } finally {
+      release();
+      this.#params.metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
+    }
+  }
+}
+
+function sumUsage(usages: readonly PromptUsage[]): PromptUsage {
+  const total: PromptUsage = { numPromptTokens: 0, numCachedTokens: 0, numCompletionTokens: 0 };
+  for (const usage of usages) {
+    total.numPromptTokens += usage.numPromptTokens;
+    total.numCachedTokens += usage.numCachedTokens;
+    total.numCompletionTokens += usage.numCompletionTokens;
+  }
+  return total;
+}
+
+interface ChoiceAccumulator {
+  text: string;
+  chatLogprobs: ChatLogprobEntry[];
+  completionLogprobs: CompletionLogprobs;
+  finishReason: OpenAiFinishReason | null;
+  stopReason: string | number | null;
+  /** Streaming: the role chunk (chat) or echo text (completion) went out. */
+  opened: boolean;
+}
+
+/** Builds chat / text-completion bodies and chunks exactly as OpenAI shapes them. */
+class ResponseFormatter {
+  readonly #request: ChatRequest | CompletionRequest;
+  readonly #model: ServedModel;
+  readonly #sink: ResponseSink;
+  readonly #id: string;
+  readonly #createdS = Math.floor(Date.now() / 1000);
+  readonly #choices: ChoiceAccumulator[];
+  readonly #echoTexts: string[];
+
+  constructor(
+    request: ChatRequest | CompletionRequest,
+    model: ServedModel,
+    requestId: string,
+    prompts: readonly PreparedPrompt[],
+    sink: ResponseSink,
+  ) {
+    this.#request = request;
+    this.#model = model;
+    this.#sink = sink;
+    this.#id = `${request.type === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
+    const n = request.options.n;
+    this.#echoTexts = prompts.flatMap((p) => Array.from({ length: n }, () => p.echoText));
+    this.#choices = this.#echoTexts.map((echoText) => ({
+      text: echoText,
+      chatLogprobs: [],
+      completionLogprobs: { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] },
+      finishReason: null,
+      stopReason: null,
+      opened: false,
+    }));
+  }
+
+  get #streaming(): boolean {
+    return this.#request.options.stream;
+  }
+
+  onEvent(event: ChoiceEvent): void {
+    const choice = this.#choices[event.index]!;
+    const { options } = this.#request;
+    const render = this.#model.renderToken;
+    choice.text += event.text;
+    choice.finishReason = event.finishReason;
+    choice.stopReason = event.stopReason;
+    let chatEntries: ChatLogprobEntry[] | null = null;
+    let textLogprobs: CompletionLogprobs | null = null;
+    if (options.logprobs) {
+      if (this.#request.type === 'chat') {
+        chatEntries = chatLogprobEntries(event.tokens, render);
+        choice.chatLogprobs.push(...chatEntries);
+      } else {
+        const echoLength = this.#echoTexts[event.index]!.length;
+        textLogprobs = completionLogprobs(event.tokens, render, echoLength);
+        mergeCompletionLogprobs(choice.completionLogprobs, textLogprobs);
+      }
+    }
+    if (!this.#streaming) return;
+    if (this.#request.type === 'chat') {
+      if (!choice.opened) {
+        choice.opened = true;
+        this.#chunk([
+          {
+            index: event.index,
+            delta: { role: 'assistant', content: '' },
+            logprobs: null,
+            finish_reason: null,
+          },
+        ]);
+      }
+      if (event.text.length > 0 || (chatEntries !== null && chatEntries.length > 0)) {
+        this.#chunk([
+          {
+            index: event.index,
+            delta: { content: event.text },
+            logprobs: chatEntries === null ? null : { content: chatEntries, refusal: null },
+            finish_reason: null,
+          },
+        ]);
+      }
+      if (event.finishReason !== null) {
+        this.#chunk([{ index: event.index, delta: {}, logprobs: null, finish_reason: event.finishReason }]);
+      }
+      return;
+    }
+    let text = event.text;
+    if (!choice.opened) {
+      choice.opened = true;
+      text = this.#echoTexts[event.index]! + text;
+    }
+    if (
+      text.length > 0 ||
+      event.finishReason !== null ||
+      (textLogprobs !== null && textLogprobs.tokens.length > 0)
+    ) {
+      this.#chunk([{ index: event.index, text, logprobs: textLogprobs, finish_reason: event.finishReason }]);
+    }
+  }
+
+  finish(usage: Usage): void {
+    const { options } = this.#request;
+    if (this.#streaming) {
+      if (options.includeUsage) this.#chunk([], usage);
+      this.#sink.event(sseDone);
+      this.#sink.end();
+      return;
+    }
+    const base = {
+      id: this.#id,
+      created: this.#createdS,
+      model: this.#request.model,
+      system_fingerprint: null,
+    };
+    if (this.#request.type === 'chat') {
+      this.#sink.json({
+        ...base,
+        object: 'chat.completion',
+        choices: this.#choices.map((choice, index) => ({
+          index,
+          message: { role: 'assistant', content: choice.text, refusal: null },
+          logprobs: options.logprobs ? { content: choice.chatLogprobs, refusal: null } : null,
+          finish_reason: choice.finishReason,
+          stop_reason: choice.stopReason,
+        })),
+        usage,
+      });
+    } else {
+      this.#sink.json({
+        ...base,
+        object: 'text_completion',
+        choices: this.#choices.map((choice, index) => ({
+          index,
+          text: choice.text,
+          logprobs: options.logprobs ? choice.completionLogprobs : null,
+          finish_reason: choice.finishReason,
+          stop_reason: choice.stopReason,
+        })),
+        usage,
+      });
+    }
+    this.#sink.end();
+  }
+
+  #chunk(choices: unknown[], usage: Usage | null = null): void {
+    const { options } = this.#request;
+    const chunk: Record<string, unknown> = {
+      id: this.#id,
+      object: this.#request.type === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+      created: this.#createdS,
+      model: this.#request.model,
+      system_fingerprint: null,
+      choices,
+    };
+    if (options.includeUsage) chunk.usage = usage;
+    this.#sink.event(sseData(chunk));
+  }
+}
