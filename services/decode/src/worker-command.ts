@@ -183,8 +183,21 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
     `${JSON.stringify({ event: 'ready', workerId: worker.workerId, grpcAddress: worker.grpcAddress, port: worker.port, pid: process.pid })}\n`,
   );
   const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {
-    process.once('SIGTERM', () => resolveSignal('SIGTERM'));
-    process.once('SIGINT', () => resolveSignal('SIGINT'));
+    let stopping = false;
+    const onSignal = (received: NodeJS.Signals): void => {
+      if (!stopping) {
+        stopping = true;
+        resolveSignal(received);
+      } else if (received === 'SIGINT') {
+        // A second Ctrl-C: stop waiting for running requests.
+        process.exit(130);
+      } else {
+        logger.info('already stopping', { signal: received });
+      }
+    };
+    // Handlers stay installed while draining, so a repeated SIGTERM does not kill the process.
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
   logger.info('stopping', { signal });
   await worker.close();
