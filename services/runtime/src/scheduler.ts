@@ -43,7 +43,9 @@ export interface SchedulerModel {
   maxModelLen: number | null;
 }
 
+// Shared, read-only inputs.
 const noSampleIndices = new Int32Array(0);
+const sampleFirst = Int32Array.of(0);
 
 export class Scheduler {
   readonly options: SchedulerOptions;
@@ -284,15 +286,26 @@ export class Scheduler {
     const tokenIds = new Int32Array(numTokens);
     for (let i = 0; i < numTokens; i++) tokenIds[i] = seq.tokenIds[startPos + i]!;
     const numPages = this.pagesFor(startPos + numTokens);
-    const pageTable = new Int32Array(numPages);
-    for (let i = 0; i < numPages; i++) pageTable[i] = seq.pageTable[i]!;
+    if (seq.pageTableBuffer.length < numPages) {
+      const grown = new Int32Array(Math.max(numPages, 2 * seq.pageTableBuffer.length));
+      grown.set(seq.pageTableBuffer.subarray(0, seq.numSyncedPages));
+      seq.pageTableBuffer = grown;
+    }
+    // Page tables only grow while a sequence runs (release resets numSyncedPages).
+    for (let i = seq.numSyncedPages; i < numPages; i++) seq.pageTableBuffer[i] = seq.pageTable[i]!;
+    if (numPages > seq.numSyncedPages) seq.numSyncedPages = numPages;
+    const pageTable = seq.pageTableBuffer.subarray(0, numPages);
     const s = seq.sampling;
     const penalized = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
     return {
       tokenIds,
       startPos,
       pageTable,
-      sampleIndices: item.sample ? Int32Array.of(numTokens - 1) : noSampleIndices,
+      sampleIndices: item.sample
+        ? numTokens === 1
+          ? sampleFirst
+          : Int32Array.of(numTokens - 1)
+        : noSampleIndices,
       sampling: s,
       promptTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(0, seq.numPromptTokens)) : null,
       outputTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(seq.numPromptTokens)) : null,
@@ -439,6 +452,7 @@ export class Scheduler {
     for (const page of seq.pageTable) this.allocator.release(page);
     if (seq.lockedNode !== null) this.cache!.unlock(seq.lockedNode);
     seq.pageTable = [];
+    seq.numSyncedPages = 0;
     seq.lockedNode = null;
     seq.numComputedTokens = 0;
     seq.numInsertedPages = 0;

@@ -35,6 +35,9 @@ export class Sequence {
   numComputedTokens = 0;
   /** Pages covering the sequence's positions, in order; the sequence holds one reference on each. */
   pageTable: number[] = [];
+  /** pageTable as the executor reads it; entries [0, numSyncedPages) are current. Reused across steps. */
+  pageTableBuffer = new Int32Array(8);
+  numSyncedPages = 0;
   /** Deepest radix node this sequence keeps locked (its cached prefix), or null. */
   lockedNode: RadixNode | null = null;
   /** Full pages of this sequence already offered to the radix cache. */
