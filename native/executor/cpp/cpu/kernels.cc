@@ -98,7 +98,9 @@ void matmulNT(const float* x, int64_t M, int64_t K, const float* W, int64_t N, c
   // Tile N so a tile of W (nTile rows x K) stays in L2 while every block of 4 rows of x passes it.
   const int64_t nTile = M == 1 ? 64 : std::max<int64_t>(16, std::min<int64_t>(64, (256 * 1024) / (K * 4) / 4 * 4));
   const int64_t numTiles = (N + nTile - 1) / nTile;
-#pragma omp parallel for schedule(static) num_threads(numThreads) if (M * N * K > 32768)
+  // Dynamic chunks of tiles: on a shared machine one thread may be preempted, and a static split
+  // would make the whole call wait for it. Which thread computes a tile never changes its values.
+#pragma omp parallel for schedule(dynamic, 4) num_threads(numThreads) if (M * N * K > 32768)
   for (int64_t t = 0; t < numTiles; t++) {
     const int64_t n0 = t * nTile;
     const int64_t n1 = std::min(N, n0 + nTile);

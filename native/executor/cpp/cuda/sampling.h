@@ -59,6 +59,7 @@ struct SamplingArgs {
   const int32_t* allowed;
   int32_t numRows = 0, vocab = 0, maxTop = 0;
   SampleResults results;
+  float* rowLogSumExp;       // [numRows] scratch
   // Stochastic rows only (numStochastic may be 0):
   int32_t numStochastic = 0;
   const int32_t* stochasticRows;  // [numStochastic] row index of each

@@ -1,0 +1,88 @@
+// The CUDA backend: weights in the compute dtype on one device, the paged KV pool, batched
+// forward passes (cuda_forward.cc) and device sampling. Not thread-safe: the Executor serialises
+// calls; every public method re-selects its device first (calls arrive on worker threads).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "device_buffer.h"
+#include "gemm.h"
+#include "tandem/backend.h"
+
+namespace tandem::cuda {
+
+struct LayerWeights {
+  DeviceBuffer qkv;          // [(numHeads + 2 numKvHeads) headDim, hidden] T (q, k, v rows stacked)
+  DeviceBuffer qkvBias;      // [(numHeads + 2 numKvHeads) headDim] f32, when the model has biases
+  DeviceBuffer o;            // [hidden, numHeads headDim] T
+  DeviceBuffer gateUp;       // [2 intermediate, hidden] T (gate rows, then up rows)
+  DeviceBuffer down;         // [hidden, intermediate] T
+  DeviceBuffer inputNorm;    // [hidden] f32
+  DeviceBuffer postNorm;     // [hidden] f32
+  DeviceBuffer qNorm, kNorm; // [headDim] f32 (Qwen3)
+};
+
+// Per-forward scratch, grown to the largest batch seen.
+struct Workspace {
+  DeviceBuffer residual;   // [numTokens, hidden] f32
+  DeviceBuffer normed;     // [numTokens, hidden] T
+  DeviceBuffer qkv;        // [numTokens, (numHeads + 2 numKvHeads) headDim] T
+  DeviceBuffer q;          // [numTokens, numHeads, headDim] T
+  DeviceBuffer attnOut;    // [numTokens, numHeads, headDim] T
+  DeviceBuffer proj;       // [numTokens, hidden] T (o-proj and down-proj outputs)
+  DeviceBuffer gateUp;     // [numTokens, 2 intermediate] T
+  DeviceBuffer act;        // [numTokens, intermediate] T
+  DeviceBuffer gathered;   // [numRows, hidden] T
+  DeviceBuffer logits;     // [numRows, vocab] f32
+  DeviceBuffer work;       // [numRows, vocab] f32
+  DeviceBuffer meta;       // packed per-call metadata (tokens, positions, slots, tables, rows, ...)
+  DeviceBuffer results;    // packed sampling results
+  DeviceBuffer sortKeysIn, sortKeysOut, sortIdsIn, sortIdsOut, dense, sortTemp;  // stochastic rows
+  PinnedBuffer hostMeta;
+  PinnedBuffer hostResults;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int32_t deviceIndex, DType computeDtype);
+  ~CudaBackend() override;
+
+  std::string deviceName() const override { return "cuda:" + std::to_string(device_); }
+  DType computeDtype() const override { return dtype_; }
+  void loadWeights(const ModelConfig& config, const WeightStore& weights) override;
+  KvPoolInfo allocateKvPool(const KvPoolRequest& request) override;
+  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) override;
+
+ private:
+  // Copies a stored tensor to the device and converts it into dst (+ dstOffset elements).
+  void upload(const TensorView& tensor, void* dst, DType dstType, int64_t dstOffsetElements);
+  void uploadTo(DeviceBuffer& buffer, const TensorView& tensor, DType dstType);
+  size_t elementBytes() const;
+  void* kCache(int32_t layer) const;
+  void* vCache(int32_t layer) const;
+
+  int32_t device_;
+  DType dtype_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Gemm> gemm_;
+  ModelConfig config_;
+  bool loaded_ = false;
+
+  DeviceBuffer embedding_;  // [vocab, hidden] T
+  DeviceBuffer lmHead_;     // [vocab, hidden] T; empty when tied to embedding_
+  DeviceBuffer finalNorm_;  // [hidden] f32
+  DeviceBuffer invFreq_;    // [headDim / 2] f32
+  DeviceBuffer staging_;    // raw stored bytes of one tensor on its way in
+  std::vector<LayerWeights> layers_;
+
+  DeviceBuffer kvPool_;  // [numLayers][2][numPages][pageSize][numKvHeads][headDim] T
+  KvPoolInfo pool_;
+  Workspace ws_;
+  std::mt19937_64 seedSource_;
+};
+
+}  // namespace tandem::cuda
