@@ -1,6 +1,9 @@
 // CudaBackend: device selection, weight upload, KV pool sizing (cuda_forward.cc runs batches).
 #include "cuda_backend.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
 #include <string>
 
@@ -28,8 +31,10 @@ namespace {
 
 size_t storedBytes(StoredDType t) { return t == StoredDType::F32 ? 4 : 2; }
 
-// Hugging Face's inverse frequencies, in float32 as transformers computes them.
-std::vector<float> inverseFrequencies(const ModelConfig& c) {
+// Hugging Face's inverse frequencies, in float32 as transformers computes them. transformers
+// loads a bf16 / f16 checkpoint in its stored dtype, which rounds the inv_freq buffer too (and an
+// upcast model keeps that rounding), so we round the same way.
+std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored) {
   const int32_t half = c.headDim / 2;
   std::vector<float> invFreq(static_cast<size_t>(half));
   const float base = static_cast<float>(c.rope.theta);
@@ -49,6 +54,10 @@ std::vector<float> inverseFrequencies(const ModelConfig& c) {
       if (medium) scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
       f = scaled;
     }
+  }
+  for (float& f : invFreq) {
+    if (stored == StoredDType::BF16) f = __bfloat162float(__float2bfloat16_rn(f));
+    if (stored == StoredDType::F16) f = __half2float(__float2half_rn(f));
   }
   return invFreq;
 }
@@ -101,10 +110,11 @@ void CudaBackend::loadWeights(const ModelConfig& c, const WeightStore& w) {
   const int64_t qRows = c.numHeads * D, kvRows = c.numKvHeads * D, qkvRows = qRows + 2 * kvRows;
   const size_t eb = elementBytes();
 
-  uploadTo(embedding_, w.get("model.embed_tokens.weight", {V, H}), dtype_);
+  const TensorView& embedding = w.get("model.embed_tokens.weight", {V, H});
+  uploadTo(embedding_, embedding, dtype_);
   if (!c.tieWordEmbeddings) uploadTo(lmHead_, w.get("lm_head.weight", {V, H}), dtype_);
   uploadTo(finalNorm_, w.get("model.norm.weight", {H}), DType::F32);
-  const std::vector<float> invFreq = inverseFrequencies(c);
+  const std::vector<float> invFreq = inverseFrequencies(c, embedding.dtype);
   invFreq_.allocate(invFreq.size() * sizeof(float));
   CUDA_CHECK(cudaMemcpy(invFreq_.as(), invFreq.data(), invFreq.size() * sizeof(float), cudaMemcpyHostToDevice));
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Everything the CUDA backend is checked and timed with on a GPU host (no Node, no network):
+#   bench/cuda/gpu_run.sh [build] [golden] [hf8b] [bench1b] [bench8b]   (default: all)
+# Logs go to $OUT (or /tmp/tandem-gpu-out); the build to $BUILD (default /tmp/tandem-cuda-lab).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/tandem-gpu-out}
+BUILD=${BUILD:-/tmp/tandem-cuda-lab}
+LAB=$BUILD/tandem-cuda-lab
+mkdir -p "$OUT"
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(build golden hf8b bench1b bench8b)
+status=0
+want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
+log() { echo "== $* ($(date -u +%H:%M:%S))"; }
+
+if want build; then
+  log build
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$OUT/device.txt"
+  nvcc --version | tail -2 | tee -a "$OUT/device.txt"
+  extra=()
+  if ! ls /usr/local/cuda/lib64/libcublasLt.so* >/dev/null 2>&1; then
+    # cuBLAS only in the Python wheels: point CMake at them.
+    wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.dirname(nvidia.cu13.__file__))' 2>/dev/null ||
+            python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))')
+    lib=$(find "$wheel" -name 'libcublasLt.so*' | head -1)
+    extra+=(-DCUDA_cublasLt_LIBRARY="$lib" -DCMAKE_CXX_FLAGS="-I$wheel/include" -DCMAKE_CUDA_FLAGS="-I$wheel/include")
+    export LD_LIBRARY_PATH=$(dirname "$lib"):${LD_LIBRARY_PATH:-}
+  fi
+  cmake -S native/executor/cpp/cuda/tools -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$OUT/cmake.txt" 2>&1 &&
+    cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tee "$OUT/build.txt" | grep -E "error|warning|Built target" || status=1
+  [ -x "$LAB" ] || { echo "build failed"; tail -40 "$OUT/cmake.txt" "$OUT/build.txt"; exit 1; }
+fi
+
+if want golden; then
+  log golden
+  for fx in test/fixtures/tiny-*/ deploy/models/tandem-demo-code/; do
+    for dt in f32 bf16 f16; do "$LAB" golden "$fx" "$dt" 16 || status=1; done
+  done 2>&1 | tee "$OUT/golden.txt" | grep '^{'
+  for ps in 1 64; do "$LAB" golden test/fixtures/tiny-qwen3/ f32 $ps | grep '^{' || status=1; done | tee -a "$OUT/golden.txt"
+  for fx in test/fixtures/tiny-qwen3/ test/fixtures/tiny-llama-bf16/; do
+    "$LAB" sampling "$fx" f32 || status=1
+  done 2>&1 | tee "$OUT/sampling.txt"
+fi
+
+if want hf8b; then
+  log make 8b
+  [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
+  log hf compare 8b
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
+fi
+
+if want bench1b; then
+  log bench 1b
+  [ -f /tmp/llama-1b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 1b --out /tmp/llama-1b 2>&1 | tail -3
+  "$LAB" bench /tmp/llama-1b llama-1b bf16 2>&1 | tee "$OUT/bench_1b.txt" || status=1
+fi
+
+if want bench8b; then
+  log bench 8b
+  [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
+  "$LAB" bench /tmp/llama-8b llama-8b bf16 2>&1 | tee "$OUT/bench_8b.txt" || status=1
+fi
+log done status=$status
+exit $status
