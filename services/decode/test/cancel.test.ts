@@ -103,14 +103,14 @@ describe('cancellation over gRPC', () => {
   });
 
   test('Cancel ends the stream with finish reason abort and frees its pages', async () => {
-    const running = generate(client, greedyRequest('cancel-rpc-1', longPrompt, 300));
+    const running = generate(client, greedyRequest('cancel-rpc-1', longPrompt, 2000));
     // Wait until the worker runs it.
     const deadline = Date.now() + 5000;
     while ((await client.info({})).load!.numRunning === 0 && Date.now() < deadline) await sleep(5);
     assert.equal((await client.cancel({ requestId: 'cancel-rpc-1' })).found, true);
     const [choice] = await running;
     assert.equal(choice?.finishReason, FinishReason.ABORT);
-    assert.ok(choice.tokenIds.length < 300);
+    assert.ok(choice.tokenIds.length < 2000);
     assert.equal((await client.cancel({ requestId: 'cancel-rpc-1' })).found, false);
     assertAllPagesBack(await waitUntilIdle(client));
   });
@@ -159,7 +159,7 @@ describe('cancellation over gRPC', () => {
       }),
       UnimplementedError,
     );
-    const first = generate(client, greedyRequest('dup-1', longPrompt, 200));
+    const first = generate(client, greedyRequest('dup-1', longPrompt, 2000));
     await assert.rejects(generate(client, greedyRequest('dup-1', [1, 2])), AlreadyExistsError);
     await client.cancel({ requestId: 'dup-1' });
     await first;

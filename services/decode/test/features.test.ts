@@ -121,7 +121,7 @@ describe('request features over gRPC', () => {
   });
 
   test('SIGTERM drains: the running request finishes, new ones are refused, exit code 0', async () => {
-    const running = generate(client, greedyRequest('drain-1', goldenCase.prompt_ids, 400));
+    const running = generate(client, greedyRequest('drain-1', goldenCase.prompt_ids, 3000));
     const deadline = Date.now() + 5000;
     while ((await client.info({})).load!.numRunning === 0 && Date.now() < deadline) await sleep(5);
     worker.child.kill('SIGTERM');
@@ -134,7 +134,7 @@ describe('request features over gRPC', () => {
     await assert.rejects(generate(client, greedyRequest('drain-2', [1, 2, 3], 4)), UnavailableError);
     const [choice] = await running;
     assert.equal(choice?.finishReason, FinishReason.LENGTH);
-    assert.equal(choice.tokenIds.length, 400);
+    assert.equal(choice.tokenIds.length, 3000);
     assert.equal(await worker.stop(), 0);
   });
 });

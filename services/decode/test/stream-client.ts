@@ -11,7 +11,7 @@ let started = false;
 for await (const _ of client.generate({
   requestId: requestId!,
   promptTokenIds,
-  maxTokens: 3000,
+  maxTokens: 4000,
   ignoreEos: true,
   sampling: { temperature: 0 },
 })) {
