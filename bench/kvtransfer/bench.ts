@@ -121,9 +121,14 @@ for (const numStreams of streamCounts) {
     const engineSeconds: number[] = [];
     const baselineTimes: number[] = [];
     // Same size back to back: one warm-up send, the engine's repetitions, then the baseline's.
-    await sender.sendPages({ transferId: newTransferId(), ...batch, commit: true, timeoutMs: 60_000 });
-    for (let r = 0; r < repsFor(bytes); r++) {
+    const announce = async (): Promise<bigint> => {
       const transferId = newTransferId();
+      await ask({ type: 'wait', transferId }, 'expecting'); // the receiver drops unannounced transfers
+      return transferId;
+    };
+    await sender.sendPages({ transferId: await announce(), ...batch, commit: true, timeoutMs: 60_000 });
+    for (let r = 0; r < repsFor(bytes); r++) {
+      const transferId = await announce();
       const started = process.hrtime.bigint();
       const sent = await sender.sendPages({ transferId, ...batch, commit: true, timeoutMs: 60_000 });
       engineSeconds.push(Number(process.hrtime.bigint() - started) / 1e9);

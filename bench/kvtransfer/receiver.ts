@@ -16,8 +16,9 @@ process.on('message', async (command: Command) => {
     receiver = new KvReceiver({ host: '127.0.0.1', port: 0, spec: command.spec, region });
     process.send?.({ type: 'listening', port: receiver.port });
   } else if (command.type === 'wait') {
-    const bytes = await receiver!.waitFor(command.transferId, 60_000);
-    process.send?.({ type: 'waited', bytes });
+    const expected = receiver!.expect(command.transferId, 60_000);
+    process.send?.({ type: 'expecting' });
+    process.send?.({ type: 'waited', bytes: await expected });
   } else {
     const hash = createHash('sha256');
     for (const offset of command.offsets)

@@ -3,7 +3,6 @@ export {
   KvReceiver,
   type KvReceiverEvent,
   type KvReceiverOptions,
-  type TransferOutcome,
 } from './receiver.ts';
 export { MemoryRegion } from './region.ts';
 export { KvSender, type KvSenderOptions, newTransferId, type PageCopy, type RangeCopy } from './sender.ts';

@@ -20,7 +20,7 @@ export type NativeRegionOptions =
   | { regionBuffer: null; regionAddress: bigint; regionBytes: bigint };
 
 export interface NativeReceiverEvent {
-  type: 'completed' | 'failed' | 'rejected';
+  type: 'completed' | 'failed' | 'rejected' | 'released';
   transferId: bigint;
   bytes: number;
   code: string | null;
@@ -30,6 +30,9 @@ export interface NativeReceiverEvent {
 export interface NativeReceiver {
   readonly port: number;
   bytesReceived(transferId: bigint): number;
+  expect(transferId: bigint): void;
+  /** True when no frame of the transfer is landing; else a 'released' event follows. */
+  release(transferId: bigint): boolean;
   close(): void;
 }
 

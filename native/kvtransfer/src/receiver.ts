@@ -1,8 +1,16 @@
-// The receiving side (decode worker): listens, lands pages into its registered pool, and tells
-// who waits on a transfer when it completed (committed by the sender) or failed.
+// The receiving side (decode worker): listens, lands pages into its registered pool for the
+// transfers it expects, and tells who waits on a transfer when it completed (committed by the
+// sender) or failed. Frames of a transfer it does not expect (never announced, or released) are
+// dropped unread into the pool, so pages given up after a timeout are never written late.
 
 import type { KvTransferError } from './errors.ts';
-import { fromCode, fromNative, KvTransferClosedError, KvTransferTimeoutError } from './errors.ts';
+import {
+  fromCode,
+  fromNative,
+  KvTransferAbortedError,
+  KvTransferClosedError,
+  KvTransferTimeoutError,
+} from './errors.ts';
 import { loadAddon, type NativeReceiver, type NativeReceiverEvent } from './native.ts';
 import type { MemoryRegion } from './region.ts';
 import { type KvSpec, poolBytesOf } from './spec.ts';
@@ -21,11 +29,8 @@ export interface KvReceiverOptions {
 export type KvReceiverEvent =
   | { type: 'completed'; transferId: bigint; bytes: number }
   | { type: 'failed'; transferId: bigint; bytes: number; error: KvTransferError }
-  | { type: 'rejected'; error: KvTransferError };
-
-export type TransferOutcome =
-  | { type: 'completed'; bytes: number }
-  | { type: 'failed'; error: KvTransferError };
+  | { type: 'rejected'; error: KvTransferError }
+  | { type: 'released'; transferId: bigint };
 
 interface Waiter {
   resolve: (bytes: number) => void;
@@ -33,15 +38,12 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-/** Outcomes nobody waited for yet are kept, oldest dropped first beyond this many. */
-const maxUnclaimedOutcomes = 4096;
-
 export class KvReceiver {
   readonly spec: KvSpec;
   readonly port: number;
   private readonly native: NativeReceiver;
   private readonly waiters = new Map<bigint, Waiter>();
-  private readonly unclaimed = new Map<bigint, TransferOutcome>();
+  private readonly releasing = new Map<bigint, () => void>();
   private readonly listeners = new Set<(event: KvReceiverEvent) => void>();
   private closed = false;
 
@@ -72,36 +74,39 @@ export class KvReceiver {
   }
 
   /**
-   * Resolves with the transfer's bytes once the sender committed it; rejects with the failure,
-   * or KvTransferTimeoutError after timeoutMs. One waiter per transfer.
+   * Announces a transfer (call before the sender starts) and resolves with its bytes once the
+   * sender committed it; rejects with its failure, or KvTransferTimeoutError after timeoutMs (the
+   * transfer is then released: later frames are dropped). One waiter per transfer.
    */
-  waitFor(transferId: bigint, timeoutMs: number): Promise<number> {
+  expect(transferId: bigint, timeoutMs: number): Promise<number> {
     if (this.closed) return Promise.reject(new KvTransferClosedError('receiver is closed'));
-    const outcome = this.unclaimed.get(transferId);
-    if (outcome !== undefined) {
-      this.unclaimed.delete(transferId);
-      return outcome.type === 'completed' ? Promise.resolve(outcome.bytes) : Promise.reject(outcome.error);
-    }
     if (this.waiters.has(transferId)) {
-      return Promise.reject(new TypeError(`transfer ${transferId} already has a waiter`));
+      return Promise.reject(new TypeError(`transfer ${transferId} is already expected`));
     }
+    this.native.expect(transferId);
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(transferId);
+        this.native.release(transferId);
         reject(new KvTransferTimeoutError(`transfer ${transferId} did not complete within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiters.set(transferId, { resolve, reject, timer });
     });
   }
 
-  /** Stops waiting for a transfer and forgets its outcome (the request went away). */
-  forget(transferId: bigint): void {
+  /**
+   * Gives a transfer up: its waiter fails with KvTransferAbortedError, later frames are dropped,
+   * and the promise resolves once no frame of it is landing any more (then its pages may be reused).
+   */
+  release(transferId: bigint): Promise<void> {
     const waiter = this.waiters.get(transferId);
     if (waiter !== undefined) {
       clearTimeout(waiter.timer);
       this.waiters.delete(transferId);
+      waiter.reject(new KvTransferAbortedError(`transfer ${transferId} was released by the receiver`));
     }
-    this.unclaimed.delete(transferId);
+    if (this.closed || this.native.release(transferId)) return Promise.resolve();
+    return new Promise<void>((resolve) => this.releasing.set(transferId, resolve));
   }
 
   onEvent(listener: (event: KvReceiverEvent) => void): () => void {
@@ -119,7 +124,8 @@ export class KvReceiver {
       waiter.reject(new KvTransferClosedError(`receiver closed while waiting for transfer ${transferId}`));
     }
     this.waiters.clear();
-    this.unclaimed.clear();
+    for (const resolve of this.releasing.values()) resolve();
+    this.releasing.clear();
   }
 
   [Symbol.dispose](): void {
@@ -130,29 +136,24 @@ export class KvReceiver {
     const event = toEvent(native);
     for (const listener of this.listeners) listener(event);
     if (event.type === 'rejected') return;
-    const outcome: TransferOutcome =
-      event.type === 'completed'
-        ? { type: 'completed', bytes: event.bytes }
-        : { type: 'failed', error: event.error };
-    const waiter = this.waiters.get(event.transferId);
-    if (waiter === undefined) {
-      this.unclaimed.set(event.transferId, outcome);
-      if (this.unclaimed.size > maxUnclaimedOutcomes) {
-        const oldest = this.unclaimed.keys().next();
-        if (oldest.done !== true) this.unclaimed.delete(oldest.value);
-      }
+    if (event.type === 'released') {
+      this.releasing.get(event.transferId)?.();
+      this.releasing.delete(event.transferId);
       return;
     }
+    const waiter = this.waiters.get(event.transferId);
+    if (waiter === undefined) return;
     clearTimeout(waiter.timer);
     this.waiters.delete(event.transferId);
-    if (outcome.type === 'completed') waiter.resolve(outcome.bytes);
-    else waiter.reject(outcome.error);
+    if (event.type === 'completed') waiter.resolve(event.bytes);
+    else waiter.reject(event.error);
   }
 }
 
 function toEvent(native: NativeReceiverEvent): KvReceiverEvent {
   if (native.type === 'completed')
     return { type: 'completed', transferId: native.transferId, bytes: native.bytes };
+  if (native.type === 'released') return { type: 'released', transferId: native.transferId };
   const error = fromCode(native.code ?? 'io', native.message);
   if (native.type === 'rejected') return { type: 'rejected', error };
   return { type: 'failed', transferId: native.transferId, bytes: native.bytes, error };

@@ -57,6 +57,23 @@ export function startPeer(): Peer {
   };
 }
 
+export interface Waited {
+  ok: boolean;
+  bytes?: number;
+  error?: string;
+}
+
+/** Announces a transfer on a receiver peer; resolves once announced, with the outcome to come. */
+export async function expectOn(
+  receiver: Peer,
+  transferId: bigint,
+  timeoutMs = 5000,
+): Promise<{ outcome: Promise<Waited> }> {
+  const waited = receiver.next<Waited>('waited');
+  await receiver.ask({ type: 'wait', transferId, timeoutMs }, 'expecting');
+  return { outcome: waited }; // wrapped: an async function would flatten (await) a returned promise
+}
+
 /** A pool filled so every (layer, kv, page, byte) has its own value pattern. */
 export function patternedPool(spec: KvSpec, pageBytes: number, seed: number): Uint8Array {
   const pool = new Uint8Array(spec.numLayers * 2 * spec.numPages * pageBytes);

@@ -6,6 +6,7 @@ type Command =
   | { type: 'listen'; spec: KvSpec; ioTimeoutMs: number }
   | { type: 'wait'; transferId: bigint; timeoutMs: number }
   | { type: 'progress'; transferId: bigint }
+  | { type: 'release'; transferId: bigint }
   | { type: 'read'; offset: number; length: number }
   | { type: 'connect'; spec: KvSpec; port: number; numStreams: number; fill: number }
   | {
@@ -41,21 +42,27 @@ async function handle(command: Command): Promise<void> {
         reply({
           type: 'event',
           event: event.type,
-          error: event.type === 'completed' ? null : event.error.name,
+          error: event.type === 'failed' || event.type === 'rejected' ? event.error.name : null,
         });
       });
       reply({ type: 'listening', port: receiver.port });
       return;
     }
     case 'wait': {
+      const expected = receiver!.expect(command.transferId, command.timeoutMs);
+      reply({ type: 'expecting', transferId: command.transferId });
       try {
-        const bytes = await receiver!.waitFor(command.transferId, command.timeoutMs);
+        const bytes = await expected;
         reply({ type: 'waited', ok: true, bytes });
       } catch (error) {
         reply({ type: 'waited', ok: false, error: (error as Error).name, message: (error as Error).message });
       }
       return;
     }
+    case 'release':
+      await receiver!.release(command.transferId);
+      reply({ type: 'released' });
+      return;
     case 'progress':
       reply({ type: 'progress', bytes: receiver!.bytesReceived(command.transferId) });
       return;

@@ -8,6 +8,7 @@ import {
   KvOutOfBoundsError,
   KvSender,
   type KvSpec,
+  KvTransferAbortedError,
   KvTransferClosedError,
   KvTransferTimeoutError,
   MemoryRegion,
@@ -15,7 +16,7 @@ import {
   pageBytesOf,
   pageCopyBytes,
 } from '../src/index.ts';
-import { baseSpec, type Peer, patternedPool, startPeer } from './helpers.ts';
+import { baseSpec, expectOn, type Peer, patternedPool, startPeer } from './helpers.ts';
 
 const pageBytes = pageBytesOf(baseSpec);
 // The receiver's pool is larger than the sender's: page addresses differ per side.
@@ -60,10 +61,7 @@ describe('kvtransfer over TCP between two processes', () => {
       const srcPages = [3, 4, 5, 0, 47, 20];
       const dstPages = [10, 11, 12, 63, 1, 30];
       const transferId = newTransferId();
-      const waited = receiver.ask<{ ok: boolean; bytes: number }>(
-        { type: 'wait', transferId, timeoutMs: 5000 },
-        'waited',
-      );
+      const { outcome: waited } = await expectOn(receiver, transferId);
       const bytes = await sender.sendPages({
         transferId,
         srcPages,
@@ -107,10 +105,7 @@ describe('kvtransfer over TCP between two processes', () => {
     const sender = await connectSender(port, pool, 2);
     try {
       const transferId = newTransferId();
-      const waited = receiver.ask<{ ok: boolean; bytes: number }>(
-        { type: 'wait', transferId, timeoutMs: 5000 },
-        'waited',
-      );
+      const { outcome: waited } = await expectOn(receiver, transferId);
       const srcPages = [1, 2, 9];
       const dstPages = [40, 41, 2];
       for (let layer = 0; layer < baseSpec.numLayers; layer++) {
@@ -142,10 +137,7 @@ describe('kvtransfer over TCP between two processes', () => {
     const sender = await connectSender(port, pool, 4);
     try {
       const transferId = newTransferId();
-      const waited = receiver.ask<{ ok: boolean; bytes: number }>(
-        { type: 'wait', transferId, timeoutMs: 5000 },
-        'waited',
-      );
+      const { outcome: waited } = await expectOn(receiver, transferId);
       // One big range split across the streams, one odd-sized one.
       const ranges = BigUint64Array.from([0n, 4096n, 300_000n, 300_001n, 1n, 77n]);
       assert.equal(await sender.sendRanges({ transferId, ranges, commit: true, timeoutMs: 5000 }), 300_077);
@@ -227,10 +219,7 @@ describe('kvtransfer over TCP between two processes', () => {
     const sender = await connectSender(port, patternedPool(baseSpec, pageBytes, 3), 2);
     try {
       const transferId = newTransferId();
-      const waited = receiver.ask<{ ok: boolean; error: string }>(
-        { type: 'wait', transferId, timeoutMs: 5000 },
-        'waited',
-      );
+      const { outcome: waited } = await expectOn(receiver, transferId);
       await sender.sendPages({
         transferId,
         srcPages: [1],
@@ -248,12 +237,90 @@ describe('kvtransfer over TCP between two processes', () => {
     }
   });
 
+  test('frames of a transfer the receiver does not expect are dropped; the send fails as aborted', async () => {
+    const pool = patternedPool(baseSpec, pageBytes, 11);
+    const sender = await connectSender(port, pool, 2);
+    try {
+      await assert.rejects(
+        sender.sendPages({
+          transferId: newTransferId(),
+          srcPages: [2],
+          dstPages: [33],
+          layers: [3],
+          commit: true,
+          timeoutMs: 5000,
+        }),
+        KvTransferAbortedError,
+      );
+      const { bytes: remote } = await receiver.ask<{ bytes: Uint8Array }>(
+        { type: 'read', offset: 0, length: pageCopyBytes(receiverSpec, receiverSpec.numPages) },
+        'data',
+      );
+      // (Layer 3's pages 33..36 are written by no other test.)
+      for (let kv = 0; kv < 2; kv++) {
+        assert.ok(
+          pageSlice(remote, 64, 3, kv, 33).every((b) => b === 0),
+          `kv ${kv} page 33 untouched`,
+        );
+      }
+      // The connection stays usable for expected transfers.
+      const transferId = newTransferId();
+      const { outcome: waited } = await expectOn(receiver, transferId);
+      await sender.sendPages({
+        transferId,
+        srcPages: [2],
+        dstPages: [34],
+        layers: [0],
+        commit: true,
+        timeoutMs: 5000,
+      });
+      assert.equal((await waited).ok, true);
+    } finally {
+      sender.close();
+    }
+  });
+
+  test('a released transfer fails its waiter, and later frames of it are dropped', async () => {
+    const pool = patternedPool(baseSpec, pageBytes, 12);
+    const sender = await connectSender(port, pool, 1);
+    try {
+      const transferId = newTransferId();
+      const { outcome: waited } = await expectOn(receiver, transferId);
+      await sender.sendPages({
+        transferId,
+        srcPages: [3],
+        dstPages: [35],
+        layers: [3],
+        commit: false,
+        timeoutMs: 5000,
+      });
+      await receiver.ask({ type: 'release', transferId }, 'released');
+      assert.equal((await waited).error, 'KvTransferAbortedError');
+      await assert.rejects(
+        sender.sendPages({
+          transferId,
+          srcPages: [3],
+          dstPages: [36],
+          layers: [3],
+          commit: true,
+          timeoutMs: 5000,
+        }),
+        KvTransferAbortedError,
+      );
+      const { bytes: remote } = await receiver.ask<{ bytes: Uint8Array }>(
+        { type: 'read', offset: 0, length: pageCopyBytes(receiverSpec, receiverSpec.numPages) },
+        'data',
+      );
+      assert.deepEqual(pageSlice(remote, 64, 3, 0, 35), pageSlice(pool, 48, 3, 0, 3));
+      assert.ok(pageSlice(remote, 64, 3, 0, 36).every((b) => b === 0));
+    } finally {
+      sender.close();
+    }
+  });
+
   test('waiting for a transfer nobody sends times out', async () => {
     const started = Date.now();
-    const result = await receiver.ask<{ ok: boolean; error: string }>(
-      { type: 'wait', transferId: newTransferId(), timeoutMs: 200 },
-      'waited',
-    );
+    const result = await (await expectOn(receiver, newTransferId(), 200)).outcome;
     assert.equal(result.error, 'KvTransferTimeoutError');
     assert.ok(Date.now() - started < 2000);
   });
@@ -263,10 +330,7 @@ describe('kvtransfer over TCP between two processes', () => {
     try {
       await sender.ask({ type: 'connect', spec: baseSpec, port, numStreams: 2, fill: 7 }, 'connected');
       const transferId = newTransferId();
-      const waited = receiver.ask<{ ok: boolean; error: string }>(
-        { type: 'wait', transferId, timeoutMs: 5000 },
-        'waited',
-      );
+      const { outcome: waited } = await expectOn(receiver, transferId);
       // Layer 0 lands uncommitted: the transfer is open on the receiver when the sender dies.
       const sent = await sender.ask<{ ok: boolean; bytes: number }>(
         {

@@ -8,6 +8,8 @@ void ReceiverWrap::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "Receiver",
                                    {InstanceAccessor<&ReceiverWrap::Port>("port"),
                                     InstanceMethod<&ReceiverWrap::BytesReceived>("bytesReceived"),
+                                    InstanceMethod<&ReceiverWrap::Expect>("expect"),
+                                    InstanceMethod<&ReceiverWrap::Release>("release"),
                                     InstanceMethod<&ReceiverWrap::Close>("close")});
   exports.Set("Receiver", cls);
 }
@@ -17,6 +19,7 @@ static const char* eventTypeName(ReceiverEvent::Type type) {
     case ReceiverEvent::Type::Completed: return "completed";
     case ReceiverEvent::Type::Failed: return "failed";
     case ReceiverEvent::Type::Rejected: return "rejected";
+    case ReceiverEvent::Type::Released: return "released";
   }
   return "failed";
 }
@@ -43,7 +46,8 @@ ReceiverWrap::ReceiverWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Re
         object.Set("type", eventTypeName(ev->type));
         object.Set("transferId", Napi::BigInt::New(env, ev->transferId));
         object.Set("bytes", Napi::Number::New(env, double(ev->bytes)));
-        object.Set("code", ev->type == ReceiverEvent::Type::Completed ? env.Null()
+        bool failure = ev->type == ReceiverEvent::Type::Failed || ev->type == ReceiverEvent::Type::Rejected;
+        object.Set("code", !failure ? env.Null()
                                                                         : Napi::String::New(env, errorCodeName(ev->code)));
         object.Set("message", Napi::String::New(env, ev->message));
         callback.Call({object});
@@ -73,6 +77,15 @@ Napi::Value ReceiverWrap::Port(const Napi::CallbackInfo& info) {
 Napi::Value ReceiverWrap::BytesReceived(const Napi::CallbackInfo& info) {
   uint64_t transferId = toU64(info[0]);
   return Napi::Number::New(info.Env(), closed_ ? 0.0 : double(receiver_->bytesReceived(transferId)));
+}
+
+Napi::Value ReceiverWrap::Expect(const Napi::CallbackInfo& info) {
+  if (!closed_) receiver_->expect(toU64(info[0]));
+  return info.Env().Undefined();
+}
+
+Napi::Value ReceiverWrap::Release(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), closed_ || receiver_->release(toU64(info[0])));
 }
 
 Napi::Value ReceiverWrap::Close(const Napi::CallbackInfo& info) {

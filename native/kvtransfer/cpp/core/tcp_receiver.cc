@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <list>
@@ -37,7 +38,24 @@ class TcpReceiver final : public Receiver {
   uint64_t bytesReceived(uint64_t transferId) const override {
     std::lock_guard lock(mutex_);
     auto it = transfers_.find(transferId);
-    return it == transfers_.end() ? 0 : it->second;
+    return it == transfers_.end() ? 0 : it->second.bytes;
+  }
+
+  void expect(uint64_t transferId) override {
+    std::lock_guard lock(mutex_);
+    transfers_.try_emplace(transferId);
+  }
+
+  bool release(uint64_t transferId) override {
+    std::lock_guard lock(mutex_);
+    auto it = transfers_.find(transferId);
+    if (it == transfers_.end()) return true;
+    if (it->second.inflightFrames == 0) {
+      transfers_.erase(it);
+      return true;
+    }
+    it->second.released = true;
+    return false;
   }
 
   void close() override {
@@ -92,6 +110,7 @@ class TcpReceiver final : public Receiver {
   void serve(int fd) {
     std::set<uint64_t> touched;
     std::unordered_map<uint64_t, uint64_t> streamBytes;  // transfer -> bytes via this stream since its last flush
+    std::set<uint64_t> discarded;                        // transfers whose frames this stream dropped
     ErrorCode code = ErrorCode::PeerClosed;
     std::string message = "sender closed the connection";
     try {
@@ -99,7 +118,7 @@ class TcpReceiver final : public Receiver {
       for (;;) {
         wire::FrameHeader header;
         if (!recvAll(fd, &header, sizeof header, Deadline::never())) break;  // clean end
-        handleFrame(fd, header, touched, streamBytes);
+        handleFrame(fd, header, touched, streamBytes, discarded);
       }
     } catch (const KvtError& error) {
       code = error.code() == ErrorCode::Timeout ? ErrorCode::Timeout : error.code();
@@ -157,7 +176,7 @@ class TcpReceiver final : public Receiver {
   }
 
   void handleFrame(int fd, const wire::FrameHeader& header, std::set<uint64_t>& touched,
-                   std::unordered_map<uint64_t, uint64_t>& streamBytes) {
+                   std::unordered_map<uint64_t, uint64_t>& streamBytes, std::set<uint64_t>& discarded) {
     Deadline deadline = Deadline::in(ioTimeoutMs_);
     switch (header.type) {
       case wire::FrameType::Data: {
@@ -165,20 +184,36 @@ class TcpReceiver final : public Receiver {
           throw KvtError(ErrorCode::OutOfBounds, "data frame [" + std::to_string(header.offset) + ", +" +
                                                      std::to_string(header.length) + ") outside the region of " +
                                                      std::to_string(region_.length) + " bytes");
+        bool accepted = false;
         {
           std::lock_guard lock(mutex_);
-          transfers_.try_emplace(header.transferId, 0);
+          auto it = transfers_.find(header.transferId);
+          if (it != transfers_.end() && !it->second.released) {
+            it->second.inflightFrames++;
+            accepted = true;
+          }
+        }
+        if (!accepted) {  // not expected (or released): read and drop, never touch the region
+          discarded.insert(header.transferId);
+          discard(fd, header.length, deadline);
+          return;
         }
         touched.insert(header.transferId);
-        if (!recvAll(fd, region_.base + header.offset, header.length, deadline))
-          throw KvtError(ErrorCode::PeerClosed, "sender closed the connection mid-frame");
+        bool landed = false;
+        try {
+          landed = recvAll(fd, region_.base + header.offset, header.length, deadline);
+        } catch (...) {
+          frameDone(header.transferId, 0);
+          throw;
+        }
+        frameDone(header.transferId, landed ? header.length : 0);
+        if (!landed) throw KvtError(ErrorCode::PeerClosed, "sender closed the connection mid-frame");
         streamBytes[header.transferId] += header.length;
-        std::lock_guard lock(mutex_);
-        transfers_[header.transferId] += header.length;
         return;
       }
       case wire::FrameType::Flush: {
-        wire::FrameHeader ack = {wire::FrameType::FlushAck, 0, header.transferId, 0, 0};
+        wire::FrameHeader ack = {wire::FrameType::FlushAck, 0, header.transferId, wire::kAckOk, 0};
+        if (discarded.erase(header.transferId) > 0) ack.offset = wire::kAckNotExpected;
         if (auto it = streamBytes.find(header.transferId); it != streamBytes.end()) {
           ack.length = it->second;
           streamBytes.erase(it);
@@ -188,22 +223,27 @@ class TcpReceiver final : public Receiver {
       }
       case wire::FrameType::Commit: {
         uint64_t counted = 0;
+        bool known = false;
         {
           std::lock_guard lock(mutex_);
           auto it = transfers_.find(header.transferId);
-          if (it != transfers_.end()) {
-            counted = it->second;
-            transfers_.erase(it);
+          if (it != transfers_.end() && !it->second.released) {
+            known = true;
+            counted = it->second.bytes;
+            transfers_.erase(it);  // every frame of it has landed: the sender flushed them all
           }
         }
         touched.erase(header.transferId);
         streamBytes.erase(header.transferId);
-        bool ok = counted == header.length;
-        wire::FrameHeader ack = {wire::FrameType::CommitAck, 0, header.transferId, ok ? 0u : 1u, counted};
+        bool discardedHere = discarded.erase(header.transferId) > 0;
+        uint64_t status = !known || discardedHere ? wire::kAckNotExpected
+                          : counted == header.length ? wire::kAckOk
+                                                     : wire::kAckCountMismatch;
+        wire::FrameHeader ack = {wire::FrameType::CommitAck, 0, header.transferId, status, counted};
         sendAll(fd, &ack, sizeof ack, deadline);
-        if (ok)
+        if (status == wire::kAckOk)
           emit({ReceiverEvent::Type::Completed, header.transferId, counted, ErrorCode::Io, ""});
-        else
+        else if (status == wire::kAckCountMismatch)
           emit({ReceiverEvent::Type::Failed, header.transferId, counted, ErrorCode::CommitMismatch,
                 "received " + std::to_string(counted) + " bytes, sender declared " + std::to_string(header.length)});
         return;
@@ -214,17 +254,19 @@ class TcpReceiver final : public Receiver {
         {
           std::lock_guard lock(mutex_);
           auto it = transfers_.find(header.transferId);
-          if (it != transfers_.end()) {
-            counted = it->second;
+          if (it != transfers_.end() && !it->second.released) {
+            counted = it->second.bytes;
             known = true;
-            transfers_.erase(it);
+            if (it->second.inflightFrames == 0) transfers_.erase(it);
+            else it->second.released = true;
           }
         }
         touched.erase(header.transferId);
         streamBytes.erase(header.transferId);
-        (void)known;
-        emit({ReceiverEvent::Type::Failed, header.transferId, counted, ErrorCode::Aborted,
-              "sender aborted the transfer"});
+        discarded.erase(header.transferId);
+        if (known)
+          emit({ReceiverEvent::Type::Failed, header.transferId, counted, ErrorCode::Aborted,
+                "sender aborted the transfer"});
         return;
       }
       default:
@@ -238,13 +280,48 @@ class TcpReceiver final : public Receiver {
       {
         std::lock_guard lock(mutex_);
         auto it = transfers_.find(transferId);
-        if (it == transfers_.end()) continue;  // committed or failed through another stream
-        counted = it->second;
-        transfers_.erase(it);
+        if (it == transfers_.end() || it->second.released) continue;  // done through another stream
+        counted = it->second.bytes;
+        if (it->second.inflightFrames == 0) transfers_.erase(it);
+        else it->second.released = true;
       }
       emit({ReceiverEvent::Type::Failed, transferId, counted, code, message});
     }
   }
+
+  // A frame of an accepted transfer finished (landed or not); a released transfer whose last
+  // frame in flight this was is now quiet.
+  void frameDone(uint64_t transferId, uint64_t bytes) {
+    bool quiet = false;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = transfers_.find(transferId);
+      if (it == transfers_.end()) return;
+      it->second.inflightFrames--;
+      it->second.bytes += bytes;
+      if (it->second.released && it->second.inflightFrames == 0) {
+        transfers_.erase(it);
+        quiet = true;
+      }
+    }
+    if (quiet) emit({ReceiverEvent::Type::Released, transferId, 0, ErrorCode::Io, ""});
+  }
+
+  static void discard(int fd, uint64_t length, Deadline deadline) {
+    static thread_local std::vector<uint8_t> scratch(1 << 16);
+    while (length > 0) {
+      uint64_t n = std::min<uint64_t>(length, scratch.size());
+      if (!recvAll(fd, scratch.data(), n, deadline))
+        throw KvtError(ErrorCode::PeerClosed, "sender closed the connection mid-frame");
+      length -= n;
+    }
+  }
+
+  struct TransferState {
+    uint64_t bytes = 0;       // landed so far
+    int inflightFrames = 0;   // frames being received into the region right now
+    bool released = false;    // no new frame lands; erased once inflightFrames is 0
+  };
 
   int listenFd_;
   uint16_t port_;
@@ -257,7 +334,7 @@ class TcpReceiver final : public Receiver {
   std::thread acceptThread_;
   mutable std::mutex mutex_;
   std::list<Connection> connections_;                   // guarded by mutex_ until close
-  std::unordered_map<uint64_t, uint64_t> transfers_;    // open transfer -> bytes landed
+  std::unordered_map<uint64_t, TransferState> transfers_;  // expected transfers
   std::vector<int> finished_;                          // connections whose thread ended, to reap
 };
 

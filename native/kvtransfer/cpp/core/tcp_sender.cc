@@ -24,6 +24,14 @@ namespace {
 constexpr uint64_t kMaxFrameBytes = 16ull << 20;  // bounds one payload read's deadline
 constexpr size_t kFramesPerWrite = 256;            // 512 iovecs per sendmsg (IOV_MAX is 1024)
 
+// The receiver dropped the transfer's frames (released it, or never expected it). The streams
+// stay usable: this is the transfer's failure, not the connection's.
+struct NotExpected : KvtError {
+  explicit NotExpected(uint64_t transferId)
+      : KvtError(ErrorCode::Aborted, "receiver does not expect transfer " + std::to_string(transferId) +
+                                         " (released or never announced)") {}
+};
+
 struct Op {
   uint64_t transferId;
   bool commit;
@@ -198,6 +206,8 @@ class TcpSender final : public Sender {
             continue;
           }
           writeShare(stream.fd, part);
+        } catch (const NotExpected& e) {
+          error = e;
         } catch (const KvtError& e) {
           error = closed_ ? KvtError(ErrorCode::Closed, "sender was closed") : e;
           breakAll(*error);
@@ -233,6 +243,8 @@ class TcpSender final : public Sender {
       throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection before acknowledging");
     if (ack.type != wire::FrameType::FlushAck || ack.transferId != part.transferId)
       throw KvtError(ErrorCode::Protocol, "expected a FlushAck");
+    if (ack.offset == wire::kAckNotExpected)
+      throw NotExpected(part.transferId);
     if (ack.length != part.bytes)
       throw KvtError(ErrorCode::CommitMismatch, "receiver acknowledged " + std::to_string(ack.length) +
                                                     " bytes of " + std::to_string(part.bytes));
@@ -253,7 +265,8 @@ class TcpSender final : public Sender {
     if (!recvAll(fd, &ack, sizeof ack, op.deadline))
       throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection before acknowledging the commit");
     if (ack.type != wire::FrameType::CommitAck) throw KvtError(ErrorCode::Protocol, "expected a CommitAck");
-    if (ack.offset != 0)
+    if (ack.offset == wire::kAckNotExpected) throw NotExpected(op.transferId);
+    if (ack.offset != wire::kAckOk)
       throw KvtError(ErrorCode::CommitMismatch, "receiver counted " + std::to_string(ack.length) +
                                                     " bytes, expected " + std::to_string(commit.length));
   }
@@ -268,6 +281,8 @@ class TcpSender final : public Sender {
     if (!op.error && op.commit && !op.inlineCommit) {
       try {
         commitAndWait(fd, op);
+      } catch (const NotExpected& e) {
+        op.error = e;
       } catch (const KvtError& e) {
         op.error = e;
         breakAll(e);

@@ -24,7 +24,8 @@ struct Range {
 };
 
 struct ReceiverEvent {
-  enum class Type { Completed, Failed, Rejected };
+  // Released: a released transfer has no frame landing any more (its pages may be reused).
+  enum class Type { Completed, Failed, Rejected, Released };
   Type type;
   uint64_t transferId = 0;  // 0 for Rejected (no transfer yet)
   uint64_t bytes = 0;       // bytes that landed for this transfer
@@ -37,6 +38,12 @@ class Receiver {
  public:
   virtual ~Receiver() = default;
   virtual uint16_t port() const = 0;
+  // Only expected transfers land: Data frames of any other id are read and dropped, and the
+  // sender's flush or commit fails with Aborted. Call before the sender starts.
+  virtual void expect(uint64_t transferId) = 0;
+  // Stops accepting frames of the transfer. True when none is landing now; else a Released event
+  // follows once the frame in flight has landed. After that its pages may be reused safely.
+  virtual bool release(uint64_t transferId) = 0;
   // Bytes landed so far for a transfer still open (0 once completed, failed or unknown).
   virtual uint64_t bytesReceived(uint64_t transferId) const = 0;
   // Stops accepting, drops every connection, joins every thread; no callback runs after it.

@@ -38,10 +38,16 @@ struct HelloReply {
 enum class FrameType : uint32_t {
   Data = 1,       // offset: destination byte offset; length: payload bytes that follow
   Flush = 2,      // ask for FlushAck once everything before it has landed
-  FlushAck = 3,   // receiver -> sender; length: bytes of this transfer landed via this stream
+  FlushAck = 3,   // receiver -> sender; length: bytes landed via this stream; offset: an AckStatus
   Commit = 4,     // length: total bytes the sender wrote for this transfer (all streams)
-  CommitAck = 5,  // receiver -> sender; offset: 0 ok, 1 count mismatch; length: bytes counted
+  CommitAck = 5,  // receiver -> sender; offset: an AckStatus; length: bytes counted
   Abort = 6,      // the sender gives the transfer up
+};
+
+enum AckStatus : uint64_t {
+  kAckOk = 0,
+  kAckCountMismatch = 1,
+  kAckNotExpected = 2,  // the receiver does not expect (or released) this transfer
 };
 
 struct FrameHeader {
