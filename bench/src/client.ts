@@ -89,6 +89,7 @@ export function sendRequest(req: OutgoingRequest, options: ClientOptions): Promi
     let responseId: string | null = null;
     let usage: Usage | null = null;
     let settled = false;
+    let sentAtMs: number | null = null;
     const parser = new SseParser();
     const decoder = new TextDecoder();
 
@@ -117,6 +118,7 @@ export function sendRequest(req: OutgoingRequest, options: ClientOptions): Promi
           ok,
           error: error === null ? (ok ? null : 'no output tokens') : `${error.name}: ${error.message}`,
           startedAtMs,
+          sendDelayMs: sentAtMs === null ? null : sentAtMs - startedAtMs,
           endedAtMs,
           ttftMs,
           e2eMs,
@@ -194,6 +196,9 @@ export function sendRequest(req: OutgoingRequest, options: ClientOptions): Promi
       request.destroy();
     }, options.timeoutMs);
     request.on('error', (e) => finish(e));
+    request.on('finish', () => {
+      sentAtMs = nowMs();
+    });
     request.end(body);
   });
 }

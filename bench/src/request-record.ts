@@ -10,6 +10,8 @@ export type RequestRecord = {
   ok: boolean;
   error: string | null;
   startedAtMs: number;
+  /** Until the whole request had been handed to the socket (connection set-up, client queueing). */
+  sendDelayMs: number | null;
   endedAtMs: number;
   /** Start to first chunk carrying output text; null if none arrived. */
   ttftMs: number | null;

@@ -71,6 +71,14 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
   const semaphore = options.maxConcurrency === null ? null : new Semaphore(options.maxConcurrency);
   const records: RequestRecord[] = [];
   const startedAtMs = nowMs();
+  // Requests due at the same moment start one per event-loop turn, so the first one's bytes
+  // leave while the others are still being built (otherwise 128 simultaneous requests all
+  // wait for the whole synchronous burst, and that wait would count in their TTFT).
+  let gate: Promise<void> = Promise.resolve();
+  const nextTurn = (): Promise<void> => {
+    gate = gate.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    return gate;
+  };
 
   const runConversation = async (conversation: Conversation, arrivalMs: number): Promise<void> => {
     const waitMs = startedAtMs + arrivalMs - nowMs();
@@ -81,6 +89,7 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
       if (t > 0 && options.thinkTimeMs > 0) await sleep(options.thinkTimeMs);
       const request = buildRequest(conversation, t, turn, history, options.api);
       if (semaphore !== null) await semaphore.acquire();
+      await nextTurn();
       let result: Awaited<ReturnType<typeof sendRequest>>;
       try {
         result = await sendRequest(request, options.client);

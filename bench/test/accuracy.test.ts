@@ -1,14 +1,22 @@
 // The bench against a separate test-server process with seeded, known delays: every metric
 // the bench reports must agree with what the server's log says it really did.
 //
-// Tolerance: TOL_MS = 25 ms for every single time (TTFT, E2E, each ITL gap, run duration) and
-// so for every order statistic built from them (mean, p50, p90, p99, max move by at most the
-// largest single error). The client measures from before it sends and until it has read, the
-// server from receipt to write, so the difference is loopback transfer plus event-loop delay
-// in two processes; 25 ms covers a busy 2-core CI machine with other tests running. Per-request
-// TPOT = (E2E - TTFT) / (n - 1), so its error is at most 2 * TOL_MS / (n - 1). Token counts,
-// cached tokens and goodput counts must match exactly (the delay model keeps slow and fast
-// requests >= 40 ms apart in TTFT and >= 12 ms in TPOT around the SLOs used here).
+// Tolerances, stated in ms. The client measures from before it sends until it has read; the
+// server from receipt to write; the difference is loopback transfer plus event-loop delay in
+// two processes, which on a loaded 2-core CI machine (other test files and builds running)
+// reaches tens of ms now and then (30 ms was seen while other jobs compiled C++).
+// - TOL_MS = 50 ms for every single time (TTFT, E2E, each ITL gap, the run duration, each
+//   arrival) and so for every order statistic built from them (min, p50, p90, p99, max move by
+//   at most the largest single error).
+// - TOL_MEAN_MS = 10 ms for the means: a systematic error (timing from the wrong moment) shows
+//   there even when single values are noisy.
+// - TPOT = (E2E - TTFT) / (n - 1): within 2 * TOL_MS / (n - 1).
+// - Each output chunk reaches the client no earlier than the server wrote it (3 ms slack for
+//   the two processes' clock origins) and at most TOL_MS later.
+// - Token counts, cached tokens and the number of requests meeting the SLOs: exact. The delay
+//   model keeps fast and slow requests >= 67 ms away from the TTFT SLO and >= 22 ms from the
+//   TPOT SLO, more than the tolerances let either move.
+// On an idle machine the largest differences are a few ms (printed as a test diagnostic).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,23 +38,15 @@ import {
   type TestServerProcess,
 } from './helpers/test-server-process.ts';
 
-const TOL_MS = 25;
+const TOL_MS = 50;
+const TOL_MEAN_MS = 10;
+const CLOCK_SLACK_MS = 3;
 const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 const execFileAsync = promisify(execFile);
 
 const SERVER_ARGS = [
-  ...['--seed', '7', '--ttft-ms', '50', '--itl-ms', '10', '--jitter-ms', '3'],
-  ...[
-    '--slow-ttft-fraction',
-    '0.25',
-    '--slow-ttft-ms',
-    '200',
-    '--slow-itl-fraction',
-    '0.25',
-    '--slow-itl-ms',
-    '40',
-  ],
-  ...['--cache-block-tokens', '8'],
+  ...'--seed 7 --ttft-ms 50 --itl-ms 10 --jitter-ms 3 --cache-block-tokens 8'.split(' '),
+  ...'--slow-ttft-fraction 0.25 --slow-ttft-ms 200 --slow-itl-fraction 0.25 --slow-itl-ms 60'.split(' '),
 ];
 
 async function bench(baseUrl: string, out: string, args: string[]): Promise<BenchResult> {
@@ -111,8 +111,10 @@ function near(actual: number | null, expected: number | null, tolerance: number,
 function nearStats(actual: Stats | null, expected: Stats | null, tolerance: number, what: string): void {
   assert.ok(actual !== null && expected !== null, `${what}: missing`);
   assert.equal(actual.count, expected.count, `${what} count`);
-  for (const key of ['mean', 'min', 'p50', 'p90', 'p99', 'max'] as const)
+  near(actual.mean, expected.mean, Math.min(tolerance, TOL_MEAN_MS), `${what} mean`);
+  for (const key of ['min', 'p50', 'p90', 'p99', 'max'] as const) {
     near(actual[key], expected[key], tolerance, `${what} ${key}`);
+  }
 }
 
 /** Checks every request and every summary metric of a result against the server log. */
@@ -134,6 +136,12 @@ function checkAgainstLog(result: BenchResult, logs: ServerLogRecord[], slo: Slo 
     r.itlMs.forEach((gap, i) => {
       near(gap, truth.itlMs[i] ?? null, TOL_MS, `${id} ITL[${i}]`);
     });
+    // Same machine, same wall clock: each chunk reaches the client within TOL_MS after the
+    // server wrote it (a few ms of slack below zero for the two processes' clock origins).
+    r.chunkOffsetsMs.forEach((offset, i) => {
+      const lagMs = r.startedAtMs + offset - (log.chunkAtMs[i] as number);
+      near(lagMs, Math.min(Math.max(lagMs, 0), TOL_MS), CLOCK_SLACK_MS, `${id} chunk delivery lag`);
+    });
     near(r.tpotMs, truth.tpotMs, (2 * TOL_MS) / (log.numOutputTokens - 1), `${id} TPOT`);
     assert.equal(r.numPromptTokens, log.numPromptTokens, `${id} prompt tokens`);
     assert.equal(r.numOutputTokens, log.numOutputTokens, `${id} output tokens`);
@@ -144,7 +152,10 @@ function checkAgainstLog(result: BenchResult, logs: ServerLogRecord[], slo: Slo 
   const truth = summarizeRun(truths, truthDurationS, slo);
   const s = result.summary;
   near(s.durationS * 1000, truth.durationS * 1000, TOL_MS, 'duration');
-  assert.ok(s.durationS >= truth.durationS, 'the client cannot finish before the server did');
+  assert.ok(
+    s.durationS * 1000 >= truth.durationS * 1000 - CLOCK_SLACK_MS,
+    'the client cannot end before the server',
+  );
   // Throughputs are counts over that duration; the counts must be exact.
   for (const key of [
     'numCompleted',
@@ -214,31 +225,10 @@ describe('bench against the test-server process', () => {
 
   test('random workload, Poisson arrivals, token-id prompts: every metric matches the server log', async () => {
     await withServer('random', async (logPath) => {
-      const slo: Slo = { ttftMs: 120, tpotMs: 25, e2eMs: null };
+      const slo: Slo = { ttftMs: 120, tpotMs: 35, e2eMs: null };
       const result = await bench(server.baseUrl, join(dir, 'random.json'), [
-        ...[
-          '--workload',
-          'random',
-          '--num-prompts',
-          '40',
-          '--input-len',
-          '64',
-          '--output-len',
-          '12',
-          '--range-ratio',
-          '0.5',
-        ],
-        ...[
-          '--request-rate',
-          '40',
-          '--seed',
-          '3',
-          '--ignore-eos',
-          '--slo-ttft-ms',
-          '120',
-          '--slo-tpot-ms',
-          '25',
-        ],
+        ...'--workload random --num-prompts 40 --input-len 64 --output-len 16 --range-ratio 0.5'.split(' '),
+        ...'--request-rate 40 --seed 3 --ignore-eos --slo-ttft-ms 120 --slo-tpot-ms 35'.split(' '),
       ]);
       await server.stop();
       const logs = readServerLog(logPath);
@@ -279,27 +269,8 @@ describe('bench against the test-server process', () => {
   test('shared-prefix workload at fixed concurrency: cached-token share matches the log', async () => {
     await withServer('shared-prefix', async (logPath) => {
       const result = await bench(server.baseUrl, join(dir, 'shared-prefix.json'), [
-        ...[
-          '--workload',
-          'shared-prefix',
-          '--num-groups',
-          '4',
-          '--prompts-per-group',
-          '4',
-          '--system-prompt-len',
-          '64',
-        ],
-        ...[
-          '--question-len',
-          '8',
-          '--output-len',
-          '4',
-          '--max-concurrency',
-          '1',
-          '--seed',
-          '0',
-          '--ignore-eos',
-        ],
+        ...'--workload shared-prefix --num-groups 4 --prompts-per-group 4 --system-prompt-len 64'.split(' '),
+        ...'--question-len 8 --output-len 4 --max-concurrency 1 --seed 0 --ignore-eos'.split(' '),
       ]);
       await server.stop();
       const logs = readServerLog(logPath);

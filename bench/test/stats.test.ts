@@ -48,6 +48,7 @@ function record(overrides: Partial<RequestRecord>): RequestRecord {
     ok: true,
     error: null,
     startedAtMs: 0,
+    sendDelayMs: 0,
     endedAtMs: 100,
     ttftMs: 20,
     e2eMs: 100,

@@ -122,6 +122,7 @@ export function startTestServer(options: TestServerOptions): Promise<RunningTest
 
     const done = (completed: boolean): void => {
       if (finished) return;
+      const endAtMs = nowMs(); // before the bookkeeping below, which the client does not wait for
       finished = true;
       numInFlight--;
       if (timer !== null) clearTimeout(timer);
@@ -133,7 +134,7 @@ export function startTestServer(options: TestServerOptions): Promise<RunningTest
         sequence: mySequence,
         receivedAtMs,
         chunkAtMs,
-        endAtMs: nowMs(),
+        endAtMs,
         plannedTtftMs: planned.ttftMs,
         plannedItlMs: planned.itlMs,
         slowTtft: planned.slowTtft,
