@@ -146,11 +146,13 @@ export async function requestBlockDump(
   const request = create(BlockDumpRequestSchema, { maxBlocksPerChunk: options.maxBlocksPerChunk ?? 0 });
   nc.publish(subjects.kvDump(workerId), toBinary(BlockDumpRequestSchema, request), { reply: inbox });
   const chunks: BlockDumpChunk[] = [];
+  let numReceived = 0;
   try {
     for await (const message of subscription) {
       const chunk = fromBinary(BlockDumpChunkSchema, message.data);
+      if (chunks[chunk.chunkIndex] === undefined) numReceived++;
       chunks[chunk.chunkIndex] = chunk;
-      if (chunks.filter((c) => c !== undefined).length === chunk.numChunks) break;
+      if (numReceived === chunk.numChunks) break;
     }
   } catch (cause) {
     throw new TimeoutError(`no complete block dump from worker ${workerId} within ${timeoutMs} ms`, {

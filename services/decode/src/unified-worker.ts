@@ -63,7 +63,12 @@ function defaultWorkerId(port: number): string {
 export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise<UnifiedWorker> {
   const host = options.host ?? '127.0.0.1';
   const startedAtMs = Date.now();
-  const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+  const server = new grpc.Server({
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    // Ping idle clients so a vanished router's streams are cancelled (and their pages freed).
+    'grpc.keepalive_time_ms': 15_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  });
   const port = await bindGrpcServer(server, host, options.port);
   const workerId = options.workerId ?? defaultWorkerId(port);
   assertWorkerId(workerId);

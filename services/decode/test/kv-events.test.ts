@@ -185,6 +185,10 @@ describe('KV events, dumps and membership on NATS', () => {
       );
     }
     assert.deepEqual(keysOf(grpcBlocks), keysOf(dump.blocks));
+    // So does a NATS dump split into many chunks.
+    const chunked = await requestBlockDump(nc, workerId, { maxBlocksPerChunk: 3 });
+    assert.equal(chunked.seq, dump.seq);
+    assert.deepEqual(keysOf(chunked.blocks), keysOf(dump.blocks));
 
     // The router computes the same hashes from the prompt: the last prompt's full pages are cached.
     const last = prompts.at(-1)!;
@@ -250,5 +254,32 @@ describe('KV events, dumps and membership on NATS', () => {
     await nc.flush();
     assert.ok(announcements.some((a) => a.workerId === workerId && a.kind === AnnounceKind.LEAVE));
     assert.equal(await redis.get(redisKeys.workerLease(workerId)), null);
+  });
+
+  test('a worker restarted under the same id is a new incarnation: followers resync', async () => {
+    const numGapsBefore = follower.gaps.length;
+    worker = await startWorkerProcess([
+      '--model',
+      modelDir('tiny-llama'),
+      '--nats',
+      nats.url,
+      '--worker-id',
+      workerId,
+      '--page-size',
+      String(pageSize),
+      '--num-pages',
+      String(numPages),
+      '--threads',
+      '1',
+    ]);
+    client.close();
+    client = createGrpcClient(Worker, worker.grpcAddress);
+    await runRequests(makePrompts(3, 31));
+    const dump = await caughtUpDump(follower);
+    const restart = follower.gaps.slice(numGapsBefore).find((gap) => gap.restarted);
+    assert.ok(restart !== undefined, 'the new incarnation was noticed');
+    assert.equal(follower.mirror.startedAtMs, dump.startedAtMs);
+    assert.deepEqual(keysOf(follower.mirror.blocks()), keysOf(dump.blocks));
+    assert.equal(await worker.stop(), 0);
   });
 });
