@@ -106,6 +106,15 @@ void sampleToken(const float* logits, int32_t vocabSize, const SequenceInput& se
       p[i] = work[i] == negInf ? 0.0 : std::exp(static_cast<double>(work[i] / sp.temperature) - mx);
       sum += p[i];
     }
+    if (!(sum > 0.0) || !std::isfinite(sum)) {
+      // Every token masked out (or a non-finite logit): fall back to the argmax of what is left.
+      int32_t best = 0;
+      for (int32_t i = 1; i < vocabSize; i++)
+        if (work[i] > work[best]) best = i;
+      std::fill(p.begin(), p.end(), 0.0);
+      p[best] = 1.0;
+      sum = 1.0;
+    }
     for (auto& v : p) v /= sum;
     std::vector<int32_t> order;
     auto sortedOrder = [&]() {
