@@ -6,7 +6,7 @@ import { discoverModel, runBench } from './bench.ts';
 import { renderCompareTable } from './compare.ts';
 import { BenchConfigError, BenchResultFileError } from './errors.ts';
 import { parseRunArgs, type RawOptions, requestRate, runSettings } from './options.ts';
-import { writeLatencyCdfs, writeSweepPlots } from './plots.ts';
+import { writeLatencyCdfs, writeSweepPlots, writeThroughputBars } from './plots.ts';
 import { renderSummary } from './report.ts';
 import { readResult, writeResult } from './result.ts';
 import { readSweep, runSweep } from './sweep.ts';
@@ -25,7 +25,8 @@ const USAGE = `usage:
       [--out result.json] [--plot-dir DIR] [--label NAME]
   tandem bench sweep --rates 1,2,4 --out-dir DIR [run options]
   tandem bench compare A.json B.json ...
-  tandem bench plot --out-dir DIR [--prefix P] A.json B.json ... (results: latency CDFs; sweep.json: rate plots)
+  tandem bench plot --out-dir DIR [--prefix P] A.json B.json ...
+      (results: latency CDFs, and throughput bars for several; sweep.json files: rate plots)
 `;
 
 async function resolveModel(o: RawOptions): Promise<string> {
@@ -121,6 +122,7 @@ function plotCommand(argv: string[]): number {
       return { label: result.config.label || basename(path, '.json'), result };
     });
     files = writeLatencyCdfs(results, outDir, values.prefix);
+    if (results.length > 1) files.push(...writeThroughputBars(results, outDir, values.prefix));
   }
   process.stdout.write(`plots: ${files.join(', ')}\n`);
   return 0;

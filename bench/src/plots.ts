@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Summary } from './metrics.ts';
 import type { BenchResult } from './result.ts';
 import { cdfPoints } from './stats.ts';
-import { renderLineChart } from './svg.ts';
+import { renderBarChart, renderLineChart } from './svg.ts';
 
 type LatencyMetric = { key: 'ttftMs' | 'tpotMs' | 'itlMs' | 'e2eMs'; title: string; file: string };
 
@@ -25,6 +25,16 @@ function latencyValues(result: BenchResult, key: LatencyMetric['key']): number[]
   });
 }
 
+/** At most `maxPoints` CDF points (evenly spaced in rank, the last kept) so plots stay small. */
+export function thinCdf(points: Array<[number, number]>, maxPoints: number): Array<[number, number]> {
+  if (points.length <= maxPoints) return points;
+  const step = points.length / maxPoints;
+  const thinned: Array<[number, number]> = [];
+  for (let i = 0; i < maxPoints; i++) thinned.push(points[Math.floor(i * step)] as [number, number]);
+  thinned.push(points[points.length - 1] as [number, number]);
+  return thinned;
+}
+
 /** Writes one CDF per latency metric, every result overlaid; returns the files written. */
 export function writeLatencyCdfs(
   results: Array<{ label: string; result: BenchResult }>,
@@ -38,7 +48,7 @@ export function writeLatencyCdfs(
       yLabel: 'fraction of requests',
       series: results.map(({ label, result }) => ({
         name: label,
-        points: cdfPoints(latencyValues(result, metric.key)),
+        points: thinCdf(cdfPoints(latencyValues(result, metric.key)), 400),
       })),
       step: true,
       markers: false,
@@ -97,6 +107,43 @@ export function writeSweepPlots(
   const files: Array<[string, string]> = [
     [join(dir, `${prefix}throughput-goodput-vs-rate.svg`), requests],
     [join(dir, `${prefix}output-throughput-vs-rate.svg`), tokens],
+  ];
+  for (const [path, svg] of files) writeFileSync(path, svg);
+  return files.map(([path]) => path);
+}
+
+/** Throughput of several runs side by side (e.g. one per routing policy). */
+export function writeThroughputBars(
+  results: Array<{ label: string; result: BenchResult }>,
+  dir: string,
+  prefix: string,
+): string[] {
+  const s = results.map((r) => r.result.summary);
+  const requests = renderBarChart({
+    title: 'Request throughput and goodput',
+    yLabel: 'req/s',
+    groups: [
+      { name: 'request throughput', values: s.map((x) => x.requestThroughputPerS) },
+      { name: 'goodput', values: s.map((x) => x.goodput?.requestsPerS ?? Number.NaN) },
+    ],
+    seriesNames: results.map((r) => r.label),
+    width: 760,
+    height: 420,
+  });
+  const tokens = renderBarChart({
+    title: 'Token throughput',
+    yLabel: 'tokens/s',
+    groups: [
+      { name: 'input', values: s.map((x) => x.inputTokenThroughputPerS) },
+      { name: 'output', values: s.map((x) => x.outputTokenThroughputPerS) },
+    ],
+    seriesNames: results.map((r) => r.label),
+    width: 760,
+    height: 420,
+  });
+  const files: Array<[string, string]> = [
+    [join(dir, `${prefix}request-throughput.svg`), requests],
+    [join(dir, `${prefix}token-throughput.svg`), tokens],
   ];
   for (const [path, svg] of files) writeFileSync(path, svg);
   return files.map(([path]) => path);

@@ -122,3 +122,76 @@ export function renderLineChart(chart: LineChart): string {
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }
+
+export type BarChart = {
+  title: string;
+  yLabel: string;
+  /** Groups along x (e.g. metrics); each has one value per series (e.g. runs). */
+  groups: Array<{ name: string; values: number[] }>;
+  seriesNames: string[];
+  width: number;
+  height: number;
+};
+
+/** Grouped vertical bars with value labels; series colors match renderLineChart's. */
+export function renderBarChart(chart: BarChart): string {
+  const { width, height } = chart;
+  const margin = { left: 70, right: 20, top: 40, bottom: 55 };
+  const legendWidth = 170;
+  const plotW = width - margin.left - margin.right - legendWidth;
+  const plotH = height - margin.top - margin.bottom;
+  const all = chart.groups.flatMap((g) => g.values).filter((v) => Number.isFinite(v));
+  const [, yHi] = range(all.length === 0 ? [0, 1] : all, true);
+  const sy = (y: number): number => margin.top + plotH - (y / yHi) * plotH;
+  const f = (v: number): string => v.toFixed(1);
+  const groupW = plotW / Math.max(1, chart.groups.length);
+  const barW = (groupW * 0.8) / Math.max(1, chart.seriesNames.length);
+
+  const parts: string[] = [];
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  parts.push(
+    `<text x="${f(margin.left + plotW / 2)}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(chart.title)}</text>`,
+  );
+  for (const y of niceTicks(0, yHi, 5)) {
+    parts.push(
+      `<line x1="${margin.left}" y1="${f(sy(y))}" x2="${margin.left + plotW}" y2="${f(sy(y))}" stroke="#e5e5e5"/>`,
+    );
+    parts.push(`<text x="${margin.left - 6}" y="${f(sy(y) + 4)}" text-anchor="end">${formatTick(y)}</text>`);
+  }
+  chart.groups.forEach((group, g) => {
+    const x0 = margin.left + g * groupW + groupW * 0.1;
+    group.values.forEach((value, s) => {
+      if (!Number.isFinite(value)) return;
+      const color = COLORS[s % COLORS.length] as string;
+      const x = x0 + s * barW;
+      parts.push(
+        `<rect x="${f(x)}" y="${f(sy(value))}" width="${f(barW * 0.92)}" height="${f(sy(0) - sy(value))}" fill="${color}"/>`,
+      );
+      parts.push(
+        `<text x="${f(x + barW * 0.46)}" y="${f(sy(value) - 4)}" text-anchor="middle" font-size="10">${formatTick(value)}</text>`,
+      );
+    });
+    parts.push(
+      `<text x="${f(margin.left + g * groupW + groupW / 2)}" y="${margin.top + plotH + 16}" text-anchor="middle">${escapeXml(group.name)}</text>`,
+    );
+  });
+  parts.push(
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`,
+  );
+  parts.push(
+    `<text transform="translate(18 ${f(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle">${escapeXml(chart.yLabel)}</text>`,
+  );
+  chart.seriesNames.forEach((name, i) => {
+    const ly = margin.top + 10 + i * 20;
+    const lx = margin.left + plotW + 15;
+    parts.push(
+      `<rect x="${lx}" y="${ly - 6}" width="22" height="12" fill="${COLORS[i % COLORS.length] as string}"/>`,
+    );
+    parts.push(`<text x="${lx + 28}" y="${ly + 4}">${escapeXml(name)}</text>`);
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}

@@ -152,6 +152,9 @@ describe('tandem bench command line', () => {
     const cdf = readFileSync(join(dir, 'both', 'ab-e2e-cdf.svg'), 'utf8');
     assert.equal(cdf.match(/<polyline /g)?.length, 2);
     assert.ok(cdf.includes('>first<') && cdf.includes('>second<'));
+    const bars = readFileSync(join(dir, 'both', 'ab-request-throughput.svg'), 'utf8');
+    // One bar per run for request throughput (no SLO given: no goodput bars), plus two legend keys.
+    assert.equal(bars.match(/<rect x="[^"]+" y="[^"]+" width="[^"]+" height="[^"]+" fill="#/g)?.length, 4);
   });
 
   test('rejected requests are counted as failed with the server message; exit code 1', async () => {
