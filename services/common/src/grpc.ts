@@ -127,6 +127,8 @@ export function fromServiceError(error: unknown, address: string): TandemError {
 export interface ClientOptions {
   /** grpc-js channel options (keepalive, message sizes). */
   channelOptions?: grpc.ChannelOptions;
+  /** Cross-cutting concerns (request ids, tracing, auth) for every call of this client. */
+  interceptors?: grpc.Interceptor[];
 }
 
 /** A typed client for `service` at host:port (plaintext). */
@@ -139,6 +141,7 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     ...options.channelOptions,
+    ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
   });
   const methods: Record<string, unknown> = {
     close: () => client.close(),

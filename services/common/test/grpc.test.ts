@@ -20,8 +20,12 @@ async function startServer() {
   const cancelled: string[] = [];
   const server = new grpc.Server();
   addGrpcService(server, Worker, {
-    async health() {
-      return { status: ServingStatus.SERVING, workerId: 'w-test' };
+    async health(_request, context) {
+      const caller = context.metadata.get('x-request-id')[0];
+      return {
+        status: ServingStatus.SERVING,
+        workerId: typeof caller === 'string' ? `w-test/${caller}` : 'w-test',
+      };
     },
     async info() {
       throw new NotFoundError('no model here');
@@ -80,6 +84,25 @@ test('unary and server-streaming calls round-trip typed messages', async () => {
     }
     assert.deepEqual(tokens, [100, 101, 102, 103]);
     assert.equal(finish, FinishReason.LENGTH);
+  } finally {
+    client.close();
+    await shutdownGrpcServer(server);
+  }
+});
+
+test('client interceptors and per-call metadata reach the server', async () => {
+  const { server, port } = await startServer();
+  const addRequestId: grpc.Interceptor = (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        if (metadata.get('x-request-id').length === 0) metadata.set('x-request-id', 'from-interceptor');
+        next(metadata, listener);
+      },
+    });
+  const client = createGrpcClient(Worker, `127.0.0.1:${port}`, { interceptors: [addRequestId] });
+  try {
+    assert.equal((await client.health({})).workerId, 'w-test/from-interceptor');
+    assert.equal((await client.health({}, { metadata: { 'x-request-id': 'r-42' } })).workerId, 'w-test/r-42');
   } finally {
     client.close();
     await shutdownGrpcServer(server);
