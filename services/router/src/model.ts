@@ -74,7 +74,10 @@ export async function loadServedModel(dir: string, servedName: string | null): P
     renderToken: (tokenId) => {
       const cached = tokenText.get(tokenId);
       if (cached !== undefined) return cached;
-      const text = tokenizer.decode([tokenId], { skipSpecialTokens: false });
+      let text = tokenizer.decode([tokenId], { skipSpecialTokens: false });
+      // Metaspace decoders drop a first token's leading space; alone, a token keeps it.
+      if (tokenizer.idToToken(tokenId)?.startsWith('\u2581') === true && !text.startsWith(' '))
+        text = ` ${text}`;
       tokenText.set(tokenId, text);
       return text;
     },

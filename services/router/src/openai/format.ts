@@ -39,12 +39,14 @@ function bytesOf(text: string): number[] {
   return Array.from(encoder.encode(text));
 }
 
+// The chosen token is shown as its share of the output text, so the entries concatenate to the
+// content exactly; alternatives have no context and are rendered alone.
 export function chatLogprobEntries(
   tokens: readonly ReleasedToken[],
   render: TokenRenderer,
 ): ChatLogprobEntry[] {
   return tokens.map((token) => {
-    const text = render(token.tokenId);
+    const text = token.text;
     return {
       token: text,
       logprob: token.logprob ?? 0,
@@ -70,7 +72,7 @@ export function completionLogprobs(
   baseOffset: number,
 ): CompletionLogprobs {
   return {
-    tokens: tokens.map((t) => render(t.tokenId)),
+    tokens: tokens.map((t) => t.text),
     token_logprobs: tokens.map((t) => t.logprob ?? 0),
     top_logprobs: tokens.map((t) => {
       const top: Record<string, number> = {};
