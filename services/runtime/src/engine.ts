@@ -7,8 +7,16 @@ import { ChunkStream } from './chunk-stream.ts';
 import { EngineClosedError, ExecutorFailedError } from './errors.ts';
 import type { ExecutorOptions, KvLayout, ModelExecutor, ModelInfo, SamplingParams } from './executor-port.ts';
 import { type BlockDump, type KvEvent, type KvEventListener, KvEventLog } from './kv-events.ts';
-import { Scheduler } from './scheduler.ts';
+import { type GenerateHooks, Scheduler } from './scheduler.ts';
 
+export type { GenerateHooks } from './scheduler.ts';
+export type {
+  ComputedPages,
+  FirstToken,
+  PrefillOnly,
+  PrefillReservation,
+  RemotePrefill,
+} from './sequence.ts';
 export type { BlockDump, KvEvent, KvEventListener };
 
 export interface GenerateRequest {
@@ -125,6 +133,9 @@ export class Engine {
       },
       this.events,
     );
+    this.scheduler.wake = () => {
+      if (!this.closed) this.kick();
+    };
   }
 
   get pageSize(): number {
@@ -136,7 +147,11 @@ export class Engine {
    * `signal`, calling abort(), or leaving the loop early ends every choice ('abort') and frees its
    * pages; an executor failure ends the stream with ExecutorFailedError.
    */
-  generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenChunk> {
+  generate(
+    request: GenerateRequest,
+    signal?: AbortSignal,
+    hooks: GenerateHooks = {},
+  ): AsyncIterable<TokenChunk> {
     if (this.closed) throw new EngineClosedError();
     const requestId = request.requestId;
     const stream = new ChunkStream(() => this.abort(requestId));
@@ -150,6 +165,7 @@ export class Engine {
         signal?.removeEventListener('abort', onAbort);
         stream.end(error);
       },
+      hooks,
     );
     if (signal?.aborted) this.abort(requestId);
     else signal?.addEventListener('abort', onAbort, { once: true });
@@ -159,6 +175,11 @@ export class Engine {
 
   abort(requestId: string): boolean {
     return this.scheduler.abort(requestId);
+  }
+
+  /** Frees the pages a finished prefill-only request (hooks.prefillOnly) still holds. */
+  releasePrefill(requestId: string): boolean {
+    return this.scheduler.releasePrefill(requestId);
   }
 
   load(): LoadReport {

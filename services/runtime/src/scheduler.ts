@@ -13,7 +13,19 @@ import type { SampleOutput, SequenceInput, SequenceOutput } from './executor-por
 import type { KvEventLog } from './kv-events.ts';
 import { PageAllocator } from './page-allocator.ts';
 import { RadixCache } from './radix-cache.ts';
-import { type RequestState, Sequence } from './sequence.ts';
+import {
+  type FirstToken,
+  type PrefillOnly,
+  type RemotePrefill,
+  type RequestState,
+  Sequence,
+} from './sequence.ts';
+
+/** Optional per-request hooks for disaggregated prefill (see sequence.ts). */
+export interface GenerateHooks {
+  remotePrefill?: RemotePrefill | null;
+  prefillOnly?: PrefillOnly | null;
+}
 
 export interface ScheduledItem {
   seq: Sequence;
@@ -64,6 +76,12 @@ export class Scheduler {
   private readonly requests = new Map<string, RequestState>();
   private waiting: Sequence[] = [];
   private running: Sequence[] = [];
+  /** Finished prefill-only sequences whose pages stay until releasePrefill(). */
+  private readonly held = new Map<string, Sequence>();
+  /** Ended sequences whose pages a remote prefill may still be writing; freed when it settles. */
+  private readonly draining = new Set<Sequence>();
+  /** Called when work appears outside schedule() (a remote prefill settled). */
+  wake: () => void = () => {};
   private nextArrivalIndex = 0;
 
   constructor(options: SchedulerOptions, model: SchedulerModel, events: KvEventLog) {
@@ -90,8 +108,14 @@ export class Scheduler {
     request: GenerateRequest,
     emit: (chunk: TokenChunk) => void,
     onDone: (error: unknown) => void,
+    hooks: GenerateHooks = {},
   ): RequestState {
     this.validate(request);
+    const prefillOnly = hooks.prefillOnly ?? null;
+    const remotePrefill = hooks.remotePrefill ?? null;
+    if (prefillOnly !== null && (request.n !== 1 || remotePrefill !== null)) {
+      throw new InvalidRequestError('a prefill-only request has n = 1 and no remote prefill');
+    }
     const state: RequestState = {
       request,
       namespace: request.cacheNamespace ?? '',
@@ -105,6 +129,11 @@ export class Scheduler {
       const seq = new Sequence(state, choice, parent, this.nextArrivalIndex++);
       state.sequences.push(seq);
       this.waiting.push(seq);
+    }
+    const first = state.sequences[0]!;
+    first.prefillOnly = prefillOnly;
+    if (remotePrefill !== null) {
+      first.remote = { fill: (r, signal) => remotePrefill.fill(r, signal), status: 'idle', controller: null };
     }
     this.requests.set(request.requestId, state);
     return state;
@@ -127,7 +156,7 @@ export class Scheduler {
     for (const state of [...this.requests.values()]) {
       for (const seq of state.sequences) {
         if (seq.status === 'finished') continue;
-        this.releasePages(seq);
+        this.letGo(seq);
         seq.status = 'finished';
       }
       this.requests.delete(state.request.requestId);
@@ -144,20 +173,25 @@ export class Scheduler {
     let preempted = false;
     for (let i = 0; i < this.running.length && budget > 0; i++) {
       const seq = this.running[i]!;
+      if (seq.remote?.status === 'pending') continue; // someone else is writing its prompt
       const numTokens = Math.min(seq.numPendingTokens, budget, this.options.maxPrefillChunkTokens);
       const numNewPages = this.pagesFor(seq.numComputedTokens + numTokens) - seq.pageTable.length;
       if (numNewPages > 0) {
         while (!this.ensureFreePages(numNewPages)) {
-          const victim = this.running.at(-1)!;
           preempted = true;
-          if (victim === seq && this.running.length === 1) {
+          const victim = this.pickVictim(i);
+          if (victim !== null) {
+            this.preempt(victim);
+            continue;
+          }
+          if (this.running.length === 1) {
             // It alone fills the pool: it can never grow; end it as if at the length limit.
             this.emitChunk(seq, [], null, 'length', null);
             this.finish(seq, 'length');
-            break;
+          } else {
+            this.preempt(seq); // wait for the others (already scheduled, or filled remotely)
           }
-          this.preempt(victim);
-          if (victim === seq) break;
+          break;
         }
         if (seq.status !== 'running') break;
         this.allocator.allocate(numNewPages, seq.pageTable);
@@ -179,9 +213,10 @@ export class Scheduler {
   /** Applies one forward pass's outputs (in batch order) to the sequences that are still running. */
   postprocess(batch: ScheduledBatch, outputs: readonly SequenceOutput[]): void {
     for (let i = 0; i < batch.items.length; i++) {
-      const { seq, numTokens, sample } = batch.items[i]!;
+      const { seq, startPos, numTokens, sample } = batch.items[i]!;
       if (seq.status !== 'running') continue; // aborted while the forward pass ran
       seq.numComputedTokens += numTokens;
+      if (seq.prefillOnly !== null) this.reportComputed(seq, startPos);
       if (sample) {
         const output = outputs[i]?.samples[0];
         if (output === undefined) throw new RangeError(`forward returned no sample for sequence ${i}`);
@@ -213,7 +248,8 @@ export class Scheduler {
   /** Every page's refcount equals its holders (sequences + tree); throws a RangeError otherwise. */
   checkInvariants(): void {
     const expected = new Int32Array(this.allocator.numPages);
-    for (const seq of this.running) for (const page of seq.pageTable) expected[page]!++;
+    const holders = [...this.running, ...this.held.values(), ...this.draining];
+    for (const seq of holders) for (const page of seq.pageTable) expected[page]!++;
     for (const seq of this.waiting)
       if (seq.pageTable.length > 0) throw new RangeError('waiting sequence holds pages');
     if (this.cache !== null) for (const page of this.cache.cachedPages()) expected[page]!++;
@@ -231,7 +267,7 @@ export class Scheduler {
     }
     if (this.cache === null) return;
     this.cache.checkTree();
-    for (const seq of this.running) {
+    for (const seq of holders) {
       if (seq.lockedNode === null) continue;
       const path = this.cache.pathTokens(seq.lockedNode);
       const prefix = seq.tokenIds.slice(0, seq.numInsertedPages * this.pageSize);
@@ -336,6 +372,11 @@ export class Scheduler {
       if (!this.reservePages(seq)) break; // head of line waits for pages
       this.waiting.splice(index, 1);
       this.running.push(seq);
+      if (seq.prefillOnly !== null && seq.numComputedTokens > 0) this.reportComputed(seq, 0);
+      if (seq.remote?.status === 'idle' && seq.numOutputTokens === 0) {
+        this.startRemotePrefill(seq);
+        continue;
+      }
       const numTokens = Math.min(seq.numPendingTokens, remaining, this.options.maxPrefillChunkTokens);
       items.push(this.item(seq, numTokens));
       remaining -= numTokens;
@@ -509,7 +550,12 @@ export class Scheduler {
     const queue = seq.status === 'running' ? this.running : this.waiting;
     const index = queue.indexOf(seq);
     if (index !== -1) queue.splice(index, 1);
-    this.releasePages(seq);
+    if (seq.prefillOnly !== null && reason !== 'abort' && seq.status === 'running') {
+      this.cacheComputedPages(seq);
+      this.held.set(seq.state.request.requestId, seq);
+    } else {
+      this.letGo(seq);
+    }
     seq.status = 'finished';
     seq.finishReason = reason;
     const state = seq.state;
@@ -518,5 +564,77 @@ export class Scheduler {
       this.requests.delete(state.request.requestId);
       state.onDone(null);
     }
+  }
+
+  /** Frees a held prefill-only request's pages. False when none are held under this id. */
+  releasePrefill(requestId: string): boolean {
+    const seq = this.held.get(requestId);
+    if (seq === undefined) return false;
+    this.held.delete(requestId);
+    this.releasePages(seq);
+    return true;
+  }
+
+  /** Releases pages now, or once a remote prefill writing into them settles. */
+  private letGo(seq: Sequence): void {
+    if (seq.remote?.status === 'pending') {
+      seq.remote.controller?.abort();
+      this.draining.add(seq);
+    } else {
+      this.releasePages(seq);
+    }
+  }
+
+  /** The newest running sequence after index `after` that may be preempted, or null. */
+  private pickVictim(after: number): Sequence | null {
+    for (let j = this.running.length - 1; j > after; j--) {
+      const seq = this.running[j]!;
+      if (seq.remote?.status !== 'pending') return seq;
+    }
+    return null;
+  }
+
+  private reportComputed(seq: Sequence, startPos: number): void {
+    const endPos = seq.numComputedTokens;
+    const pageTable = seq.pageTable.slice(0, this.pagesFor(endPos));
+    seq.prefillOnly!.onComputed({ pageTable, startPos, endPos });
+  }
+
+  /** Hook (a): hands the reserved pages to the remote prefill and waits for its first token. */
+  private startRemotePrefill(seq: Sequence): void {
+    const remote = seq.remote!;
+    const controller = new AbortController();
+    remote.status = 'pending';
+    remote.controller = controller;
+    const reservation = {
+      requestId: seq.state.request.requestId,
+      pageTable: seq.pageTable.slice(),
+      numCachedTokens: seq.numComputedTokens,
+      numPromptTokens: seq.numPromptTokens,
+    };
+    let filled: Promise<FirstToken>;
+    try {
+      filled = remote.fill(reservation, controller.signal);
+    } catch (error) {
+      filled = Promise.reject(error);
+    }
+    filled.then(
+      (first) => this.remotePrefillSettled(seq, first),
+      () => this.remotePrefillSettled(seq, null),
+    );
+  }
+
+  private remotePrefillSettled(seq: Sequence, first: FirstToken | null): void {
+    const remote = seq.remote!;
+    remote.status = first === null ? 'failed' : 'done'; // failed: prefill locally from the cached prefix
+    remote.controller = null;
+    if (this.draining.delete(seq)) {
+      this.releasePages(seq);
+    } else if (seq.status === 'running' && first !== null) {
+      seq.numComputedTokens = seq.tokenIds.length;
+      this.appendToken(seq, { index: 0, ...first, logits: null, probs: null });
+      if (seq.status === 'running') this.cacheComputedPages(seq);
+    }
+    this.wake();
   }
 }

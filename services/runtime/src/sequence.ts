@@ -7,6 +7,55 @@ import type { RadixNode } from './radix-cache.ts';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
 
+/** Pages reserved for a prompt whose KV someone else (a remote prefill worker) writes. */
+export interface PrefillReservation {
+  requestId: string;
+  /** Pages for positions [0, numPromptTokens), in order. */
+  pageTable: readonly number[];
+  /** Positions [0, numCachedTokens) already hold KV here (prefix cache); write the rest. */
+  numCachedTokens: number;
+  numPromptTokens: number;
+}
+
+/** The token sampled after the prompt, as the prefill side produced it. */
+export interface FirstToken {
+  tokenId: number;
+  logprob: number;
+  topLogprobs: { tokenId: number; logprob: number }[];
+}
+
+/**
+ * Hook (a): the prompt's KV is written into the reserved pages by someone else.
+ * Contract: fill() settles only once nothing writes into the pages any more (the engine frees
+ * them after that, also when the request was aborted meanwhile; `signal` says so). Resolving
+ * joins decode with the first token; rejecting falls back to a local prefill.
+ */
+export interface RemotePrefill {
+  fill(reservation: PrefillReservation, signal: AbortSignal): Promise<FirstToken>;
+}
+
+/** One prefill step's result: KV of positions [startPos, endPos) is in these pages. */
+export interface ComputedPages {
+  pageTable: readonly number[]; // pages for positions [0, endPos)
+  startPos: number;
+  endPos: number;
+}
+
+/**
+ * Hook (b): a prefill-only request. onComputed reports the prompt's pages as they fill (the
+ * first report covers the cached prefix); after the first token the pages stay held until
+ * Engine.releasePrefill(requestId).
+ */
+export interface PrefillOnly {
+  onComputed(pages: ComputedPages): void;
+}
+
+export interface RemoteState {
+  readonly fill: RemotePrefill['fill'];
+  status: 'idle' | 'pending' | 'failed' | 'done';
+  controller: AbortController | null;
+}
+
 export interface RequestState {
   readonly request: GenerateRequest;
   readonly namespace: string;
@@ -46,6 +95,10 @@ export class Sequence {
   numCachedTokens: number | null = null;
   numPreemptions = 0;
   finishReason: FinishReason | null = null;
+  /** Hook (a) state, choice 0 only; null for a local prefill. */
+  remote: RemoteState | null = null;
+  /** Hook (b); null for an ordinary request. */
+  prefillOnly: PrefillOnly | null = null;
 
   constructor(state: RequestState, choiceIndex: number, forkParent: Sequence | null, arrivalIndex: number) {
     const request = state.request;

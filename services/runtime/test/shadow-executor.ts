@@ -112,5 +112,21 @@ export class ShadowExecutor implements ModelExecutor {
     });
   }
 
+  /** Copies the KV of positions [startPos, endPos) between pools (what kvtransfer does for real). */
+  copyKvTo(
+    target: ShadowExecutor,
+    fromPages: readonly number[],
+    toPages: readonly number[],
+    startPos: number,
+    endPos: number,
+  ): void {
+    const size = this.pageSize;
+    for (let pos = startPos; pos < endPos; pos++) {
+      const token = this.pool[fromPages[Math.floor(pos / size)]! * size + (pos % size)]!;
+      if (token < 0) throw new RangeError(`copying position ${pos}, which was never written`);
+      target.pool[toPages[Math.floor(pos / size)]! * size + (pos % size)] = token;
+    }
+  }
+
   async close(): Promise<void> {}
 }
