@@ -1,16 +1,18 @@
-// `sharegpt-like`: lengths from a log-normal fit of the ShareGPT V3 conversations as
-// bench_serving filters them (Llama tokenizer; prompt 4..1024 tokens, prompt + output <= 2048).
-// No dataset is downloaded: only the length distribution is reproduced, the text is synthetic.
-//   input  ~ LogNormal(ln 120, 1.0): median 120 tokens, mean ~ 198, clipped to [4, 1024]
-//   output ~ LogNormal(ln 150, 0.9): median 150 tokens, mean ~ 225, clipped to [4, 2048 - input]
+// `sharegpt-like`: lengths from a log-normal approximation of the ShareGPT V3 conversations as
+// bench_serving samples them (Llama tokenizer; prompt 4..1024 tokens, prompt + output <= 2048),
+// whose commonly reported averages are ~215 prompt and ~200 output tokens per request, with a
+// long right tail. No dataset is downloaded: only the length distribution is reproduced, the
+// text is synthetic.
+//   input  ~ LogNormal(ln 130, 1.0): median 130, mean ~ 214 before clipping, clipped to [4, 1024]
+//   output ~ LogNormal(ln 135, 0.9): median 135, mean ~ 203 before clipping, clipped to [4, 2048 - input]
 import type { Rng } from '../rng.ts';
 import { makePromptPart } from './prompt.ts';
 import type { Conversation, PromptSource } from './types.ts';
 
 export const SHAREGPT_LIKE = {
-  inputMedian: 120,
+  inputMedian: 130,
   inputSigma: 1.0,
-  outputMedian: 150,
+  outputMedian: 135,
   outputSigma: 0.9,
   minLen: 4,
   maxInputLen: 1024,
