@@ -5,7 +5,14 @@
 import { Executor } from '@tandem/executor';
 import { ChunkStream } from './chunk-stream.ts';
 import { EngineClosedError, ExecutorFailedError } from './errors.ts';
-import type { ExecutorOptions, KvLayout, ModelExecutor, ModelInfo, SamplingParams } from './executor-port.ts';
+import type {
+  ExecutorOptions,
+  KvLayout,
+  ModelExecutor,
+  ModelInfo,
+  SamplingParams,
+  SequenceOutput,
+} from './executor-port.ts';
 import { type BlockDump, type KvEvent, type KvEventListener, KvEventLog } from './kv-events.ts';
 import { type GenerateHooks, Scheduler } from './scheduler.ts';
 
@@ -236,11 +243,19 @@ export class Engine {
     while (!this.closed) {
       const batch = this.scheduler.schedule();
       if (batch === null) return;
+      let outputs: SequenceOutput[];
       try {
-        const outputs = await this.executor.forward(batch.inputs);
-        if (!this.closed) this.scheduler.postprocess(batch, outputs);
+        outputs = await this.executor.forward(batch.inputs);
       } catch (error) {
         this.scheduler.failAll(new ExecutorFailedError(error));
+        continue;
+      }
+      if (this.closed) return;
+      try {
+        this.scheduler.postprocess(batch, outputs);
+      } catch (error) {
+        // A bookkeeping bug: fail what is live rather than leave streams hanging.
+        this.scheduler.failAll(error);
       }
     }
   }

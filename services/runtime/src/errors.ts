@@ -3,6 +3,7 @@
 
 export type RuntimeErrorCode =
   | 'invalid_request'
+  | 'invalid_options'
   | 'out_of_pages'
   | 'request_too_long'
   | 'duplicate_request'
@@ -25,6 +26,14 @@ export class InvalidRequestError extends RuntimeError {
   constructor(message: string) {
     super('invalid_request', message);
     this.name = 'InvalidRequestError';
+  }
+}
+
+/** Engine or scheduler options out of range. */
+export class InvalidOptionsError extends RuntimeError {
+  constructor(message: string) {
+    super('invalid_options', message);
+    this.name = 'InvalidOptionsError';
   }
 }
 

@@ -8,7 +8,12 @@
 // full pages to the radix cache, on finish, abort and preemption alike.
 
 import type { FinishReason, GenerateRequest, LoadReport, SchedulerOptions, TokenChunk } from './engine.ts';
-import { DuplicateRequestError, InvalidRequestError, RequestTooLongError } from './errors.ts';
+import {
+  DuplicateRequestError,
+  InvalidOptionsError,
+  InvalidRequestError,
+  RequestTooLongError,
+} from './errors.ts';
 import type { SampleOutput, SequenceInput, SequenceOutput } from './executor-port.ts';
 import type { KvEventLog } from './kv-events.ts';
 import { PageAllocator } from './page-allocator.ts';
@@ -85,6 +90,18 @@ export class Scheduler {
   private nextArrivalIndex = 0;
 
   constructor(options: SchedulerOptions, model: SchedulerModel, events: KvEventLog) {
+    for (const key of ['maxBatchTokens', 'maxRunningSequences', 'maxPrefillChunkTokens'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) {
+        throw new InvalidOptionsError(
+          `scheduler option ${key} must be a positive integer, got ${options[key]}`,
+        );
+      }
+    }
+    if (!Number.isInteger(options.decodeReserveTokens) || options.decodeReserveTokens < 0) {
+      throw new InvalidOptionsError(
+        `decodeReserveTokens must be a non-negative integer, got ${options.decodeReserveTokens}`,
+      );
+    }
     this.options = options;
     this.model = model;
     this.pageSize = model.pageSize;
