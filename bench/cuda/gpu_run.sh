@@ -63,5 +63,19 @@ if want bench8b; then
   [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
   "$LAB" bench /tmp/llama-8b llama-8b bf16 2>&1 | tee "$OUT/bench_8b.txt" || status=1
 fi
+if want profile; then
+  log profile 1b
+  [ -f /tmp/llama-1b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 1b --out /tmp/llama-1b 2>&1 | tail -3
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1 || true)
+  for spec in "decode 1" "decode 64" "prefill 8192"; do
+    echo "-- profile $spec"
+    if [ -n "$NCU" ]; then
+      "$NCU" --profile-from-start off --metrics gpu__time_duration.sum --print-summary per-kernel \
+        "$LAB" profile /tmp/llama-1b $spec bf16 2>&1 | grep -E "^\{|^  [a-zA-Z_]|gpu__time_duration|Kernel|void|^ +[0-9]" | head -80
+    else
+      "$LAB" profile /tmp/llama-1b $spec bf16
+    fi
+  done 2>&1 | tee "$OUT/profile_1b.txt"
+fi
 log done status=$status
 exit $status

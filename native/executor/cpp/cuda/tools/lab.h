@@ -44,5 +44,6 @@ int runGolden(const std::vector<std::string>& args);
 int runSamplingCheck(const std::vector<std::string>& args);
 int runLogitsDump(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
+int runProfile(const std::vector<std::string>& args);
 
 }  // namespace tandem::lab
