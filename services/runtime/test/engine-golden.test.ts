@@ -160,6 +160,74 @@ describe('golden text through tokenizer -> engine -> detokenizer', () => {
     });
   }
 
+  test('token-id cases (1 to 257 tokens): greedy ids, logprobs within 1e-4, top logprobs', async () => {
+    for (const name of ['tiny-llama', 'tiny-qwen2']) {
+      const f = fixture(name);
+      const engine = await openEngine(f, 256, { maxPrefillChunkTokens: 64 });
+      const sampling = { ...defaultSampling(), numTopLogprobs: 3 };
+      const cases = f.golden.cases!;
+      const results = await Promise.all(
+        cases.map(async (c, i) => {
+          const out = {
+            tokenIds: [] as number[],
+            logprobs: [] as number[],
+            top: [] as { tokenId: number }[][],
+          };
+          const r = request(`c${i}`, c.prompt_ids, c.greedy_ids.length, { logprobs: true, sampling });
+          for await (const chunk of engine.generate(r)) {
+            out.tokenIds.push(...chunk.tokenIds);
+            out.logprobs.push(...chunk.logprobs!);
+            out.top.push(...chunk.topLogprobs!);
+          }
+          return out;
+        }),
+      );
+      for (const [i, c] of cases.entries()) {
+        const out = results[i]!;
+        if (c.greedy_min_margin > 1e-3) assert.deepEqual(out.tokenIds, c.greedy_ids, `${name} case ${i}`);
+        assert.equal(out.logprobs.length, c.greedy_ids.length);
+        for (const [k, value] of out.logprobs.entries()) {
+          if (out.tokenIds[k] !== c.greedy_ids[k]) break; // diverged on a near tie
+          const expected = c.sequence_logprobs[c.prompt_ids.length - 1 + k]!;
+          assert.ok(
+            Math.abs(value - expected) < 1e-4,
+            `${name} case ${i} step ${k}: ${value} vs ${expected}`,
+          );
+          assert.equal(out.top[k]!.length, 3);
+          assert.equal(out.top[k]![0]!.tokenId, c.greedy_ids[k]);
+        }
+      }
+      await engine.close();
+    }
+  });
+
+  test('seeded sampling gives the same tokens alone, batched, and under preemption', async () => {
+    const f = fixture('tiny-llama31');
+    const random = seededRandom(8);
+    const prompts = Array.from({ length: 6 }, (_, i) => randomTokens(random, 5 + i * 9, 500));
+    const sampling = { ...defaultSampling(), temperature: 0.9, topP: 0.95, seed: 1234 };
+    const run = async (numPages: number, concurrent: boolean) => {
+      const engine = await openEngine(f, numPages, { maxPrefillChunkTokens: 16, decodeReserveTokens: 0 });
+      const make = (prompt: number[], i: number) =>
+        collect(engine.generate(request(`s${i}`, prompt, 20, { sampling, n: 2 })));
+      const outputs = [];
+      if (concurrent) outputs.push(...(await Promise.all(prompts.map(make))));
+      else for (const [i, prompt] of prompts.entries()) outputs.push(await make(prompt, i));
+      const numPreemptions = engine.stats().numPreemptions;
+      engine.checkInvariants();
+      await engine.close();
+      return { outputs: outputs.map((o) => o.map((c) => c.tokenIds)), numPreemptions };
+    };
+    const alone = await run(256, false);
+    const batched = await run(256, true);
+    const pressured = await run(12, true);
+    assert.ok(pressured.numPreemptions > 0, 'the small pool preempted');
+    assert.deepEqual(batched.outputs, alone.outputs);
+    assert.deepEqual(pressured.outputs, alone.outputs);
+    for (const choices of alone.outputs)
+      assert.notDeepEqual(choices[0], choices[1], 'choices use different seeds');
+  });
+
   test('a second request sharing a 200-token prefix computes only its suffix', async () => {
     const f = fixture('tiny-qwen2');
     const engine = await openEngine(f, 256);

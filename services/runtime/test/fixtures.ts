@@ -21,7 +21,12 @@ export interface ChatCase {
 }
 
 export interface Golden {
-  cases?: { prompt_ids: number[]; greedy_ids: number[] }[];
+  cases?: {
+    prompt_ids: number[];
+    greedy_ids: number[];
+    sequence_logprobs: number[];
+    greedy_min_margin: number;
+  }[];
   text_cases: TextCase[];
   chat_cases?: ChatCase[];
 }
