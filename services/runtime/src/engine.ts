@@ -140,9 +140,7 @@ export class Engine {
       },
       this.events,
     );
-    this.scheduler.wake = () => {
-      if (!this.closed) this.kick();
-    };
+    this.scheduler.wake = () => this.wake();
   }
 
   get pageSize(): number {
@@ -181,12 +179,16 @@ export class Engine {
   }
 
   abort(requestId: string): boolean {
-    return this.scheduler.abort(requestId);
+    const found = this.scheduler.abort(requestId);
+    this.wake(); // freed pages may admit a waiting request
+    return found;
   }
 
   /** Frees the pages a finished prefill-only request (hooks.prefillOnly) still holds. */
   releasePrefill(requestId: string): boolean {
-    return this.scheduler.releasePrefill(requestId);
+    const found = this.scheduler.releasePrefill(requestId);
+    this.wake();
+    return found;
   }
 
   load(): LoadReport {
@@ -229,6 +231,10 @@ export class Engine {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  private wake(): void {
+    if (!this.closed && this.scheduler.hasWork) this.kick();
   }
 
   private kick(): void {

@@ -408,7 +408,8 @@ export class Scheduler {
     for (let i = 0; i < this.waiting.length; i++) {
       const seq = this.waiting[i]!;
       if (!this.isReady(seq)) continue;
-      if (this.options.queuePolicy === 'fcfs' || this.cache === null) return i;
+      // Matching every waiting prompt costs O(queue); past 128 waiting, FCFS (as SGLang does).
+      if (this.options.queuePolicy === 'fcfs' || this.cache === null || this.waiting.length > 128) return i;
       const match = this.cache.matchLength(seq.state.namespace, seq.tokenIds, seq.tokenIds.length - 1);
       if (match > bestMatch) {
         best = i;

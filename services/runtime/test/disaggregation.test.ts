@@ -150,6 +150,23 @@ describe('disaggregation hooks', () => {
     assert.equal(d.engine.load().numFreePages, 64);
   });
 
+  test('pages held by a prefill-only request block admission until released', async () => {
+    const p = node(8);
+    const prompt = randomTokens(seededRandom(5), 20, shadowVocabSize);
+    await collect(
+      p.engine.generate(request('held', prompt, 1), undefined, { prefillOnly: { onComputed: () => {} } }),
+    );
+    assert.equal(p.engine.load().numFreePages, 3);
+    const other = randomTokens(seededRandom(6), 20, shadowVocabSize);
+    const waiting = collect(p.engine.generate(request('next', other, 4)));
+    await sleep(5);
+    assert.equal(p.engine.load().numWaiting, 1, 'waits for pages');
+    assert.ok(p.engine.releasePrefill('held'));
+    const [choice] = await waiting;
+    assert.deepEqual(choice!.tokenIds, shadowGenerate(other, 4));
+    assertDrained(p.engine);
+  });
+
   test('many remote-prefilled requests under page pressure match local outputs', async () => {
     const p = node(256);
     const d = node(20);
