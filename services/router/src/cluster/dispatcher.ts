@@ -121,9 +121,11 @@ export class Dispatcher {
         );
       }
       tried.add(worker.workerId);
+      const chosen = decision.candidates.find((c) => c.workerId === worker.workerId);
+      const numCachedTokens = chosen?.terms.cachedTokens ?? 0;
       let numResponses = 0;
       try {
-        for await (const response of this.#run(worker, request, nowMs)) {
+        for await (const response of this.#run(worker, request, nowMs, numCachedTokens)) {
           numResponses++;
           yield response;
         }
@@ -148,6 +150,7 @@ export class Dispatcher {
     worker: WorkerRecord,
     request: DispatchRequest,
     nowMs: number,
+    numExpectedCachedTokens: number,
   ): AsyncGenerator<GenerateResponse> {
     const { index, inflight, registry } = this.#params;
     const workerId = worker.workerId;
@@ -157,7 +160,7 @@ export class Dispatcher {
     inflight.acquire(workerId);
     worker.unreportedPrefills.set(request.requestId, {
       sentAtMs: nowMs,
-      numTokens: request.promptTokenIds.length,
+      numTokens: request.promptTokenIds.length - numExpectedCachedTokens,
     });
     let first = true;
     try {

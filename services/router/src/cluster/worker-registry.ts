@@ -27,7 +27,7 @@ export interface WorkerRecord {
   /** Prefill throughput (tokens/ms), an EWMA of what first tokens took. */
   prefillTokensPerMs: number;
   numPrefillSamples: number;
-  /** Prompts sent since (and not prefilled before) the last load report: [sentAtMs, tokens]. */
+  /** Prompts sent since (and not prefilled before) the last load report, with their uncached tokens. */
   unreportedPrefills: Map<string, { sentAtMs: number; numTokens: number }>;
   /** This router's pick order (0: never picked). */
   lastPickedSeq: number;
@@ -54,8 +54,10 @@ export type RegistryEvent =
 const workerIdField = /^tandem:worker:(.+)$/;
 /** Shorter prefills measure fixed overhead more than throughput. */
 const minPrefillSampleTokens = 32;
-/** A worker's own rate counts once it is this far from the pool's. */
+/** A worker's own rate counts once it is this far from the pool's... */
 const ownRateFactor = 2;
+/** ...after this many measurements. */
+const minOwnRateSamples = 5;
 
 export class WorkerRegistry {
   readonly #params: RegistryParams;
@@ -223,7 +225,7 @@ export class WorkerRegistry {
       }
     }
     const poolRate = count === 0 ? this.#params.defaultPrefillTokensPerMs : sum / count;
-    if (worker.numPrefillSamples === 0) return poolRate;
+    if (worker.numPrefillSamples < minOwnRateSamples) return poolRate;
     const ratio = worker.prefillTokensPerMs / poolRate;
     return ratio > ownRateFactor || ratio < 1 / ownRateFactor ? worker.prefillTokensPerMs : poolRate;
   }
@@ -233,7 +235,9 @@ export class WorkerRegistry {
     const worker = this.#workers.get(workerId);
     if (worker === undefined || numUncachedTokens < minPrefillSampleTokens || ttftMs <= 0) return;
     const rate = numUncachedTokens / ttftMs;
-    const alpha = worker.numPrefillSamples === 0 ? 1 : this.#params.prefillRateAlpha;
+    // A new worker starts from the pool's rate, so one cold first request does not mark it slow.
+    if (worker.numPrefillSamples === 0) worker.prefillTokensPerMs = this.prefillRateFor(worker);
+    const alpha = this.#params.prefillRateAlpha;
     worker.prefillTokensPerMs = alpha * rate + (1 - alpha) * worker.prefillTokensPerMs;
     worker.numPrefillSamples++;
   }

@@ -1,6 +1,7 @@
 // Picks the cheapest candidate. Costs within a tolerance of the best count as tied; ties go to
-// the lower load, then the least recently picked worker, then the smaller worker id, so the
-// same inputs always give the same pick.
+// the larger prefix match (when the policy gives one: it keeps a burst of one prefix together and
+// saves prefill compute), then the lower load, then the least recently picked worker, then the
+// smaller worker id, so the same inputs always give the same pick.
 import { loadOf } from './scorers.ts';
 import type { WorkerView } from './types.ts';
 
@@ -17,6 +18,8 @@ export function pick(
   candidates: readonly WorkerView[],
   costs: readonly number[],
   params: PickerParams,
+  /** Per candidate, cached prompt tokens (higher wins a tie), or null. */
+  affinities: readonly number[] | null = null,
 ): WorkerView | null {
   if (candidates.length === 0) return null;
   let best = Number.POSITIVE_INFINITY;
@@ -24,12 +27,19 @@ export function pick(
   const limit = best + Math.max(Math.abs(best) * params.relativeTolerance, params.absoluteTolerance);
   let chosen: WorkerView | null = null;
   let chosenCost = 0;
+  let chosenAffinity = 0;
   candidates.forEach((worker, i) => {
     const cost = costs[i]!;
     if (cost > limit) return;
-    if (chosen === null || isBetter(worker, cost, chosen, chosenCost, params)) {
+    const affinity = affinities?.[i] ?? 0;
+    const better =
+      chosen === null ||
+      affinity > chosenAffinity ||
+      (affinity === chosenAffinity && isBetter(worker, cost, chosen, chosenCost, params));
+    if (better) {
       chosen = worker;
       chosenCost = cost;
+      chosenAffinity = affinity;
     }
   });
   return chosen;

@@ -48,7 +48,7 @@ export const defaultCacheAwareConfig: CacheAwareConfig = {
   decodeMsPerRequest: 2,
   hotspotFactor: 2,
   hotspotMinInflight: 4,
-  tieRelativeTolerance: 0.1,
+  tieRelativeTolerance: 0.15,
   tieAbsoluteToleranceMs: 0.5,
 };
 
@@ -133,7 +133,8 @@ function decide(
   remaining.forEach((worker, i) => {
     records.get(worker.workerId)!.cost = costs[i]!;
   });
-  const chosen = pick(remaining, costs, spec.picker);
+  const affinities = remaining.map((worker) => records.get(worker.workerId)!.terms.cachedTokens ?? 0);
+  const chosen = pick(remaining, costs, spec.picker, affinities);
   return {
     requestId: request.requestId,
     policy: spec.name,

@@ -58,7 +58,7 @@ export interface CacheAwareParams {
 /**
  * Predicted time to first token plus a decode-load term, in ms:
  * (uncached prompt tokens + the worker's queued prefill tokens) / its prefill rate
- * + decodeMsPerRequest * its load.
+ * + decodeMsPerRequest * the requests it reports decoding.
  */
 export function cacheAwareScorer(params: CacheAwareParams): Scorer {
   return {
@@ -72,8 +72,10 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
         const numQueuedPrefillTokens =
           (worker.load?.numQueuedPrefillTokens ?? 0) + worker.numUnreportedPrefillTokens;
         const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) / worker.prefillTokensPerMs;
-        const load = loadOf(worker);
-        const decodeMs = params.decodeMsPerRequest * load;
+        // Decode load from the worker's report: requests still queued for prefill are in the
+        // prefill term already (and a burst just sent has not started decoding).
+        const numDecoding = worker.load?.numRunning ?? 0;
+        const decodeMs = params.decodeMsPerRequest * numDecoding;
         return {
           cost: prefillMs + decodeMs,
           terms: {
@@ -83,7 +85,7 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
             queuedPrefillTokens: numQueuedPrefillTokens,
             prefillTokensPerMs: worker.prefillTokensPerMs,
             prefillMs,
-            load,
+            numDecoding,
             decodeMs,
           },
         };
