@@ -17,6 +17,7 @@ import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluste
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
 import { InflightCounts } from './cluster/inflight.ts';
+import { RoutedFeed } from './cluster/routed-feed.ts';
 import { WorkerRegistry } from './cluster/worker-registry.ts';
 import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
@@ -145,6 +146,7 @@ export class RouterApp {
     const inflight = new InflightCounts(redis, { replicaId, replicaTtlMs: 10_000, refreshMs: 500 }, logger);
     const metrics = new RouterMetrics();
     const decisions = new DecisionLog(options.decisionLogSize);
+    const routedFeed = new RoutedFeed(nc, replicaId, index, logger);
     const dispatcher = new Dispatcher({
       policy: createPolicy(options.policy, options.cacheAware),
       index,
@@ -155,6 +157,7 @@ export class RouterApp {
       logger,
       maxAttempts: options.maxAttempts,
       observer: {
+        onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
         onDecision: (decision) => {
           if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
         },

@@ -25,6 +25,8 @@ export interface DispatchRequest {
 }
 
 export interface DispatchObserver {
+  /** A prompt went to a worker (the routed feed tells the other replicas). */
+  onRouted?(workerId: string, keys: BlockKeys): void;
   onDecision?(decision: Decision, attempt: number): void;
   onFirstResponse?(workerId: string, ttftMs: number, numCachedTokens: number): void;
   onRetry?(workerId: string, error: unknown): void;
@@ -157,6 +159,7 @@ export class Dispatcher {
     worker.lastPickedSeq = ++this.#pickSeq;
     worker.breaker.onAttempt(nowMs);
     index.insertOptimistic(workerId, request.blockKeys, nowMs);
+    this.#params.observer?.onRouted?.(workerId, request.blockKeys);
     inflight.acquire(workerId);
     worker.unreportedPrefills.set(request.requestId, {
       sentAtMs: nowMs,
