@@ -129,8 +129,9 @@ export class RadixCache {
 
   /**
    * Stores the first numPages pages of a sequence (tokenIds[0, numPages * pageSize) whose KV is in
-   * `pages`). Pages already cached under the same tokens are left as they are (the caller keeps
-   * its own copy); new ones are retained by the tree and published. Returns the node that ends
+   * `pages`). Where the tree already holds other pages for the same tokens (computed twice
+   * concurrently), onCached(index, cachedPage) lets the caller switch to the cached page and free
+   * its copy; new pages are retained by the tree and published. Returns the node that ends
    * exactly at the inserted prefix, for the caller to lock. The caller's `from` leaf, when only
    * the caller locks it, is extended in place rather than given a one-page child per decode page.
    */
@@ -140,6 +141,7 @@ export class RadixCache {
     pages: ArrayLike<number>,
     numPages: number,
     from: { node: RadixNode; numPages: number } | null = null,
+    onCached: ((pageIndex: number, cachedPage: number) => void) | null = null,
   ): RadixNode {
     const size = this.pageSize;
     // `from`: a node the caller knows spells tokenIds[0, from.numPages * pageSize) (its locked
@@ -159,6 +161,11 @@ export class RadixCache {
       const numMatched = this.countMatchingPages(child, tokenIds, numDone, numPages);
       const matched = numMatched < child.pages.length ? this.split(child, numMatched) : child;
       matched.lastAccess = now;
+      if (onCached !== null) {
+        for (let j = 0; j < numMatched; j++) {
+          if (matched.pages[j] !== pages[numDone + j]) onCached(numDone + j, matched.pages[j]!);
+        }
+      }
       numDone += numMatched;
       node = matched;
     }
@@ -265,6 +272,31 @@ export class RadixCache {
         `radix totals: ${numCached}/${this.numPagesCached} cached, ${numLocked}/${this.numPagesLocked} locked`,
       );
     }
+  }
+
+  /** Checks that lockRefs are exactly the locks of these holders' nodes (tests). */
+  checkLocks(lockedNodes: readonly RadixNode[]): void {
+    const expected = new Map<RadixNode, number>();
+    for (const node of lockedNodes) {
+      for (let n: RadixNode | null = node; n !== null; n = n.parent)
+        expected.set(n, (expected.get(n) ?? 0) + 1);
+    }
+    for (const root of this.roots.values()) {
+      const stack: RadixNode[] = [root];
+      while (stack.length > 0) {
+        const node = stack.pop()!;
+        const want = (expected.get(node) ?? 0) + (node.parent === null ? 1 : 0);
+        if (node.lockRef !== want) throw new RangeError(`radix lockRef ${node.lockRef}, holders ${want}`);
+        for (const child of node.children.values()) stack.push(child);
+      }
+    }
+  }
+
+  /** The pages of a node's path, root first (tests). */
+  pathPages(node: RadixNode): number[] {
+    const parts: number[][] = [];
+    for (let n: RadixNode | null = node; n !== null; n = n.parent) parts.push(n.pages);
+    return parts.reverse().flat();
   }
 
   /** The tokens a node's path spells, root first (tests). */

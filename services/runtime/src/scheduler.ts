@@ -284,12 +284,17 @@ export class Scheduler {
     }
     if (this.cache === null) return;
     this.cache.checkTree();
+    this.cache.checkLocks(holders.flatMap((seq) => (seq.lockedNode === null ? [] : [seq.lockedNode])));
     for (const seq of holders) {
       if (seq.lockedNode === null) continue;
       const path = this.cache.pathTokens(seq.lockedNode);
       const prefix = seq.tokenIds.slice(0, seq.numInsertedPages * this.pageSize);
       if (path.length !== prefix.length || path.some((token, i) => token !== prefix[i])) {
         throw new RangeError('a sequence locks a radix path that is not its prefix');
+      }
+      const pages = this.cache.pathPages(seq.lockedNode);
+      if (pages.some((page, i) => page !== seq.pageTable[i])) {
+        throw new RangeError('a sequence keeps its own copy of a cached page');
       }
     }
   }
@@ -495,7 +500,20 @@ export class Scheduler {
     const numFullPages = Math.floor(seq.numComputedTokens / this.pageSize);
     if (numFullPages <= seq.numInsertedPages) return;
     const from = seq.lockedNode === null ? null : { node: seq.lockedNode, numPages: seq.numInsertedPages };
-    const node = cache.insert(seq.state.namespace, seq.tokenIds, seq.pageTable, numFullPages, from);
+    const node = cache.insert(
+      seq.state.namespace,
+      seq.tokenIds,
+      seq.pageTable,
+      numFullPages,
+      from,
+      (index, cached) => {
+        // Same tokens computed twice (concurrent identical prefixes): use the cached page, free ours.
+        this.allocator.retain(cached);
+        this.allocator.release(seq.pageTable[index]!);
+        seq.pageTable[index] = cached;
+        seq.numSyncedPages = Math.min(seq.numSyncedPages, index);
+      },
+    );
     if (node === seq.lockedNode) {
       seq.numInsertedPages = numFullPages;
       return;
