@@ -29,9 +29,9 @@ if want build; then
     export LD_LIBRARY_PATH=$(dirname "$lib"):${LD_LIBRARY_PATH:-}
   fi
   cmake -S native/executor/cpp/cuda/tools -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$OUT/cmake.txt" 2>&1 &&
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$BUILD.cmake.txt" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tee "$OUT/build.txt" | grep -E "error|warning|Built target" || status=1
-  [ -x "$LAB" ] || { echo "build failed"; tail -40 "$OUT/cmake.txt" "$OUT/build.txt"; exit 1; }
+  [ -x "$LAB" ] || { echo "build failed"; tail -40 "$BUILD.cmake.txt" "$OUT/build.txt"; exit 1; }
 fi
 
 if want golden; then
@@ -49,7 +49,15 @@ if want hf8b; then
   log make 8b
   [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
   log hf compare 8b
-  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --variants ${ROPE_VARIANTS:-stored} --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
+fi
+
+if want small128; then
+  log small128 f32 and bf16
+  [ -f /tmp/llama-small128/config.json ] || python3 bench/cuda/make_checkpoint.py --shape small128 --dtype float32 --out /tmp/llama-small128 2>&1 | tail -1
+  [ -f /tmp/llama-small128-bf16/config.json ] || python3 bench/cuda/make_checkpoint.py --shape small128 --out /tmp/llama-small128-bf16 2>&1 | tail -1
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128 --dtype f32 --lab "$LAB" --work /tmp/hfc-s32 2>&1 | tee "$OUT/hf_compare_small128.txt" || status=1
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128-bf16 --dtype bf16 --variants ${ROPE_VARIANTS:-stored} --lab "$LAB" --work /tmp/hfc-s16 2>&1 | tee -a "$OUT/hf_compare_small128.txt" || status=1
 fi
 
 if want bench1b; then
@@ -68,14 +76,13 @@ if want profile; then
   [ -f /tmp/llama-1b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 1b --out /tmp/llama-1b 2>&1 | tail -3
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1 || true)
   for spec in "decode 1" "decode 64" "prefill 8192"; do
-    echo "-- profile $spec"
+    echo "-- profile $spec" | tee -a "$OUT/profile_1b.txt"
     if [ -n "$NCU" ]; then
       "$NCU" --profile-from-start off --metrics gpu__time_duration.sum --print-summary per-kernel \
-        "$LAB" profile /tmp/llama-1b $spec bf16 2>&1 | grep -E "^\{|^  [a-zA-Z_]|gpu__time_duration|Kernel|void|^ +[0-9]" | head -80
-    else
-      "$LAB" profile /tmp/llama-1b $spec bf16
+        "$LAB" profile /tmp/llama-1b $spec bf16 >>"$OUT/profile_1b.txt" 2>&1 || status=1
     fi
-  done 2>&1 | tee "$OUT/profile_1b.txt"
+    "$LAB" profile /tmp/llama-1b $spec bf16 | tee -a "$OUT/profile_1b.txt"
+  done
 fi
 log done status=$status
 exit $status

@@ -1,9 +1,10 @@
 """Our CUDA backend's logits against Hugging Face transformers on the same GPU, same checkpoint.
 
-Writes 8 random prompts (16..2048 tokens), runs `tandem-cuda-lab logits` (bf16) on them, then
-runs the checkpoint in transformers (bf16, then float32 as a yardstick) and compares per position:
-cosine of the logit vectors (pass: every position >= 0.999) and top-1 agreement at positions
-where the bf16 reference's top-2 margin exceeds 0.05 (pass: >= 99 %).
+Writes 8 random prompts (16..2048 tokens), runs `tandem-cuda-lab logits` on them, then runs the
+checkpoint in transformers (same dtype; for bf16 also upcast to float32 as a yardstick) and
+compares per position: cosine of the logit vectors (pass: every position >= 0.999) and top-1
+agreement at positions where the reference's top-2 margin exceeds 0.05 (pass: >= 99 %).
+--variants runs our side once per TANDEM_ROPE_ROUNDING value (the first one decides the exit code).
 
   python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --lab build/tandem-cuda-lab
 """
@@ -34,18 +35,20 @@ def write_prompts(path: str, vocab: int, seed: int) -> list[list[int]]:
 
 
 def compare(ours: torch.Tensor, ref: torch.Tensor) -> dict:
-    cos = torch.nn.functional.cosine_similarity(ours, ref, dim=-1)
+    cos = torch.nn.functional.cosine_similarity(ours.double(), ref.double(), dim=-1)
     top2 = ref.topk(2, dim=-1).values
     decisive = (top2[:, 0] - top2[:, 1]) > 0.05
     agree = (ours.argmax(-1) == ref.argmax(-1)) & decisive
-    return {"minCos": cos.min().item(), "meanCos": cos.mean().item(), "top1Agree": int(agree.sum()),
-            "top1Total": int(decisive.sum())}
+    return {"minCos": cos.min().item(), "meanCos": cos.mean().item(), "maxAbsDiff": (ours - ref).abs().max().item(),
+            "top1Agree": int(agree.sum()), "top1Total": int(decisive.sum())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", required=True)
     parser.add_argument("--lab", required=True)
+    parser.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
+    parser.add_argument("--variants", default="stored")
     parser.add_argument("--work", default="/tmp/hf_compare")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -53,40 +56,54 @@ def main() -> None:
     with open(os.path.join(args.model, "config.json")) as f:
         vocab = json.load(f)["vocab_size"]
     prompts_path = os.path.join(args.work, "prompts.bin")
-    logits_path = os.path.join(args.work, "logits.bin")
     prompts = write_prompts(prompts_path, vocab, args.seed)
-    started = time.time()
-    subprocess.run([args.lab, "logits", args.model, prompts_path, logits_path, "bf16"], check=True)
-    print(f"ours: {time.time() - started:.1f} s", flush=True)
-    ours_all = np.memmap(logits_path, dtype=np.float32, mode="r")
+    variants = args.variants.split(",")
+    ours_all = {}
+    for variant in variants:
+        path = os.path.join(args.work, f"logits-{variant}.bin")
+        started = time.time()
+        env = dict(os.environ, TANDEM_ROPE_ROUNDING=variant)
+        subprocess.run([args.lab, "logits", args.model, prompts_path, path, args.dtype], check=True, env=env)
+        print(f"ours ({variant}): {time.time() - started:.1f} s", flush=True)
+        ours_all[variant] = np.memmap(path, dtype=np.float32, mode="r")
 
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16).cuda().eval()
-    results = {"bf16": [], "f32": []}
-    refs_bf16 = []
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).cuda().eval()
+    inv = model.model.rotary_emb.inv_freq
+    inv32 = inv.float()
+    print(json.dumps({"hfInvFreqDtype": str(inv.dtype), "hfInvFreqIsBf16Rounded":
+                      bool(torch.equal(inv32, inv32.to(torch.bfloat16).float())), "hfInvFreqHead": inv32[:4].tolist()}),
+          flush=True)
+    refs, refs32 = [], []
     with torch.no_grad():
         for p in prompts:
-            ids = torch.tensor([p], device="cuda")
-            refs_bf16.append(model(ids).logits[0].float().cpu())
-        model = model.float()
-        offset = 0
-        for p, ref_bf16 in zip(prompts, refs_bf16):
+            refs.append(model(torch.tensor([p], device="cuda")).logits[0].float().cpu())
+        if args.dtype == "bf16":
+            model = model.float()
+            for p in prompts:
+                refs32.append(model(torch.tensor([p], device="cuda")).logits[0].float().cpu())
+    summary = {}
+    for variant in variants:
+        offset, rows = 0, []
+        for i, p in enumerate(prompts):
             n = len(p)
-            ours = torch.from_numpy(np.array(ours_all[offset : offset + n * vocab])).view(n, vocab)
+            ours = torch.from_numpy(np.array(ours_all[variant][offset : offset + n * vocab])).view(n, vocab)
             offset += n * vocab
-            ref_f32 = model(torch.tensor([p], device="cuda")).logits[0].float().cpu()
-            r = {"tokens": n, "oursVsHfBf16": compare(ours, ref_bf16), "oursVsHfF32": compare(ours, ref_f32),
-                 "hfBf16VsHfF32": compare(ref_bf16, ref_f32)}
+            r = {"variant": variant, "tokens": n, "oursVsHf": compare(ours, refs[i])}
+            if refs32:
+                r["oursVsHfF32"] = compare(ours, refs32[i])
+                r["hfVsHfF32"] = compare(refs[i], refs32[i])
             print(json.dumps(r), flush=True)
-            results["bf16"].append(r)
-    rows = [r["oursVsHfBf16"] for r in results["bf16"]]
-    min_cos = min(r["minCos"] for r in rows)
-    agree = sum(r["top1Agree"] for r in rows)
-    total = sum(r["top1Total"] for r in rows)
-    passed = min_cos >= 0.999 and (total == 0 or agree / total >= 0.99)
-    print(json.dumps({"check": "hf_compare", "model": args.model, "prompts": LENGTHS, "minCos": min_cos,
-                      "top1Agree": agree, "top1Total": total, "top1Rate": agree / max(total, 1), "pass": passed}),
-          flush=True)
-    raise SystemExit(0 if passed else 1)
+            rows.append(r["oursVsHf"])
+        min_cos = min(r["minCos"] for r in rows)
+        agree = sum(r["top1Agree"] for r in rows)
+        total = sum(r["top1Total"] for r in rows)
+        passed = min_cos >= 0.999 and (total == 0 or agree / total >= 0.99)
+        summary[variant] = passed
+        print(json.dumps({"check": "hf_compare", "model": args.model, "dtype": args.dtype, "variant": variant,
+                          "prompts": LENGTHS, "minCos": min_cos, "top1Agree": agree, "top1Total": total,
+                          "top1Rate": agree / max(total, 1), "pass": passed}), flush=True)
+    raise SystemExit(0 if summary[variants[0]] else 1)
 
 
 if __name__ == "__main__":

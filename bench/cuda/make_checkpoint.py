@@ -21,6 +21,11 @@ SHAPES = {
                num_key_value_heads=8, head_dim=64, tie_word_embeddings=True,
                rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
                              "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
+    # Small, head_dim 128 and Llama 3.1 RoPE: checks kernels at long positions in float32.
+    "small128": dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=1, head_dim=128, tie_word_embeddings=False,
+                     rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}),
 }
 
 
@@ -29,13 +34,14 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     args = parser.parse_args()
     started = time.time()
     config = LlamaConfig(vocab_size=128256, max_position_embeddings=131072, rms_norm_eps=1e-5,
                          rope_theta=500000.0, bos_token_id=128000, eos_token_id=128001,
                          **SHAPES[args.shape])
     torch.manual_seed(args.seed)
-    torch.set_default_dtype(torch.bfloat16)
+    torch.set_default_dtype(getattr(torch, args.dtype))
     with torch.device("cuda"):
         model = LlamaForCausalLM(config)
     model.eval()

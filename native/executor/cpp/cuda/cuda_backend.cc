@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "cuda_check.h"
@@ -55,6 +56,9 @@ std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored) 
       f = scaled;
     }
   }
+  // Diagnostic override (docs/cuda.md): TANDEM_ROPE_ROUNDING=none keeps float32 frequencies.
+  const char* rounding = std::getenv("TANDEM_ROPE_ROUNDING");
+  if (rounding != nullptr && std::string(rounding) == "none") return invFreq;
   for (float& f : invFreq) {
     if (stored == StoredDType::BF16) f = __bfloat162float(__float2bfloat16_rn(f));
     if (stored == StoredDType::F16) f = __half2float(__float2half_rn(f));
