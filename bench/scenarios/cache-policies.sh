@@ -14,6 +14,7 @@ MAX_CONCURRENCY="${MAX_CONCURRENCY:-32}"
 for policy in cache_aware round_robin power_of_two; do
   start_cluster "$OUT/$policy.cluster.log" --unified 4 --policy "$policy" "$@"
   warm_up
+  note_load "$OUT" "$policy"
   bench run --base-url "$BASE_URL" --workload shared-prefix --num-groups 16 --prompts-per-group 8 \
     --system-prompt-len 512 --question-len 64 --output-len 16 --seed 0 --ignore-eos \
     --request-rate inf --max-concurrency "$MAX_CONCURRENCY" --label "$policy" --out "$OUT/$policy.json" --quiet

@@ -6,22 +6,75 @@ export PATH="$ROOT/.tools/bin:$PATH"
 TANDEM="$ROOT/services/cli/bin/tandem"
 PORT="${PORT:-8000}"
 BASE_URL="http://127.0.0.1:$PORT"
-CLUSTER_PID=""
+CLUSTER_PIDS=()
+MANUAL_NUM_WORKERS=0
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# start_cluster LOGFILE ARGS...: `tandem up --port $PORT ARGS...` in the background.
+# start_cluster LOGFILE ARGS...: `tandem up --port $PORT ARGS...` in the background, or with
+# LAUNCHER=manual the same cluster started piece by piece (nats-server, redis-server on private
+# ports, `tandem worker` x N, `tandem router`), for when `up` is not available.
 start_cluster() {
   local logfile="$1"
   shift
-  log "tandem up --port $PORT $*"
-  "$TANDEM" up --port "$PORT" "$@" >"$logfile" 2>&1 &
-  CLUSTER_PID=$!
+  if [ "${LAUNCHER:-up}" = manual ]; then
+    start_manual "$logfile" "$@"
+  else
+    log "tandem up --port $PORT $*"
+    "$TANDEM" up --port "$PORT" "$@" >"$logfile" 2>&1 &
+    CLUSTER_PIDS=($!)
+  fi
+  wait_ready "$logfile"
+}
+
+start_manual() {
+  local logfile="$1"
+  shift
+  local model="$ROOT/deploy/models/tandem-demo-code" policy=cache_aware unified=1 prefill=0 decode=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --model) model="$2"; shift 2 ;;
+      --policy) policy="$2"; shift 2 ;;
+      --unified) unified="$2"; shift 2 ;;
+      --prefill) prefill="$2"; unified=0; shift 2 ;;
+      --decode) decode="$2"; unified=0; shift 2 ;;
+      *) log "manual launcher: unknown option $1"; return 1 ;;
+    esac
+  done
+  local nats_port="${NATS_PORT:-14222}" redis_port="${REDIS_PORT:-16379}" port="${WORKER_BASE_PORT:-15051}"
+  local nats="nats://127.0.0.1:$nats_port" redis="redis://127.0.0.1:$redis_port"
+  CLUSTER_PIDS=()
+  nats-server -p "$nats_port" >"${logfile%.log}-nats.log" 2>&1 &
+  CLUSTER_PIDS+=($!)
+  redis-server --port "$redis_port" --save '' --appendonly no >"${logfile%.log}-redis.log" 2>&1 &
+  CLUSTER_PIDS+=($!)
+  sleep 1
+  local role count i
+  for role in unified prefill decode; do
+    case "$role" in unified) count=$unified ;; prefill) count=$prefill ;; decode) count=$decode ;; esac
+    for ((i = 0; i < count; i++)); do
+      "$TANDEM" worker --role "$role" --model "$model" --port "$port" --nats "$nats" --redis "$redis" \
+        ${WORKER_ARGS:-} >"${logfile%.log}-$role-$i.log" 2>&1 &
+      CLUSTER_PIDS+=($!)
+      port=$((port + 1))
+    done
+  done
+  log "manual cluster: $unified unified, $prefill prefill, $decode decode workers; router --policy $policy"
+  "$TANDEM" router --model "$model" --port "$PORT" --policy "$policy" --nats "$nats" --redis "$redis" >"$logfile" 2>&1 &
+  CLUSTER_PIDS+=($!)
+  MANUAL_NUM_WORKERS=$((unified + prefill + decode))
+}
+
+wait_ready() {
+  local logfile="$1"
   local deadline=$((SECONDS + ${CLUSTER_START_TIMEOUT_S:-300}))
+  local lead="${CLUSTER_PIDS[0]}"
+  [ "${LAUNCHER:-up}" = manual ] && lead="${CLUSTER_PIDS[-1]}"
   until curl -fsS "$BASE_URL/v1/models" >/dev/null 2>&1; do
-    if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then
-      log "tandem up exited; its log:"
+    if ! kill -0 "$lead" 2>/dev/null; then
+      log "the cluster's process exited; its log:"
       tail -n 40 "$logfile" >&2
+      stop_cluster
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
@@ -31,6 +84,12 @@ start_cluster() {
     fi
     sleep 1
   done
+  if [ "${LAUNCHER:-up}" = manual ]; then
+    until [ "$(grep -c 'worker joined' "$logfile" || true)" -ge "$MANUAL_NUM_WORKERS" ]; do
+      [ "$SECONDS" -ge "$deadline" ] && { log 'not every worker joined'; stop_cluster; return 1; }
+      sleep 1
+    done
+  fi
   # The router may answer before every worker has joined: wait until a request succeeds
   # and give the rest of the workers a moment to announce themselves.
   MODEL=$(curl -fsS "$BASE_URL/v1/models" | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).data[0].id))')
@@ -40,25 +99,35 @@ start_cluster() {
     sleep 1
   done
   sleep "${CLUSTER_SETTLE_S:-5}"
-  log "cluster up at $BASE_URL (pid $CLUSTER_PID)"
+  log "cluster up at $BASE_URL (pids ${CLUSTER_PIDS[*]})"
 }
 
+# stop_cluster: TERM to every process this script started (the router first, `up` stops its
+# own children), then KILL whatever is left after 30 s.
 stop_cluster() {
-  if [ -n "$CLUSTER_PID" ] && kill -0 "$CLUSTER_PID" 2>/dev/null; then
-    log "stopping cluster (pid $CLUSTER_PID)"
-    kill -TERM "$CLUSTER_PID" 2>/dev/null || true
-    local waited=0
-    while kill -0 "$CLUSTER_PID" 2>/dev/null && [ "$waited" -lt 30 ]; do
+  local pid i waited=0
+  for ((i = ${#CLUSTER_PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${CLUSTER_PIDS[$i]}"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${CLUSTER_PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 30 ]; do
       sleep 1
       waited=$((waited + 1))
     done
-    kill -KILL "$CLUSTER_PID" 2>/dev/null || true
-  fi
-  CLUSTER_PID=""
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  [ "${#CLUSTER_PIDS[@]}" -gt 0 ] && log 'cluster stopped'
+  CLUSTER_PIDS=()
 }
 trap stop_cluster EXIT
 
 bench() { "$TANDEM" bench "$@"; }
+
+# note_load DIR LABEL: the machine's load just before a measured run (other jobs share it).
+note_load() {
+  echo "load before $2: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$1/env.txt"
+}
 
 # warm_up: a few short requests so the first measured ones do not pay for lazy start-up.
 warm_up() {
@@ -74,5 +143,6 @@ write_env() {
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
     echo "memory: $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
     echo "node: $(node --version)"
+    echo "launcher: ${LAUNCHER:-up}"
   } >"$1/env.txt"
 }

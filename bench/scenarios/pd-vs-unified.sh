@@ -13,11 +13,13 @@ WORKLOAD=(--workload random --num-prompts 48 --input-len 512 --output-len 32 --r
 
 start_cluster "$OUT/unified.cluster.log" --unified 4 "$@"
 warm_up
+note_load "$OUT" unified
 bench run --base-url "$BASE_URL" "${WORKLOAD[@]}" --label unified-4 --out "$OUT/unified.json" --quiet
 stop_cluster
 
 start_cluster "$OUT/pd.cluster.log" --prefill 2 --decode 2 "$@"
 warm_up
+note_load "$OUT" pd
 bench run --base-url "$BASE_URL" "${WORKLOAD[@]}" --label pd-2p2d --out "$OUT/pd.json" --quiet
 stop_cluster
 
