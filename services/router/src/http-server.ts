@@ -24,6 +24,23 @@ export interface HttpServerParams {
   maxBodyBytes: number;
 }
 
+const knownRoutes = new Set([
+  'POST /v1/chat/completions',
+  'POST /v1/completions',
+  'GET /v1/models',
+  'GET /health',
+  'GET /healthz',
+  'GET /metrics',
+]);
+
+/** Route label for metrics: known routes as they are, the rest grouped (bounded label set). */
+function metricRoute(route: string): string {
+  if (knownRoutes.has(route)) return route;
+  if (route.startsWith('GET /debug/routing/')) return 'GET /debug/routing';
+  if (route.startsWith('GET /v1/models/')) return 'GET /v1/models/{id}';
+  return 'other';
+}
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 class BodyTooLargeError extends InvalidRequestError {}
@@ -234,10 +251,7 @@ export class RouterHttpServer {
       }
     } finally {
       clearTimeout(timeout);
-      metrics.requests.inc({
-        route: route.startsWith('GET /debug') ? 'GET /debug/routing' : route,
-        status: String(status),
-      });
+      metrics.requests.inc({ route: metricRoute(route), status: String(status) });
     }
   }
 }

@@ -236,6 +236,7 @@ export class RouterApp {
       registry
         .expireSilent(Date.now())
         .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
+      void registry.probeUnhealthy(Date.now());
     }, housekeepingMs);
     timer.unref();
 

@@ -7,6 +7,7 @@ import {
   AnnounceKind,
   type LoadReport,
   Role,
+  ServingStatus,
   Worker,
   type WorkerAnnounce,
   type WorkerLoad,
@@ -199,6 +200,26 @@ export class WorkerRegistry {
       if (leaseAlive) worker.lastHeardMs = nowMs;
       else this.remove(worker.workerId, `silent for ${nowMs - worker.lastHeardMs} ms and no lease`);
     }
+  }
+
+  /**
+   * Health checks: a worker whose circuit is open or half-open gets a Health call once its open
+   * period is over; SERVING closes the circuit, anything else keeps it open.
+   */
+  async probeUnhealthy(nowMs: number): Promise<void> {
+    const probes = this.all()
+      .filter((worker) => worker.breaker.state(nowMs) === 'half_open' && worker.breaker.allows(nowMs))
+      .map(async (worker) => {
+        worker.breaker.onAttempt(nowMs);
+        try {
+          const health = await worker.client.health({}, { timeoutMs: 1000 });
+          if (health.status === ServingStatus.SERVING) worker.breaker.onSuccess();
+          else worker.breaker.onFailure(Date.now());
+        } catch {
+          worker.breaker.onFailure(Date.now());
+        }
+      });
+    await Promise.all(probes);
   }
 
   remove(workerId: string, reason: string): void {

@@ -1,0 +1,57 @@
+// Shared in-flight counts on a real redis-server (started on a free port).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { connectRedis, Logger, type Redis } from '@tandem/common';
+import { startRedisServer, type TestRedisServer } from '@tandem/common/testing';
+import { InflightCounts } from '../src/cluster/inflight.ts';
+
+const logger = new Logger({ level: 'error' });
+let server: TestRedisServer;
+const clients: Redis[] = [];
+
+before(async () => {
+  server = await startRedisServer();
+});
+
+after(async () => {
+  for (const client of clients) client.disconnect();
+  await server?.stop();
+});
+
+async function replica(replicaId: string, replicaTtlMs = 10_000): Promise<InflightCounts> {
+  const redis = await connectRedis({ url: server.url, name: replicaId });
+  clients.push(redis);
+  return new InflightCounts(redis, { replicaId, replicaTtlMs, refreshMs: 60_000 }, logger);
+}
+
+async function settle(): Promise<void> {
+  // The counts travel in one script call each; give the replies time to land.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+test('replicas see each other in-flight counts; a silent replica expires with its counts', async () => {
+  const one = await replica('one');
+  const two = await replica('two', 300);
+  two.acquire('w1');
+  two.acquire('w1');
+  await settle();
+  one.acquire('w2');
+  await settle();
+  assert.equal(one.count('w1'), 2);
+  assert.equal(one.count('w2'), 1);
+  assert.equal(one.localCount('w1'), 0);
+  one.release('w2');
+  two.release('w1');
+  await settle();
+  assert.equal(two.count('w2'), 0);
+  one.acquire('w3'); // refreshes one's view
+  await settle();
+  assert.equal(one.count('w1'), 1);
+  // Replica two stops talking: after its TTL its remaining request no longer counts.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  one.release('w3');
+  await settle();
+  assert.equal(one.count('w1'), 0);
+  await one.stop();
+  await two.stop();
+});
