@@ -21,7 +21,7 @@ import {
 const modelDir = join(fixturesDir, 'tiny-llama');
 const model = 'tiny-llama';
 const golden = JSON.parse(readFileSync(join(modelDir, 'golden.json'), 'utf8')) as {
-  text_cases: { prompt: string; greedy_text: string }[];
+  text_cases: { prompt: string; prompt_ids: number[]; decode_prompt: string; greedy_text: string }[];
   chat_cases: { messages: { role: 'user'; content: string }[]; greedy_text: string }[];
 };
 const extras = (body: Record<string, unknown>) => body as Record<string, never>;
@@ -240,6 +240,29 @@ describe('OpenAI API through the router', () => {
     assert.equal(pieces.join(''), full.slice(0, at));
     assert.equal(finishReason, 'stop');
     for (const piece of pieces) assert.ok(!piece.includes(stop));
+  });
+
+  test('a batch of prompts (text and token ids) with n = 2 and echo', async () => {
+    const [first, second] = golden.text_cases;
+    const completion = await client.completions.create({
+      model,
+      prompt: [first!.prompt, second!.prompt_ids] as unknown as string[],
+      n: 2,
+      temperature: 0,
+      max_tokens: 24,
+      echo: true,
+      ...extras({ ignore_eos: true }),
+    });
+    assert.deepEqual(
+      completion.choices.map((c) => [c.index, c.text]),
+      [
+        [0, first!.prompt + first!.greedy_text],
+        [1, first!.prompt + first!.greedy_text],
+        [2, second!.decode_prompt + second!.greedy_text],
+        [3, second!.decode_prompt + second!.greedy_text],
+      ],
+    );
+    assert.equal(completion.usage!.completion_tokens, 4 * 24);
   });
 
   test('bad parameters, an unknown model and an over-long prompt arrive as typed errors naming param', async () => {
