@@ -62,6 +62,8 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
   const onAbort = (): void => controller.abort(run.signal.reason);
   run.signal.addEventListener('abort', onAbort, { once: true });
   let numDone = 0;
+  /** Choices ended by a stop string here while the worker still generated them. */
+  let numStoppedHere = 0;
   let sawFirst = false;
   try {
     const stream = dispatcher.generate({ ...run.dispatch, signal: controller.signal });
@@ -121,14 +123,18 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
         if (finishReason !== null) {
           state.done = true;
           numDone++;
+          if (!finished) numStoppedHere++;
         }
       }
-      if (numDone === choices.length) break;
+      // Every choice is over. If the worker finished them all, its stream is ending anyway: read
+      // to the end rather than cancel a call that is completing. If a stop string ended one
+      // here, the worker is still generating: leave, which cancels the call.
+      if (numDone === choices.length && numStoppedHere > 0) break;
     }
   } finally {
     run.signal.removeEventListener('abort', onAbort);
-    // Stops the worker's stream when we left early (every choice hit a stop string).
-    controller.abort();
+    // Stops the worker's stream when we left early (a stop string, or an error).
+    if (numDone < choices.length || numStoppedHere > 0) controller.abort();
   }
   if (numDone < choices.length) {
     throw new WorkerFailedError(

@@ -111,7 +111,9 @@ export class Dispatcher {
         blockKeys: request.blockKeys,
         routingKey: request.routingKey,
       };
-      const decision = this.decide(routing, tried, nowMs);
+      let decision = this.decide(routing, tried, nowMs);
+      // No other worker left: a transient failure may still succeed on one already tried.
+      if (decision.workerId === null && tried.size > 0) decision = this.decide(routing, new Set(), nowMs);
       this.#params.decisions.add({ ...decision, atMs: nowMs, attempt });
       this.#params.observer?.onDecision?.(decision, attempt);
       if (logger.enabled('debug')) logger.debug('routing decision', { ...decision, attempt });

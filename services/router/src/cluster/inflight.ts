@@ -36,6 +36,10 @@ end
 return flat
 `;
 
+interface ScriptedRedis {
+  tandemInflightAdjust(...args: string[]): Promise<unknown>;
+}
+
 export interface InflightParams {
   replicaId: string;
   /** A replica silent this long is dropped with its counts. */
@@ -50,12 +54,19 @@ export class InflightCounts {
   readonly #logger: Logger;
   /** This router's requests per worker. */
   readonly #local = new Map<string, number>();
+  /** This router's counts as sent to Redis so far (the deltas issued, in order). */
+  readonly #sent = new Map<string, number>();
   /** Other replicas' requests per worker, as of the last reply. */
   #others = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
   #lastSyncOk = true;
 
   constructor(redis: Redis | null, params: InflightParams, logger: Logger) {
+    // EVALSHA with the script cached in Redis (ioredis loads it on first use): the script text
+    // does not travel with every request.
+    if (redis !== null && !('tandemInflightAdjust' in redis)) {
+      redis.defineCommand('tandemInflightAdjust', { numberOfKeys: 1, lua: adjustScript });
+    }
     this.#redis = redis;
     this.#params = params;
     this.#logger = logger;
@@ -92,13 +103,15 @@ export class InflightCounts {
   /** A request went to the worker (one Redis round trip, not awaited by the request). */
   acquire(workerId: string): void {
     this.#adjustLocal(workerId, 1);
-    void this.#sync(workerId, 1);
+    // After this tick: the request's own gRPC write goes out first.
+    setImmediate(() => void this.#sync(workerId, 1));
   }
 
   /** The request ended. */
   release(workerId: string): void {
     this.#adjustLocal(workerId, -1);
-    void this.#sync(workerId, -1);
+    // After this tick: the client's response goes out first.
+    setImmediate(() => void this.#sync(workerId, -1));
   }
 
   forget(workerId: string): void {
@@ -115,11 +128,14 @@ export class InflightCounts {
   async #sync(workerId: string, delta: number): Promise<void> {
     if (this.#redis === null) return;
     // Our own hash equals this snapshot once Redis has run the script (commands run in order).
-    const mineAfter = new Map(this.#local);
+    if (workerId !== '') {
+      const sent = (this.#sent.get(workerId) ?? 0) + delta;
+      if (sent <= 0) this.#sent.delete(workerId);
+      else this.#sent.set(workerId, sent);
+    }
+    const mineAfter = new Map(this.#sent);
     try {
-      const reply = (await this.#redis.eval(
-        adjustScript,
-        1,
+      const reply = (await (this.#redis as unknown as ScriptedRedis).tandemInflightAdjust(
         replicaSetKey,
         this.#params.replicaId,
         workerId,
