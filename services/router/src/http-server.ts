@@ -233,16 +233,13 @@ export class RouterHttpServer {
           : error,
       );
       status = rendered.status;
-      if (rendered.status >= 500) logger.warn('request failed', { requestId, route, error });
-      if (
-        response.destroyed ||
-        (controller.signal.reason instanceof CancelledError && controller.signal.aborted)
-      ) {
-        // The client is gone: nothing to send.
+      const clientGone = response.destroyed || controller.signal.reason instanceof CancelledError;
+      if (rendered.status >= 500 && !clientGone) logger.warn('request failed', { requestId, route, error });
+      if (clientGone) {
+        status = 499;
       } else if (sink.started) {
-        if (!response.headersSent || response.getHeader('content-type') !== 'application/json') {
-          sink.event(`data: ${JSON.stringify(rendered.body)}\n\n`);
-        }
+        // The stream is open (status 200 sent): the error travels as an event, as OpenAI does.
+        sink.event(`data: ${JSON.stringify(rendered.body)}\n\n`);
         sink.end();
       } else {
         const headers: Record<string, string> = {};

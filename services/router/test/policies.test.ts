@@ -150,3 +150,21 @@ test('consistent_hash keeps a routing key on one worker and moves few keys when 
   }
   assert.ok(moved > 50 && moved < 150, `moved ${moved} of 300`);
 });
+
+test('within the tie band the larger prefix match wins over lower load (a burst stays together)', () => {
+  const policy = createPolicy('cache_aware');
+  // a holds 9 of 10 blocks but has the first request of the burst queued: 16 + 160 tokens to
+  // prefill against b's 160. Within 15%: the prefix holder keeps the burst.
+  const workers = [worker('a', 0, { numInflight: 1, numUnreportedPrefillTokens: 160 }), worker('b', 1)];
+  const decision = policy.decide(request, workers, {
+    matchDepthBySlot: depths({ 0: 9 }),
+    random: Math.random,
+  });
+  assert.equal(decision.workerId, 'a');
+  // Far outside the band, the cheaper worker wins regardless of the match.
+  const busy = [worker('a', 0, { numInflight: 1, numUnreportedPrefillTokens: 2000 }), worker('b', 1)];
+  assert.equal(
+    policy.decide(request, busy, { matchDepthBySlot: depths({ 0: 9 }), random: Math.random }).workerId,
+    'b',
+  );
+});
