@@ -4,7 +4,20 @@
 set -euo pipefail
 export PATH="$ROOT/.tools/bin:$PATH"
 TANDEM="$ROOT/services/cli/bin/tandem"
-PORT="${PORT:-8000}"
+# in_use PORT: something listens on 127.0.0.1:PORT.
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# free_port START: the first port from START up that nothing listens on.
+free_port() {
+  local port="$1"
+  while in_use "$port"; do port=$((port + 1)); done
+  echo "$port"
+}
+# The router's port and private NATS / Redis ports, all checked free: a cluster of another job
+# on this machine must neither answer our requests nor see our workers.
+PORT="${PORT:-$(free_port 28431)}"
+in_use "$PORT" && { echo "port $PORT is already in use" >&2; exit 1; }
+NATS_PORT="${NATS_PORT:-$(free_port 24731)}"
+REDIS_PORT="${REDIS_PORT:-$(free_port 26731)}"
 BASE_URL="http://127.0.0.1:$PORT"
 CLUSTER_PIDS=()
 MANUAL_NUM_WORKERS=0
@@ -20,8 +33,10 @@ start_cluster() {
   if [ "${LAUNCHER:-up}" = manual ]; then
     start_manual "$logfile" "$@"
   else
-    log "tandem up --port $PORT $*"
-    "$TANDEM" up --port "$PORT" "$@" >"$logfile" 2>&1 &
+    # Private NATS / Redis ports: workers of any other cluster on this machine must not join.
+    local infra=(--nats "nats://127.0.0.1:$NATS_PORT" --redis "redis://127.0.0.1:$REDIS_PORT")
+    log "tandem up --port $PORT ${infra[*]} $*"
+    "$TANDEM" up --port "$PORT" "${infra[@]}" "$@" >"$logfile" 2>&1 &
     CLUSTER_PIDS=($!)
   fi
   wait_ready "$logfile"
@@ -41,7 +56,8 @@ start_manual() {
       *) log "manual launcher: unknown option $1"; return 1 ;;
     esac
   done
-  local nats_port="${NATS_PORT:-14222}" redis_port="${REDIS_PORT:-16379}" port="${WORKER_BASE_PORT:-15051}"
+  local nats_port="$NATS_PORT" redis_port="$REDIS_PORT" port
+  port=$(free_port "${WORKER_BASE_PORT:-25731}")
   local nats="nats://127.0.0.1:$nats_port" redis="redis://127.0.0.1:$redis_port"
   CLUSTER_PIDS=()
   nats-server -p "$nats_port" >"${logfile%.log}-nats.log" 2>&1 &
@@ -49,6 +65,10 @@ start_manual() {
   redis-server --port "$redis_port" --save '' --appendonly no >"${logfile%.log}-redis.log" 2>&1 &
   CLUSTER_PIDS+=($!)
   sleep 1
+  local pid
+  for pid in "${CLUSTER_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { log "nats-server or redis-server did not start (see ${logfile%.log}-*.log)"; stop_cluster; return 1; }
+  done
   local role count i
   for role in unified prefill decode; do
     case "$role" in unified) count=$unified ;; prefill) count=$prefill ;; decode) count=$decode ;; esac
@@ -56,7 +76,7 @@ start_manual() {
       "$TANDEM" worker --role "$role" --model "$model" --port "$port" --nats "$nats" --redis "$redis" \
         ${WORKER_ARGS:-} >"${logfile%.log}-$role-$i.log" 2>&1 &
       CLUSTER_PIDS+=($!)
-      port=$((port + 1))
+      port=$(free_port $((port + 1)))
     done
   done
   log "manual cluster: $unified unified, $prefill prefill, $decode decode workers; router --policy $policy"
