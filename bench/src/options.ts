@@ -23,7 +23,7 @@ export const RUN_OPTIONS = {
   'system-prompt-len': { type: 'string', default: '512' },
   'question-len': { type: 'string', default: '64' },
   'shared-prefix-order': { type: 'string', default: 'shuffled' },
-  'num-conversations': { type: 'string', default: '8' },
+  'num-conversations': { type: 'string' },
   turns: { type: 'string', default: '4' },
   'think-time-ms': { type: 'string', default: '0' },
   'prompt-format': { type: 'string' },
@@ -116,7 +116,11 @@ export function workloadSpec(o: RawOptions): WorkloadSpec {
     case 'multi-turn':
       return {
         type,
-        numConversations: positiveInt(o['num-conversations'], 'num-conversations'),
+        // Without --num-conversations, --num-prompts counts requests: that many turns in all.
+        numConversations:
+          o['num-conversations'] === undefined
+            ? Math.ceil(positiveInt(o['num-prompts'], 'num-prompts') / positiveInt(o.turns, 'turns'))
+            : positiveInt(o['num-conversations'], 'num-conversations'),
         turnsPerConversation: positiveInt(o.turns, 'turns'),
         inputLen: positiveInt(o['input-len'], 'input-len'),
         outputLen: positiveInt(o['output-len'], 'output-len'),
