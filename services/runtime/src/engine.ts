@@ -118,6 +118,7 @@ export class Engine {
   private readonly scheduler: Scheduler;
   private readonly events = new KvEventLog();
   private loop: Promise<void> | null = null;
+  private kickAgain = false;
   private closed = false;
 
   static async create(options: EngineOptions): Promise<Engine> {
@@ -234,13 +235,23 @@ export class Engine {
   }
 
   private wake(): void {
-    if (!this.closed && this.scheduler.hasWork) this.kick();
+    if (this.closed || !this.scheduler.hasWork) {
+      this.kickAgain = false;
+      return;
+    }
+    this.kick();
   }
 
   private kick(): void {
-    if (this.loop !== null) return;
+    if (this.loop !== null) {
+      // The loop may already have seen nothing to do and be about to end: run again after it.
+      this.kickAgain = true;
+      return;
+    }
+    this.kickAgain = false;
     this.loop = this.runSteps().finally(() => {
       this.loop = null;
+      if (this.kickAgain) this.wake();
     });
   }
 

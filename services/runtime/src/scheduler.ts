@@ -201,12 +201,12 @@ export class Scheduler {
             this.preempt(victim);
             continue;
           }
-          if (this.running.length === 1) {
+          if (this.running.length === 1 && this.held.size === 0 && this.draining.size === 0) {
             // It alone fills the pool: it can never grow; end it as if at the length limit.
             this.emitChunk(seq, [], null, 'length', null);
             this.finish(seq, 'length');
           } else {
-            this.preempt(seq); // wait for the others (already scheduled, or filled remotely)
+            this.preempt(seq); // wait for pages others hold (scheduled, filled remotely, held, draining)
           }
           break;
         }
@@ -216,8 +216,9 @@ export class Scheduler {
       items.push(this.item(seq, numTokens));
       budget -= numTokens;
     }
-    // No admissions in a step that had to preempt: the pool is under pressure.
-    if (!preempted) budget = this.admit(items, budget);
+    // No admissions in a step that had to preempt (the pool is under pressure), unless nothing
+    // else runs: the step that ended or retracted the last sequence must not stall the queue.
+    if (!preempted || items.length === 0) budget = this.admit(items, budget);
     if (items.length === 0) return null;
     this.counters.numSteps++;
     return {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SequenceInput, SequenceOutput } from '@tandem/executor';
-import { Engine, type GenerateRequest, type SchedulerOptions } from '../src/engine.ts';
+import { Engine, type GenerateHooks, type GenerateRequest, type SchedulerOptions } from '../src/engine.ts';
 import { collect, greedy, randomTokens, request, seededRandom } from './helpers.ts';
 import { ShadowExecutor, shadowEosTokenId, shadowNextToken, shadowVocabSize } from './shadow-executor.ts';
 
@@ -32,8 +32,10 @@ function expected(r: GenerateRequest, seed: number | null): { tokenIds: number[]
   }
 }
 
-for (let round = 0; round < 6; round++) {
-  test(`fuzz round ${round}`, async () => {
+for (let round = 0; round < 12; round++) {
+  const withHooks = round % 2 === 1;
+  test(`fuzz round ${round}${withHooks ? ' (remote prefill, prefill-only)' : ''}`, async () => {
+    const fills: Promise<unknown>[] = [];
     const random = seededRandom(1000 + round);
     const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
     const pageSize = [2, 4, 8][int(0, 2)]!;
@@ -66,8 +68,35 @@ for (let round = 0; round < 6; round++) {
       });
       const controller = new AbortController();
       if (random() < 0.25) setTimeout(() => controller.abort(), int(0, 15));
+      const hooks: GenerateHooks = {};
+      const mode = withHooks ? random() : 1;
+      if (mode < 0.3) {
+        const delayMs = int(0, 4);
+        const fails = random() < 0.25;
+        hooks.remotePrefill = {
+          fill: (reservation) => {
+            const filled = (async () => {
+              await sleep(delayMs);
+              if (fails) throw new Error('remote prefill failed');
+              const start = reservation.numCachedTokens;
+              executor.writeKv(reservation.pageTable, start, prompt.slice(start));
+              return { tokenId: shadowNextToken(prompt, prompt.length, seed), logprob: 0, topLogprobs: [] };
+            })();
+            // An aborted request's pages stay until its fill settles: the final check waits for it.
+            fills.push(filled.catch(() => null));
+            return filled;
+          },
+        };
+      } else if (mode < 0.4 && r.n === 1) {
+        hooks.prefillOnly = { onComputed: () => {} };
+      }
+      const releaseDelayMs = int(0, 10);
       runs.push(
-        collect(engine.generate(r, controller.signal)).then((choices) => {
+        collect(engine.generate(r, controller.signal, hooks)).then(async (choices) => {
+          if (hooks.prefillOnly !== undefined) {
+            await sleep(releaseDelayMs);
+            engine.releasePrefill(r.requestId);
+          }
           assert.equal(choices.length, r.n);
           for (const [c, choice] of choices.entries()) {
             const want = expected(r, seed === null ? null : seed + c);
@@ -89,6 +118,8 @@ for (let round = 0; round < 6; round++) {
       if (random() < 0.3) await sleep(int(0, 2));
     }
     await Promise.all(runs);
+    await Promise.all(fills);
+    await sleep(1);
     engine.checkInvariants();
     const load = engine.load();
     assert.equal(load.numRunning + load.numWaiting, 0);

@@ -112,6 +112,15 @@ export class ShadowExecutor implements ModelExecutor {
     });
   }
 
+  /** Writes token ids as the KV of positions [startPos, startPos + tokenIds.length) (a remote prefill). */
+  writeKv(pageTable: readonly number[], startPos: number, tokenIds: readonly number[]): void {
+    const size = this.pageSize;
+    for (let i = 0; i < tokenIds.length; i++) {
+      const pos = startPos + i;
+      this.pool[pageTable[Math.floor(pos / size)]! * size + (pos % size)] = tokenIds[i]!;
+    }
+  }
+
   /** Copies the KV of positions [startPos, endPos) between pools (what kvtransfer does for real). */
   copyKvTo(
     target: ShadowExecutor,
