@@ -35,6 +35,7 @@ export async function runBench(
         agent,
       },
       requestRatePerS: config.requestRatePerS ?? Number.POSITIVE_INFINITY,
+      burstiness: config.burstiness,
       maxConcurrency: config.maxConcurrency,
       seed: config.seed,
       thinkTimeMs: settings.thinkTimeMs,

@@ -19,7 +19,7 @@ const USAGE = `usage:
       [--num-groups G --prompts-per-group P --system-prompt-len L --question-len L --output-len L
        --shared-prefix-order shuffled|grouped]                  (shared-prefix)
       [--num-conversations C --turns T --think-time-ms MS]      (multi-turn; C defaults to N / T)
-      [--request-rate R|inf] [--max-concurrency C] [--seed S] [--ignore-eos]
+      [--request-rate R|inf] [--burstiness B] [--max-concurrency C] [--seed S] [--ignore-eos]
       [--prompt-format token-ids|words] [--vocab-size V]
       [--slo-ttft-ms MS] [--slo-tpot-ms MS] [--slo-e2e-ms MS]
       [--out result.json] [--plot-dir DIR] [--label NAME]

@@ -17,6 +17,8 @@ export type RunConfig = {
   seed: number;
   /** Requests (conversations) per second; null for all at once. */
   requestRatePerS: number | null;
+  /** Gamma shape of the arrival gaps (1: Poisson). */
+  burstiness: number;
   maxConcurrency: number | null;
   ignoreEos: boolean;
   temperature: number;

@@ -10,6 +10,8 @@ export type Rng = {
   normal(): number;
   /** Exponential with the given mean. */
   exponential(mean: number): number;
+  /** Gamma with the given shape and scale (Marsaglia-Tsang); mean shape * scale. */
+  gamma(shape: number, scale: number): number;
   /** Fisher-Yates shuffle in place; returns the same array. */
   shuffle<T>(items: T[]): T[];
   /** A new independent stream derived from this one and a label. */
@@ -56,6 +58,25 @@ export function createRng(seed: number): Rng {
     },
     exponential(mean) {
       return -Math.log(1 - next()) * mean;
+    },
+    gamma(shape, scale) {
+      if (shape < 1) {
+        // Boost: Gamma(k) = Gamma(k + 1) * U^(1/k).
+        return rng.gamma(shape + 1, scale) * (1 - next()) ** (1 / shape);
+      }
+      const d = shape - 1 / 3;
+      const c = 1 / Math.sqrt(9 * d);
+      for (;;) {
+        let x: number;
+        let v: number;
+        do {
+          x = rng.normal();
+          v = 1 + c * x;
+        } while (v <= 0);
+        v = v * v * v;
+        const u = 1 - next();
+        if (Math.log(u) < 0.5 * x * x + d - d * v + d * Math.log(v)) return d * v * scale;
+      }
     },
     shuffle(items) {
       for (let i = items.length - 1; i > 0; i--) {

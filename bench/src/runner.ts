@@ -2,7 +2,7 @@
 // turn waits for a concurrency slot, and a multi-turn conversation's next turn carries the
 // history including the model's actual reply.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { poissonArrivalOffsetsMs } from './arrivals.ts';
+import { arrivalOffsetsMs } from './arrivals.ts';
 import {
   type ApiKind,
   type ChatMessage,
@@ -21,6 +21,8 @@ export type RunOptions = {
   api: ApiKind;
   client: ClientOptions;
   requestRatePerS: number;
+  /** Gamma shape of the arrival gaps; 1 is Poisson. */
+  burstiness: number;
   maxConcurrency: number | null;
   seed: number;
   /** Pause between a reply and the next turn of the same conversation. */
@@ -63,9 +65,10 @@ function buildRequest(
 }
 
 export async function runWorkload(conversations: Conversation[], options: RunOptions): Promise<RunOutput> {
-  const arrivalsMs = poissonArrivalOffsetsMs(
+  const arrivalsMs = arrivalOffsetsMs(
     conversations.length,
     options.requestRatePerS,
+    options.burstiness,
     createRng(options.seed ^ 0x5eed),
   );
   const semaphore = options.maxConcurrency === null ? null : new Semaphore(options.maxConcurrency);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { poissonArrivalOffsetsMs } from '../src/arrivals.ts';
+import { arrivalOffsetsMs, poissonArrivalOffsetsMs } from '../src/arrivals.ts';
 import { createRng } from '../src/rng.ts';
 import { summarize } from '../src/stats.ts';
 import { buildWorkload } from '../src/workload/index.ts';
@@ -184,4 +184,16 @@ test('rng: uniform ints cover the range evenly, normal has mean 0 and std 1', ()
   const normals = Array.from({ length: 50000 }, () => rng.normal());
   const s = summarize(normals);
   assert.ok(s !== null && Math.abs(s.mean) < 0.02 && Math.abs(s.std - 1) < 0.02);
+});
+
+test('burstiness: gamma gaps keep the mean 1/rate, their spread is 1/sqrt(shape)', () => {
+  for (const shape of [0.25, 1, 4]) {
+    const offsets = arrivalOffsetsMs(40001, 50, shape, createRng(11));
+    const gaps = offsets.slice(1).map((t, i) => t - (offsets[i] as number));
+    const s = summarize(gaps);
+    assert.ok(s !== null);
+    assert.ok(Math.abs(s.mean - 20) < 0.05 * 20, `shape ${shape}: mean gap ${s.mean}`);
+    const cv = s.std / s.mean;
+    assert.ok(Math.abs(cv - 1 / Math.sqrt(shape)) < 0.06 / Math.sqrt(shape), `shape ${shape}: CV ${cv}`);
+  }
 });
