@@ -2,6 +2,7 @@
 // (rope_parameters) RoPE forms; rejects what we cannot compute exactly, naming the key.
 #include "tandem/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "file_util.h"
@@ -126,9 +127,11 @@ ModelConfig loadModelConfig(const std::string& modelDir) {
   if (const json::Value* sw = findKey(root, "use_sliding_window"); sw != nullptr && sw->isBool() && sw->boolean)
     throw ConfigError(file + ": \"use_sliding_window\": true is not supported");
   if (c.architecture == "MistralForCausalLM") {
+    // Mistral v0.1 attends within a sliding window. Inside the window that is full causal
+    // attention, so we serve positions up to the window exactly and reject the rest.
     if (const json::Value* sw = findKey(root, "sliding_window");
-        sw != nullptr && sw->isNumber() && sw->number < static_cast<double>(c.maxPositionEmbeddings))
-      throw ConfigError(file + ": \"sliding_window\" shorter than max_position_embeddings is not supported");
+        sw != nullptr && sw->isNumber() && sw->number >= 1 && sw->number < static_cast<double>(c.maxPositionEmbeddings))
+      c.maxPositionEmbeddings = static_cast<int64_t>(sw->number);
   }
 
   // RoPE: rope_parameters (newer) wins over rope_theta / rope_scaling (classic).
@@ -153,6 +156,25 @@ ModelConfig loadModelConfig(const std::string& modelDir) {
     else if (eos->isArray())
       for (const auto& e : eos->array)
         if (e.isNumber()) c.eosTokenIds.push_back(static_cast<int32_t>(e.number));
+  }
+  // generation_config.json often lists more end-of-sequence ids (Llama 3 instruct: eot_id).
+  const std::string genFile = joinPath(modelDir, "generation_config.json");
+  std::string genText;
+  if (fileExists(genFile) && readTextFile(genFile, genText)) {
+    try {
+      json::Value gen = json::parse(genText);
+      if (const json::Value* eos = findKey(gen, "eos_token_id")) {
+        std::vector<int32_t> ids;
+        if (eos->isNumber()) ids.push_back(static_cast<int32_t>(eos->number));
+        else if (eos->isArray())
+          for (const auto& e : eos->array)
+            if (e.isNumber()) ids.push_back(static_cast<int32_t>(e.number));
+        for (int32_t id : ids)
+          if (std::find(c.eosTokenIds.begin(), c.eosTokenIds.end(), id) == c.eosTokenIds.end()) c.eosTokenIds.push_back(id);
+      }
+    } catch (const std::exception& e) {
+      throw ConfigError(genFile + ": " + e.what());
+    }
   }
   std::string dtype = "float32";
   if (const json::Value* d = findKey(root, "torch_dtype"); d != nullptr && d->isString()) dtype = d->string;
