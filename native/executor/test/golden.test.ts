@@ -22,6 +22,9 @@ for (const fixture of [...loadFixtures(), loadDemo()]) {
       ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32 });
     });
     after(async () => {
+      const stats = ex.stats;
+      assert.ok(stats.forwardCalls >= fixture.cases.length * 24, `forwardCalls ${stats.forwardCalls}`);
+      assert.ok(stats.forwardTokens > stats.forwardCalls);
       await ex.close();
     });
 
