@@ -1,0 +1,175 @@
+// The decode worker's half of disaggregation. It owns a kvtransfer receiver on the engine's KV
+// pool and builds the engine's remotePrefill hook for a request: when the engine has reserved the
+// prompt's pages, announce a transfer, ask a prefill worker (gRPC Prefill) to compute the prompt
+// and write positions [numCachedTokens, numPromptTokens) into those pages, and hand the engine the
+// first token once the transfer is committed. A failed prefill worker is replaced by the next
+// candidate; when none is left the hook rejects and the engine prefills locally.
+// Contract kept for the engine: fill() settles only when nothing writes into the pages any more
+// (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
+import type { Logger } from '@tandem/common';
+import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
+import { PrefillClient, type PrefillResponseWire, toSamplingWire } from '@tandem/prefill';
+import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
+
+export interface RemotePrefillOptions {
+  engine: Engine;
+  /** Checkpoint identity checked in the kvtransfer handshake (both sides must agree). */
+  modelName: string;
+  /** Interface the receiver binds (default 127.0.0.1) and the host prefill workers dial. */
+  kvHost?: string;
+  kvAdvertiseHost?: string;
+  /** 0 picks a free port. */
+  kvPort?: number;
+  /** One prefill (compute + transfer) may take this long before it is given up (default 30 s). */
+  leaseMs?: number;
+  logger?: Logger | null;
+}
+
+export interface RemotePrefillStats {
+  numRemotePrefills: number; // prompts whose KV came from a prefill worker
+  numAttemptsFailed: number; // prefill worker attempts that failed (then: next one, or local)
+  numFallbacks: number; // prompts prefilled locally after every candidate failed
+  numBytesReceived: number;
+}
+
+export class RemotePrefillHost {
+  readonly stats: RemotePrefillStats = {
+    numRemotePrefills: 0,
+    numAttemptsFailed: 0,
+    numFallbacks: 0,
+    numBytesReceived: 0,
+  };
+  readonly receiver: KvReceiver;
+  /** host:port prefill workers write KV to. */
+  readonly kvEndpoint: { host: string; port: number };
+  private readonly engine: Engine;
+  private readonly leaseMs: number;
+  private readonly logger: Logger | null;
+  private readonly clients = new Map<string, PrefillClient>();
+  private closed = false;
+
+  constructor(options: RemotePrefillOptions) {
+    this.engine = options.engine;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.logger = options.logger ?? null;
+    const layout = options.engine.kvLayout;
+    this.receiver = new KvReceiver({
+      host: options.kvHost ?? '127.0.0.1',
+      port: options.kvPort ?? 0,
+      spec: specFromLayout(options.modelName, layout),
+      region: MemoryRegion.fromKvLayout(layout),
+    });
+    this.kvEndpoint = {
+      host: options.kvAdvertiseHost ?? options.kvHost ?? '127.0.0.1',
+      port: this.receiver.port,
+    };
+  }
+
+  /** The engine hooks that prefill `request` on the given workers (gRPC host:port, in order). */
+  hooksFor(request: GenerateRequest, prefillAddresses: readonly string[]): GenerateHooks {
+    if (prefillAddresses.length === 0) return {};
+    return {
+      remotePrefill: {
+        fill: (reservation, signal) => this.fill(request, prefillAddresses, reservation, signal),
+      },
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.receiver.close();
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(address: string): PrefillClient {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new PrefillClient(address);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  private async fill(
+    request: GenerateRequest,
+    addresses: readonly string[],
+    reservation: PrefillReservation,
+    signal: AbortSignal,
+  ): Promise<FirstToken> {
+    let lastError: unknown = null;
+    for (const address of addresses) {
+      if (signal.aborted || this.closed) break;
+      try {
+        const response = await this.attempt(request, address, reservation, signal);
+        this.stats.numRemotePrefills++;
+        this.stats.numBytesReceived += response.bytesSent;
+        return {
+          tokenId: response.firstTokenId,
+          logprob: response.logprob,
+          topLogprobs: response.topLogprobs,
+        };
+      } catch (error) {
+        lastError = error;
+        this.stats.numAttemptsFailed++;
+        this.logger?.warn('remote prefill failed', {
+          requestId: request.requestId,
+          prefill: address,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    if (!signal.aborted) this.stats.numFallbacks++;
+    throw lastError ?? new Error('no prefill worker tried');
+  }
+
+  /** One prefill worker, one transfer; settles only when nothing writes into the pages any more. */
+  private async attempt(
+    request: GenerateRequest,
+    address: string,
+    reservation: PrefillReservation,
+    signal: AbortSignal,
+  ): Promise<PrefillResponseWire> {
+    const pageSize = this.engine.pageSize;
+    const firstPageIndex = reservation.numCachedTokens / pageSize;
+    if (!Number.isInteger(firstPageIndex)) throw new RangeError('cached prefix is not page aligned');
+    const endPageIndex = Math.ceil(reservation.numPromptTokens / pageSize);
+    const transferId = newTransferId();
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const landed = this.receiver.expect(transferId, this.leaseMs);
+    const call = this.client(address).prefill(
+      {
+        requestId: request.requestId,
+        promptTokenIds: [...request.promptTokenIds],
+        sampling: toSamplingWire(request.sampling),
+        cacheNamespace: request.cacheNamespace,
+        destination: {
+          host: this.kvEndpoint.host,
+          port: this.kvEndpoint.port,
+          transferId: transferId.toString(),
+          firstPageIndex,
+          dstPages: reservation.pageTable.slice(firstPageIndex, endPageIndex),
+          numTokens: reservation.numPromptTokens,
+        },
+        leaseMs: this.leaseMs,
+      },
+      { signal: controller.signal, timeoutMs: this.leaseMs },
+    );
+    const onAbortRelease = (): void => void this.receiver.release(transferId);
+    controller.signal.addEventListener('abort', onAbortRelease, { once: true });
+    try {
+      const [, response] = await Promise.all([landed, call]);
+      return response;
+    } catch (error) {
+      controller.abort(); // the prefill worker stops and frees its pages
+      throw error;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      // Committed transfers are already closed; anything else: wait until no frame lands.
+      await this.receiver.release(transferId);
+    }
+  }
+}

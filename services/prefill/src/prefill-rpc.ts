@@ -1,0 +1,164 @@
+// The decode -> prefill control call: one unary gRPC method, /tandem.prefill.v1.Prefill/Prefill.
+// The messages are the TypeScript interfaces below, as JSON (bulk KV never travels here: it goes
+// through kvtransfer). TODO(proto): move these messages into proto/ as a Prefill service.
+import { type CallContext, fromServiceError, grpc, toServiceError } from '@tandem/common';
+import type { SamplingParams } from '@tandem/executor';
+
+/** Where the prompt's KV goes: the decode worker's kvtransfer receiver and its reserved pages. */
+export interface KvDestination {
+  host: string;
+  port: number;
+  /** Decimal u64: the transfer id the receiver expects. */
+  transferId: string;
+  /** Prompt page index of dstPages[0] (pages before it are already on the decode worker). */
+  firstPageIndex: number;
+  /** Decode-worker page ids for prompt pages firstPageIndex.. in order. */
+  dstPages: number[];
+  /** Prompt positions [0, numTokens) must be in the destination (the decode worker computes the rest). */
+  numTokens: number;
+}
+
+export interface SamplingWire {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
+  logitBias: [number, number][] | null;
+  seed: number | null;
+  numTopLogprobs: number;
+  allowedTokenIds: number[] | null;
+}
+
+export interface PrefillRequestWire {
+  requestId: string;
+  promptTokenIds: number[];
+  sampling: SamplingWire;
+  cacheNamespace: string | null;
+  destination: KvDestination;
+  /** The prefill worker frees everything for this request after this long, done or not. */
+  leaseMs: number;
+}
+
+export interface PrefillResponseWire {
+  firstTokenId: number;
+  logprob: number;
+  topLogprobs: { tokenId: number; logprob: number }[];
+  numPromptTokens: number;
+  /** Prompt tokens the prefill worker served from its prefix cache. */
+  numCachedTokens: number;
+  /** Bytes written into the destination pages. */
+  bytesSent: number;
+}
+
+export function toSamplingWire(sampling: SamplingParams): SamplingWire {
+  return {
+    temperature: sampling.temperature,
+    topK: sampling.topK,
+    topP: sampling.topP,
+    minP: sampling.minP,
+    repetitionPenalty: sampling.repetitionPenalty,
+    frequencyPenalty: sampling.frequencyPenalty,
+    presencePenalty: sampling.presencePenalty,
+    logitBias: sampling.logitBias === null ? null : [...sampling.logitBias],
+    seed: sampling.seed,
+    numTopLogprobs: sampling.numTopLogprobs,
+    allowedTokenIds: sampling.allowedTokenIds === null ? null : [...sampling.allowedTokenIds],
+  };
+}
+
+export function fromSamplingWire(wire: SamplingWire): SamplingParams {
+  return {
+    ...wire,
+    logitBias: wire.logitBias === null ? null : new Map(wire.logitBias),
+    allowedTokenIds: wire.allowedTokenIds === null ? null : Int32Array.from(wire.allowedTokenIds),
+  };
+}
+
+const json = {
+  serialize: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer): unknown => JSON.parse(bytes.toString('utf8')),
+};
+
+export const prefillServiceDefinition: grpc.ServiceDefinition = {
+  prefill: {
+    path: '/tandem.prefill.v1.Prefill/Prefill',
+    originalName: 'Prefill',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: json.serialize,
+    requestDeserialize: json.deserialize,
+    responseSerialize: json.serialize,
+    responseDeserialize: json.deserialize,
+  },
+};
+
+export type PrefillHandler = (
+  request: PrefillRequestWire,
+  context: CallContext,
+) => Promise<PrefillResponseWire>;
+
+/** Adds the Prefill service to a grpc-js server; a thrown TandemError fails the call with its code. */
+export function addPrefillService(server: grpc.Server, handler: PrefillHandler): void {
+  server.addService(prefillServiceDefinition, {
+    prefill: (
+      call: grpc.ServerUnaryCall<PrefillRequestWire, PrefillResponseWire>,
+      callback: grpc.sendUnaryData<PrefillResponseWire>,
+    ) => {
+      const controller = new AbortController();
+      call.on('cancelled', () => controller.abort());
+      handler(call.request, {
+        signal: controller.signal,
+        metadata: call.metadata,
+        peer: call.getPeer(),
+      }).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+    },
+  });
+}
+
+const PrefillClientConstructor = grpc.makeGenericClientConstructor(prefillServiceDefinition, 'Prefill');
+
+/** A client of one prefill worker. */
+export class PrefillClient {
+  readonly address: string;
+  private readonly client: grpc.Client;
+
+  constructor(address: string) {
+    this.address = address;
+    this.client = new PrefillClientConstructor(address, grpc.credentials.createInsecure());
+  }
+
+  /** Rejects with the server's TandemError class; aborting `signal` cancels the call. */
+  prefill(
+    request: PrefillRequestWire,
+    options: { signal: AbortSignal; timeoutMs: number },
+  ): Promise<PrefillResponseWire> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.makeUnaryRequest<PrefillRequestWire, PrefillResponseWire>(
+        prefillServiceDefinition.prefill!.path,
+        json.serialize,
+        json.deserialize as (bytes: Buffer) => PrefillResponseWire,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + options.timeoutMs },
+        (error, response) => {
+          options.signal.removeEventListener('abort', onAbort);
+          if (error !== null || response === undefined) reject(fromServiceError(error, this.address));
+          else resolve(response);
+        },
+      );
+      const onAbort = (): void => call.cancel();
+      if (options.signal.aborted) call.cancel();
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
