@@ -14,7 +14,7 @@ import type {
   SequenceOutput,
 } from './executor-port.ts';
 import { type BlockDump, type KvEvent, type KvEventListener, KvEventLog } from './kv-events.ts';
-import { type GenerateHooks, Scheduler } from './scheduler.ts';
+import { type GenerateHooks, type ScheduledBatch, Scheduler } from './scheduler.ts';
 
 export type { GenerateHooks } from './scheduler.ts';
 export type {
@@ -258,7 +258,13 @@ export class Engine {
   /** schedule -> forward (off the JS thread) -> postprocess, until nothing is left to run. */
   private async runSteps(): Promise<void> {
     while (!this.closed) {
-      const batch = this.scheduler.schedule();
+      let batch: ScheduledBatch | null;
+      try {
+        batch = this.scheduler.schedule();
+      } catch (error) {
+        this.scheduler.failAll(error); // a bookkeeping bug: fail what is live, keep serving
+        continue;
+      }
       if (batch === null) return;
       let outputs: SequenceOutput[];
       try {

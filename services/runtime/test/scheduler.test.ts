@@ -212,6 +212,39 @@ describe('scheduler against the shadow executor', () => {
     await e.close();
   });
 
+  test('an executor failure fails the live requests with ExecutorFailedError; the engine keeps serving', async () => {
+    let failNext = false;
+    class FlakyExecutor extends ShadowExecutor {
+      override async forward(batch: Parameters<ShadowExecutor['forward']>[0]) {
+        if (failNext) {
+          failNext = false;
+          throw new Error('device lost');
+        }
+        return super.forward(batch);
+      }
+    }
+    const e = new Engine(new FlakyExecutor({ numPages: 64, pageSize: 4 }), {
+      maxBatchTokens: 64,
+      maxRunningSequences: 8,
+      maxPrefillChunkTokens: 64,
+      enablePrefixCache: true,
+      queuePolicy: 'fcfs',
+      decodeReserveTokens: 4,
+    });
+    const prompt = randomTokens(seededRandom(13), 9, shadowVocabSize);
+    failNext = true;
+    await assert.rejects(collect(e.generate(request('fails', prompt, 5))), (error: Error) => {
+      assert.equal(error.name, 'ExecutorFailedError');
+      assert.equal((error.cause as Error).message, 'device lost');
+      return true;
+    });
+    const after = await collect(e.generate(request('works', prompt, 5)));
+    assert.deepEqual(after[0]!.tokenIds, shadowGenerate(prompt, 5));
+    assertDrained(e);
+    await e.close();
+    assert.throws(() => e.generate(request('closed', prompt, 5)), { name: 'EngineClosedError' });
+  });
+
   test('invalid requests throw before queueing', async () => {
     const e = engine(8);
     assert.throws(() => e.generate(request('empty', [], 4)), { name: 'InvalidRequestError' });
