@@ -45,11 +45,28 @@ if want golden; then
   done 2>&1 | tee "$OUT/sampling.txt"
 fi
 
+if want ropeprobe; then
+  log "rope probe: does transformers round inv_freq when loading a bf16 checkpoint?"
+  python3 - <<'PY' 2>&1 | grep -v Warning
+import torch
+from transformers import AutoModelForCausalLM
+for dtype in [None, torch.float32, torch.bfloat16]:
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    m = AutoModelForCausalLM.from_pretrained("test/fixtures/tiny-llama-bf16", **kwargs)
+    inv = m.model.rotary_emb.inv_freq.float()
+    up = m.float().model.rotary_emb.inv_freq.float()
+    r = lambda t: bool(torch.equal(t, t.to(torch.bfloat16).float()))
+    print(f"from_pretrained(dtype={dtype}): buffer {m.model.rotary_emb.inv_freq.dtype}, rounded={r(inv)}, after .float() rounded={r(up)}")
+    m2 = AutoModelForCausalLM.from_pretrained("test/fixtures/tiny-llama-bf16", **kwargs).to(torch.bfloat16)
+    print(f"  then .to(bfloat16): rounded={r(m2.model.rotary_emb.inv_freq.float())}")
+PY
+fi
+
 if want hf8b; then
   log make 8b
   [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
   log hf compare 8b
-  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --variants ${ROPE_VARIANTS:-stored} --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --variants ${ROPE_VARIANTS:-auto} --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
 fi
 
 if want small128; then
@@ -57,7 +74,7 @@ if want small128; then
   [ -f /tmp/llama-small128/config.json ] || python3 bench/cuda/make_checkpoint.py --shape small128 --dtype float32 --out /tmp/llama-small128 2>&1 | tail -1
   [ -f /tmp/llama-small128-bf16/config.json ] || python3 bench/cuda/make_checkpoint.py --shape small128 --out /tmp/llama-small128-bf16 2>&1 | tail -1
   PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128 --dtype f32 --lab "$LAB" --work /tmp/hfc-s32 2>&1 | tee "$OUT/hf_compare_small128.txt" || status=1
-  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128-bf16 --dtype bf16 --variants ${ROPE_VARIANTS:-stored} --lab "$LAB" --work /tmp/hfc-s16 2>&1 | tee -a "$OUT/hf_compare_small128.txt" || status=1
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128-bf16 --dtype bf16 --variants ${ROPE_VARIANTS:-auto} --lab "$LAB" --work /tmp/hfc-s16 2>&1 | tee -a "$OUT/hf_compare_small128.txt" || status=1
 fi
 
 if want bench1b; then

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--lab", required=True)
     parser.add_argument("--dtype", choices=["bf16", "f32"], default="bf16")
-    parser.add_argument("--variants", default="stored")
+    parser.add_argument("--variants", default="auto")
     parser.add_argument("--work", default="/tmp/hf_compare")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

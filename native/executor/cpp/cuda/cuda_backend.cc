@@ -32,10 +32,13 @@ namespace {
 
 size_t storedBytes(StoredDType t) { return t == StoredDType::F32 ? 4 : 2; }
 
-// Hugging Face's inverse frequencies, in float32 as transformers computes them. transformers
-// loads a bf16 / f16 checkpoint in its stored dtype, which rounds the inv_freq buffer too (and an
-// upcast model keeps that rounding), so we round the same way.
-std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored) {
+// Hugging Face's inverse frequencies, in float32 as transformers computes them.
+// Rounding, as measured on an H100/H200 with transformers 5.17 (bench/cuda/results/run3-h200):
+// from_pretrained(dtype=bfloat16) keeps inv_freq in float32, unrounded, so bf16 / f16 compute uses
+// float32 frequencies. The fixtures' float32 golden outputs of a bf16 checkpoint were made with
+// the frequencies rounded to the stored dtype (as the CPU backend reproduces), so float32
+// compute of a bf16 / f16 checkpoint rounds them. TANDEM_ROPE_ROUNDING=none|stored overrides.
+std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored, DType compute) {
   const int32_t half = c.headDim / 2;
   std::vector<float> invFreq(static_cast<size_t>(half));
   const float base = static_cast<float>(c.rope.theta);
@@ -56,9 +59,10 @@ std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored) 
       f = scaled;
     }
   }
-  // Diagnostic override (docs/cuda.md): TANDEM_ROPE_ROUNDING=none keeps float32 frequencies.
-  const char* rounding = std::getenv("TANDEM_ROPE_ROUNDING");
-  if (rounding != nullptr && std::string(rounding) == "none") return invFreq;
+  const char* override = std::getenv("TANDEM_ROPE_ROUNDING");
+  const std::string rule = override == nullptr ? "" : override;
+  const bool round = rule == "stored" || (rule != "none" && compute == DType::F32);
+  if (!round) return invFreq;
   for (float& f : invFreq) {
     if (stored == StoredDType::BF16) f = __bfloat162float(__float2bfloat16_rn(f));
     if (stored == StoredDType::F16) f = __half2float(__float2half_rn(f));
@@ -118,7 +122,7 @@ void CudaBackend::loadWeights(const ModelConfig& c, const WeightStore& w) {
   uploadTo(embedding_, embedding, dtype_);
   if (!c.tieWordEmbeddings) uploadTo(lmHead_, w.get("lm_head.weight", {V, H}), dtype_);
   uploadTo(finalNorm_, w.get("model.norm.weight", {H}), DType::F32);
-  const std::vector<float> invFreq = inverseFrequencies(c, embedding.dtype);
+  const std::vector<float> invFreq = inverseFrequencies(c, embedding.dtype, dtype_);
   invFreq_.allocate(invFreq.size() * sizeof(float));
   CUDA_CHECK(cudaMemcpy(invFreq_.as(), invFreq.data(), invFreq.size() * sizeof(float), cudaMemcpyHostToDevice));
 

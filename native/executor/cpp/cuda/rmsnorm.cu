@@ -1,5 +1,5 @@
-// RMSNorm with the residual add fused in: one block a row, the row read once into registers'
-// worth of passes (hidden <= 16384), float32 statistics.
+// RMSNorm with the residual add fused in: one block a row, float32 statistics. The residual
+// lives in a float32 buffer but holds values rounded to T, as Hugging Face's T residual does.
 #include "cuda_check.h"
 #include "dtype.cuh"
 #include "kernels.h"
@@ -17,7 +17,8 @@ __global__ void __launch_bounds__(256) addRmsNormKernel(float* residual, const T
   for (int32_t i = threadIdx.x; i < hidden; i += blockDim.x) {
     float v = x[i];
     if (delta != nullptr) {
-      v += toFloat(delta[row * hidden + i]);
+      // Hugging Face keeps the residual stream in T: round each sum like it does.
+      v = toFloat(fromFloat<T>(v + toFloat(delta[row * hidden + i])));
       x[i] = v;
     }
     sumSquares += v * v;
