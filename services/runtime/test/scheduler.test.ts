@@ -245,6 +245,36 @@ describe('scheduler against the shadow executor', () => {
     assert.throws(() => e.generate(request('closed', prompt, 5)), { name: 'EngineClosedError' });
   });
 
+  test('a slow consumer gets merged chunks with aligned logprobs', async () => {
+    const e = engine(64);
+    const prompt = randomTokens(seededRandom(14), 6, shadowVocabSize);
+    const stream = e.generate(request('slow', prompt, 12, { logprobs: true }));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the request finishes meanwhile
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    assert.ok(chunks.length < 12, `${chunks.length} chunks for 12 tokens`);
+    const tokenIds = chunks.flatMap((c) => c.tokenIds);
+    assert.deepEqual(tokenIds, shadowGenerate(prompt, 12));
+    const logprobs = chunks.flatMap((c) => c.logprobs!);
+    // The shadow executor's logprob is -(position + 1) / 1000.
+    assert.deepEqual(
+      logprobs,
+      tokenIds.map((_, k) => -(prompt.length + k) / 1000),
+    );
+    assert.equal(chunks.at(-1)!.finishReason, 'length');
+    await e.close();
+  });
+
+  test('close() fails live requests with EngineClosedError and frees the engine', async () => {
+    const e = engine(64);
+    const prompt = randomTokens(seededRandom(15), 6, shadowVocabSize);
+    const running = collect(e.generate(request('long', prompt, 1000)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await e.close();
+    await assert.rejects(running, { name: 'EngineClosedError' });
+    await e.close(); // idempotent
+  });
+
   test('invalid requests throw before queueing', async () => {
     const e = engine(8);
     assert.throws(() => e.generate(request('empty', [], 4)), { name: 'InvalidRequestError' });
