@@ -249,7 +249,8 @@ describe('scheduler against the shadow executor', () => {
     const e = engine(64);
     const prompt = randomTokens(seededRandom(14), 6, shadowVocabSize);
     const stream = e.generate(request('slow', prompt, 12, { logprobs: true }));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the request finishes meanwhile
+    while (e.load().numRunning + e.load().numWaiting > 0)
+      await new Promise((resolve) => setTimeout(resolve, 1));
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
     assert.ok(chunks.length < 12, `${chunks.length} chunks for 12 tokens`);
@@ -268,10 +269,15 @@ describe('scheduler against the shadow executor', () => {
   test('close() fails live requests with EngineClosedError and frees the engine', async () => {
     const e = engine(64);
     const prompt = randomTokens(seededRandom(15), 6, shadowVocabSize);
-    const running = collect(e.generate(request('long', prompt, 1000)));
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    const iterator = e.generate(request('long', prompt, 200))[Symbol.asyncIterator]();
+    assert.equal((await iterator.next()).done, false); // running
     await e.close();
-    await assert.rejects(running, { name: 'EngineClosedError' });
+    await assert.rejects(
+      async () => {
+        for (;;) if ((await iterator.next()).done) break;
+      },
+      { name: 'EngineClosedError' },
+    );
     await e.close(); // idempotent
   });
 
