@@ -1,5 +1,6 @@
 // One benchmark run from settings to result: build the seeded workload, drive it, summarize.
-import { createAgent } from './client.ts';
+import { type ClientOptions, createAgent } from './client.ts';
+import { BenchWarmupError } from './errors.ts';
 import { summarizeRun } from './metrics.ts';
 import type { RunSettings } from './options.ts';
 import type { RequestRecord } from './request-record.ts';
@@ -18,22 +19,52 @@ export async function runBench(
     minTokenId: Math.min(16, settings.vocabSize - 1),
     maxTokenId: settings.vocabSize - 1,
   });
+  const source = {
+    format: config.promptFormat,
+    minTokenId: Math.min(16, settings.vocabSize - 1),
+    maxTokenId: settings.vocabSize - 1,
+  };
   const url = new URL(config.endpoint, config.baseUrl);
   const agent = createAgent(url);
-  const startedAt = new Date().toISOString();
+  const client: ClientOptions = {
+    url,
+    model: config.model,
+    apiKey: settings.apiKey,
+    ignoreEos: config.ignoreEos,
+    temperature: config.temperature,
+    timeoutMs: settings.timeoutMs,
+    extraBody: settings.extraBody,
+    agent,
+  };
   try {
+    if (config.warmupRequests > 0) {
+      // Short unrelated prompts (their own seed: no workload prefix gets cached), one at a time,
+      // so the measured run does not pay for cold code paths on either side.
+      const warmup = buildWorkload(
+        { type: 'random', numPrompts: config.warmupRequests, inputLen: 8, outputLen: 2, rangeRatio: 1 },
+        config.seed ^ 0x3a7a,
+        source,
+      );
+      const warm = await runWorkload(warmup, {
+        api: config.api,
+        client,
+        requestRatePerS: Number.POSITIVE_INFINITY,
+        burstiness: 1,
+        maxConcurrency: 1,
+        seed: config.seed,
+        thinkTimeMs: 0,
+        onRecord: null,
+      });
+      if (warm.records.every((r) => !r.ok)) {
+        throw new BenchWarmupError(
+          `every warm-up request failed; first: ${warm.records[0]?.error ?? 'none sent'}`,
+        );
+      }
+    }
+    const startedAt = new Date().toISOString();
     const output = await runWorkload(conversations, {
       api: config.api,
-      client: {
-        url,
-        model: config.model,
-        apiKey: settings.apiKey,
-        ignoreEos: config.ignoreEos,
-        temperature: config.temperature,
-        timeoutMs: settings.timeoutMs,
-        extraBody: settings.extraBody,
-        agent,
-      },
+      client,
       requestRatePerS: config.requestRatePerS ?? Number.POSITIVE_INFINITY,
       burstiness: config.burstiness,
       maxConcurrency: config.maxConcurrency,

@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { discoverModel, runBench } from './bench.ts';
 import { renderCompareTable } from './compare.ts';
-import { BenchConfigError, BenchResultFileError } from './errors.ts';
+import { BenchConfigError, BenchResultFileError, BenchWarmupError } from './errors.ts';
 import { parseRunArgs, type RawOptions, requestRate, runSettings } from './options.ts';
 import { writeLatencyCdfs, writeSweepPlots, writeThroughputBars } from './plots.ts';
 import { renderSummary } from './report.ts';
@@ -20,6 +20,7 @@ const USAGE = `usage:
        --shared-prefix-order shuffled|grouped]                  (shared-prefix)
       [--num-conversations C --turns T --think-time-ms MS]      (multi-turn; C defaults to N / T)
       [--request-rate R|inf] [--burstiness B] [--max-concurrency C] [--seed S] [--ignore-eos]
+      [--warmup-requests N]
       [--prompt-format token-ids|words] [--vocab-size V]
       [--slo-ttft-ms MS] [--slo-tpot-ms MS] [--slo-e2e-ms MS]
       [--out result.json] [--plot-dir DIR] [--label NAME]
@@ -148,6 +149,10 @@ export async function benchMain(argv: string[]): Promise<number> {
     if (e instanceof BenchConfigError || e instanceof BenchResultFileError) {
       process.stderr.write(`tandem bench: ${e.message}\n`);
       return 2;
+    }
+    if (e instanceof BenchWarmupError) {
+      process.stderr.write(`tandem bench: ${e.message}\n`);
+      return 1;
     }
     throw e;
   }

@@ -5,6 +5,7 @@ export type BenchErrorCode =
   | 'bad_result_file'
   | 'http_error'
   | 'stream_error'
+  | 'warmup_failed'
   | 'server_error';
 
 export class BenchConfigError extends Error {
@@ -32,6 +33,12 @@ export class BenchHttpError extends Error {
 export class BenchStreamError extends Error {
   override readonly name = 'BenchStreamError';
   readonly code: BenchErrorCode = 'stream_error';
+}
+
+/** Every warm-up request failed: the endpoint is not serving, so the run is not started. */
+export class BenchWarmupError extends Error {
+  override readonly name = 'BenchWarmupError';
+  readonly code: BenchErrorCode = 'warmup_failed';
 }
 
 export class TestServerError extends Error {

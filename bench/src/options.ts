@@ -32,6 +32,7 @@ export const RUN_OPTIONS = {
   burstiness: { type: 'string', default: '1' },
   'max-concurrency': { type: 'string' },
   seed: { type: 'string', default: '0' },
+  'warmup-requests': { type: 'string', default: '1' },
   'ignore-eos': { type: 'boolean', default: false },
   temperature: { type: 'string', default: '0' },
   'slo-ttft-ms': { type: 'string' },
@@ -187,6 +188,12 @@ export function runSettings(o: RawOptions, requestRatePerS: number, model: strin
       maxConcurrency,
       ignoreEos: o['ignore-eos'],
       temperature: nonNegative(o.temperature, 'temperature'),
+      warmupRequests: num(
+        o['warmup-requests'],
+        'warmup-requests',
+        (v) => Number.isInteger(v) && v >= 0,
+        'an integer >= 0',
+      ),
     },
     slo: {
       ttftMs: optional(o['slo-ttft-ms'], 'slo-ttft-ms'),

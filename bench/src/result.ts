@@ -22,6 +22,8 @@ export type RunConfig = {
   maxConcurrency: number | null;
   ignoreEos: boolean;
   temperature: number;
+  /** Short requests sent one by one before the measured run and left out of it. */
+  warmupRequests: number;
 };
 
 export type BenchResult = {

@@ -5,7 +5,7 @@
 // server from receipt to write; the difference is loopback transfer plus event-loop delay in
 // two processes, which on a loaded 2-core CI machine (other test files and builds running)
 // reaches tens of ms now and then (up to 38 ms was seen while other jobs compiled and tested C++).
-// - TOL_MS = 50 ms for every single time (TTFT, E2E, each ITL gap, the run duration, each
+// - TOL_MS = 75 ms for every single time (TTFT, E2E, each ITL gap, the run duration, each
 //   arrival) and so for every order statistic built from them (min, p50, p90, p99, max move by
 //   at most the largest single error).
 // - TOL_MEAN_MS = 10 ms for the means: a systematic error (timing from the wrong moment) shows
@@ -14,8 +14,11 @@
 // - Each output chunk reaches the client no earlier than the server wrote it (3 ms slack for
 //   the two processes' clock origins) and at most TOL_MS later.
 // - Token counts, cached tokens and the number of requests meeting the SLOs: exact. The delay
-//   model keeps fast and slow requests >= 67 ms away from the TTFT SLO and >= 22 ms from the
-//   TPOT SLO, more than the tolerances let either move.
+//   model keeps fast and slow requests >= 97 ms away from the TTFT SLO and >= 22 ms from the
+//   TPOT SLO (per-request TPOT tolerance <= 2 * 75 / 11 = 13.6 ms), more than the tolerances
+//   let either move.
+// The bench's one warm-up request (not part of the result) is in the server log too; it is
+// matched by id and left out.
 // On an idle machine the largest differences are a few ms (printed as a test diagnostic).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -38,7 +41,7 @@ import {
   type TestServerProcess,
 } from './helpers/test-server-process.ts';
 
-const TOL_MS = 50;
+const TOL_MS = 75;
 const TOL_MEAN_MS = 10;
 const CLOCK_SLACK_MS = 3;
 const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
@@ -46,7 +49,7 @@ const execFileAsync = promisify(execFile);
 
 const SERVER_ARGS = [
   ...'--seed 7 --ttft-ms 50 --itl-ms 10 --jitter-ms 3 --cache-block-tokens 8'.split(' '),
-  ...'--slow-ttft-fraction 0.25 --slow-ttft-ms 200 --slow-itl-fraction 0.25 --slow-itl-ms 60'.split(' '),
+  ...'--slow-ttft-fraction 0.25 --slow-ttft-ms 300 --slow-itl-fraction 0.25 --slow-itl-ms 60'.split(' '),
 ];
 
 async function bench(baseUrl: string, out: string, args: string[]): Promise<BenchResult> {
@@ -117,10 +120,18 @@ function nearStats(actual: Stats | null, expected: Stats | null, tolerance: numb
   }
 }
 
+/** The server's log lines of the measured requests: all but the bench's warm-up requests. */
+function measuredLogs(result: BenchResult, logPath: string): ServerLogRecord[] {
+  const all = readServerLog(logPath);
+  assert.equal(all.length, result.requests.length + result.config.warmupRequests, 'requests the server saw');
+  const ids = new Set(result.requests.map((r) => r.responseId));
+  return all.filter((l) => ids.has(l.id));
+}
+
 /** Checks every request and every summary metric of a result against the server log. */
 function checkAgainstLog(result: BenchResult, logs: ServerLogRecord[], slo: Slo | null): Summary {
   const byId = new Map(logs.map((l) => [l.id, l]));
-  assert.equal(result.requests.length, logs.length, 'one server log line per request');
+  assert.equal(logs.length, result.requests.length, 'one log line per measured request');
   const truths: RequestRecord[] = [];
   for (const r of result.requests) {
     assert.ok(r.ok, `request failed: ${r.error}`);
@@ -225,13 +236,13 @@ describe('bench against the test-server process', () => {
 
   test('random workload, Poisson arrivals, token-id prompts: every metric matches the server log', async () => {
     await withServer('random', async (logPath) => {
-      const slo: Slo = { ttftMs: 120, tpotMs: 35, e2eMs: null };
+      const slo: Slo = { ttftMs: 150, tpotMs: 35, e2eMs: null };
       const result = await bench(server.baseUrl, join(dir, 'random.json'), [
-        ...'--workload random --num-prompts 40 --input-len 64 --output-len 16 --range-ratio 0.5'.split(' '),
-        ...'--request-rate 40 --seed 3 --ignore-eos --slo-ttft-ms 120 --slo-tpot-ms 35'.split(' '),
+        ...'--workload random --num-prompts 40 --input-len 64 --output-len 24 --range-ratio 0.5'.split(' '),
+        ...'--request-rate 40 --seed 3 --ignore-eos --slo-ttft-ms 150 --slo-tpot-ms 35'.split(' '),
       ]);
       await server.stop();
-      const logs = readServerLog(logPath);
+      const logs = measuredLogs(result, logPath);
       const truth = checkAgainstLog(result, logs, slo);
       // The seeded delay model really produced both kinds of requests, so goodput is tested.
       assert.ok(truth.goodput !== null && truth.goodput.numGood > 0 && truth.goodput.numGood < logs.length);
@@ -252,7 +263,7 @@ describe('bench against the test-server process', () => {
         ...['--input-len', '20', '--output-len', '6', '--max-concurrency', '3', '--seed', '5'],
       ]);
       await server.stop();
-      const logs = readServerLog(logPath);
+      const logs = measuredLogs(result, logPath);
       const truth = checkAgainstLog(result, logs, null);
       assert.equal(result.requests.length, 18);
       assert.ok(Math.max(...logs.map((l) => l.numInFlightAtArrival)) <= 3, 'never more than 3 in flight');
@@ -273,7 +284,7 @@ describe('bench against the test-server process', () => {
         ...'--question-len 8 --output-len 4 --max-concurrency 1 --seed 0 --ignore-eos'.split(' '),
       ]);
       await server.stop();
-      const logs = readServerLog(logPath);
+      const logs = measuredLogs(result, logPath);
       const truth = checkAgainstLog(result, logs, null);
       // One request at a time: every group pays its 64-token system prompt once, then hits it.
       assert.equal(truth.numCachedTokens, 4 * 3 * 64);

@@ -172,13 +172,28 @@ describe('tandem bench command line', () => {
         '--output-len',
         '2',
       ],
-      ...['--extra-body', '{"stream": false}', '--out', out],
+      ...['--extra-body', '{"stream": false}', '--out', out, '--warmup-requests', '0'],
     ]);
     assert.equal(code, 1);
     const result = readResult(out);
     assert.equal(result.summary.numFailed, 3);
     assert.equal(result.summary.numCompleted, 0);
     assert.match(result.requests[0]?.error ?? '', /BenchHttpError: HTTP 400: .*only streams/);
+    // With the default warm-up request the run does not even start.
+    const warm = await tandem([
+      ...[
+        'bench',
+        'run',
+        '--base-url',
+        server.baseUrl,
+        '--num-prompts',
+        '3',
+        '--extra-body',
+        '{"stream": false}',
+      ],
+    ]);
+    assert.equal(warm.code, 1);
+    assert.match(warm.stderr, /every warm-up request failed; first: BenchHttpError: HTTP 400/);
   });
 
   test('bad flags are reported without a stack trace', async () => {

@@ -84,8 +84,10 @@ describe('sendRequest', () => {
     assert.equal(record.numPromptTokens, null);
     assert.equal(record.numOutputTokens, 3, 'the empty chunk is not a token');
     assert.equal(record.chunkOffsetsMs.length, 3);
-    assert.ok((record.itlMs[0] ?? 0) >= 25, `gap ${record.itlMs[0]}`);
-    assert.ok((record.itlMs[1] ?? 1) < 5, 'b and c arrived in one write');
+    // b was written >= 30 ms after the request arrived (causality holds however loaded the
+    // machine is); b and c were written together and arrive in one read, at the same time.
+    assert.ok((record.chunkOffsetsMs[1] ?? 0) >= 30, `b at ${record.chunkOffsetsMs[1]} ms`);
+    assert.equal(record.itlMs[1], 0, 'b and c arrived in one write');
     assert.ok(record.tpotMs !== null && record.ttftMs !== null);
     assert.ok(Math.abs(record.tpotMs - (record.e2eMs - record.ttftMs) / 2) < 1e-9);
   });
