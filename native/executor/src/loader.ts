@@ -13,7 +13,10 @@ const cache = new Map<string, NativeAddon>();
 
 export type AddonKind = 'cpu' | 'cuda';
 
+/** TANDEM_EXECUTOR_ADDON (CPU) / TANDEM_EXECUTOR_CUDA_ADDON (CUDA) name a build elsewhere. */
 export function addonCandidates(kind: AddonKind): string[] {
+  const override = process.env[kind === 'cpu' ? 'TANDEM_EXECUTOR_ADDON' : 'TANDEM_EXECUTOR_CUDA_ADDON'];
+  if (override !== undefined && override !== '') return [override];
   if (kind === 'cpu') return [`${packageDir}build/Release/tandem_executor.node`];
   return [
     `${packageDir}build-cuda/Release/tandem_executor_cuda.node`,
