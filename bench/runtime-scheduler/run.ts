@@ -9,11 +9,12 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import type { SampleOutput, SequenceOutput } from '../../services/runtime/src/executor-port.ts';
+import type { SequenceOutput } from '../../services/runtime/src/executor-port.ts';
 import {
   defaultSchedulerOptions,
   type GenerateRequest,
   KvEventLog,
+  type ScheduledBatch,
   Scheduler,
 } from '../../services/runtime/src/index.ts';
 
@@ -44,6 +45,8 @@ interface Scenario {
   promptLen: number;
   sharedPrefixLen: number;
   enablePrefixCache: boolean;
+  /** Extra pool pages, filled with cached pages of finished requests first (every new page then evicts). */
+  numStalePages: number;
 }
 
 interface Percentiles {
@@ -69,10 +72,58 @@ function percentiles(samples: number[]): Percentiles {
 const vocabSize = 32000;
 const pageSize = 16;
 
+const requestTemplate: GenerateRequest = {
+  requestId: '',
+  promptTokenIds: [],
+  sampling: {
+    temperature: 0,
+    topK: 0,
+    topP: 1,
+    minP: 0,
+    repetitionPenalty: 1,
+    frequencyPenalty: 0,
+    presencePenalty: 0,
+    logitBias: null,
+    seed: null,
+    numTopLogprobs: 0,
+    allowedTokenIds: null,
+  },
+  maxTokens: 1,
+  minTokens: 0,
+  stopTokenIds: [],
+  ignoreEos: true,
+  n: 1,
+  logprobs: false,
+  cacheNamespace: null,
+};
+
+/** The executor's part (not timed): one sampled token per sequence that asked for one. */
+function fakeOutputs(batch: ScheduledBatch, step: number): SequenceOutput[] {
+  return batch.items.map((item) => ({
+    samples: item.sample
+      ? [
+          {
+            index: item.numTokens - 1,
+            tokenId: 3 + ((step * 7919 + item.startPos) % (vocabSize - 3)),
+            logprob: -1,
+            topLogprobs: [],
+            logits: null,
+            probs: null,
+          },
+        ]
+      : [],
+    targetLogprobs: null,
+  }));
+}
+
 function run(scenario: Scenario) {
   const rng = random(seed);
+  const randomTokens = (length: number) =>
+    Array.from({ length }, () => 3 + Math.floor(rng() * (vocabSize - 3)));
   const maxTokens = numSteps + 64;
-  const numPages = Math.ceil(((scenario.promptLen + maxTokens + pageSize) * batchSize) / pageSize) + 64;
+  const numWorkingPages =
+    Math.ceil(((scenario.promptLen + maxTokens + pageSize) * batchSize) / pageSize) + 64;
+  const numPages = numWorkingPages + scenario.numStalePages;
   const scheduler = new Scheduler(
     {
       ...defaultSchedulerOptions,
@@ -84,42 +135,26 @@ function run(scenario: Scenario) {
     { numPages, pageSize, eosTokenIds: [2], vocabSize, maxModelLen: null },
     new KvEventLog(),
   );
-  const shared = Array.from(
-    { length: scenario.sharedPrefixLen },
-    () => 3 + Math.floor(rng() * (vocabSize - 3)),
-  );
+  // Stale cache: finished requests of 20 full pages fill the pool beyond the working set, so
+  // that pages for the measured run come from evictions once the free list runs dry.
+  const numStaleRequests = Math.ceil(numPages / 20);
+  for (let i = 0; i < (scenario.numStalePages > 0 ? numStaleRequests : 0); i++) {
+    const promptTokenIds = randomTokens(20 * pageSize + 1);
+    scheduler.addRequest(
+      { ...requestTemplate, requestId: `stale${i}`, promptTokenIds },
+      () => {},
+      () => {},
+    );
+    for (let batch = scheduler.schedule(); batch !== null; batch = scheduler.schedule()) {
+      scheduler.postprocess(batch, fakeOutputs(batch, 0));
+    }
+  }
+  const shared = randomTokens(scenario.sharedPrefixLen);
   let numChunks = 0;
   for (let i = 0; i < batchSize; i++) {
-    const suffix = Array.from(
-      { length: scenario.promptLen - shared.length },
-      () => 3 + Math.floor(rng() * (vocabSize - 3)),
-    );
-    const request: GenerateRequest = {
-      requestId: `r${i}`,
-      promptTokenIds: [...shared, ...suffix],
-      sampling: {
-        temperature: 0,
-        topK: 0,
-        topP: 1,
-        minP: 0,
-        repetitionPenalty: 1,
-        frequencyPenalty: 0,
-        presencePenalty: 0,
-        logitBias: null,
-        seed: null,
-        numTopLogprobs: 0,
-        allowedTokenIds: null,
-      },
-      maxTokens,
-      minTokens: 0,
-      stopTokenIds: [],
-      ignoreEos: true,
-      n: 1,
-      logprobs: false,
-      cacheNamespace: null,
-    };
+    const promptTokenIds = [...shared, ...randomTokens(scenario.promptLen - shared.length)];
     scheduler.addRequest(
-      request,
+      { ...requestTemplate, requestId: `r${i}`, promptTokenIds, maxTokens },
       () => numChunks++,
       () => {},
     );
@@ -134,22 +169,7 @@ function run(scenario: Scenario) {
     const batch = scheduler.schedule();
     const t1 = process.hrtime.bigint();
     if (batch === null) break;
-    // The executor's part (not timed): one sampled token per sequence that asked for one.
-    const outputs: SequenceOutput[] = batch.items.map((item) => {
-      const samples: SampleOutput[] = item.sample
-        ? [
-            {
-              index: item.numTokens - 1,
-              tokenId: 3 + ((step * 7919 + item.startPos) % (vocabSize - 3)),
-              logprob: -1,
-              topLogprobs: [],
-              logits: null,
-              probs: null,
-            },
-          ]
-        : [];
-      return { samples, targetLogprobs: null };
-    });
+    const outputs = fakeOutputs(batch, step);
     const t2 = process.hrtime.bigint();
     scheduler.postprocess(batch, outputs);
     const t3 = process.hrtime.bigint();
@@ -180,15 +200,41 @@ function run(scenario: Scenario) {
 }
 
 const scenarios: Scenario[] = [
-  { name: 'prompt 512, cache off', promptLen: 512, sharedPrefixLen: 0, enablePrefixCache: false },
-  { name: 'prompt 512, cache on', promptLen: 512, sharedPrefixLen: 0, enablePrefixCache: true },
+  {
+    name: 'prompt 512, cache off',
+    promptLen: 512,
+    sharedPrefixLen: 0,
+    enablePrefixCache: false,
+    numStalePages: 0,
+  },
+  {
+    name: 'prompt 512, cache on',
+    promptLen: 512,
+    sharedPrefixLen: 0,
+    enablePrefixCache: true,
+    numStalePages: 0,
+  },
   {
     name: 'prompt 512 (256 shared), cache on',
     promptLen: 512,
     sharedPrefixLen: 256,
     enablePrefixCache: true,
+    numStalePages: 0,
   },
-  { name: 'prompt 2048, cache on', promptLen: 2048, sharedPrefixLen: 0, enablePrefixCache: true },
+  {
+    name: 'prompt 2048, cache on',
+    promptLen: 2048,
+    sharedPrefixLen: 0,
+    enablePrefixCache: true,
+    numStalePages: 0,
+  },
+  {
+    name: 'prompt 512, cache full (evicting)',
+    promptLen: 512,
+    sharedPrefixLen: 0,
+    enablePrefixCache: true,
+    numStalePages: 20000,
+  },
 ];
 
 run(scenarios[0]!); // JIT warm-up, discarded
