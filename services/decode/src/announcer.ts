@@ -34,6 +34,8 @@ export interface AnnouncerOptions {
   leaseTtlMs: number;
   loadIntervalMs: number;
   logger: Logger;
+  /** Default 'unified'. */
+  role?: 'unified' | 'prefill' | 'decode';
 }
 
 export class Announcer {
@@ -114,7 +116,7 @@ export class Announcer {
       workerId: o.workerId,
       grpcAddress: o.grpcAddress,
       modelName: o.modelName,
-      role: Role.UNIFIED,
+      role: { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE }[o.role ?? 'unified'],
       kvLayout: o.kvLayout,
       startedAtMs: BigInt(o.startedAtMs),
       leaseTtlMs: o.leaseTtlMs,
@@ -135,7 +137,7 @@ export class Announcer {
       workerId: o.workerId,
       grpcAddress: o.grpcAddress,
       modelName: o.modelName,
-      role: 'unified',
+      role: o.role ?? 'unified',
       startedAtMs: o.startedAtMs,
     });
     await o.redis.set(redisKeys.workerLease(o.workerId), value, 'PX', o.leaseTtlMs);

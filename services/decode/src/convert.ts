@@ -1,6 +1,6 @@
 // Wire <-> engine conversions, with the validation a worker owes its callers: a bad field is an
 // InvalidArgumentError naming the field (snake_case, as on the wire).
-import { InvalidArgumentError, UnimplementedError } from '@tandem/common';
+import { InvalidArgumentError } from '@tandem/common';
 import {
   type BlockDumpChunkSchema,
   type CachedBlockSchema,
@@ -37,11 +37,6 @@ function finite(value: number, param: string): number {
 /** The engine request for a validated wire request. */
 export function toEngineRequest(request: WireGenerateRequest, limits: RequestLimits): GenerateRequest {
   if (request.requestId.length === 0) throw invalid('request_id', 'request_id is required');
-  if (request.prefill !== undefined) {
-    throw new UnimplementedError('remote prefill is not supported by a unified worker yet', {
-      param: 'prefill',
-    });
-  }
   const prompt = request.promptTokenIds;
   if (prompt.length === 0) throw invalid('prompt_token_ids', 'prompt_token_ids must not be empty');
   for (const id of prompt) {

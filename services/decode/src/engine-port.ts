@@ -1,6 +1,7 @@
 // What the worker service needs from the runtime Engine (services/runtime/src/engine.ts).
 import type {
   BlockDump,
+  GenerateHooks,
   GenerateRequest,
   KvEvent,
   LoadReport,
@@ -13,7 +14,7 @@ export type KvLayout = ModelExecutor['kvLayout'];
 export type SamplingParams = GenerateRequest['sampling'];
 
 export interface WorkerEngine {
-  generate(request: GenerateRequest, signal?: AbortSignal): AsyncIterable<TokenChunk>;
+  generate(request: GenerateRequest, signal?: AbortSignal, hooks?: GenerateHooks): AsyncIterable<TokenChunk>;
   load(): LoadReport;
   onKvEvent(listener: (event: KvEvent) => void): () => void;
   dumpBlocks(): BlockDump;

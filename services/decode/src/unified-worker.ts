@@ -21,6 +21,7 @@ import { Announcer } from './announcer.ts';
 import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
+import type { RoleExtras } from './pd/roles.ts';
 import { WorkerService } from './worker-service.ts';
 
 export interface UnifiedWorkerOptions {
@@ -42,6 +43,8 @@ export interface UnifiedWorkerOptions {
   leaseTtlMs?: number;
   loadIntervalMs?: number;
   logger: Logger;
+  /** The prefill / decode role's additions (pd/roles.ts); null or absent: unified. */
+  roleExtras?: RoleExtras | null;
 }
 
 export interface UnifiedWorker {
@@ -99,8 +102,10 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
       startedAtMs,
       kvSeq,
       logger,
+      roleExtras: options.roleExtras ?? null,
     });
     addGrpcService(server, Worker, service.implementation());
+    options.roleExtras?.extendServer(server);
     if (nc !== null) {
       announcer = new Announcer({
         nc,
@@ -116,6 +121,7 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
         leaseTtlMs: options.leaseTtlMs ?? 10_000,
         loadIntervalMs: options.loadIntervalMs ?? 1000,
         logger,
+        role: options.roleExtras?.role ?? 'unified',
       });
       await announcer.start();
     }
@@ -132,6 +138,8 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
         service.abortAll();
         await service.waitIdle(2000);
       }
+      options.roleExtras?.abortAll();
+      await options.roleExtras?.close();
       await shutdownGrpcServer(server, 2000);
       unsubscribeKv?.();
       publisher?.flush();

@@ -1,15 +1,19 @@
 // `tandem worker`: flags -> engine -> unified worker, until SIGTERM / SIGINT. The CLI's
 // commands/worker.ts is a thin wrapper around runWorkerCommand.
+import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, envString, isLogLevel, Logger, parseIntStrict, TandemError } from '@tandem/common';
 import { Engine, type SchedulerOptions } from '@tandem/runtime';
 import { RoleNotSupportedError } from './errors.ts';
+import { decodeRoleExtras, prefillRoleExtras } from './pd/roles.ts';
 import { startUnifiedWorker } from './unified-worker.ts';
 
 export const workerUsage = `usage: tandem worker --role unified --model DIR [options]
 
-  --role unified|prefill|decode   worker role (only unified exists today)
+  --role unified|prefill|decode   worker role (default unified; prefill: serves Prefill calls and
+                                  pushes KV to decode workers; decode: takes Generate with a
+                                  prefill worker named, receives its KV)
   --model DIR                     Hugging Face checkpoint folder
   --port N                        gRPC port (default 50051; 0 picks a free one)
   --host ADDR                     listen address (default 127.0.0.1)
@@ -27,6 +31,8 @@ export const workerUsage = `usage: tandem worker --role unified --model DIR [opt
   --max-running N                 sequences holding pages at once (default 256)
   --prefill-chunk N               largest prefill chunk per sequence and step (default 512)
   --no-prefix-cache               disable the radix prefix cache
+  --kv-host ADDR                   decode role: kvtransfer receiver address (default --host)
+  --prefill-lease-ms N            decode role: give a remote prefill up after N ms (default 30000)
   --log-level debug|info|warn|error
 `;
 
@@ -105,6 +111,8 @@ function parse(argv: string[]) {
       'max-running': { type: 'string' },
       'prefill-chunk': { type: 'string' },
       'no-prefix-cache': { type: 'boolean', default: false },
+      'kv-host': { type: 'string' },
+      'prefill-lease-ms': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -113,13 +121,7 @@ function parse(argv: string[]) {
 
 async function serve(values: ReturnType<typeof parse>['values'], logger: Logger): Promise<number> {
   const role = values.role ?? 'unified';
-  if (role === 'prefill' || role === 'decode') {
-    throw new RoleNotSupportedError(
-      `--role ${role} is not available yet (disaggregated prefill/decode comes later); use --role unified`,
-      { param: '--role' },
-    );
-  }
-  if (role !== 'unified') {
+  if (role !== 'unified' && role !== 'prefill' && role !== 'decode') {
     throw new ConfigError(`--role must be unified, prefill or decode, got '${role}'`, { param: '--role' });
   }
   if (values.model === undefined) throw new ConfigError('--model DIR is required', { param: '--model' });
@@ -154,6 +156,23 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
     },
     scheduler,
   });
+  const modelName = values['served-model-name'] ?? basename(modelDir);
+  const host = values.host ?? '127.0.0.1';
+  const kvHost = values['kv-host'] ?? host;
+  const leaseText = values['prefill-lease-ms'];
+  const roleExtras =
+    role === 'prefill'
+      ? prefillRoleExtras(engine, modelName)
+      : role === 'decode'
+        ? decodeRoleExtras(engine, modelName, {
+            kvHost,
+            kvAdvertiseHost: kvHost === '0.0.0.0' || kvHost === '::' ? hostname() : kvHost,
+            ...(leaseText === undefined
+              ? {}
+              : { leaseMs: parseIntStrict(leaseText, '--prefill-lease-ms', { min: 1 }) }),
+            logger,
+          })
+        : null;
   const natsUrl = values.nats ?? envString('NATS_URL', null);
   const redisUrl = values.redis ?? envString('REDIS_URL', null);
   let worker: Awaited<ReturnType<typeof startUnifiedWorker>>;
@@ -161,7 +180,7 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
     worker = await startUnifiedWorker({
       engine,
       model: {
-        modelName: values['served-model-name'] ?? basename(modelDir),
+        modelName,
         modelInfo: engine.modelInfo,
         kvLayout: engine.kvLayout,
       },
@@ -173,8 +192,10 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
       natsUrl: natsUrl === 'none' ? null : natsUrl,
       redisUrl: redisUrl === 'none' ? null : redisUrl,
       logger,
+      roleExtras,
     });
   } catch (error) {
+    await roleExtras?.close();
     await engine.close();
     throw error;
   }

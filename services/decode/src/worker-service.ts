@@ -2,7 +2,7 @@
 // fires when the client cancels or disconnects, when Cancel names the request, or on shutdown; the
 // engine then frees everything the request held.
 import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
-import { AlreadyExistsError } from '@tandem/common';
+import { AlreadyExistsError, UnimplementedError } from '@tandem/common';
 import { Role, ServingStatus, type Worker } from '@tandem/proto';
 import {
   type RequestLimits,
@@ -14,6 +14,7 @@ import {
 } from './convert.ts';
 import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { toServiceError, WorkerDrainingError } from './errors.ts';
+import type { RoleExtras } from './pd/roles.ts';
 
 export interface WorkerServiceOptions {
   workerId: string;
@@ -25,7 +26,11 @@ export interface WorkerServiceOptions {
   /** The last KV-event sequence number published on NATS (or the engine's, without NATS). */
   kvSeq: () => number;
   logger: Logger;
+  /** The prefill / decode role's additions (null: unified). */
+  roleExtras?: RoleExtras | null;
 }
+
+const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
 
 export class WorkerService {
   readonly #options: WorkerServiceOptions;
@@ -89,7 +94,7 @@ export class WorkerService {
           modelName: model.modelName,
           architecture: model.modelInfo.architecture,
           modelType: model.modelInfo.modelType,
-          role: Role.UNIFIED,
+          role: wireRoles[this.#options.roleExtras?.role ?? 'unified'],
           kvLayout: toWireKvLayout(model.kvLayout),
           load: toWireLoad(this.#options.engine.load()),
           vocabSize: model.modelInfo.vocabSize,
@@ -124,6 +129,17 @@ export class WorkerService {
         param: 'request_id',
       });
     }
+    // Disaggregation: a named prefill worker computes the prompt into pages this engine reserves.
+    const prefillAddress = wireRequest.prefill?.address ?? '';
+    const hooksFor = this.#options.roleExtras?.hooksFor ?? null;
+    if (prefillAddress !== '' && hooksFor === null) {
+      throw toServiceError(
+        new UnimplementedError(`worker ${this.#options.workerId} is not a decode worker: no remote prefill`, {
+          param: 'prefill',
+        }),
+      );
+    }
+    const hooks = prefillAddress === '' || hooksFor === null ? {} : hooksFor(request, [prefillAddress]);
     const controller = new AbortController();
     const onClientGone = (): void => controller.abort();
     context.signal.addEventListener('abort', onClientGone, { once: true });
@@ -137,7 +153,7 @@ export class WorkerService {
       n: request.n,
     });
     try {
-      for await (const chunk of this.#options.engine.generate(request, controller.signal)) {
+      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks)) {
         numTokens += chunk.tokenIds.length;
         yield toGenerateResponse(chunk);
       }

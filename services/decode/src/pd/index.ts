@@ -1,2 +1,4 @@
-// Disaggregation on the decode worker: remote prefill into reserved pages over kvtransfer.
+// Disaggregation on the decode worker: remote prefill into reserved pages over kvtransfer, and
+// what the prefill / decode roles add to a worker.
 export { RemotePrefillHost, type RemotePrefillOptions, type RemotePrefillStats } from './remote-prefill.ts';
+export { decodeRoleExtras, prefillRoleExtras, type RoleExtras, type WorkerRole } from './roles.ts';

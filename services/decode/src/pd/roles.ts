@@ -1,0 +1,64 @@
+// What the prefill and decode roles add to a worker (startUnifiedWorker's `roleExtras`):
+// - prefill: the Prefill gRPC service on the worker's server, pushing KV through a sender pool;
+// - decode: a kvtransfer receiver on the engine's pool and the remotePrefill hook for requests
+//   whose Generate names a prefill worker.
+import type { grpc, Logger } from '@tandem/common';
+import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
+import { addPrefillService, KvSenderPool, PrefillService } from '@tandem/prefill';
+import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
+import { RemotePrefillHost } from './remote-prefill.ts';
+
+export type WorkerRole = 'unified' | 'prefill' | 'decode';
+
+export interface RoleExtras {
+  role: WorkerRole;
+  /** Adds the role's services to the worker's gRPC server (before it starts serving). */
+  extendServer(server: grpc.Server): void;
+  /** Engine hooks for a Generate that names prefill workers (decode role), else null. */
+  hooksFor: ((request: GenerateRequest, prefillAddresses: readonly string[]) => GenerateHooks) | null;
+  /** Requests of the role in flight (prefill role: Prefill calls). */
+  numRunning(): number;
+  abortAll(): void;
+  close(): Promise<void>;
+}
+
+export function prefillRoleExtras(engine: Engine, modelName: string, numStreams = 2): RoleExtras {
+  const senders = new KvSenderPool({
+    spec: specFromLayout(modelName, engine.kvLayout),
+    region: MemoryRegion.fromKvLayout(engine.kvLayout),
+    numStreams,
+  });
+  const service = new PrefillService({ engine, senders });
+  return {
+    role: 'prefill',
+    extendServer: (server) => addPrefillService(server, service.handle),
+    hooksFor: null,
+    numRunning: () => service.numRunning,
+    abortAll: () => service.abortAll(),
+    close: () => senders.close(),
+  };
+}
+
+export function decodeRoleExtras(
+  engine: Engine,
+  modelName: string,
+  options: { kvHost: string; kvAdvertiseHost: string; leaseMs?: number; logger: Logger },
+): RoleExtras {
+  const host = new RemotePrefillHost({
+    engine,
+    modelName,
+    kvHost: options.kvHost,
+    kvAdvertiseHost: options.kvAdvertiseHost,
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    logger: options.logger,
+  });
+  options.logger.info('kv receiver listening', host.kvEndpoint);
+  return {
+    role: 'decode',
+    extendServer: () => {},
+    hooksFor: (request, addresses) => host.hooksFor(request, addresses),
+    numRunning: () => 0,
+    abortAll: () => {},
+    close: async () => host.close(),
+  };
+}
