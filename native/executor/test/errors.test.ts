@@ -239,3 +239,79 @@ describe('bad batches', () => {
     );
   });
 });
+
+describe('config variants', () => {
+  let scratchDir: string;
+  before(() => {
+    scratchDir = mkdtempSync(join(tmpdir(), 'tandem-executor-config-'));
+  });
+  after(() => {
+    rmSync(scratchDir, { recursive: true, force: true });
+  });
+
+  /** tiny-llama's weights under an edited config.json. */
+  function withConfig(name: string, edit: (config: Record<string, unknown>) => void): string {
+    const dir = join(scratchDir, name);
+    mkdirSync(dir);
+    copyFileSync(join(goodDir, 'model.safetensors'), join(dir, 'model.safetensors'));
+    const config = JSON.parse(readFileSync(join(goodDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    edit(config);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    return dir;
+  }
+
+  test('Mistral (same tensors as Llama) computes the same logits; its sliding window caps positions', async () => {
+    const dir = withConfig('mistral', (c) => {
+      c.architectures = ['MistralForCausalLM'];
+      c.model_type = 'mistral';
+      c.sliding_window = 512;
+    });
+    await using mistral = await Executor.open({ modelDir: dir, pageSize: 16, numPages: 4 });
+    await using llama = await Executor.open({ modelDir: goodDir, pageSize: 16, numPages: 4 });
+    assert.equal(mistral.info.maxPositionEmbeddings, 512);
+    const input = seqInput({
+      tokenIds: Int32Array.of(5, 9, 13, 4),
+      pageTable: pageRange(0, 1),
+      returnLogits: true,
+    });
+    const [a] = await mistral.forward([input]);
+    const [b] = await llama.forward([input]);
+    assert.deepEqual(a?.samples[0]?.logits, b?.samples[0]?.logits);
+  });
+
+  test('the classic rope_theta form equals rope_parameters', async () => {
+    const dir = withConfig('classic', (c) => {
+      const params = c.rope_parameters as { rope_theta: number };
+      c.rope_theta = params.rope_theta;
+      delete c.rope_parameters;
+    });
+    await using classic = await Executor.open({ modelDir: dir, pageSize: 16, numPages: 4 });
+    await using newer = await Executor.open({ modelDir: goodDir, pageSize: 16, numPages: 4 });
+    const input = seqInput({
+      tokenIds: Int32Array.of(5, 9, 13, 4, 8, 20),
+      pageTable: pageRange(0, 1),
+      returnLogits: true,
+    });
+    const [a] = await classic.forward([input]);
+    const [b] = await newer.forward([input]);
+    assert.deepEqual(a?.samples[0]?.logits, b?.samples[0]?.logits);
+  });
+
+  test('an unsupported rope type is named', async () => {
+    const dir = withConfig('linear', (c) => {
+      c.rope_parameters = { rope_theta: 10000, rope_type: 'linear', factor: 2 };
+    });
+    await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /unsupported rope_parameters rope_type "linear"/);
+      return true;
+    });
+  });
+
+  test('a missing required key is named', async () => {
+    const dir = withConfig('no-layers', (c) => {
+      delete c.num_hidden_layers;
+    });
+    await assert.rejects(Executor.open({ modelDir: dir }), /missing "num_hidden_layers"/);
+  });
+});
