@@ -302,7 +302,9 @@ export class Scheduler {
 
   private validate(request: GenerateRequest): void {
     const { promptTokenIds, n, maxTokens, minTokens } = request;
-    if (this.requests.has(request.requestId)) throw new DuplicateRequestError(request.requestId);
+    if (this.requests.has(request.requestId) || this.held.has(request.requestId)) {
+      throw new DuplicateRequestError(request.requestId); // live, or its prefill pages still held
+    }
     if (promptTokenIds.length === 0) throw new InvalidRequestError('the prompt is empty');
     if (!Number.isInteger(n) || n < 1)
       throw new InvalidRequestError(`n must be a positive integer, got ${n}`);

@@ -157,6 +157,7 @@ describe('disaggregation hooks', () => {
       p.engine.generate(request('held', prompt, 1), undefined, { prefillOnly: { onComputed: () => {} } }),
     );
     assert.equal(p.engine.load().numFreePages, 3);
+    assert.throws(() => p.engine.generate(request('held', prompt, 1)), { name: 'DuplicateRequestError' });
     const other = randomTokens(seededRandom(6), 20, shadowVocabSize);
     const waiting = collect(p.engine.generate(request('next', other, 4)));
     await sleep(5);
