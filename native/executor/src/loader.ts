@@ -33,7 +33,7 @@ export function loadAddon(kind: AddonKind = 'cpu'): NativeAddon {
     const how =
       kind === 'cpu'
         ? 'run `pnpm build:native` from the repository root'
-        : 'build the CUDA addon: `cd native/executor && pnpm exec cmake-js compile --out build-cuda -- -DTANDEM_WITH_CUDA=ON` (needs nvcc)';
+        : 'build the CUDA addon: `cd native/executor && pnpm exec cmake-js compile --out build-cuda --CDTANDEM_WITH_CUDA=ON` (needs nvcc)';
     throw new AddonMissingError(
       `the ${kind} executor addon is not built (looked for ${candidates.join(', ')}); ${how}`,
     );
