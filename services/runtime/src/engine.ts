@@ -179,8 +179,9 @@ export class Engine {
     return stream;
   }
 
+  /** Ends a live request ('abort'), or frees a finished prefill-only request's held pages. */
   abort(requestId: string): boolean {
-    const found = this.scheduler.abort(requestId);
+    const found = this.scheduler.abort(requestId) || this.scheduler.releasePrefill(requestId);
     this.wake(); // freed pages may admit a waiting request
     return found;
   }
