@@ -368,8 +368,8 @@ export class Scheduler {
           : Int32Array.of(numTokens - 1)
         : noSampleIndices,
       sampling: s,
-      promptTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(0, seq.numPromptTokens)) : null,
-      outputTokenIds: penalized ? Int32Array.from(seq.tokenIds.slice(seq.numPromptTokens)) : null,
+      promptTokenIds: penalized ? seq.promptTokenArray() : null,
+      outputTokenIds: penalized ? seq.outputTokenArray() : null,
       targetIds: null,
       returnLogits: false,
       returnProbs: false,

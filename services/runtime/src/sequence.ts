@@ -115,6 +115,30 @@ export class Sequence {
         : { ...request.sampling, seed: seed + choiceIndex };
   }
 
+  private promptArray: Int32Array | null = null;
+  private outputArray = new Int32Array(0);
+  private numOutputInArray = 0;
+
+  /** The prompt as the executor reads it (penalties); built once. */
+  promptTokenArray(): Int32Array {
+    this.promptArray ??= Int32Array.from(this.tokenIds.slice(0, this.numPromptTokens));
+    return this.promptArray;
+  }
+
+  /** Generated tokens as the executor reads them: a view of a buffer that only grows. */
+  outputTokenArray(): Int32Array {
+    const numOutput = this.numOutputTokens;
+    if (this.outputArray.length < numOutput) {
+      const grown = new Int32Array(Math.max(16, 2 * numOutput));
+      grown.set(this.outputArray.subarray(0, this.numOutputInArray));
+      this.outputArray = grown;
+    }
+    for (let i = this.numOutputInArray; i < numOutput; i++)
+      this.outputArray[i] = this.tokenIds[this.numPromptTokens + i]!;
+    this.numOutputInArray = numOutput;
+    return this.outputArray.subarray(0, numOutput);
+  }
+
   get numOutputTokens(): number {
     return this.tokenIds.length - this.numPromptTokens;
   }

@@ -61,7 +61,12 @@ async function runCases(engine: Engine, tokenizer: TextTokenizer, cases: GoldenC
 }
 
 /** Plain sequential greedy decoding on the executor alone: one sequence, no scheduler. */
-async function executorGreedy(f: Fixture, promptTokenIds: number[], numTokens: number): Promise<number[]> {
+async function executorGreedy(
+  f: Fixture,
+  promptTokenIds: number[],
+  numTokens: number,
+  sampling = defaultSampling(),
+): Promise<number[]> {
   const executor = await Executor.open({ modelDir: f.dir, pageSize: 16, numPages: 64, numThreads: 2 });
   const tokens = [...promptTokenIds];
   const pageTable = Int32Array.from({ length: 64 }, (_, i) => i);
@@ -74,9 +79,9 @@ async function executorGreedy(f: Fixture, promptTokenIds: number[], numTokens: n
         startPos,
         pageTable: pageTable.subarray(0, Math.ceil(tokens.length / 16)),
         sampleIndices: Int32Array.of(tokenIds.length - 1),
-        sampling: defaultSampling(),
-        promptTokenIds: null,
-        outputTokenIds: null,
+        sampling,
+        promptTokenIds: Int32Array.from(promptTokenIds),
+        outputTokenIds: Int32Array.from(tokens.slice(promptTokenIds.length)),
         targetIds: null,
         returnLogits: false,
         returnProbs: false,
@@ -221,6 +226,35 @@ describe('golden text through tokenizer -> engine -> detokenizer', () => {
     assert.deepEqual(pressured.outputs, alone.outputs);
     for (const choices of alone.outputs)
       assert.notDeepEqual(choices[0], choices[1], 'choices use different seeds');
+  });
+
+  test('penalties (repetition, frequency, presence) see the right prompt and output tokens', async () => {
+    const f = fixture('tiny-qwen3');
+    const random = seededRandom(31);
+    const prompts = Array.from({ length: 5 }, (_, i) => randomTokens(random, 4 + i * 11, 600));
+    const sampling = {
+      ...defaultSampling(),
+      repetitionPenalty: 1.3,
+      frequencyPenalty: 0.4,
+      presencePenalty: 0.2,
+    };
+    const expected = [];
+    for (const prompt of prompts) expected.push(await executorGreedy(f, prompt, 16, sampling));
+    assert.notDeepEqual(
+      expected[0],
+      await executorGreedy(f, prompts[0]!, 16),
+      'the penalties change the output',
+    );
+    for (const numPages of [256, 9]) {
+      const engine = await openEngine(f, numPages, { maxPrefillChunkTokens: 8, decodeReserveTokens: 0 });
+      const outputs = await Promise.all(
+        prompts.map((prompt, i) => collect(engine.generate(request(`p${i}`, prompt, 16, { sampling })))),
+      );
+      for (const [i, output] of outputs.entries())
+        assert.deepEqual(output[0]!.tokenIds, expected[i], `pool ${numPages}`);
+      if (numPages === 9) assert.ok(engine.stats().numPreemptions > 0);
+      await engine.close();
+    }
   });
 
   test('a second request sharing a 200-token prefix computes only its suffix', async () => {
