@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError } from '@tandem/common';
-import { IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
+import { ChatTemplateError, IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
+import { InvalidRequestError } from './errors.ts';
 import type { IncrementalDecoder } from './openai/choice-output.ts';
 import type { ChatRequest } from './openai/request.ts';
 
@@ -53,10 +54,18 @@ export async function loadServedModel(dir: string, servedName: string | null): P
           ? { role: m.role, content: m.content }
           : { role: m.role, content: m.content, name: m.name },
       );
-      let text = tokenizer.applyChatTemplate(messages, {
-        addGenerationPrompt: request.addGenerationPrompt,
-        variables: request.chatTemplateKwargs,
-      });
+      let text: string;
+      try {
+        text = tokenizer.applyChatTemplate(messages, {
+          addGenerationPrompt: request.addGenerationPrompt,
+          variables: request.chatTemplateKwargs,
+        });
+      } catch (error) {
+        // The template rejected these messages (e.g. roles that must alternate): the client's fault.
+        if (error instanceof ChatTemplateError)
+          throw new InvalidRequestError(error.message, 'messages', { cause: error });
+        throw error;
+      }
       if (request.continueFinalMessage) {
         // Cut the template's end-of-turn after the final (assistant) message, as vLLM does.
         const last = request.messages.at(-1)!.content;

@@ -219,7 +219,10 @@ export class RouterApp {
       callback: (error, message) => {
         if (error !== null) return;
         try {
-          kvSync.onBatch(fromBinary(KvEventBatchSchema, message.data));
+          const batch = fromBinary(KvEventBatchSchema, message.data);
+          // Only this model's workers; one that has not announced yet is synced from a dump
+          // once it has (its load reports show where its events are).
+          if (registry.get(batch.workerId) !== null) kvSync.onBatch(batch);
         } catch (cause) {
           logger.warn('bad KV event batch', { error: cause });
         }

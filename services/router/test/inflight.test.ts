@@ -24,33 +24,30 @@ async function replica(replicaId: string, replicaTtlMs = 10_000): Promise<Inflig
   return new InflightCounts(redis, { replicaId, replicaTtlMs, refreshMs: 60_000 }, logger);
 }
 
-async function settle(): Promise<void> {
-  // The counts travel in one script call each; give the replies time to land.
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
-
 test('replicas see each other in-flight counts; a silent replica expires with its counts', async () => {
   const one = await replica('one');
-  const two = await replica('two', 300);
+  const two = await replica('two', 1000);
   two.acquire('w1');
   two.acquire('w1');
-  await settle();
+  await two.settled();
   one.acquire('w2');
-  await settle();
+  await one.settled();
   assert.equal(one.count('w1'), 2);
   assert.equal(one.count('w2'), 1);
   assert.equal(one.localCount('w1'), 0);
   one.release('w2');
+  await one.settled();
   two.release('w1');
-  await settle();
+  await two.settled();
   assert.equal(two.count('w2'), 0);
+  assert.equal(two.count('w1'), 1);
   one.acquire('w3'); // refreshes one's view
-  await settle();
+  await one.settled();
   assert.equal(one.count('w1'), 1);
   // Replica two stops talking: after its TTL its remaining request no longer counts.
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  await new Promise((resolve) => setTimeout(resolve, 1200));
   one.release('w3');
-  await settle();
+  await one.settled();
   assert.equal(one.count('w1'), 0);
   await one.stop();
   await two.stop();

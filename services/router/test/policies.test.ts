@@ -11,7 +11,8 @@ function worker(id: string, slot: number, overrides: Partial<WorkerView> = {}): 
     slot,
     numInflight: 0,
     load: null,
-    numUnreportedPrefillTokens: 0,
+    numQueuedPrefillTokens: 0,
+    numDecoding: 0,
     prefillTokensPerMs: 2,
     pageSize: 16,
     lastPickedSeq: 0,
@@ -48,20 +49,15 @@ test('cache_aware prefers the worker holding the prefix and records its cost ter
 
 test('cache_aware weighs queued prefill work against the cache hit', () => {
   const policy = createPolicy('cache_aware');
-  const busy = {
-    numWaiting: 3,
-    numRunning: 1,
-    numQueuedPrefillTokens: 4000,
-    numRunningTokens: 0,
-    numFreePages: 0,
-    numTotalPages: 0,
-  };
-  const workers = [worker('a', 0), worker('b', 1, { load: busy })];
+  const workers = [worker('a', 0), worker('b', 1, { numQueuedPrefillTokens: 4000, numDecoding: 1 })];
   const decision = policy.decide(request, workers, {
     matchDepthBySlot: depths({ 1: 8 }),
     random: Math.random,
   });
   assert.equal(decision.workerId, 'a');
+  const b = decision.candidates.find((c) => c.workerId === 'b')!;
+  assert.equal(b.terms.queuedPrefillTokens, 4000);
+  assert.equal(b.terms.decodeMs, 2);
 });
 
 test('ties go to the lower load, then the least recently picked, then the smaller id', () => {
@@ -155,14 +151,14 @@ test('within the tie band the larger prefix match wins over lower load (a burst 
   const policy = createPolicy('cache_aware');
   // a holds 9 of 10 blocks but has the first request of the burst queued: 16 + 160 tokens to
   // prefill against b's 160. Within 15%: the prefix holder keeps the burst.
-  const workers = [worker('a', 0, { numInflight: 1, numUnreportedPrefillTokens: 160 }), worker('b', 1)];
+  const workers = [worker('a', 0, { numInflight: 1, numQueuedPrefillTokens: 160 }), worker('b', 1)];
   const decision = policy.decide(request, workers, {
     matchDepthBySlot: depths({ 0: 9 }),
     random: Math.random,
   });
   assert.equal(decision.workerId, 'a');
   // Far outside the band, the cheaper worker wins regardless of the match.
-  const busy = [worker('a', 0, { numInflight: 1, numUnreportedPrefillTokens: 2000 }), worker('b', 1)];
+  const busy = [worker('a', 0, { numInflight: 1, numQueuedPrefillTokens: 2000 }), worker('b', 1)];
   assert.equal(
     policy.decide(request, busy, { matchDepthBySlot: depths({ 0: 9 }), random: Math.random }).workerId,
     'b',

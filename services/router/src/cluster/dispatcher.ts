@@ -72,15 +72,15 @@ export class Dispatcher {
       if (exclude.has(worker.workerId) || !worker.breaker.allows(nowMs)) continue;
       const slot = index.slotOf(worker.workerId);
       slotMask |= 1 << slot;
-      let numUnreportedPrefillTokens = 0;
-      for (const prefill of worker.unreportedPrefills.values())
-        numUnreportedPrefillTokens += prefill.numTokens;
+      let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
+      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
       candidates.push({
         workerId: worker.workerId,
         slot,
         numInflight: inflight.count(worker.workerId),
         load: worker.load,
-        numUnreportedPrefillTokens,
+        numQueuedPrefillTokens,
+        numDecoding: Math.max(0, inflight.count(worker.workerId) - worker.pendingPrefills.size),
         prefillTokensPerMs: registry.prefillRateFor(worker),
         pageSize: worker.pageSize,
         lastPickedSeq: worker.lastPickedSeq,
@@ -163,10 +163,8 @@ export class Dispatcher {
     index.insertOptimistic(workerId, request.blockKeys, nowMs);
     this.#params.observer?.onRouted?.(workerId, request.blockKeys);
     inflight.acquire(workerId);
-    worker.unreportedPrefills.set(request.requestId, {
-      sentAtMs: nowMs,
-      numTokens: request.promptTokenIds.length - numExpectedCachedTokens,
-    });
+    const prefill = { sentAtMs: nowMs, numTokens: request.promptTokenIds.length - numExpectedCachedTokens };
+    worker.pendingPrefills.set(request.requestId, prefill);
     let first = true;
     try {
       const stream = worker.client.generate(toWireRequest(request), { signal: request.signal });
@@ -174,7 +172,8 @@ export class Dispatcher {
         if (first) {
           first = false;
           const ttftMs = Date.now() - nowMs;
-          worker.unreportedPrefills.delete(request.requestId);
+          worker.pendingPrefills.delete(request.requestId);
+          worker.recentPrefills.push({ ...prefill, firstTokenAtMs: Date.now() });
           worker.breaker.onSuccess();
           registry.recordPrefill(workerId, response.numPromptTokens - response.numCachedTokens, ttftMs);
           this.#params.observer?.onFirstResponse?.(workerId, ttftMs, response.numCachedTokens);
@@ -185,7 +184,7 @@ export class Dispatcher {
       if (request.signal.aborted) throw abortError(request.signal);
       throw error;
     } finally {
-      worker.unreportedPrefills.delete(request.requestId);
+      worker.pendingPrefills.delete(request.requestId);
       inflight.release(workerId);
     }
   }

@@ -59,6 +59,7 @@ export class InflightCounts {
   /** Other replicas' requests per worker, as of the last reply. */
   #others = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
+  readonly #inFlight = new Set<Promise<void>>();
   #lastSyncOk = true;
 
   constructor(redis: Redis | null, params: InflightParams, logger: Logger) {
@@ -83,6 +84,7 @@ export class InflightCounts {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     if (this.#redis === null) return;
+    await this.settled();
     try {
       await this.#redis.del(`tandem:inflight:${this.#params.replicaId}`);
       await this.#redis.zrem(replicaSetKey, this.#params.replicaId);
@@ -104,14 +106,27 @@ export class InflightCounts {
   acquire(workerId: string): void {
     this.#adjustLocal(workerId, 1);
     // After this tick: the request's own gRPC write goes out first.
-    setImmediate(() => void this.#sync(workerId, 1));
+    this.#schedule(workerId, 1);
   }
 
   /** The request ended. */
   release(workerId: string): void {
     this.#adjustLocal(workerId, -1);
     // After this tick: the client's response goes out first.
-    setImmediate(() => void this.#sync(workerId, -1));
+    this.#schedule(workerId, -1);
+  }
+
+  /** Resolves once every change made so far has reached Redis and its reply is applied. */
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
+  }
+
+  #schedule(workerId: string, delta: number): void {
+    if (this.#redis === null) return;
+    const done: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#sync(workerId, delta))
+      .finally(() => this.#inFlight.delete(done));
+    this.#inFlight.add(done);
   }
 
   forget(workerId: string): void {

@@ -28,8 +28,12 @@ export interface WorkerRecord {
   /** Prefill throughput (tokens/ms), an EWMA of what first tokens took. */
   prefillTokensPerMs: number;
   numPrefillSamples: number;
-  /** Prompts sent since (and not prefilled before) the last load report, with their uncached tokens. */
-  unreportedPrefills: Map<string, { sentAtMs: number; numTokens: number }>;
+  /** This router's requests to it without a first token yet, with their expected uncached tokens. */
+  pendingPrefills: Map<string, { sentAtMs: number; numTokens: number }>;
+  /** This router's requests prefilled lately (to tell them apart in a load report). */
+  recentPrefills: { sentAtMs: number; firstTokenAtMs: number; numTokens: number }[];
+  /** Queued prefill tokens in its last report that are not this router's (other replicas'). */
+  numOthersQueuedPrefillTokens: number;
   /** This router's pick order (0: never picked). */
   lastPickedSeq: number;
 }
@@ -53,12 +57,14 @@ export type RegistryEvent =
   | { type: 'load'; workerId: string; kvSeq: bigint; startedAtMs: bigint };
 
 const workerIdField = /^tandem:worker:(.+)$/;
+/** How long a finished prefill is remembered for matching against load reports. */
+const recentPrefillKeepMs = 3000;
 /** Shorter prefills measure fixed overhead more than throughput. */
 const minPrefillSampleTokens = 32;
 /** A worker's own rate counts once it is this far from the pool's... */
-const ownRateFactor = 2;
+const ownRateFactor = 3;
 /** ...after this many measurements. */
-const minOwnRateSamples = 5;
+const minOwnRateSamples = 10;
 
 export class WorkerRegistry {
   readonly #params: RegistryParams;
@@ -132,9 +138,24 @@ export class WorkerRegistry {
     worker.load = report.load ?? null;
     worker.loadAtMs = Number(report.timestampMs);
     worker.lastHeardMs = nowMs;
-    for (const [requestId, prefill] of worker.unreportedPrefills) {
-      if (prefill.sentAtMs <= worker.loadAtMs) worker.unreportedPrefills.delete(requestId);
+    // The report counts every queued prompt; ours at its timestamp are known exactly (and
+    // counted fresh at decision time), so keep only the rest: other replicas' work.
+    const reportMs = worker.loadAtMs;
+    let numOwnTokens = 0;
+    for (const prefill of worker.pendingPrefills.values()) {
+      if (prefill.sentAtMs <= reportMs) numOwnTokens += prefill.numTokens;
     }
+    worker.recentPrefills = worker.recentPrefills.filter(
+      (p) => p.firstTokenAtMs > reportMs - recentPrefillKeepMs,
+    );
+    for (const prefill of worker.recentPrefills) {
+      if (prefill.sentAtMs <= reportMs && prefill.firstTokenAtMs > reportMs)
+        numOwnTokens += prefill.numTokens;
+    }
+    worker.numOthersQueuedPrefillTokens = Math.max(
+      0,
+      (worker.load?.numQueuedPrefillTokens ?? 0) - numOwnTokens,
+    );
     this.#emit({
       type: 'load',
       workerId: report.workerId,
@@ -308,7 +329,9 @@ export class WorkerRegistry {
       loadAtMs: 0,
       prefillTokensPerMs: this.#params.defaultPrefillTokensPerMs,
       numPrefillSamples: 0,
-      unreportedPrefills: new Map(),
+      pendingPrefills: new Map(),
+      recentPrefills: [],
+      numOthersQueuedPrefillTokens: 0,
       lastPickedSeq: 0,
     });
     this.#logger.info('worker joined', { workerId: spec.workerId, address: spec.grpcAddress });

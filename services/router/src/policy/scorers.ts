@@ -58,7 +58,7 @@ export interface CacheAwareParams {
 /**
  * Predicted time to first token plus a decode-load term, in ms:
  * (uncached prompt tokens + the worker's queued prefill tokens) / its prefill rate
- * + decodeMsPerRequest * the requests it reports decoding.
+ * + decodeMsPerRequest * the requests decoding on it.
  */
 export function cacheAwareScorer(params: CacheAwareParams): Scorer {
   return {
@@ -69,12 +69,11 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
         const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
         const numCachedTokens = Math.min(depth * worker.pageSize, request.numPromptTokens);
         const numUncachedTokens = request.numPromptTokens - numCachedTokens;
-        const numQueuedPrefillTokens =
-          (worker.load?.numQueuedPrefillTokens ?? 0) + worker.numUnreportedPrefillTokens;
+        const numQueuedPrefillTokens = worker.numQueuedPrefillTokens;
         const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) / worker.prefillTokensPerMs;
-        // Decode load from the worker's report: requests still queued for prefill are in the
-        // prefill term already (and a burst just sent has not started decoding).
-        const numDecoding = worker.load?.numRunning ?? 0;
+        // Fresh counts, not the (up to a second old) load report: a stale report would herd
+        // every request of that second onto the other workers.
+        const numDecoding = worker.numDecoding;
         const decodeMs = params.decodeMsPerRequest * numDecoding;
         return {
           cost: prefillMs + decodeMs,

@@ -20,8 +20,16 @@ export interface WorkerView {
     numFreePages: number;
     numTotalPages: number;
   } | null;
-  /** Prompt tokens this router sent it that are not prefilled yet (newer than its load report). */
-  numUnreportedPrefillTokens: number;
+  /**
+   * Prompt tokens queued for prefill on it: this router's requests without a first token yet
+   * (exact, fresh) plus what its last load report showed beyond those (other replicas' work).
+   */
+  numQueuedPrefillTokens: number;
+  /**
+   * Requests past their first token on it (decoding): in-flight across replicas minus this
+   * router's requests still waiting for their first token (those are in the prefill term).
+   */
+  numDecoding: number;
   /** Measured prefill throughput, tokens per millisecond. */
   prefillTokensPerMs: number;
   /** Tokens per KV page. */
