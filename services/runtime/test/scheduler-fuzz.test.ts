@@ -51,6 +51,18 @@ for (let round = 0; round < 12; round++) {
     const executor = new CheckedExecutor({ numPages, pageSize });
     const engine = new Engine(executor, options);
     executor.engine = engine;
+    // A KV-event subscriber's view, rebuilt from events only.
+    const view = new Map<string, bigint | null>();
+    let lastSeq = 0;
+    engine.onKvEvent((event) => {
+      assert.equal(event.seq, lastSeq + 1);
+      lastSeq = event.seq;
+      if (event.type === 'stored')
+        for (const b of event.blocks) view.set(`${event.namespace}/${b.hash}`, b.parentHash);
+      else if (event.type === 'removed')
+        for (const h of event.hashes) assert.ok(view.delete(`${event.namespace}/${h}`));
+      else view.clear();
+    });
     const shared = randomTokens(random, 30, shadowVocabSize);
     const runs: Promise<void>[] = [];
     for (let i = 0; i < 40; i++) {
@@ -121,6 +133,10 @@ for (let round = 0; round < 12; round++) {
     await Promise.all(fills);
     await sleep(1);
     engine.checkInvariants();
+    const dump = engine.dumpBlocks();
+    assert.equal(dump.seq, lastSeq);
+    assert.equal(view.size, dump.blocks.length);
+    for (const b of dump.blocks) assert.equal(view.get(`${b.namespace}/${b.hash}`), b.parentHash);
     const load = engine.load();
     assert.equal(load.numRunning + load.numWaiting, 0);
     assert.equal(load.numFreePages + load.numEvictablePages, load.numTotalPages);
