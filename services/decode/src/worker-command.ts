@@ -33,6 +33,9 @@ export const workerUsage = `usage: tandem worker --role unified --model DIR [opt
   --no-prefix-cache               disable the radix prefix cache
   --kv-host ADDR                   decode role: kvtransfer receiver address (default --host)
   --prefill-lease-ms N            decode role: give a remote prefill up after N ms (default 30000)
+  --disagg-threshold N            decode role, requests that name no prefill worker: send the prompt
+                                  to a discovered prefill worker when >= N tokens are not cached here
+                                  (default 0: always, when one is known)
   --log-level debug|info|warn|error
 `;
 
@@ -113,6 +116,7 @@ function parse(argv: string[]) {
       'no-prefix-cache': { type: 'boolean', default: false },
       'kv-host': { type: 'string' },
       'prefill-lease-ms': { type: 'string' },
+      'disagg-threshold': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -156,7 +160,9 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
     },
     scheduler,
   });
+  const natsUrl = values.nats ?? envString('NATS_URL', null);
   const modelName = values['served-model-name'] ?? basename(modelDir);
+  const threshold = intFlag('disagg-threshold', 0);
   const host = values.host ?? '127.0.0.1';
   const kvHost = values['kv-host'] ?? host;
   const leaseText = values['prefill-lease-ms'];
@@ -164,7 +170,9 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
     role === 'prefill'
       ? prefillRoleExtras(engine, modelName)
       : role === 'decode'
-        ? decodeRoleExtras(engine, modelName, {
+        ? await decodeRoleExtras(engine, modelName, {
+            natsUrl: natsUrl === 'none' ? null : natsUrl,
+            ...(threshold === undefined ? {} : { disaggThreshold: threshold }),
             kvHost,
             kvAdvertiseHost: kvHost === '0.0.0.0' || kvHost === '::' ? hostname() : kvHost,
             ...(leaseText === undefined
@@ -173,7 +181,6 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
             logger,
           })
         : null;
-  const natsUrl = values.nats ?? envString('NATS_URL', null);
   const redisUrl = values.redis ?? envString('REDIS_URL', null);
   let worker: Awaited<ReturnType<typeof startUnifiedWorker>>;
   try {

@@ -139,7 +139,8 @@ export class WorkerService {
         }),
       );
     }
-    const hooks = prefillAddress === '' || hooksFor === null ? {} : hooksFor(request, [prefillAddress]);
+    // Without a named prefill worker the decode role may still pick a discovered one.
+    const hooks = hooksFor === null ? {} : hooksFor(request, prefillAddress === '' ? [] : [prefillAddress]);
     const controller = new AbortController();
     const onClientGone = (): void => controller.abort();
     context.signal.addEventListener('abort', onClientGone, { once: true });

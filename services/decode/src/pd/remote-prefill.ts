@@ -10,6 +10,15 @@ import type { Logger } from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
 import { PrefillClient, type PrefillResponseWire, toSamplingWire } from '@tandem/prefill';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
+import type { PrefillDirectory } from './prefill-directory.ts';
+
+/** Not anyone's failure: the engine prefills this prompt locally (it is short, or cached here). */
+class BelowThresholdError extends Error {
+  constructor(numUncached: number, threshold: number) {
+    super(`${numUncached} uncached prompt tokens, below the disaggregation threshold ${threshold}`);
+    this.name = 'BelowThresholdError';
+  }
+}
 
 export interface RemotePrefillOptions {
   engine: Engine;
@@ -22,6 +31,12 @@ export interface RemotePrefillOptions {
   kvPort?: number;
   /** One prefill (compute + transfer) may take this long before it is given up (default 30 s). */
   leaseMs?: number;
+  /**
+   * Prefill workers found through discovery, used when a request names none. Then the prompt
+   * goes to one only when at least disaggThreshold of its tokens are not cached here (0: always).
+   */
+  directory?: PrefillDirectory | null;
+  disaggThreshold?: number;
   logger?: Logger | null;
 }
 
@@ -29,6 +44,7 @@ export interface RemotePrefillStats {
   numRemotePrefills: number; // prompts whose KV came from a prefill worker
   numAttemptsFailed: number; // prefill worker attempts that failed (then: next one, or local)
   numFallbacks: number; // prompts prefilled locally after every candidate failed
+  numBelowThreshold: number; // prompts prefilled locally: too few uncached tokens to send out
   numBytesReceived: number;
 }
 
@@ -37,6 +53,7 @@ export class RemotePrefillHost {
     numRemotePrefills: 0,
     numAttemptsFailed: 0,
     numFallbacks: 0,
+    numBelowThreshold: 0,
     numBytesReceived: 0,
   };
   readonly receiver: KvReceiver;
@@ -46,12 +63,16 @@ export class RemotePrefillHost {
   private readonly leaseMs: number;
   private readonly logger: Logger | null;
   private readonly clients = new Map<string, PrefillClient>();
+  private readonly directory: PrefillDirectory | null;
+  private readonly disaggThreshold: number;
   private closed = false;
 
   constructor(options: RemotePrefillOptions) {
     this.engine = options.engine;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.logger = options.logger ?? null;
+    this.directory = options.directory ?? null;
+    this.disaggThreshold = options.disaggThreshold ?? 0;
     const layout = options.engine.kvLayout;
     this.receiver = new KvReceiver({
       host: options.kvHost ?? '127.0.0.1',
@@ -65,12 +86,26 @@ export class RemotePrefillHost {
     };
   }
 
-  /** The engine hooks that prefill `request` on the given workers (gRPC host:port, in order). */
+  /**
+   * The engine hooks that prefill `request` remotely: on the named workers (gRPC host:port, in
+   * order; the router decided), else on the directory's candidates when the uncached part of the
+   * prompt reaches the threshold (decided at reservation, when this engine's cache hit is known).
+   */
   hooksFor(request: GenerateRequest, prefillAddresses: readonly string[]): GenerateHooks {
-    if (prefillAddresses.length === 0) return {};
+    const named = prefillAddresses.length > 0;
+    if (!named && (this.directory === null || this.directory.size === 0)) return {};
     return {
       remotePrefill: {
-        fill: (reservation, signal) => this.fill(request, prefillAddresses, reservation, signal),
+        fill: (reservation, signal) => {
+          if (named) return this.fill(request, prefillAddresses, reservation, signal);
+          const numUncached = reservation.numPromptTokens - reservation.numCachedTokens;
+          const candidates = this.directory?.candidates() ?? [];
+          if (numUncached < this.disaggThreshold || candidates.length === 0) {
+            this.stats.numBelowThreshold++;
+            return Promise.reject(new BelowThresholdError(numUncached, this.disaggThreshold));
+          }
+          return this.fill(request, candidates, reservation, signal);
+        },
       },
     };
   }
@@ -78,6 +113,7 @@ export class RemotePrefillHost {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.directory?.close();
     this.receiver.close();
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
@@ -101,9 +137,18 @@ export class RemotePrefillHost {
     let lastError: unknown = null;
     for (const address of addresses) {
       if (signal.aborted || this.closed) break;
+      const untrack = this.directory?.track(address, reservation.numPromptTokens) ?? (() => {});
       try {
         const response = await this.attempt(request, address, reservation, signal);
         this.stats.numRemotePrefills++;
+        this.logger?.info('remote prefill done', {
+          requestId: request.requestId,
+          prefill: address,
+          numPromptTokens: reservation.numPromptTokens,
+          numCachedHere: reservation.numCachedTokens,
+          numCachedThere: response.numCachedTokens,
+          bytes: response.bytesSent,
+        });
         this.stats.numBytesReceived += response.bytesSent;
         return {
           tokenId: response.firstTokenId,
@@ -118,6 +163,8 @@ export class RemotePrefillHost {
           prefill: address,
           error: error instanceof Error ? error.message : String(error),
         });
+      } finally {
+        untrack();
       }
     }
     if (!signal.aborted) this.stats.numFallbacks++;

@@ -2,10 +2,11 @@
 // - prefill: the Prefill gRPC service on the worker's server, pushing KV through a sender pool;
 // - decode: a kvtransfer receiver on the engine's pool and the remotePrefill hook for requests
 //   whose Generate names a prefill worker.
-import type { grpc, Logger } from '@tandem/common';
+import { connectNats, type grpc, type Logger, type NatsConnection } from '@tandem/common';
 import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
 import { addPrefillService, KvSenderPool, PrefillService } from '@tandem/prefill';
 import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
+import { PrefillDirectory } from './prefill-directory.ts';
 import { RemotePrefillHost } from './remote-prefill.ts';
 
 export type WorkerRole = 'unified' | 'prefill' | 'decode';
@@ -39,12 +40,27 @@ export function prefillRoleExtras(engine: Engine, modelName: string, numStreams 
   };
 }
 
-export function decodeRoleExtras(
+export async function decodeRoleExtras(
   engine: Engine,
   modelName: string,
-  options: { kvHost: string; kvAdvertiseHost: string; leaseMs?: number; logger: Logger },
-): RoleExtras {
+  options: {
+    kvHost: string;
+    kvAdvertiseHost: string;
+    leaseMs?: number;
+    /** Discovery of prefill workers (null: only those a request names). */
+    natsUrl: string | null;
+    disaggThreshold?: number;
+    logger: Logger;
+  },
+): Promise<RoleExtras> {
+  const nc: NatsConnection | null =
+    options.natsUrl === null
+      ? null
+      : await connectNats({ url: options.natsUrl, name: 'tandem-decode-prefill-directory' });
+  const directory = new PrefillDirectory({ nc, modelName, logger: options.logger });
   const host = new RemotePrefillHost({
+    directory,
+    ...(options.disaggThreshold === undefined ? {} : { disaggThreshold: options.disaggThreshold }),
     engine,
     modelName,
     kvHost: options.kvHost,
@@ -59,6 +75,9 @@ export function decodeRoleExtras(
     hooksFor: (request, addresses) => host.hooksFor(request, addresses),
     numRunning: () => 0,
     abortAll: () => {},
-    close: async () => host.close(),
+    close: async () => {
+      host.close();
+      await nc?.drain().catch(() => {});
+    },
   };
 }
