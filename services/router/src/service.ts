@@ -3,7 +3,7 @@
 import { blockHashes } from '@tandem/runtime';
 import type { AdmissionQueue } from './cluster/admission.ts';
 import type { Dispatcher } from './cluster/dispatcher.ts';
-import { ContextLengthError } from './errors.ts';
+import { ContextLengthError, InvalidRequestError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
 import { toBlockKeys } from './kv/block-keys.ts';
 import type { RouterMetrics } from './metrics.ts';
@@ -53,6 +53,9 @@ export interface ServiceParams {
   pageSize: () => number;
 }
 
+/** Makes worker-facing request ids unique within this router process. */
+let workerCallSeq = 0;
+
 interface PreparedPrompt {
   tokenIds: number[];
   /** Text put before the output when echo is on. */
@@ -99,6 +102,9 @@ export class RouterService {
 
   #maxTokensFor(numPromptTokens: number, options: GenerationOptions, promptParam: string): number {
     const { maxModelLen } = this.#params.model;
+    if (numPromptTokens === 0) {
+      throw new InvalidRequestError(`the ${promptParam} encode to no tokens`, promptParam);
+    }
     if (numPromptTokens >= maxModelLen) {
       throw new ContextLengthError(
         `This model's maximum context length is ${maxModelLen} tokens. However, your ${promptParam} ` +
@@ -136,7 +142,8 @@ export class RouterService {
         prompts.map((prompt, promptIndex) =>
           runPrompt(this.#params.dispatcher, {
             dispatch: {
-              requestId: prompts.length === 1 ? context.requestId : `${context.requestId}-${promptIndex}`,
+              requestId: context.requestId,
+              workerRequestId: `${context.requestId}-${promptIndex}-${(++workerCallSeq).toString(36)}`,
               promptTokenIds: prompt.tokenIds,
               blockKeys: toBlockKeys(blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,

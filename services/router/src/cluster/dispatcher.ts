@@ -14,7 +14,10 @@ import type { InflightCounts } from './inflight.ts';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.ts';
 
 export interface DispatchRequest {
+  /** The client-visible request id (x-request-id): routing records are kept under it. */
   requestId: string;
+  /** Unique per worker call (a client may reuse its x-request-id; a batch has several prompts). */
+  workerRequestId: string;
   promptTokenIds: readonly number[];
   blockKeys: BlockKeys;
   routingKey: string | null;
@@ -164,7 +167,7 @@ export class Dispatcher {
     this.#params.observer?.onRouted?.(workerId, request.blockKeys);
     inflight.acquire(workerId);
     const prefill = { sentAtMs: nowMs, numTokens: request.promptTokenIds.length - numExpectedCachedTokens };
-    worker.pendingPrefills.set(request.requestId, prefill);
+    worker.pendingPrefills.set(request.workerRequestId, prefill);
     let first = true;
     try {
       const stream = worker.client.generate(toWireRequest(request), { signal: request.signal });
@@ -172,7 +175,7 @@ export class Dispatcher {
         if (first) {
           first = false;
           const ttftMs = Date.now() - nowMs;
-          worker.pendingPrefills.delete(request.requestId);
+          worker.pendingPrefills.delete(request.workerRequestId);
           worker.recentPrefills.push({ ...prefill, firstTokenAtMs: Date.now() });
           worker.breaker.onSuccess();
           registry.recordPrefill(workerId, response.numPromptTokens - response.numCachedTokens, ttftMs);
@@ -184,7 +187,7 @@ export class Dispatcher {
       if (request.signal.aborted) throw abortError(request.signal);
       throw error;
     } finally {
-      worker.pendingPrefills.delete(request.requestId);
+      worker.pendingPrefills.delete(request.workerRequestId);
       inflight.release(workerId);
     }
   }
@@ -202,7 +205,7 @@ function toWireRequest(request: DispatchRequest): MessageInitShape<typeof Genera
   const logitBias: Record<number, number> = {};
   for (const [tokenId, bias] of sampling.logitBias) logitBias[tokenId] = bias;
   return {
-    requestId: request.requestId,
+    requestId: request.workerRequestId,
     promptTokenIds: [...request.promptTokenIds],
     sampling: {
       temperature: sampling.temperature,
