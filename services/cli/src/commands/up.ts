@@ -30,7 +30,12 @@ const usage = `usage: tandem up [options]
 
   --model DIR            checkpoint to serve (default deploy/models/tandem-demo-code)
   --port N               router HTTP port (default 8000)
-  --unified N            unified workers (default 1; with --device cuda, one per visible GPU)
+  --prefill N            prefill workers (default 1) ...
+  --decode M             ... and decode workers (default 1): the disaggregated layout (default)
+  --disagg-threshold N   decode workers prefill locally when fewer than N prompt tokens are
+                         uncached (default 0: every prompt goes through a prefill worker)
+  --unified N            N unified workers instead (not with --prefill / --decode; with
+                         --device cuda, one per visible GPU)
   --device cpu|cuda      where workers compute (default cpu; cuda: worker i on GPU i mod count)
   --policy NAME          ${policyNames.join(' | ')} (default cache_aware)
   --served-model-name X  the name clients use (default the folder's name)
@@ -61,6 +66,9 @@ function parse(argv: string[]) {
       model: { type: 'string' },
       port: { type: 'string', default: '8000' },
       unified: { type: 'string' },
+      prefill: { type: 'string' },
+      decode: { type: 'string' },
+      'disagg-threshold': { type: 'string' },
       device: { type: 'string', default: 'cpu' },
       policy: { type: 'string', default: 'cache_aware' },
       'served-model-name': { type: 'string' },
@@ -96,10 +104,28 @@ function workerSpecs(values: ReturnType<typeof parse>['values']): WorkerSpec[] {
       param: '--device',
     });
   }
-  const numUnified =
-    values.unified === undefined
-      ? Math.max(1, numGpus)
-      : parseIntStrict(values.unified, '--unified', { min: 1, max: 64 });
+  const disaggregated =
+    values.prefill !== undefined || values.decode !== undefined || values.unified === undefined;
+  if (values.unified !== undefined && (values.prefill !== undefined || values.decode !== undefined)) {
+    throw new ConfigError('--unified is an alternative to --prefill / --decode, not combined with them', {
+      param: '--unified',
+    });
+  }
+  if (disaggregated) {
+    // Decode workers first: they subscribe to announcements, so they see each prefill worker join.
+    const numDecode = parseIntStrict(values.decode ?? '1', '--decode', { min: 1, max: 64 });
+    const numPrefill = parseIntStrict(values.prefill ?? '1', '--prefill', { min: 1, max: 64 });
+    const roles = [
+      ...Array.from({ length: numDecode }, () => 'decode' as const),
+      ...Array.from({ length: numPrefill }, () => 'prefill' as const),
+    ];
+    return roles.map((role, i) => ({
+      role,
+      device: device === 'cuda' ? `cuda:${i % numGpus}` : 'cpu',
+      workerId: `up-${process.pid}-${role}-${i}`,
+    }));
+  }
+  const numUnified = parseIntStrict(values.unified ?? '1', '--unified', { min: 1, max: 64 });
   return Array.from({ length: numUnified }, (_, i) => ({
     role: 'unified' as const,
     device: device === 'cuda' ? `cuda:${i % numGpus}` : 'cpu',
@@ -113,11 +139,14 @@ async function startWorkerProcess(
   natsUrl: string,
   redisUrl: string,
   servedName: string | undefined,
+  disaggThreshold: string | undefined,
   logger: Logger,
 ): Promise<RunningWorker> {
   const args = ['worker', '--role', spec.role, '--model', modelDir, '--port', '0', '--device', spec.device];
   args.push('--nats', natsUrl, '--redis', redisUrl, '--worker-id', spec.workerId);
   if (servedName !== undefined) args.push('--served-model-name', servedName);
+  if (spec.role === 'decode' && disaggThreshold !== undefined)
+    args.push('--disagg-threshold', disaggThreshold);
   const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
@@ -135,6 +164,12 @@ async function startWorkerProcess(
   });
   logger.info('worker ready', { workerId: spec.workerId, device: spec.device, grpcAddress });
   return { spec, child, grpcAddress };
+}
+
+function describeWorkers(workers: RunningWorker[]): string {
+  const counts = new Map<string, number>();
+  for (const worker of workers) counts.set(worker.spec.role, (counts.get(worker.spec.role) ?? 0) + 1);
+  return [...counts].map(([role, n]) => `${n} ${role} worker${n === 1 ? '' : 's'}`).join(', ');
 }
 
 async function stopWorker(worker: RunningWorker): Promise<void> {
@@ -196,6 +231,7 @@ export async function run(argv: string[]): Promise<number> {
         nats.url,
         redis.url,
         values['served-model-name'],
+        values['disagg-threshold'],
         logger,
       );
       workers.push(worker);
@@ -215,12 +251,14 @@ export async function run(argv: string[]): Promise<number> {
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
-    while (router.registry.size < workers.length && Date.now() < deadline) {
+    // The router routes to unified and decode workers; decode workers find the prefill ones.
+    const numRoutable = workers.filter((w) => w.spec.role !== 'prefill').length;
+    while (router.registry.size < numRoutable && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     process.stdout.write(
       `tandem is up: ${router.url}/v1 (model ${values['served-model-name'] ?? modelDir.split('/').at(-1)}, ` +
-        `${workers.length} unified worker${workers.length === 1 ? '' : 's'}, policy ${policy}). Ctrl-C stops it.\n`,
+        `${describeWorkers(workers)}, policy ${policy}). Ctrl-C stops it.\n`,
     );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
