@@ -64,20 +64,39 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
   const T* vCache = static_cast<const T*>(a.vCache);
   const int64_t slotStride = int64_t{a.numKvHeads} * D;
 
+  // K/V tile loads: 16-byte vectors, every load of the tile issued before the first use.
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kVecPerKey = D / kVec;
+  constexpr int kVecPerTile = kTile * kVecPerKey;
+  constexpr int kLoads = (kVecPerTile + kWarps * 32 - 1) / (kWarps * 32);
   for (int32_t k0 = 0; k0 < blk.numKeys; k0 += kTile) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < kTile * D; i += blockDim.x) {
-      const int j = i / D, d = i % D;
-      const int32_t key = k0 + j;
-      float kv = 0.0f, vv = 0.0f;
-      if (key < blk.numKeys) {
+    uint4 kRaw[kLoads], vRaw[kLoads];
+#pragma unroll
+    for (int l = 0; l < kLoads; l++) {
+      const int v = l * kWarps * 32 + threadIdx.x;
+      const int32_t key = k0 + v / kVecPerKey;
+      kRaw[l] = make_uint4(0, 0, 0, 0);
+      vRaw[l] = make_uint4(0, 0, 0, 0);
+      if (v < kVecPerTile && key < blk.numKeys) {
         const int64_t slot = int64_t{pageTable[key / a.pageSize]} * a.pageSize + key % a.pageSize;
-        const int64_t idx = slot * slotStride + int64_t{kvHead} * D + d;
-        kv = toFloat(kCache[idx]);
-        vv = toFloat(vCache[idx]);
+        const int64_t idx = slot * slotStride + int64_t{kvHead} * D + (v % kVecPerKey) * kVec;
+        kRaw[l] = *reinterpret_cast<const uint4*>(kCache + idx);
+        vRaw[l] = *reinterpret_cast<const uint4*>(vCache + idx);
       }
-      kS[j * kStride + d] = kv;
-      vS[j * kStride + d] = vv;
+    }
+    __syncthreads();  // the previous tile's readers are done
+#pragma unroll
+    for (int l = 0; l < kLoads; l++) {
+      const int v = l * kWarps * 32 + threadIdx.x;
+      if (v >= kVecPerTile) continue;
+      const int j = v / kVecPerKey, d0 = (v % kVecPerKey) * kVec;
+      const T* kv = reinterpret_cast<const T*>(&kRaw[l]);
+      const T* vv = reinterpret_cast<const T*>(&vRaw[l]);
+#pragma unroll
+      for (int e = 0; e < kVec; e++) {
+        kS[j * kStride + d0 + e] = toFloat(kv[e]);
+        vS[j * kStride + d0 + e] = toFloat(vv[e]);
+      }
     }
     __syncthreads();
 #pragma unroll

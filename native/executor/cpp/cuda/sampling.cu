@@ -13,7 +13,7 @@
 namespace tandem::cuda {
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kThreads = 1024;
 
 __device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -89,8 +89,9 @@ __global__ void __launch_bounds__(kThreads) rowKernel(SamplingArgs a, float* row
   if (threadIdx.x == 0) sharedMax = blockMax;
   __syncthreads();
   const float mx = sharedMax;
-  double localSum = 0.0;
-  for (int32_t i = threadIdx.x; i < V; i += kThreads) localSum += exp(static_cast<double>(logits[i]) - mx);
+  float localPartial = 0.0f;  // <= ~130 terms a thread in float, then double across threads
+  for (int32_t i = threadIdx.x; i < V; i += kThreads) localPartial += expf(logits[i] - mx);
+  const double localSum = localPartial;
   __syncthreads();
   const double sum = DoubleReduce(temp.sumDouble).Sum(localSum);
   if (threadIdx.x == 0) sharedSum = sum;
