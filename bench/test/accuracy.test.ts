@@ -2,24 +2,28 @@
 // the bench reports must agree with what the server's log says it really did.
 //
 // Tolerances, stated in ms. The client measures from before it sends until it has read; the
-// server from receipt to write; the difference is loopback transfer plus event-loop delay in
-// two processes, which on a loaded 2-core CI machine (other test files and builds running)
-// reaches tens of ms now and then (up to 38 ms was seen while other jobs compiled and tested C++).
-// - TOL_MS = 75 ms for every single time (TTFT, E2E, each ITL gap, the run duration, each
-//   arrival) and so for every order statistic built from them (min, p50, p90, p99, max move by
-//   at most the largest single error).
-// - TOL_MEAN_MS = 10 ms for the means: a systematic error (timing from the wrong moment) shows
-//   there even when single values are noisy.
-// - TPOT = (E2E - TTFT) / (n - 1): within 2 * TOL_MS / (n - 1).
-// - Each output chunk reaches the client no earlier than the server wrote it (3 ms slack for
-//   the two processes' clock origins) and at most TOL_MS later.
-// - Token counts, cached tokens and the number of requests meeting the SLOs: exact. The delay
-//   model keeps fast and slow requests >= 97 ms away from the TTFT SLO and >= 22 ms from the
-//   TPOT SLO (per-request TPOT tolerance <= 2 * 75 / 11 = 13.6 ms), more than the tolerances
-//   let either move.
-// The bench's one warm-up request (not part of the result) is in the server log too; it is
-// matched by id and left out.
-// On an idle machine the largest differences are a few ms (printed as a test diagnostic).
+// server from receipt to write; the difference is loopback transfer plus scheduling delay in two
+// processes. On an idle machine it is a few ms; on this 2-core machine shared with other jobs'
+// whole test suites (load average 9 to 14) most values stay within a few ms but single ones were
+// seen up to ~100 ms off when a process was not scheduled. So, per kind of value (TTFT, E2E, each
+// ITL gap, each chunk's delivery after its write, each arrival against the seeded schedule):
+// - TOL_OUTLIER_MS = 250: every single value;
+// - TOL_MS = 25: 75% of the values (a stall delays every request in flight at once, so a few
+//   neighbours go together);
+// - TOL_BIAS_MS = 5: the median absolute error (a systematic error, e.g. timing from the wrong
+//   moment, moves the median; stalls do not).
+// Per request TPOT = (E2E - TTFT) / (n - 1): its error must be exactly that of E2E and TTFT.
+// Summary statistics against the same statistics of the log: mean and p50 within TOL_MS (and
+// the mean within the mean absolute error); min, p90, p99, max within the largest per-request
+// error seen (an order statistic moves by no more), itself <= TOL_OUTLIER_MS; the run duration
+// within TOL_OUTLIER_MS and the throughputs within the relative error of the duration. The
+// reported summary must equal what its own per-request values give.
+// Exact: token counts, cached tokens, cached-token share; each request's SLO verdict is the
+// server's unless its measured error exceeded its distance from the threshold (the delay model
+// keeps fast and slow requests >= 97 ms from the TTFT SLO and >= 22 ms from the TPOT SLO), and
+// goodput's count differs by at most the verdicts that flipped that way.
+// The bench's warm-up request (not part of the result) is matched by id and left out.
+// The largest differences seen are printed as a test diagnostic.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,11 +33,11 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { poissonArrivalOffsetsMs } from '../src/arrivals.ts';
-import { type Slo, type Summary, summarizeRun } from '../src/metrics.ts';
+import { meetsSlo, type Slo, type Summary, summarizeRun } from '../src/metrics.ts';
 import type { RequestRecord } from '../src/request-record.ts';
 import { type BenchResult, readResult } from '../src/result.ts';
 import { createRng } from '../src/rng.ts';
-import type { Stats } from '../src/stats.ts';
+import { percentile, type Stats } from '../src/stats.ts';
 import type { ServerLogRecord } from '../src/test-server/log-record.ts';
 import {
   readServerLog,
@@ -41,8 +45,9 @@ import {
   type TestServerProcess,
 } from './helpers/test-server-process.ts';
 
-const TOL_MS = 75;
-const TOL_MEAN_MS = 10;
+const TOL_MS = 25;
+const TOL_OUTLIER_MS = 250;
+const TOL_BIAS_MS = 5;
 const CLOCK_SLACK_MS = 3;
 const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -95,29 +100,62 @@ function truthRecord(log: ServerLogRecord, client: RequestRecord): RequestRecord
   };
 }
 
-/** Largest |bench - server| seen per metric kind, reported as a test diagnostic. */
+/** Signed bench - server differences per kind of value, and the largest one seen (a diagnostic). */
+type Errors = Map<string, number[]>;
 const worstErrorMs = new Map<string, number>();
+
+function record(
+  errors: Errors,
+  kind: string,
+  actual: number | null,
+  expected: number | null,
+  what: string,
+): number {
+  assert.ok(actual !== null && expected !== null, `${what}: missing (${actual} vs ${expected})`);
+  const error = actual - expected;
+  errors.set(kind, [...(errors.get(kind) ?? []), error]);
+  worstErrorMs.set(kind, Math.max(worstErrorMs.get(kind) ?? 0, Math.abs(error)));
+  assert.ok(
+    Math.abs(error) <= TOL_OUTLIER_MS,
+    `${what}: bench ${actual.toFixed(3)} vs server ${expected.toFixed(3)} (tolerance ${TOL_OUTLIER_MS} ms)`,
+  );
+  return error;
+}
+
+/** Per kind: 75% of the errors within TOL_MS, the median absolute error within TOL_BIAS_MS. */
+function checkErrorShares(errors: Errors): void {
+  for (const [kind, list] of errors) {
+    const absolute = list.map(Math.abs);
+    const p75 = percentile(absolute, 75) ?? 0;
+    assert.ok(p75 <= TOL_MS, `${kind}: 75th percentile error ${p75.toFixed(2)} ms > ${TOL_MS} ms`);
+    const median = percentile(absolute, 50) ?? 0;
+    assert.ok(median <= TOL_BIAS_MS, `${kind}: median error ${median.toFixed(2)} ms > ${TOL_BIAS_MS} ms`);
+  }
+}
 
 function near(actual: number | null, expected: number | null, tolerance: number, what: string): void {
   assert.ok(actual !== null && expected !== null, `${what}: missing (${actual} vs ${expected})`);
-  const kind = what
-    .replace(/^request \S+ /, '')
-    .replace(/\[\d+\]$/, '')
-    .replace(/^arrival \d+$/, 'arrival');
-  worstErrorMs.set(kind, Math.max(worstErrorMs.get(kind) ?? 0, Math.abs(actual - expected)));
+  worstErrorMs.set(what, Math.max(worstErrorMs.get(what) ?? 0, Math.abs(actual - expected)));
   assert.ok(
     Math.abs(actual - expected) <= tolerance,
-    `${what}: bench ${actual.toFixed(3)} vs server ${expected.toFixed(3)} (tolerance ${tolerance} ms)`,
+    `${what}: bench ${actual.toFixed(3)} vs server ${expected.toFixed(3)} (tolerance ${tolerance.toFixed(3)})`,
   );
 }
 
-function nearStats(actual: Stats | null, expected: Stats | null, tolerance: number, what: string): void {
+/**
+ * Summary statistics against the same statistics of the log: mean and p50 within TOL_MS; min,
+ * p90, p99 and max within the largest per-request error seen (an order statistic cannot move
+ * further), itself at most TOL_OUTLIER_MS; the mean also within the mean absolute error.
+ */
+function nearStats(actual: Stats | null, expected: Stats | null, errors: number[], what: string): void {
   assert.ok(actual !== null && expected !== null, `${what}: missing`);
   assert.equal(actual.count, expected.count, `${what} count`);
-  near(actual.mean, expected.mean, Math.min(tolerance, TOL_MEAN_MS), `${what} mean`);
-  for (const key of ['min', 'p50', 'p90', 'p99', 'max'] as const) {
-    near(actual[key], expected[key], tolerance, `${what} ${key}`);
-  }
+  const largest = Math.max(...errors.map(Math.abs)) + 1e-9;
+  const meanAbs = errors.reduce((sum, e) => sum + Math.abs(e), 0) / errors.length + 1e-9;
+  near(actual.mean, expected.mean, Math.min(TOL_MS, meanAbs), `${what} mean`);
+  near(actual.p50, expected.p50, Math.min(TOL_MS, largest), `${what} p50`);
+  for (const key of ['min', 'p90', 'p99', 'max'] as const)
+    near(actual[key], expected[key], largest, `${what} ${key}`);
 }
 
 /** The server's log lines of the measured requests: all but the bench's warm-up requests. */
@@ -128,11 +166,17 @@ function measuredLogs(result: BenchResult, logPath: string): ServerLogRecord[] {
   return all.filter((l) => ids.has(l.id));
 }
 
+/** How far a value sits from an SLO threshold: an error smaller than that cannot flip it. */
+function sloMargin(value: number | null, threshold: number | null): number {
+  return value === null || threshold === null ? Number.POSITIVE_INFINITY : Math.abs(value - threshold);
+}
+
 /** Checks every request and every summary metric of a result against the server log. */
 function checkAgainstLog(result: BenchResult, logs: ServerLogRecord[], slo: Slo | null): Summary {
   const byId = new Map(logs.map((l) => [l.id, l]));
   assert.equal(logs.length, result.requests.length, 'one log line per measured request');
   const truths: RequestRecord[] = [];
+  const errors: Errors = new Map();
   for (const r of result.requests) {
     assert.ok(r.ok, `request failed: ${r.error}`);
     const log = byId.get(r.responseId ?? '');
@@ -141,72 +185,87 @@ function checkAgainstLog(result: BenchResult, logs: ServerLogRecord[], slo: Slo 
     const truth = truthRecord(log, r);
     truths.push(truth);
     const id = `request ${log.id}`;
-    near(r.ttftMs, truth.ttftMs, TOL_MS, `${id} TTFT`);
-    near(r.e2eMs, truth.e2eMs, TOL_MS, `${id} E2E`);
+    const ttftError = record(errors, 'TTFT', r.ttftMs, truth.ttftMs, `${id} TTFT`);
+    const e2eError = record(errors, 'E2E', r.e2eMs, truth.e2eMs, `${id} E2E`);
     assert.equal(r.itlMs.length, truth.itlMs.length, `${id} number of ITL gaps`);
     r.itlMs.forEach((gap, i) => {
-      near(gap, truth.itlMs[i] ?? null, TOL_MS, `${id} ITL[${i}]`);
+      record(errors, 'ITL', gap, truth.itlMs[i] ?? null, `${id} ITL[${i}]`);
     });
-    // Same machine, same wall clock: each chunk reaches the client within TOL_MS after the
-    // server wrote it (a few ms of slack below zero for the two processes' clock origins).
+    // Same machine, same wall clock: no chunk reaches the client before the server wrote it
+    // (a few ms of slack for the two processes' clock origins).
     r.chunkOffsetsMs.forEach((offset, i) => {
       const lagMs = r.startedAtMs + offset - (log.chunkAtMs[i] as number);
-      near(lagMs, Math.min(Math.max(lagMs, 0), TOL_MS), CLOCK_SLACK_MS, `${id} chunk delivery lag`);
+      assert.ok(lagMs >= -CLOCK_SLACK_MS, `${id} chunk ${i} arrived ${-lagMs} ms before it was written`);
+      record(errors, 'chunk delivery lag', lagMs, 0, `${id} chunk ${i} delivery`);
     });
-    near(r.tpotMs, truth.tpotMs, (2 * TOL_MS) / (log.numOutputTokens - 1), `${id} TPOT`);
+    // TPOT is (E2E - TTFT) / (n - 1): its error follows from theirs.
+    const tpotError = (e2eError - ttftError) / (log.numOutputTokens - 1);
+    assert.ok(r.tpotMs !== null && truth.tpotMs !== null);
+    assert.ok(Math.abs(r.tpotMs - truth.tpotMs - tpotError) < 1e-6, `${id} TPOT error`);
+    errors.set('TPOT', [...(errors.get('TPOT') ?? []), tpotError]);
     assert.equal(r.numPromptTokens, log.numPromptTokens, `${id} prompt tokens`);
     assert.equal(r.numOutputTokens, log.numOutputTokens, `${id} output tokens`);
     assert.equal(r.numCachedTokens, log.numCachedTokens, `${id} cached tokens`);
+    // The SLO verdict is the server's unless the measured error exceeded the value's distance
+    // from the threshold.
+    if (slo !== null && meetsSlo(r, slo) !== meetsSlo(truth, slo)) {
+      const flippable =
+        Math.abs(ttftError) >= sloMargin(truth.ttftMs, slo.ttftMs) ||
+        Math.abs(tpotError) >= sloMargin(truth.tpotMs, slo.tpotMs);
+      assert.ok(flippable, `${id}: SLO verdict differs from the server's with a small error`);
+    }
   }
+  const tpotErrors = errors.get('TPOT') ?? [];
+  errors.delete('TPOT');
+  checkErrorShares(errors);
   const truthDurationS =
     (Math.max(...logs.map((l) => l.endAtMs)) - Math.min(...logs.map((l) => l.receivedAtMs))) / 1000;
   const truth = summarizeRun(truths, truthDurationS, slo);
   const s = result.summary;
-  near(s.durationS * 1000, truth.durationS * 1000, TOL_MS, 'duration');
+  // The reported summary is exactly what the reported requests give.
+  assert.deepEqual(s, summarizeRun(result.requests, s.durationS, slo));
+  near(s.durationS * 1000, truth.durationS * 1000, TOL_OUTLIER_MS, 'duration (ms)');
   assert.ok(
     s.durationS * 1000 >= truth.durationS * 1000 - CLOCK_SLACK_MS,
     'the client cannot end before the server',
   );
-  // Throughputs are counts over that duration; the counts must be exact.
   for (const key of [
     'numCompleted',
     'numFailed',
     'numInputTokens',
     'numOutputTokens',
     'numCachedTokens',
-    'cachedTokenShare',
   ] as const) {
     assert.equal(s[key], truth[key], key);
   }
-  assert.equal(s.requestThroughputPerS, s.numCompleted / s.durationS);
-  assert.equal(s.outputTokenThroughputPerS, s.numOutputTokens / s.durationS);
-  assert.equal(s.inputTokenThroughputPerS, s.numInputTokens / s.durationS);
-  const relative = TOL_MS / 1000 / truth.durationS; // a duration error of TOL_MS, as a fraction
+  assert.equal(s.cachedTokenShare, truth.cachedTokenShare, 'cached-token share');
+  // Throughputs are exact counts over a duration that is off by at most the duration error.
+  const relative = Math.abs(s.durationS - truth.durationS) / s.durationS + 1e-9;
   near(
     s.requestThroughputPerS,
     truth.requestThroughputPerS,
-    truth.requestThroughputPerS * relative * 1.01,
-    'request throughput',
+    truth.requestThroughputPerS * relative,
+    'request throughput (req/s)',
   );
   near(
     s.outputTokenThroughputPerS,
     truth.outputTokenThroughputPerS,
-    truth.outputTokenThroughputPerS * relative * 1.01,
-    'output throughput',
+    truth.outputTokenThroughputPerS * relative,
+    'output throughput (tok/s)',
   );
-  nearStats(s.ttftMs, truth.ttftMs, TOL_MS, 'TTFT');
-  nearStats(s.e2eMs, truth.e2eMs, TOL_MS, 'E2E');
-  nearStats(s.itlMs, truth.itlMs, TOL_MS, 'ITL');
-  const minOutput = Math.min(...logs.map((l) => l.numOutputTokens));
-  nearStats(s.tpotMs, truth.tpotMs, (2 * TOL_MS) / (minOutput - 1), 'TPOT');
+  nearStats(s.ttftMs, truth.ttftMs, errors.get('TTFT') ?? [], 'TTFT');
+  nearStats(s.e2eMs, truth.e2eMs, errors.get('E2E') ?? [], 'E2E');
+  nearStats(s.itlMs, truth.itlMs, errors.get('ITL') ?? [], 'ITL');
+  nearStats(s.tpotMs, truth.tpotMs, tpotErrors, 'TPOT');
   if (slo !== null) {
     assert.ok(s.goodput !== null && truth.goodput !== null);
-    assert.equal(s.goodput.numGood, truth.goodput.numGood, 'requests meeting the SLOs');
-    near(
-      s.goodput.requestsPerS,
-      truth.goodput.requestsPerS,
-      truth.goodput.requestsPerS * relative * 1.01,
-      'goodput',
+    const numFlipped = result.requests.filter(
+      (r, k) => meetsSlo(r, slo) !== meetsSlo(truths[k] as RequestRecord, slo),
+    ).length;
+    near(s.goodput.numGood, truth.goodput.numGood, numFlipped, 'requests meeting the SLOs');
+    worstErrorMs.set(
+      'SLO verdicts differing',
+      Math.max(worstErrorMs.get('SLO verdicts differing') ?? 0, numFlipped),
     );
   }
   return truth;
@@ -250,9 +309,11 @@ describe('bench against the test-server process', () => {
       // Arrivals follow the seeded Poisson schedule (server receipt times, relative to the first).
       const expected = poissonArrivalOffsetsMs(40, 40, createRng(3 ^ 0x5eed));
       const received = logs.map((l) => l.receivedAtMs).sort((a, b) => a - b);
+      const arrivalErrors: Errors = new Map();
       received.forEach((t, i) => {
-        near(t - (received[0] as number), expected[i] ?? null, TOL_MS, `arrival ${i}`);
+        record(arrivalErrors, 'arrival', t - (received[0] as number), expected[i] ?? null, `arrival ${i}`);
       });
+      checkErrorShares(arrivalErrors);
     });
   });
 
