@@ -172,6 +172,31 @@ describe('OpenAI API through the router', () => {
     assert.ok(body.startsWith('data: {'), body);
   });
 
+  test("vLLM's continuous_usage_stats puts running usage on every chunk", async () => {
+    const stream = await client.completions.create({
+      model,
+      prompt: golden.text_cases[0]!.prompt,
+      temperature: 0,
+      max_tokens: 8,
+      stream: true,
+      stream_options: { include_usage: true, ...extras({ continuous_usage_stats: true }) },
+      ...extras({ ignore_eos: true }),
+    });
+    const completionCounts: number[] = [];
+    let promptTokens = -1;
+    for await (const chunk of stream) {
+      assert.ok(chunk.usage, 'every chunk carries usage');
+      promptTokens = chunk.usage.prompt_tokens;
+      completionCounts.push(chunk.usage.completion_tokens);
+    }
+    assert.ok(promptTokens > 0);
+    assert.deepEqual(
+      completionCounts,
+      [...completionCounts].sort((a, b) => a - b),
+    );
+    assert.equal(completionCounts.at(-1), 8);
+  });
+
   test('chat logprobs with top_logprobs, and legacy completion logprobs', async () => {
     const chat = await client.chat.completions.create({
       model,

@@ -158,7 +158,8 @@ export class RouterApp {
       maxAttempts: options.maxAttempts,
       observer: {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
-        onDecision: (decision) => {
+        onDecision: (decision, _attempt, decideMs) => {
+          metrics.decisionTime.observe(decideMs / 1000);
           if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
         },
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),

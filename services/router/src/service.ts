@@ -199,6 +199,9 @@ class ResponseFormatter {
   readonly #createdS = Math.floor(Date.now() / 1000);
   readonly #choices: ChoiceAccumulator[];
   readonly #echoTexts: string[];
+  readonly #numPromptTokens: number;
+  /** Tokens released to the client so far (continuous usage stats). */
+  #numCompletionTokens = 0;
 
   constructor(
     request: ChatRequest | CompletionRequest,
@@ -213,6 +216,7 @@ class ResponseFormatter {
     this.#id = `${request.type === 'chat' ? 'chatcmpl' : 'cmpl'}-${requestId}`;
     const n = request.options.n;
     this.#echoTexts = prompts.flatMap((p) => Array.from({ length: n }, () => p.echoText));
+    this.#numPromptTokens = prompts.reduce((sum, p) => sum + p.tokenIds.length, 0);
     this.#choices = this.#echoTexts.map((echoText) => ({
       text: echoText,
       chatLogprobs: [],
@@ -229,6 +233,7 @@ class ResponseFormatter {
 
   onEvent(event: ChoiceEvent): void {
     const choice = this.#choices[event.index]!;
+    this.#numCompletionTokens += event.tokens.length;
     const { options } = this.#request;
     const render = this.#model.renderToken;
     choice.text += event.text;
@@ -342,7 +347,11 @@ class ResponseFormatter {
       system_fingerprint: null,
       choices,
     };
-    if (options.includeUsage) chunk.usage = usage;
+    if (usage !== null) chunk.usage = usage;
+    else if (options.continuousUsageStats) {
+      // vLLM's continuous usage: the running totals on every chunk.
+      chunk.usage = makeUsage(this.#numPromptTokens, this.#numCompletionTokens, 0);
+    } else if (options.includeUsage) chunk.usage = null;
     this.#sink.event(sseData(chunk));
   }
 }

@@ -30,7 +30,7 @@ export interface DispatchRequest {
 export interface DispatchObserver {
   /** A prompt went to a worker (the routed feed tells the other replicas). */
   onRouted?(workerId: string, keys: BlockKeys): void;
-  onDecision?(decision: Decision, attempt: number): void;
+  onDecision?(decision: Decision, attempt: number, decideMs: number): void;
   onFirstResponse?(workerId: string, ttftMs: number, numCachedTokens: number): void;
   onRetry?(workerId: string, error: unknown): void;
 }
@@ -114,11 +114,12 @@ export class Dispatcher {
         blockKeys: request.blockKeys,
         routingKey: request.routingKey,
       };
+      const decideStartMs = performance.now();
       let decision = this.decide(routing, tried, nowMs);
       // No other worker left: a transient failure may still succeed on one already tried.
       if (decision.workerId === null && tried.size > 0) decision = this.decide(routing, new Set(), nowMs);
       this.#params.decisions.add({ ...decision, atMs: nowMs, attempt });
-      this.#params.observer?.onDecision?.(decision, attempt);
+      this.#params.observer?.onDecision?.(decision, attempt, performance.now() - decideStartMs);
       if (logger.enabled('debug')) logger.debug('routing decision', { ...decision, attempt });
       const worker = decision.workerId === null ? null : registry.get(decision.workerId);
       if (worker === null) {
