@@ -59,3 +59,15 @@ test('a different namespace gives different blocks', () => {
   index.matchDepths(keysOf(prompt), 1 << index.slotOf('w'), depths);
   assert.equal(depths[index.slotOf('w')], 0);
 });
+
+test('a 33rd worker gets no slot and is simply never matched', () => {
+  const index = new KvIndex({ optimisticTtlMs: 1000 });
+  for (let i = 0; i < 32; i++) assert.equal(index.slotOf(`w${i}`), i);
+  assert.equal(index.slotOf('w32'), -1);
+  const keys = keysOf(prompt);
+  index.stored('w32', keys);
+  index.insertOptimistic('w32', keys, 0);
+  assert.equal(index.numBlocks, 0);
+  index.removeWorker('w3');
+  assert.equal(index.slotOf('w32'), 3);
+});

@@ -74,7 +74,7 @@ export class Dispatcher {
     for (const worker of registry.all()) {
       if (exclude.has(worker.workerId) || !worker.breaker.allows(nowMs)) continue;
       const slot = index.slotOf(worker.workerId);
-      slotMask |= 1 << slot;
+      if (slot !== -1) slotMask |= 1 << slot;
       let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
       for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
       candidates.push({

@@ -1,18 +1,13 @@
 // Which worker holds which KV block: built exactly from the workers' KV events, plus optimistic
 // entries written at routing time (so a burst of one new prefix lands on one worker before its
 // first event arrives). An optimistic entry expires after `optimisticTtlMs` unless the worker's
-// own "stored" event confirms it. Workers occupy slots 0..31 (a 32-bit mask per block).
+// own "stored" event confirms it. Workers occupy slots 0..31 (a 32-bit mask per block); a 33rd
+// worker gets no slot (-1): it is still routed to, only never for its cache.
 
 import { type BlockKeys, numBlocks } from './block-keys.ts';
 import { BlockTable } from './block-table.ts';
 
 export const maxIndexedWorkers = 32;
-
-/** Slot count exhausted: more workers than one index can track. */
-export class IndexFullError extends Error {
-  override readonly name = 'IndexFullError';
-  readonly code = 'index_full' as const;
-}
 
 interface PendingBatch {
   expiresAtMs: number;
@@ -41,7 +36,7 @@ export class KvIndex {
     return this.#pending.size;
   }
 
-  /** The worker's slot, allocating one on first sight. */
+  /** The worker's slot, allocating one on first sight; -1 when all slots are taken. */
   slotOf(workerId: string): number {
     const existing = this.#slotByWorker.get(workerId);
     if (existing !== undefined) return existing;
@@ -52,7 +47,7 @@ export class KvIndex {
         return slot;
       }
     }
-    throw new IndexFullError(`the KV index tracks at most ${maxIndexedWorkers} workers`);
+    return -1;
   }
 
   hasWorker(workerId: string): boolean {
@@ -71,7 +66,9 @@ export class KvIndex {
 
   /** The worker's "stored" event: these blocks are now in its cache (confirmed). */
   stored(workerId: string, keys: BlockKeys): void {
-    const bit = (1 << this.slotOf(workerId)) >>> 0;
+    const slot = this.slotOf(workerId);
+    if (slot === -1) return;
+    const bit = (1 << slot) >>> 0;
     for (let i = 0; i < keys.length; i += 2) {
       const hi = keys[i]!;
       const lo = keys[i + 1]!;
@@ -103,7 +100,9 @@ export class KvIndex {
 
   /** Routing chose `workerId` for a prompt with these blocks: assume it will cache them. */
   insertOptimistic(workerId: string, keys: BlockKeys, nowMs: number): void {
-    const bit = (1 << this.slotOf(workerId)) >>> 0;
+    const slot = this.slotOf(workerId);
+    if (slot === -1) return;
+    const bit = (1 << slot) >>> 0;
     const expiresAtMs = nowMs + this.#optimisticTtlMs;
     for (let i = 0; i < keys.length; i += 2) {
       if ((this.#confirmed.get(keys[i]!, keys[i + 1]!) & bit) === 0) {
