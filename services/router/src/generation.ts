@@ -60,7 +60,8 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
   // Our own controller: cancels the worker stream once every choice ended on a stop string.
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(run.signal.reason);
-  run.signal.addEventListener('abort', onAbort, { once: true });
+  if (run.signal.aborted) onAbort();
+  else run.signal.addEventListener('abort', onAbort, { once: true });
   let numDone = 0;
   /** Choices ended by a stop string here while the worker still generated them. */
   let numStoppedHere = 0;

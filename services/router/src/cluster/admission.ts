@@ -39,6 +39,7 @@ export class AdmissionQueue {
 
   /** Resolves with a release function once the request may run. Aborting the signal leaves the queue. */
   admit(signal: AbortSignal): Promise<() => void> {
+    if (signal.aborted) return Promise.reject(signal.reason);
     if (this.#numRunning < this.#params.maxConcurrent && this.#waiting.length === 0) {
       this.#numRunning++;
       return Promise.resolve(this.#releaser());
