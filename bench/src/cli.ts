@@ -71,9 +71,10 @@ async function sweepCommand(argv: string[]): Promise<number> {
   const model = await resolveModel(o);
   const label = o.label ?? o.workload;
   const sweep = await runSweep(
-    (rate) => {
+    (rate, index) => {
       const settings = runSettings(o, rate, model);
       settings.config.label = `${label}@${rate}`;
+      settings.config.seed += index;
       return settings;
     },
     rates,

@@ -1,5 +1,6 @@
-// A rate sweep: the same seeded workload at each offered rate, one result file per rate, a
-// sweep.json index, and the throughput / goodput plots.
+// A rate sweep: the same kind of seeded workload at each offered rate, one result file per rate,
+// a sweep.json index, and the throughput / goodput plots. Rate i runs with seed + i: the same
+// prompts again would be served from the server's prefix cache and flatter every later rate.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runBench } from './bench.ts';
@@ -16,7 +17,7 @@ export type SweepFile = {
 };
 
 export async function runSweep(
-  settingsAt: (ratePerS: number) => RunSettings,
+  settingsAt: (ratePerS: number, index: number) => RunSettings,
   ratesPerS: number[],
   outDir: string,
   label: string,
@@ -24,8 +25,8 @@ export async function runSweep(
 ): Promise<SweepFile> {
   mkdirSync(outDir, { recursive: true });
   const sweep: SweepFile = { type: 'tandem-bench-sweep', version: 1, label, points: [] };
-  for (const rate of ratesPerS) {
-    const settings = settingsAt(rate);
+  for (const [index, rate] of ratesPerS.entries()) {
+    const settings = settingsAt(rate, index);
     const result = await runBench(settings, null);
     const resultFile = `rate-${rate}.json`;
     writeResult(join(outDir, resultFile), result);

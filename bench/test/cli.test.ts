@@ -79,6 +79,8 @@ describe('tandem bench command line', () => {
     );
     const first = readResult(join(outDir, 'rate-20.json'));
     assert.equal(first.config.requestRatePerS, 20);
+    // Each rate its own seed (0, 1): no rate is served from the cache of the one before.
+    assert.deepEqual([first.config.seed, readResult(join(outDir, 'rate-40.json')).config.seed], [0, 1]);
     assert.equal(first.summary.numCompleted, 8);
     assert.ok(
       first.summary.goodput !== null &&
