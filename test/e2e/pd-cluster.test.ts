@@ -91,7 +91,7 @@ describe('PD cluster through the router', () => {
         workerId,
         natsUrl: backplane.nats.url,
         redisUrl: backplane.redis.url,
-        extraArgs,
+        extraArgs: ['--num-pages', '256', ...extraArgs], // 18 workers: keep each pool small
       });
     await Promise.all(
       models.map(async (model) => {

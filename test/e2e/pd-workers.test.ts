@@ -12,7 +12,7 @@ import { generate, greedyRequest } from '../../services/decode/test/generate-cli
 import { startWorkerProcess, type WorkerProcess } from '../../services/decode/test/worker-process.ts';
 import { pdFixture } from './pd-helpers.ts';
 
-const noServices = ['--nats', 'none', '--redis', 'none', '--threads', '1'];
+const noServices = ['--nats', 'none', '--redis', 'none', '--threads', '1', '--num-pages', '512'];
 
 interface Pd {
   prefill: WorkerProcess;
