@@ -52,3 +52,28 @@ test('replicas see each other in-flight counts; a silent replica expires with it
   await one.stop();
   await two.stop();
 });
+
+test('counts are absolute: a lost write is repaired by the periodic refresh', async () => {
+  const redis = await connectRedis({ url: server.url, name: 'repair-one' });
+  clients.push(redis);
+  const one = new InflightCounts(
+    redis,
+    { replicaId: 'repair-one', replicaTtlMs: 10_000, refreshMs: 100 },
+    logger,
+  );
+  const two = await replica('repair-two');
+  one.acquire('w1');
+  await one.settled();
+  // Lose our hash, as if a write had never arrived.
+  await redis.del('tandem:inflight:repair-one');
+  two.acquire('w2');
+  await two.settled();
+  assert.equal(two.count('w1'), 0);
+  one.start();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  two.release('w2');
+  await two.settled();
+  assert.equal(two.count('w1'), 1);
+  await one.stop();
+  await two.stop();
+});

@@ -1,22 +1,26 @@
 // In-flight request counts per worker, shared by router replicas through Redis so they do not
 // all pick the same idle worker. Each replica keeps its own hash (tandem:inflight:<replica>, with
-// a TTL) and a score in a replica set; one Lua script per change adjusts our count and returns
-// the totals over the live replicas, so admission and completion are one round trip each and a
-// crashed replica's counts vanish with its TTL. Without Redis the counts are this router's own.
+// a TTL) and a score in a replica set; one Lua script call per change writes our count for that
+// worker (absolute, so a lost update is repaired by the next one and by the periodic full
+// refresh) and returns the totals over the live replicas: admission and completion are one
+// round trip each, and a crashed replica's counts vanish with its TTL. Without Redis the counts
+// are this router's own.
 import type { Logger, Redis } from '@tandem/common';
 
 const replicaSetKey = 'tandem:routers';
 
-// KEYS[1]: replica set. ARGV: replica id, worker id ('' = none), delta, replica ttl ms.
+// KEYS[1]: replica set. ARGV: replica id, replica ttl ms, 'set' | 'replace', then pairs of
+// worker id and this replica's count there ('replace' drops workers not listed).
 // Returns [workerId, total, workerId, total, ...] over live replicas.
 const adjustScript = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local ttl = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[2])
 local mine = 'tandem:inflight:' .. ARGV[1]
-if ARGV[2] ~= '' then
-  local count = redis.call('HINCRBY', mine, ARGV[2], tonumber(ARGV[3]))
-  if count <= 0 then redis.call('HDEL', mine, ARGV[2]) end
+if ARGV[3] == 'replace' then redis.call('DEL', mine) end
+for i = 4, #ARGV, 2 do
+  local count = tonumber(ARGV[i + 1])
+  if count > 0 then redis.call('HSET', mine, ARGV[i], count) else redis.call('HDEL', mine, ARGV[i]) end
 end
 redis.call('PEXPIRE', mine, ttl)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -54,7 +58,7 @@ export class InflightCounts {
   readonly #logger: Logger;
   /** This router's requests per worker. */
   readonly #local = new Map<string, number>();
-  /** This router's counts as sent to Redis so far (the deltas issued, in order). */
+  /** This router's counts as written to Redis so far (in order of the script calls). */
   readonly #sent = new Map<string, number>();
   /** Other replicas' requests per worker, as of the last reply. */
   #others = new Map<string, number>();
@@ -75,8 +79,8 @@ export class InflightCounts {
 
   start(): void {
     if (this.#redis === null || this.#timer !== null) return;
-    void this.#sync('', 0);
-    this.#timer = setInterval(() => void this.#sync('', 0), this.#params.refreshMs);
+    void this.#sync(null);
+    this.#timer = setInterval(() => void this.#sync(null), this.#params.refreshMs);
     this.#timer.unref();
   }
 
@@ -106,14 +110,14 @@ export class InflightCounts {
   acquire(workerId: string): void {
     this.#adjustLocal(workerId, 1);
     // After this tick: the request's own gRPC write goes out first.
-    this.#schedule(workerId, 1);
+    this.#schedule(workerId);
   }
 
   /** The request ended. */
   release(workerId: string): void {
     this.#adjustLocal(workerId, -1);
     // After this tick: the client's response goes out first.
-    this.#schedule(workerId, -1);
+    this.#schedule(workerId);
   }
 
   /** Resolves once every change made so far has reached Redis and its reply is applied. */
@@ -121,10 +125,10 @@ export class InflightCounts {
     while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
   }
 
-  #schedule(workerId: string, delta: number): void {
+  #schedule(workerId: string): void {
     if (this.#redis === null) return;
     const done: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#sync(workerId, delta))
+      .then(() => this.#sync(workerId))
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
   }
@@ -140,22 +144,31 @@ export class InflightCounts {
     else this.#local.set(workerId, next);
   }
 
-  async #sync(workerId: string, delta: number): Promise<void> {
+  /** Writes our count for one worker (or, with null, our whole map) and reads the totals. */
+  async #sync(workerId: string | null): Promise<void> {
     if (this.#redis === null) return;
-    // Our own hash equals this snapshot once Redis has run the script (commands run in order).
-    if (workerId !== '') {
-      const sent = (this.#sent.get(workerId) ?? 0) + delta;
-      if (sent <= 0) this.#sent.delete(workerId);
-      else this.#sent.set(workerId, sent);
+    const pairs: string[] = [];
+    if (workerId === null) {
+      this.#sent.clear();
+      for (const [worker, count] of this.#local) {
+        this.#sent.set(worker, count);
+        pairs.push(worker, String(count));
+      }
+    } else {
+      const count = this.#local.get(workerId) ?? 0;
+      if (count > 0) this.#sent.set(workerId, count);
+      else this.#sent.delete(workerId);
+      pairs.push(workerId, String(count));
     }
+    // Our own hash equals this snapshot once Redis has run the script (calls run in order).
     const mineAfter = new Map(this.#sent);
     try {
       const reply = (await (this.#redis as unknown as ScriptedRedis).tandemInflightAdjust(
         replicaSetKey,
         this.#params.replicaId,
-        workerId,
-        String(delta),
         String(this.#params.replicaTtlMs),
+        workerId === null ? 'replace' : 'set',
+        ...pairs,
       )) as (string | number)[];
       const others = new Map<string, number>();
       for (let i = 0; i + 1 < reply.length; i += 2) {
