@@ -37,6 +37,8 @@ export interface PromptRun {
 interface ChoiceState {
   output: ChoiceOutput;
   done: boolean;
+  /** The worker sent this choice's last delta (it may still run after a stop string here). */
+  workerFinished: boolean;
   /** Tokens generated but not shown (a dropped stop token). */
   numHiddenTokens: number;
 }
@@ -50,6 +52,7 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
       options.includeStopStrInOutput,
     ),
     done: false,
+    workerFinished: false,
     numHiddenTokens: 0,
   }));
   const usage: PromptUsage = {
@@ -63,8 +66,8 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
   if (run.signal.aborted) onAbort();
   else run.signal.addEventListener('abort', onAbort, { once: true });
   let numDone = 0;
-  /** Choices ended by a stop string here while the worker still generated them. */
-  let numStoppedHere = 0;
+  /** Choices whose last delta the worker sent. */
+  let numWorkerFinished = 0;
   let sawFirst = false;
   try {
     const stream = dispatcher.generate({ ...run.dispatch, signal: controller.signal });
@@ -76,7 +79,12 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
       }
       for (const delta of response.choices) {
         const state = choices[delta.index];
-        if (state === undefined || state.done) continue;
+        if (state === undefined) continue;
+        if (delta.finishReason !== WireFinishReason.UNSPECIFIED && !state.workerFinished) {
+          state.workerFinished = true;
+          numWorkerFinished++;
+        }
+        if (state.done) continue;
         let tokenIds = delta.tokenIds;
         let logprobs: number[] | null = delta.logprobs.length > 0 ? delta.logprobs : null;
         let topLogprobs =
@@ -124,18 +132,17 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
         if (finishReason !== null) {
           state.done = true;
           numDone++;
-          if (!finished) numStoppedHere++;
         }
       }
       // Every choice is over. If the worker finished them all, its stream is ending anyway: read
       // to the end rather than cancel a call that is completing. If a stop string ended one
       // here, the worker is still generating: leave, which cancels the call.
-      if (numDone === choices.length && numStoppedHere > 0) break;
+      if (numDone === choices.length && numWorkerFinished < choices.length) break;
     }
   } finally {
     run.signal.removeEventListener('abort', onAbort);
     // Stops the worker's stream when we left early (a stop string, or an error).
-    if (numDone < choices.length || numStoppedHere > 0) controller.abort();
+    if (numWorkerFinished < choices.length) controller.abort();
   }
   if (numDone < choices.length) {
     throw new WorkerFailedError(
