@@ -1,5 +1,5 @@
 // QKV split + bias + per-head q/k RMSNorm + RoPE (rotate-half form, as Hugging Face Llama/Qwen),
-// then the new k and v go straight into the paged KV cache. One block a token, one warp a head.
+// then the new k and v go straight into the paged KV cache. One block a token, one warp a head (16 warps).
 #include "cuda_check.h"
 #include "dtype.cuh"
 #include "kernels.h"
@@ -7,7 +7,7 @@
 namespace tandem::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kWarps = 16;  // one head a warp: a decode token has 48 heads of work (8B, 1B)
 constexpr int kMaxHeadDim = 256;
 
 template <typename T>
