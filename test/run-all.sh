@@ -19,5 +19,7 @@ fi
 echo "== tests"
 mapfile -t files < <(find proto services native test bench -path '*/node_modules' -prune -o -path '*/build' -prune \
   -o -name '*.test.ts' -print | sort)
-exec node --disable-warning=ExperimentalWarning --test --test-concurrency=2 --test-timeout=600000 \
+# One file at a time: several tests measure time (deadlines, the bench against its server) and
+# share two cores with the worker processes they start.
+exec node --disable-warning=ExperimentalWarning --test --test-concurrency=1 --test-timeout=600000 \
   --test-reporter=spec "${files[@]}"

@@ -3,18 +3,35 @@ import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TimeoutError } from './errors.ts';
 
-/** A TCP port that was free a moment ago (the OS picks it; another process may still race us). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+// Ports handed out are drawn at random below Linux's ephemeral range (32768+), so they never
+// collide with ports the OS assigns to listen(0) / outgoing connections, and two processes that
+// each ask for a free port at the same moment almost never get the same one (the OS's listen(0)
+// would happily give the port it just freed to both).
+const PORT_RANGE_LOW = 15_000;
+const PORT_RANGE_HIGH = 32_000;
+const handedOut = new Set<number>();
+
+async function canListen(port: number, host: string): Promise<boolean> {
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => resolve(true));
   });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string')
-    throw new TimeoutError('no TCP address from listen(0)');
-  return address.port;
+  if (ok) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return ok;
+}
+
+/** A TCP port that was free a moment ago (another process may still race us, rarely). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_RANGE_LOW + Math.floor(Math.random() * (PORT_RANGE_HIGH - PORT_RANGE_LOW));
+    if (handedOut.has(port)) continue;
+    if (await canListen(port, host)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new TimeoutError(`no free TCP port in ${PORT_RANGE_LOW}-${PORT_RANGE_HIGH} after 200 tries`);
 }
 
 /** True when a TCP connection to host:port succeeds within timeoutMs. */
