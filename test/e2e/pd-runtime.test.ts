@@ -45,7 +45,7 @@ for (const name of fixtureNames) {
         const disaggregated = await generate(
           pd.decode,
           request,
-          pd.host.hooksFor(request, [pd.prefillAddress]),
+          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }),
         );
 
         assert.deepEqual(disaggregated.tokenIds, unified.tokenIds, `case ${i}: PD == unified`);
@@ -86,10 +86,14 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const first = [...prefix, ...promptOf(10, 2)];
     const second = [...prefix, ...promptOf(15, 3)];
     const a = greedyRequest('prefix-a', first, 4);
-    await generate(pd.decode, a, pd.host.hooksFor(a, [pd.prefillAddress]));
+    await generate(pd.decode, a, pd.host.hooksFor(a, { type: 'remote', addresses: [pd.prefillAddress] }));
     const pForward = pd.prefill.stats().numForwardTokens;
     const b = greedyRequest('prefix-b', second, 4);
-    const out = await generate(pd.decode, b, pd.host.hooksFor(b, [pd.prefillAddress]));
+    const out = await generate(
+      pd.decode,
+      b,
+      pd.host.hooksFor(b, { type: 'remote', addresses: [pd.prefillAddress] }),
+    );
     // P holds 13 full pages of the first prompt; the second matches 12 of them (192 tokens).
     assert.equal(pd.prefill.stats().numForwardTokens - pForward, second.length - 192);
     const unified = await generate(pd.decode, {
@@ -107,7 +111,7 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const out = await generate(
       pd.decode,
       request,
-      pd.host.hooksFor(request, ['127.0.0.1:1', pd.prefillAddress]),
+      pd.host.hooksFor(request, { type: 'remote', addresses: ['127.0.0.1:1', pd.prefillAddress] }),
     );
     assert.equal(pd.host.stats.numAttemptsFailed, failed + 1);
     assert.equal(pd.host.stats.numRemotePrefills, remote + 1);
@@ -119,7 +123,11 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const prompt = promptOf(50, 5);
     const request = greedyRequest('fallback', prompt);
     const fallbacks = pd.host.stats.numFallbacks;
-    const out = await generate(pd.decode, request, pd.host.hooksFor(request, ['127.0.0.1:1']));
+    const out = await generate(
+      pd.decode,
+      request,
+      pd.host.hooksFor(request, { type: 'remote', addresses: ['127.0.0.1:1'] }),
+    );
     assert.equal(pd.host.stats.numFallbacks, fallbacks + 1);
     const unified = await generate(pd.decode, {
       ...greedyRequest('fallback-u', prompt),
@@ -135,9 +143,12 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), (i * 13) % 40);
       runs.push(
-        generate(pd.decode, request, pd.host.hooksFor(request, [pd.prefillAddress]), controller.signal).catch(
-          () => undefined,
-        ),
+        generate(
+          pd.decode,
+          request,
+          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }),
+          controller.signal,
+        ).catch(() => undefined),
       );
     }
     await Promise.all(runs);

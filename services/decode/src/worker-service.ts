@@ -14,6 +14,7 @@ import {
 } from './convert.ts';
 import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { toServiceError, WorkerDrainingError } from './errors.ts';
+import { type PrefillChoice, prefillChoiceFromWire } from './pd/prefill-choice.ts';
 import type { RoleExtras } from './pd/roles.ts';
 
 export interface WorkerServiceOptions {
@@ -129,18 +130,22 @@ export class WorkerService {
         param: 'request_id',
       });
     }
-    // Disaggregation: a named prefill worker computes the prompt into pages this engine reserves.
-    const prefillAddress = wireRequest.prefill?.address ?? '';
+    // Disaggregation: the router's decision (a named prefill worker, or local), or none.
+    let prefillChoice: PrefillChoice;
+    try {
+      prefillChoice = prefillChoiceFromWire(wireRequest.prefill);
+    } catch (error) {
+      throw toServiceError(error);
+    }
     const hooksFor = this.#options.roleExtras?.hooksFor ?? null;
-    if (prefillAddress !== '' && hooksFor === null) {
+    if (prefillChoice.type === 'remote' && hooksFor === null) {
       throw toServiceError(
         new UnimplementedError(`worker ${this.#options.workerId} is not a decode worker: no remote prefill`, {
           param: 'prefill',
         }),
       );
     }
-    // Without a named prefill worker the decode role may still pick a discovered one.
-    const hooks = hooksFor === null ? {} : hooksFor(request, prefillAddress === '' ? [] : [prefillAddress]);
+    const hooks = hooksFor === null ? {} : hooksFor(request, prefillChoice);
     const controller = new AbortController();
     const onClientGone = (): void => controller.abort();
     context.signal.addEventListener('abort', onClientGone, { once: true });

@@ -1,6 +1,7 @@
 // Router failures, as @tandem/common TandemErrors (the closed code set that maps to HTTP status and
 // OpenAI error type). Each class adds the OpenAI `code` string the client sees.
 import {
+  FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
   NotFoundError,
@@ -48,6 +49,11 @@ export class QueueFullError extends ResourceExhaustedError {
 /** No healthy worker can take the request. */
 export class NoWorkersError extends UnavailableError {
   readonly openAiCode = 'no_workers';
+}
+
+/** The router's HTTP port is taken by another process (EADDRINUSE). */
+export class PortInUseError extends FailedPreconditionError {
+  readonly openAiCode = 'port_in_use';
 }
 
 /** The worker failed or broke off the request (after any retries). */

@@ -66,6 +66,10 @@ export class RouterMetrics {
     'tandem_router_routing_decisions_total',
     'Routing decisions by chosen worker',
   );
+  readonly prefillDecisions = new Counter(
+    'tandem_router_prefill_decisions_total',
+    'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
+  );
   readonly retries = new Counter('tandem_router_retries_total', 'Requests retried on another worker');
   readonly promptTokens = new Counter('tandem_router_prompt_tokens_total', 'Prompt tokens routed');
   readonly cachedTokens = new Counter(
@@ -97,6 +101,7 @@ export class RouterMetrics {
     const parts = [
       this.requests,
       this.decisions,
+      this.prefillDecisions,
       this.retries,
       this.promptTokens,
       this.cachedTokens,

@@ -1,6 +1,6 @@
 // Assembles a router process: the served model, NATS subscriptions (announcements, load reports,
-// KV events), Redis (leases, shared in-flight counts), the KV index, the policy, admission and
-// the HTTP server.
+// KV events), Redis (leases, shared in-flight counts), the KV index, the policy, the prefill-worker
+// choice for decode workers, admission and the HTTP server.
 import { randomUUID } from 'node:crypto';
 import {
   connectNats,
@@ -19,6 +19,7 @@ import { Dispatcher } from './cluster/dispatcher.ts';
 import { InflightCounts } from './cluster/inflight.ts';
 import { RoutedFeed } from './cluster/routed-feed.ts';
 import { WorkerRegistry } from './cluster/worker-registry.ts';
+import { PortInUseError } from './errors.ts';
 import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
 import { KvIndex } from './kv/kv-index.ts';
@@ -30,6 +31,7 @@ import {
   defaultCacheAwareConfig,
   type PolicyName,
 } from './policy/policies.ts';
+import { defaultPrefillChoiceParams, type PrefillChoiceParams } from './policy/prefill-choice.ts';
 import { seededRandom } from './policy/random-source.ts';
 import { RouterService } from './service.ts';
 
@@ -56,6 +58,13 @@ export interface RouterOptions {
   seed: number;
   decisionLogSize: number;
   defaultPrefillTokensPerMs: number;
+  /**
+   * Conditional disaggregation: a decode worker prefills locally when fewer than this many prompt
+   * tokens are uncached on it; otherwise the router names a prefill worker (0: always one).
+   */
+  disaggThreshold: number;
+  /** The prefill-worker choice's transfer rates and tie tolerances. */
+  prefillChoice: Omit<PrefillChoiceParams, 'disaggThreshold'>;
   logger: Logger;
 }
 
@@ -75,6 +84,8 @@ export const defaultRouterOptions = {
   seed: 0,
   decisionLogSize: 10_000,
   defaultPrefillTokensPerMs: 2,
+  disaggThreshold: 0,
+  prefillChoice: defaultPrefillChoiceParams,
 } as const satisfies Partial<RouterOptions>;
 
 const defaultPageSize = 16;
@@ -121,7 +132,6 @@ export class RouterApp {
   }
 
   static async start(options: RouterOptions): Promise<RouterApp> {
-    const { logger } = options;
     const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
     const model = await loadServedModel(options.modelDir, options.servedModelName);
     const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
@@ -129,6 +139,29 @@ export class RouterApp {
       options.redisUrl === null
         ? null
         : await connectRedis({ url: options.redisUrl, name: `tandem-${replicaId}` });
+    // A start that fails (a taken port) undoes what it set up, so the process can exit.
+    const undo: (() => Promise<void> | void)[] = [
+      () => redis?.disconnect(),
+      () => nc.drain().catch(() => {}),
+    ];
+    try {
+      return await RouterApp.#startOn(options, replicaId, model, nc, redis, undo);
+    } catch (error) {
+      for (const step of undo.reverse()) await step();
+      throw error;
+    }
+  }
+
+  /** The rest of start(), once NATS and Redis are connected; pushes its undo steps on `undo`. */
+  static async #startOn(
+    options: RouterOptions,
+    replicaId: string,
+    model: Awaited<ReturnType<typeof loadServedModel>>,
+    nc: NatsConnection,
+    redis: Redis | null,
+    undo: (() => Promise<void> | void)[],
+  ): Promise<RouterApp> {
+    const { logger } = options;
     const index = new KvIndex({ optimisticTtlMs: options.optimisticTtlMs });
     const kvSync = new KvEventSync(index, (workerId) => requestBlockDump(nc, workerId), logger);
     const registry = new WorkerRegistry(
@@ -156,12 +189,19 @@ export class RouterApp {
       random: seededRandom(options.seed),
       logger,
       maxAttempts: options.maxAttempts,
+      prefill: { ...options.prefillChoice, disaggThreshold: options.disaggThreshold },
       observer: {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
         onDecision: (decision, _attempt, decideMs) => {
           metrics.decisionTime.observe(decideMs / 1000);
           if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
         },
+        onPrefillDecision: (decision) =>
+          metrics.prefillDecisions.inc(
+            decision.type === 'remote'
+              ? { type: 'remote', worker: decision.workerId }
+              : { type: decision.type },
+          ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
         onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
       },
@@ -231,6 +271,10 @@ export class RouterApp {
     });
     await nc.flush();
     inflight.start();
+    undo.push(async () => {
+      await inflight.stop();
+      registry.close();
+    });
     try {
       await registry.discoverFromLeases(Date.now());
     } catch (error) {
@@ -243,6 +287,7 @@ export class RouterApp {
       void registry.probeUnhealthy(Date.now());
     }, housekeepingMs);
     timer.unref();
+    undo.push(() => clearInterval(timer));
 
     const http = new RouterHttpServer({
       service,
@@ -254,7 +299,16 @@ export class RouterApp {
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: 32 * 1024 * 1024,
     });
-    const port = await http.listen(options.host, options.port);
+    let port: number;
+    try {
+      port = await http.listen(options.host, options.port);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      throw new PortInUseError(
+        `port ${options.port} on ${options.host} is already in use (another router?); choose another with --port`,
+        { cause: error },
+      );
+    }
     logger.info('router listening', {
       url: `http://${options.host}:${port}`,
       model: model.name,

@@ -26,6 +26,9 @@ export const routerUsage = `usage: tandem router --model DIR [options]
   --max-concurrent N           admitted requests at once (default 256)
   --max-queued N               requests waiting beyond that before 429 (default 1024)
   --request-timeout-s N        per-request deadline (default 600)
+  --disagg-threshold N         decode workers prefill locally when fewer than N prompt tokens are
+                               uncached on them; else the router names a prefill worker (default 0:
+                               every prompt goes through one when the router knows one)
   --log-level debug|info|warn|error   (debug logs every routing decision)
 `;
 
@@ -47,6 +50,7 @@ function parse(argv: string[]) {
       'max-concurrent': { type: 'string' },
       'max-queued': { type: 'string' },
       'request-timeout-s': { type: 'string' },
+      'disagg-threshold': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -86,6 +90,7 @@ export function routerOptionsFromArgv(argv: string[], logger: Logger): RouterOpt
       values['request-timeout-s'] === undefined
         ? defaultRouterOptions.requestTimeoutMs
         : parseIntStrict(values['request-timeout-s'], '--request-timeout-s', { min: 1 }) * 1000,
+    disaggThreshold: parseIntStrict(values['disagg-threshold'] ?? '0', '--disagg-threshold', { min: 0 }),
     logger,
   };
 }

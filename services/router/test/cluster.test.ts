@@ -70,6 +70,7 @@ test('the decision log keeps the last N requests with every attempt', () => {
     numPromptBlocks: 0,
     workerId: 'w',
     candidates: [],
+    prefill: null,
     atMs: 0,
     attempt,
   });

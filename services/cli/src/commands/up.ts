@@ -32,8 +32,9 @@ const usage = `usage: tandem up [options]
   --port N               router HTTP port (default 8000)
   --prefill N            prefill workers (default 1) ...
   --decode M             ... and decode workers (default 1): the disaggregated layout (default)
-  --disagg-threshold N   decode workers prefill locally when fewer than N prompt tokens are
-                         uncached (default 0: every prompt goes through a prefill worker)
+  --disagg-threshold N   the router has decode workers prefill locally when fewer than N prompt
+                         tokens are uncached on them (default 0: every prompt goes through a
+                         prefill worker, the one the router picks by cache, queue and transfer)
   --unified N            N unified workers instead (not with --prefill / --decode; with
                          --device cuda, one per visible GPU)
   --device cpu|cuda      where workers compute (default cpu; cuda: worker i on GPU i mod count)
@@ -219,6 +220,9 @@ export async function run(argv: string[]): Promise<number> {
       throw new ConfigError(`--policy must be one of ${policyNames.join(', ')}`, { param: '--policy' });
     }
     const port = parseIntStrict(values.port ?? '8000', '--port', { min: 0, max: 65535 });
+    const disaggThreshold = parseIntStrict(values['disagg-threshold'] ?? '0', '--disagg-threshold', {
+      min: 0,
+    });
     const specs = workerSpecs(values);
     const nats = await ensureNats(logger, values.nats ?? undefined);
     services.push(nats);
@@ -248,12 +252,17 @@ export async function run(argv: string[]): Promise<number> {
       policy,
       natsUrl: nats.url,
       redisUrl: redis.url,
+      disaggThreshold,
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
-    // The router routes to unified and decode workers; decode workers find the prefill ones.
+    // The router routes to unified and decode workers and names the prefill worker for each prompt.
     const numRoutable = workers.filter((w) => w.spec.role !== 'prefill').length;
-    while (router.registry.size < numRoutable && Date.now() < deadline) {
+    const numPrefill = workers.length - numRoutable;
+    while (
+      (router.registry.size < numRoutable || router.registry.prefillWorkers().length < numPrefill) &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 50));
     }
     process.stdout.write(

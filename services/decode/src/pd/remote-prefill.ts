@@ -10,6 +10,7 @@ import type { Logger } from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
 import { PrefillClient, type PrefillResponseWire, toSamplingWire } from '@tandem/prefill';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
+import type { PrefillChoice } from './prefill-choice.ts';
 import type { PrefillDirectory } from './prefill-directory.ts';
 
 /** Not anyone's failure: the engine prefills this prompt locally (it is short, or cached here). */
@@ -32,8 +33,9 @@ export interface RemotePrefillOptions {
   /** One prefill (compute + transfer) may take this long before it is given up (default 30 s). */
   leaseMs?: number;
   /**
-   * Prefill workers found through discovery, used when a request names none. Then the prompt
-   * goes to one only when at least disaggThreshold of its tokens are not cached here (0: always).
+   * Prefill workers found through discovery: used when a request carries no decision (then the
+   * prompt goes to one only when at least disaggThreshold of its tokens are not cached here; 0:
+   * always), and after the workers a request names have failed.
    */
   directory?: PrefillDirectory | null;
   disaggThreshold?: number;
@@ -45,6 +47,7 @@ export interface RemotePrefillStats {
   numAttemptsFailed: number; // prefill worker attempts that failed (then: next one, or local)
   numFallbacks: number; // prompts prefilled locally after every candidate failed
   numBelowThreshold: number; // prompts prefilled locally: too few uncached tokens to send out
+  numLocalByRequest: number; // prompts prefilled locally because the request (router) said so
   numBytesReceived: number;
 }
 
@@ -54,6 +57,7 @@ export class RemotePrefillHost {
     numAttemptsFailed: 0,
     numFallbacks: 0,
     numBelowThreshold: 0,
+    numLocalByRequest: 0,
     numBytesReceived: 0,
   };
   readonly receiver: KvReceiver;
@@ -87,17 +91,34 @@ export class RemotePrefillHost {
   }
 
   /**
-   * The engine hooks that prefill `request` remotely: on the named workers (gRPC host:port, in
-   * order; the router decided), else on the directory's candidates when the uncached part of the
-   * prompt reaches the threshold (decided at reservation, when this engine's cache hit is known).
+   * The engine hooks for `request` under the router's decision (`choice`):
+   * - remote: the named workers (gRPC host:port, in order), then the discovered ones the request
+   *   did not name (a named worker that fails is replaced), then a local prefill;
+   * - local: none (the engine prefills here; no prefill worker is asked);
+   * - undecided (a client that is not the router): the directory's candidates when the uncached
+   *   part of the prompt reaches the threshold (decided at reservation, when this engine's cache
+   *   hit is known), else local.
    */
-  hooksFor(request: GenerateRequest, prefillAddresses: readonly string[]): GenerateHooks {
-    const named = prefillAddresses.length > 0;
-    if (!named && (this.directory === null || this.directory.size === 0)) return {};
+  hooksFor(request: GenerateRequest, choice: PrefillChoice): GenerateHooks {
+    if (choice.type === 'local') {
+      this.stats.numLocalByRequest++;
+      return {};
+    }
+    if (choice.type === 'remote') {
+      return {
+        remotePrefill: {
+          fill: (reservation, signal) => {
+            const named = choice.addresses;
+            const discovered = (this.directory?.candidates() ?? []).filter((a) => !named.includes(a));
+            return this.fill(request, [...named, ...discovered], reservation, signal);
+          },
+        },
+      };
+    }
+    if (this.directory === null || this.directory.size === 0) return {};
     return {
       remotePrefill: {
         fill: (reservation, signal) => {
-          if (named) return this.fill(request, prefillAddresses, reservation, signal);
           const numUncached = reservation.numPromptTokens - reservation.numCachedTokens;
           const candidates = this.directory?.candidates() ?? [];
           if (numUncached < this.disaggThreshold || candidates.length === 0) {

@@ -1,11 +1,12 @@
 // What the prefill and decode roles add to a worker (startUnifiedWorker's `roleExtras`):
 // - prefill: the Prefill gRPC service on the worker's server, pushing KV through a sender pool;
 // - decode: a kvtransfer receiver on the engine's pool and the remotePrefill hook for requests
-//   whose Generate names a prefill worker.
+//   the router sends to a prefill worker (or that carry no decision: then D picks one itself).
 import { connectNats, type grpc, type Logger, type NatsConnection } from '@tandem/common';
 import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
 import { addPrefillService, KvSenderPool, PrefillService } from '@tandem/prefill';
 import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
+import type { PrefillChoice } from './prefill-choice.ts';
 import { PrefillDirectory } from './prefill-directory.ts';
 import { RemotePrefillHost } from './remote-prefill.ts';
 
@@ -15,8 +16,8 @@ export interface RoleExtras {
   role: WorkerRole;
   /** Adds the role's services to the worker's gRPC server (before it starts serving). */
   extendServer(server: grpc.Server): void;
-  /** Engine hooks for a Generate that names prefill workers (decode role), else null. */
-  hooksFor: ((request: GenerateRequest, prefillAddresses: readonly string[]) => GenerateHooks) | null;
+  /** Engine hooks for a Generate under the router's prefill decision (decode role), else null. */
+  hooksFor: ((request: GenerateRequest, choice: PrefillChoice) => GenerateHooks) | null;
   /** Requests of the role in flight (prefill role: Prefill calls). */
   numRunning(): number;
   abortAll(): void;
@@ -72,7 +73,7 @@ export async function decodeRoleExtras(
   return {
     role: 'decode',
     extendServer: () => {},
-    hooksFor: (request, addresses) => host.hooksFor(request, addresses),
+    hooksFor: (request, choice) => host.hooksFor(request, choice),
     numRunning: () => 0,
     abortAll: () => {},
     close: async () => {

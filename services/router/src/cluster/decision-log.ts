@@ -1,7 +1,10 @@
 // The last N routing decisions by request id (GET /debug/routing/{request_id}).
+import type { PrefillDecision } from '../policy/prefill-choice.ts';
 import type { Decision } from '../policy/types.ts';
 
 export interface DecisionRecord extends Decision {
+  /** For a decode worker: its prefill worker (candidates, cost terms) or local; else null. */
+  prefill: PrefillDecision | null;
   atMs: number;
   /** 1 for the first try; retries on another worker add records. */
   attempt: number;

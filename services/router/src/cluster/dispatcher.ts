@@ -1,13 +1,27 @@
 // Routes one prompt and runs it on a worker: builds the candidates' views, asks the policy,
 // records the decision, applies its side effects (optimistic index insert, in-flight counts,
 // pick order), streams the worker's Generate call, and retries on another worker when the call
-// fails before its first token. A worker's failures feed its circuit breaker.
+// fails before its first token. A worker's failures feed its circuit breaker. For a decode worker
+// it also chooses the prefill worker, or a local prefill (policy/prefill-choice.ts), and names
+// that choice in the Generate call.
 import { CancelledError, InvalidArgumentError, type Logger, TandemError } from '@tandem/common';
-import type { GenerateRequestSchema, GenerateResponse, MessageInitShape } from '@tandem/proto';
+import {
+  type GenerateRequestSchema,
+  type GenerateResponse,
+  type MessageInitShape,
+  PrefillMode,
+} from '@tandem/proto';
 import { NoWorkersError } from '../errors.ts';
 import type { BlockKeys } from '../kv/block-keys.ts';
 import type { KvIndex } from '../kv/kv-index.ts';
 import type { GenerationOptions } from '../openai/request.ts';
+import {
+  choosePrefill,
+  defaultPrefillChoiceParams,
+  type PrefillChoiceParams,
+  type PrefillDecision,
+  type PrefillWorkerView,
+} from '../policy/prefill-choice.ts';
 import type { Decision, Policy, RoutingRequest, WorkerView } from '../policy/types.ts';
 import type { DecisionLog } from './decision-log.ts';
 import type { InflightCounts } from './inflight.ts';
@@ -31,6 +45,7 @@ export interface DispatchObserver {
   /** A prompt went to a worker (the routed feed tells the other replicas). */
   onRouted?(workerId: string, keys: BlockKeys): void;
   onDecision?(decision: Decision, attempt: number, decideMs: number): void;
+  onPrefillDecision?(decision: PrefillDecision): void;
   onFirstResponse?(workerId: string, ttftMs: number, numCachedTokens: number): void;
   onRetry?(workerId: string, error: unknown): void;
 }
@@ -45,6 +60,8 @@ export interface DispatcherParams {
   logger: Logger;
   /** Tries per request, counting the first (each on a different worker). */
   maxAttempts: number;
+  /** How a decode worker's prompt is prefilled (default: defaultPrefillChoiceParams). */
+  prefill?: PrefillChoiceParams;
   observer?: DispatchObserver;
 }
 
@@ -57,6 +74,7 @@ export class Dispatcher {
   readonly #params: DispatcherParams;
   #pickSeq = 0;
   readonly #depths = new Uint32Array(32);
+  readonly #prefillDepths = new Uint32Array(32);
 
   constructor(params: DispatcherParams) {
     this.#params = params;
@@ -99,6 +117,49 @@ export class Dispatcher {
     return policy.decide(request, candidates, { matchDepthBySlot, random: this.#params.random });
   }
 
+  /**
+   * For a decode worker `decode`: the prefill worker that computes the prompt, or a local prefill,
+   * or no decision when no prefill worker is known (no side effects).
+   */
+  decidePrefill(request: RoutingRequest, decode: WorkerRecord): PrefillDecision {
+    const { registry, index } = this.#params;
+    const prefillWorkers = registry.prefillWorkers();
+    if (prefillWorkers.length === 0) return { type: 'undecided', reason: 'no prefill worker known' };
+    const decodeSlot = index.slotOf(decode.workerId);
+    let slotMask = decodeSlot === -1 ? 0 : 1 << decodeSlot;
+    const decodeHost = hostOf(decode.grpcAddress);
+    const views: PrefillWorkerView[] = prefillWorkers.map((worker) => {
+      const slot = index.slotOf(worker.workerId);
+      if (slot !== -1) slotMask |= 1 << slot;
+      let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
+      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
+      return {
+        workerId: worker.workerId,
+        grpcAddress: worker.grpcAddress,
+        slot,
+        pageSize: worker.pageSize,
+        numQueuedPrefillTokens,
+        prefillTokensPerMs: registry.prefillRateFor(worker),
+        lastPickedSeq: worker.lastPickedSeq,
+        sameHostAsDecode: hostOf(worker.grpcAddress) === decodeHost,
+      };
+    });
+    this.#prefillDepths.fill(0);
+    index.matchDepths(request.blockKeys, slotMask >>> 0, this.#prefillDepths);
+    const decodeDepth = decodeSlot === -1 ? 0 : this.#prefillDepths[decodeSlot]!;
+    return choosePrefill(
+      {
+        numPromptTokens: request.numPromptTokens,
+        numCachedOnDecode: Math.min(decodeDepth * decode.pageSize, request.numPromptTokens),
+        decodePageSize: decode.pageSize,
+        decodeKvBytesPerPage: decode.kvBytesPerPage,
+      },
+      views,
+      this.#prefillDepths,
+      this.#params.prefill ?? defaultPrefillChoiceParams,
+    );
+  }
+
   /** Streams the worker's responses for one prompt (all choices). */
   async *generate(request: DispatchRequest): AsyncGenerator<GenerateResponse> {
     const { registry, logger, maxAttempts } = this.#params;
@@ -118,10 +179,12 @@ export class Dispatcher {
       let decision = this.decide(routing, tried, nowMs);
       // No other worker left: a transient failure may still succeed on one already tried.
       if (decision.workerId === null && tried.size > 0) decision = this.decide(routing, new Set(), nowMs);
-      this.#params.decisions.add({ ...decision, atMs: nowMs, attempt });
-      this.#params.observer?.onDecision?.(decision, attempt, performance.now() - decideStartMs);
-      if (logger.enabled('debug')) logger.debug('routing decision', { ...decision, attempt });
       const worker = decision.workerId === null ? null : registry.get(decision.workerId);
+      const prefill = worker?.role === 'decode' ? this.decidePrefill(routing, worker) : null;
+      this.#params.decisions.add({ ...decision, prefill, atMs: nowMs, attempt });
+      this.#params.observer?.onDecision?.(decision, attempt, performance.now() - decideStartMs);
+      if (prefill !== null) this.#params.observer?.onPrefillDecision?.(prefill);
+      if (logger.enabled('debug')) logger.debug('routing decision', { ...decision, prefill, attempt });
       if (worker === null) {
         if (lastError !== null) throw lastError;
         throw new NoWorkersError(
@@ -133,7 +196,7 @@ export class Dispatcher {
       const numCachedTokens = chosen?.terms.cachedTokens ?? 0;
       let numResponses = 0;
       try {
-        for await (const response of this.#run(worker, request, nowMs, numCachedTokens)) {
+        for await (const response of this.#run(worker, prefill, request, nowMs, numCachedTokens)) {
           numResponses++;
           yield response;
         }
@@ -156,6 +219,7 @@ export class Dispatcher {
 
   async *#run(
     worker: WorkerRecord,
+    prefillDecision: PrefillDecision | null,
     request: DispatchRequest,
     nowMs: number,
     numExpectedCachedTokens: number,
@@ -167,11 +231,29 @@ export class Dispatcher {
     index.insertOptimistic(workerId, request.blockKeys, nowMs);
     this.#params.observer?.onRouted?.(workerId, request.blockKeys);
     inflight.acquire(workerId);
-    const prefill = { sentAtMs: nowMs, numTokens: request.promptTokenIds.length - numExpectedCachedTokens };
+    // A remote prefill computes on the prefill worker: its queue grows, the decode worker's does not.
+    const remote =
+      prefillDecision?.type === 'remote' ? (registry.get(prefillDecision.workerId) ?? null) : null;
+    const prefill = {
+      sentAtMs: nowMs,
+      numTokens: remote === null ? request.promptTokenIds.length - numExpectedCachedTokens : 0,
+    };
     worker.pendingPrefills.set(request.workerRequestId, prefill);
+    const remotePrefill =
+      remote === null || prefillDecision?.type !== 'remote'
+        ? null
+        : { sentAtMs: nowMs, numTokens: prefillDecision.numUncachedTokens };
+    if (remote !== null && remotePrefill !== null) {
+      remote.lastPickedSeq = ++this.#pickSeq;
+      index.insertOptimistic(remote.workerId, request.blockKeys, nowMs);
+      this.#params.observer?.onRouted?.(remote.workerId, request.blockKeys);
+      remote.pendingPrefills.set(request.workerRequestId, remotePrefill);
+    }
     let first = true;
     try {
-      const stream = worker.client.generate(toWireRequest(request), { signal: request.signal });
+      const stream = worker.client.generate(toWireRequest(request, prefillDecision), {
+        signal: request.signal,
+      });
       for await (const response of stream) {
         if (first) {
           first = false;
@@ -179,7 +261,14 @@ export class Dispatcher {
           worker.pendingPrefills.delete(request.workerRequestId);
           worker.recentPrefills.push({ ...prefill, firstTokenAtMs: Date.now() });
           worker.breaker.onSuccess();
-          registry.recordPrefill(workerId, response.numPromptTokens - response.numCachedTokens, ttftMs);
+          if (remote !== null && remotePrefill !== null) {
+            remote.pendingPrefills.delete(request.workerRequestId);
+            remote.recentPrefills.push({ ...remotePrefill, firstTokenAtMs: Date.now() });
+            // The prefill worker's rate, transfer included: what the next choice predicts.
+            registry.recordPrefill(remote.workerId, remotePrefill.numTokens, ttftMs);
+          } else {
+            registry.recordPrefill(workerId, response.numPromptTokens - response.numCachedTokens, ttftMs);
+          }
           this.#params.observer?.onFirstResponse?.(workerId, ttftMs, response.numCachedTokens);
         }
         yield response;
@@ -189,6 +278,7 @@ export class Dispatcher {
       throw error;
     } finally {
       worker.pendingPrefills.delete(request.workerRequestId);
+      remote?.pendingPrefills.delete(request.workerRequestId);
       inflight.release(workerId);
     }
   }
@@ -200,7 +290,31 @@ function abortError(signal: AbortSignal): TandemError {
   return new CancelledError('the request was cancelled');
 }
 
-function toWireRequest(request: DispatchRequest): MessageInitShape<typeof GenerateRequestSchema> {
+/** The host part of host:port ([v6]:port too). */
+function hostOf(address: string): string {
+  const colon = address.lastIndexOf(':');
+  return colon === -1 ? address : address.slice(0, colon);
+}
+
+function toWirePrefill(
+  request: DispatchRequest,
+  decision: PrefillDecision | null,
+): MessageInitShape<typeof GenerateRequestSchema>['prefill'] {
+  if (decision === null || decision.type === 'undecided') return undefined;
+  if (decision.type === 'local') return { mode: PrefillMode.LOCAL };
+  return {
+    mode: PrefillMode.REMOTE,
+    address: decision.address,
+    workerId: decision.workerId,
+    requestId: request.workerRequestId,
+  };
+}
+
+function toWireRequest(
+  request: DispatchRequest,
+  prefillDecision: PrefillDecision | null,
+): MessageInitShape<typeof GenerateRequestSchema> {
+  const prefill = toWirePrefill(request, prefillDecision);
   const { options } = request;
   const { sampling } = options;
   const logitBias: Record<number, number> = {};
@@ -226,5 +340,6 @@ function toWireRequest(request: DispatchRequest): MessageInitShape<typeof Genera
     n: options.n,
     logprobs: options.logprobs,
     topLogprobs: options.topLogprobs,
+    ...(prefill === undefined ? {} : { prefill }),
   };
 }

@@ -1,7 +1,9 @@
 // The workers this router can use: found through NATS announcements (join, heartbeat, leave)
 // and, at startup, through their Redis leases; forgotten when they leave, or when they fall
 // silent past their lease TTL and the lease is gone. Keeps each worker's gRPC client, load
-// report, circuit breaker and measured prefill rate.
+// report, circuit breaker and measured prefill rate. Prefill workers (role PREFILL) are kept
+// apart: never routed to, but their KV events feed the index and the router names one in a
+// decode worker's Generate (`prefillWorkers()`).
 import { createGrpcClient, type GrpcClient, type Logger, type Redis, redisKeys } from '@tandem/common';
 import {
   AnnounceKind,
@@ -14,11 +16,16 @@ import {
 } from '@tandem/proto';
 import { CircuitBreaker, type CircuitBreakerParams } from './circuit-breaker.ts';
 
+export type WorkerRoleName = 'unified' | 'prefill' | 'decode';
+
 export interface WorkerRecord {
   workerId: string;
+  role: WorkerRoleName;
   grpcAddress: string;
   modelName: string;
   pageSize: number;
+  /** Bytes of one KV page over all layers, K and V (0: not announced). */
+  kvBytesPerPage: number;
   client: GrpcClient<typeof Worker>;
   breaker: CircuitBreaker;
   leaseTtlMs: number;
@@ -57,6 +64,16 @@ export type RegistryEvent =
   | { type: 'load'; workerId: string; kvSeq: bigint; startedAtMs: bigint };
 
 const workerIdField = /^tandem:worker:(.+)$/;
+const roleNames: Partial<Record<Role, WorkerRoleName>> = {
+  [Role.UNIFIED]: 'unified',
+  [Role.PREFILL]: 'prefill',
+  [Role.DECODE]: 'decode',
+};
+
+function kvBytesPerPageOf(layout: WorkerAnnounce['kvLayout']): number {
+  if (layout === undefined) return 0;
+  return Number(layout.pageBytes) * layout.numLayers * 2;
+}
 /** How long a finished prefill is remembered for matching against load reports. */
 const recentPrefillKeepMs = 3000;
 /** Shorter prefills measure fixed overhead more than throughput. */
@@ -83,16 +100,26 @@ export class WorkerRegistry {
     this.#listeners.push(listener);
   }
 
+  /** A worker of any role (prefill workers included). */
   get(workerId: string): WorkerRecord | null {
     return this.#workers.get(workerId) ?? null;
   }
 
+  /** The workers requests are routed to (unified and decode). */
   all(): WorkerRecord[] {
-    return [...this.#workers.values()];
+    return [...this.#workers.values()].filter((worker) => worker.role !== 'prefill');
   }
 
+  /** The prefill workers a decode worker can be told to use. */
+  prefillWorkers(): WorkerRecord[] {
+    return [...this.#workers.values()].filter((worker) => worker.role === 'prefill');
+  }
+
+  /** Routable workers (unified and decode). */
   get size(): number {
-    return this.#workers.size;
+    let count = 0;
+    for (const worker of this.#workers.values()) if (worker.role !== 'prefill') count++;
+    return count;
   }
 
   onAnnounce(announce: WorkerAnnounce, nowMs: number): void {
@@ -100,7 +127,8 @@ export class WorkerRegistry {
       this.remove(announce.workerId, 'announced leave');
       return;
     }
-    if (announce.role !== Role.UNIFIED && announce.role !== Role.DECODE) return;
+    const role = roleNames[announce.role];
+    if (role === undefined) return;
     if (!this.#params.modelNames.includes(announce.modelName)) {
       this.#logger.debug('ignoring a worker of another model', {
         workerId: announce.workerId,
@@ -109,18 +137,21 @@ export class WorkerRegistry {
       return;
     }
     const existing = this.#workers.get(announce.workerId);
-    if (existing !== undefined && existing.grpcAddress === announce.grpcAddress) {
+    if (existing !== undefined && existing.grpcAddress === announce.grpcAddress && existing.role === role) {
       existing.lastHeardMs = nowMs;
       existing.leaseTtlMs = announce.leaseTtlMs || existing.leaseTtlMs;
       existing.pageSize = announce.kvLayout?.pageSize || existing.pageSize;
+      existing.kvBytesPerPage = kvBytesPerPageOf(announce.kvLayout) || existing.kvBytesPerPage;
       return;
     }
     if (existing !== undefined) this.remove(announce.workerId, 'moved to a new address');
     this.#add({
       workerId: announce.workerId,
+      role,
       grpcAddress: announce.grpcAddress,
       modelName: announce.modelName,
       pageSize: announce.kvLayout?.pageSize || this.#params.defaultPageSize,
+      kvBytesPerPage: kvBytesPerPageOf(announce.kvLayout),
       leaseTtlMs: announce.leaseTtlMs || this.#params.defaultLeaseTtlMs,
       nowMs,
     });
@@ -190,14 +221,17 @@ export class WorkerRegistry {
         }
         if (typeof lease.grpcAddress !== 'string' || typeof lease.modelName !== 'string') continue;
         if (!this.#params.modelNames.includes(lease.modelName)) continue;
-        if (lease.role !== 'unified' && lease.role !== 'decode') continue;
+        const role = lease.role;
+        if (role !== 'unified' && role !== 'decode' && role !== 'prefill') continue;
         const info = await this.#probeInfo(lease.grpcAddress);
-        if (info === null) continue;
+        if (info === null || this.#workers.has(workerId)) continue;
         this.#add({
           workerId,
+          role,
           grpcAddress: lease.grpcAddress,
           modelName: lease.modelName,
           pageSize: info.pageSize,
+          kvBytesPerPage: info.kvBytesPerPage,
           leaseTtlMs: Math.max(ttlMs, this.#params.defaultLeaseTtlMs),
           nowMs,
         });
@@ -208,7 +242,7 @@ export class WorkerRegistry {
 
   /** Drops workers silent past their lease TTL whose Redis lease is also gone. */
   async expireSilent(nowMs: number): Promise<void> {
-    for (const worker of this.all()) {
+    for (const worker of [...this.#workers.values()]) {
       if (nowMs - worker.lastHeardMs <= worker.leaseTtlMs) continue;
       let leaseAlive = false;
       if (this.#redis !== null) {
@@ -255,12 +289,16 @@ export class WorkerRegistry {
   /**
    * The prefill rate a decision should use for the worker: the pool's mean, unless the worker's
    * own measurement differs from it by more than `ownRateFactor` (different hardware). Using the
-   * pool's rate otherwise keeps measurement noise from steering all traffic to one worker.
+   * pool's rate otherwise keeps measurement noise from steering all traffic to one worker. The
+   * pool is the worker's kind: prefill workers (whose time to first token includes the KV
+   * transfer) or the routable ones.
    */
   prefillRateFor(worker: WorkerRecord): number {
     let sum = 0;
     let count = 0;
+    const isPrefill = worker.role === 'prefill';
     for (const other of this.#workers.values()) {
+      if ((other.role === 'prefill') !== isPrefill) continue;
       if (other.numPrefillSamples > 0) {
         sum += other.prefillTokensPerMs;
         count++;
@@ -291,12 +329,13 @@ export class WorkerRegistry {
 
   async #probeInfo(
     address: string,
-  ): Promise<{ pageSize: number; kvSeq: bigint; startedAtMs: bigint } | null> {
+  ): Promise<{ pageSize: number; kvBytesPerPage: number; kvSeq: bigint; startedAtMs: bigint } | null> {
     const client = createGrpcClient(Worker, address);
     try {
       const info = await client.info({}, { timeoutMs: 2000 });
       return {
         pageSize: info.kvLayout?.pageSize || this.#params.defaultPageSize,
+        kvBytesPerPage: kvBytesPerPageOf(info.kvLayout),
         kvSeq: info.kvSeq,
         startedAtMs: 0n,
       };
@@ -310,17 +349,21 @@ export class WorkerRegistry {
 
   #add(spec: {
     workerId: string;
+    role: WorkerRoleName;
     grpcAddress: string;
     modelName: string;
     pageSize: number;
+    kvBytesPerPage: number;
     leaseTtlMs: number;
     nowMs: number;
   }): void {
     this.#workers.set(spec.workerId, {
       workerId: spec.workerId,
+      role: spec.role,
       grpcAddress: spec.grpcAddress,
       modelName: spec.modelName,
       pageSize: spec.pageSize,
+      kvBytesPerPage: spec.kvBytesPerPage,
       client: createGrpcClient(Worker, spec.grpcAddress),
       breaker: new CircuitBreaker(this.#params.breaker),
       leaseTtlMs: spec.leaseTtlMs,
@@ -334,7 +377,11 @@ export class WorkerRegistry {
       numOthersQueuedPrefillTokens: 0,
       lastPickedSeq: 0,
     });
-    this.#logger.info('worker joined', { workerId: spec.workerId, address: spec.grpcAddress });
+    this.#logger.info('worker joined', {
+      workerId: spec.workerId,
+      role: spec.role,
+      address: spec.grpcAddress,
+    });
     this.#emit({ type: 'joined', workerId: spec.workerId });
   }
 

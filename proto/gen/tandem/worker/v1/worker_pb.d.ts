@@ -90,13 +90,14 @@ export declare type SamplingParams = Message<"tandem.worker.v1.SamplingParams"> 
 export declare const SamplingParamsSchema: GenMessage<SamplingParams>;
 
 /**
- * Where a remote prefill for this request runs (disaggregation; not used by unified workers yet).
+ * Where a remote prefill for this request runs (disaggregation; a unified worker accepts only an
+ * absent endpoint or PREFILL_MODE_LOCAL).
  *
  * @generated from message tandem.worker.v1.PrefillEndpoint
  */
 export declare type PrefillEndpoint = Message<"tandem.worker.v1.PrefillEndpoint"> & {
   /**
-   * host:port of the prefill worker's gRPC server.
+   * host:port of the prefill worker's gRPC server (REMOTE).
    *
    * @generated from field: string address = 1;
    */
@@ -105,11 +106,23 @@ export declare type PrefillEndpoint = Message<"tandem.worker.v1.PrefillEndpoint"
   /**
    * The id under which the prefill worker knows this request.
    *
-   * 3..15 reserved for the transfer parameters (transport, lease).
-   *
    * @generated from field: string request_id = 2;
    */
   requestId: string;
+
+  /**
+   * @generated from field: tandem.worker.v1.PrefillMode mode = 3;
+   */
+  mode: PrefillMode;
+
+  /**
+   * The prefill worker's id (logs and routing records; optional).
+   *
+   * 5..15 reserved for the transfer parameters (transport, lease).
+   *
+   * @generated from field: string worker_id = 4;
+   */
+  workerId: string;
 };
 
 /**
@@ -195,7 +208,8 @@ export declare type GenerateRequest = Message<"tandem.worker.v1.GenerateRequest"
 
   /**
    * 12..19 reserved for request options to come.
-   * Disaggregation: absent means the worker prefills locally.
+   * Disaggregation: who prefills the prompt (see PrefillMode). Absent: a decode worker decides
+   * itself; a unified worker always prefills locally.
    *
    * @generated from field: tandem.worker.v1.PrefillEndpoint prefill = 20;
    */
@@ -504,6 +518,42 @@ export declare type DumpBlocksRequest = Message<"tandem.worker.v1.DumpBlocksRequ
  * Use `create(DumpBlocksRequestSchema)` to create a new message.
  */
 export declare const DumpBlocksRequestSchema: GenMessage<DumpBlocksRequest>;
+
+/**
+ * Who prefills the prompt on a decode worker: the router's decision (disaggregation).
+ *
+ * @generated from enum tandem.worker.v1.PrefillMode
+ */
+export enum PrefillMode {
+  /**
+   * No decision was made (a direct client): with `address` set it means REMOTE; without, a decode
+   * worker picks a prefill worker it knows (applying its own --disagg-threshold), or prefills
+   * locally.
+   *
+   * @generated from enum value: PREFILL_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The prefill worker at `address` computes the prompt. If it fails, the decode worker tries the
+   * other prefill workers it knows, then prefills locally.
+   *
+   * @generated from enum value: PREFILL_MODE_REMOTE = 1;
+   */
+  REMOTE = 1,
+
+  /**
+   * The decode worker prefills the prompt itself and asks no prefill worker.
+   *
+   * @generated from enum value: PREFILL_MODE_LOCAL = 2;
+   */
+  LOCAL = 2,
+}
+
+/**
+ * Describes the enum tandem.worker.v1.PrefillMode.
+ */
+export declare const PrefillModeSchema: GenEnum<PrefillMode>;
 
 /**
  * @generated from enum tandem.worker.v1.FinishReason
