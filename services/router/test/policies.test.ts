@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { toBlockKeys } from '../src/kv/block-keys.ts';
-import { createPolicy } from '../src/policy/policies.ts';
+import { createPolicy, defaultCacheAwareConfig } from '../src/policy/policies.ts';
 import { seededRandom } from '../src/policy/random-source.ts';
 import type { RoutingRequest, WorkerView } from '../src/policy/types.ts';
 
@@ -163,4 +163,43 @@ test('within the tie band the larger prefix match wins over lower load (a burst 
     policy.decide(request, busy, { matchDepthBySlot: depths({ 0: 9 }), random: Math.random }).workerId,
     'b',
   );
+});
+
+test('cache_aware charges recomputing a prefix another candidate holds (a group stays together)', () => {
+  // a holds 9 of 10 blocks with 600 tokens queued: by TTFT alone (16 + 600 vs 160 tokens) b
+  // would win and the group would be split; recomputing 144 held tokens costs 8 x 144 more.
+  const workers = [worker('a', 0, { numInflight: 4, numQueuedPrefillTokens: 600 }), worker('b', 1)];
+  const inputs = { matchDepthBySlot: depths({ 0: 9 }), random: Math.random };
+  const decision = createPolicy('cache_aware').decide(request, workers, inputs);
+  assert.equal(decision.workerId, 'a');
+  const [a, b] = ['a', 'b'].map((id) => decision.candidates.find((c) => c.workerId === id)!);
+  assert.equal(a!.terms.duplicateTokens, 0);
+  assert.equal(b!.terms.duplicateTokens, 144);
+  assert.equal(b!.terms.duplicateMs, (8 * 144) / 2);
+  assert.equal(b!.cost, 160 / 2 + (8 * 144) / 2);
+  // With the weight at 0 the cost is predicted TTFT alone, and the shorter queue wins.
+  const ttftOnly = createPolicy('cache_aware', { ...defaultCacheAwareConfig, duplicatePrefillWeight: 0 });
+  assert.equal(ttftOnly.decide(request, workers, inputs).workerId, 'b');
+});
+
+test('cache_aware: a prefix nobody holds, or one held only by a hot spot, goes by queue alone', () => {
+  const policy = createPolicy('cache_aware');
+  const fresh = policy.decide(request, [worker('a', 0, { numQueuedPrefillTokens: 600 }), worker('b', 1)], {
+    matchDepthBySlot: depths({}),
+    random: Math.random,
+  });
+  assert.equal(fresh.workerId, 'b');
+  assert.ok(fresh.candidates.every((c) => c.terms.duplicateTokens === 0));
+  // The holder is skipped by the hot-spot guard: the rest are not charged for its blocks.
+  const spill = policy.decide(
+    request,
+    [
+      worker('a', 0, { numInflight: 12 }),
+      worker('b', 1, { numQueuedPrefillTokens: 300 }),
+      worker('c', 2, { numQueuedPrefillTokens: 100 }),
+    ],
+    { matchDepthBySlot: depths({ 0: 10 }), random: Math.random },
+  );
+  assert.equal(spill.workerId, 'c');
+  assert.equal(spill.candidates.find((c) => c.workerId === 'b')!.terms.duplicateTokens, 0);
 });

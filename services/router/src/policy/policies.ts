@@ -36,6 +36,8 @@ export function isPolicyName(name: string): name is PolicyName {
 export interface CacheAwareConfig {
   /** Decode-load term: ms of predicted delay per request already on the worker. */
   decodeMsPerRequest: number;
+  /** Weight on prompt tokens a candidate would recompute although another candidate holds them. */
+  duplicatePrefillWeight: number;
   hotspotFactor: number;
   hotspotMinInflight: number;
   /** Costs within this fraction of the best tie (then load, then least recently picked). */
@@ -46,6 +48,7 @@ export interface CacheAwareConfig {
 
 export const defaultCacheAwareConfig: CacheAwareConfig = {
   decodeMsPerRequest: 2,
+  duplicatePrefillWeight: 8,
   hotspotFactor: 2,
   hotspotMinInflight: 4,
   tieRelativeTolerance: 0.15,
@@ -85,7 +88,15 @@ function specFor(name: PolicyName, config: CacheAwareConfig): PolicySpec {
       return {
         name,
         filters: [hotspotFilter({ factor: config.hotspotFactor, minInflight: config.hotspotMinInflight })],
-        scorers: [{ scorer: cacheAwareScorer({ decodeMsPerRequest: config.decodeMsPerRequest }), weight: 1 }],
+        scorers: [
+          {
+            scorer: cacheAwareScorer({
+              decodeMsPerRequest: config.decodeMsPerRequest,
+              duplicatePrefillWeight: config.duplicatePrefillWeight,
+            }),
+            weight: 1,
+          },
+        ],
         picker: {
           relativeTolerance: config.tieRelativeTolerance,
           absoluteTolerance: config.tieAbsoluteToleranceMs,

@@ -53,21 +53,40 @@ export const rendezvousScorer: Scorer = {
 export interface CacheAwareParams {
   /** Cost of each request already running or waiting on a worker, in ms (decode-load term). */
   decodeMsPerRequest: number;
+  /**
+   * Extra weight on prompt tokens a worker would recompute although another candidate holds
+   * them (duplicate prefill): 0 prices only this request's time to first token.
+   */
+  duplicatePrefillWeight: number;
 }
 
 /**
- * Predicted time to first token plus a decode-load term, in ms:
+ * Predicted time to first token plus a decode-load term plus a duplicate-compute term, in ms:
  * (uncached prompt tokens + the worker's queued prefill tokens) / its prefill rate
- * + decodeMsPerRequest * the requests decoding on it.
+ * + decodeMsPerRequest * the requests decoding on it
+ * + duplicatePrefillWeight * (the best candidate's cached tokens - its own) / its prefill rate.
+ *
+ * Why the last term: TTFT alone splits a group of prompts with one prefix as soon as the holder's
+ * queue is a prefix-length longer than another worker's, and every split recomputes the prefix
+ * (compute the whole cluster pays, on shared hardware literally) and spreads the group's later
+ * requests over two caches. The term is 0 for a prefix nobody holds and for unrelated traffic, so
+ * those still spread on load alone.
  */
 export function cacheAwareScorer(params: CacheAwareParams): Scorer {
   return {
     name: 'cache_aware',
     inputs: ['prefix', 'load', 'inflight', 'prefillRate'],
-    score: (request, candidates, inputs): Score[] =>
-      candidates.map((worker) => {
+    score: (request, candidates, inputs): Score[] => {
+      const cachedTokensOf = (worker: WorkerView): number => {
         const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
-        const numCachedTokens = Math.min(depth * worker.pageSize, request.numPromptTokens);
+        return Math.min(depth * worker.pageSize, request.numPromptTokens);
+      };
+      let numBestCachedTokens = 0;
+      for (const worker of candidates)
+        numBestCachedTokens = Math.max(numBestCachedTokens, cachedTokensOf(worker));
+      return candidates.map((worker) => {
+        const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
+        const numCachedTokens = cachedTokensOf(worker);
         const numUncachedTokens = request.numPromptTokens - numCachedTokens;
         const numQueuedPrefillTokens = worker.numQueuedPrefillTokens;
         const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) / worker.prefillTokensPerMs;
@@ -75,8 +94,10 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
         // every request of that second onto the other workers.
         const numDecoding = worker.numDecoding;
         const decodeMs = params.decodeMsPerRequest * numDecoding;
+        const numDuplicateTokens = numBestCachedTokens - numCachedTokens;
+        const duplicateMs = (params.duplicatePrefillWeight * numDuplicateTokens) / worker.prefillTokensPerMs;
         return {
-          cost: prefillMs + decodeMs,
+          cost: prefillMs + decodeMs + duplicateMs,
           terms: {
             matchedBlocks: depth,
             cachedTokens: numCachedTokens,
@@ -86,9 +107,12 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
             prefillMs,
             numDecoding,
             decodeMs,
+            duplicateTokens: numDuplicateTokens,
+            duplicateMs,
           },
         };
-      }),
+      });
+    },
   };
 }
 
