@@ -146,6 +146,7 @@ async function openHandle(kind: AddonKind, device: string, options: ExecutorOpti
       kvCacheBytes: options.kvCacheBytes ?? 0,
       kvCacheFraction: options.kvCacheFraction ?? 0.85,
       numThreads: options.numThreads ?? 0,
+      ropeFrequencyRounding: options.ropeFrequencyRounding ?? 'none',
     });
     return { handle, info };
   } catch (err) {

@@ -10,6 +10,7 @@ export interface NativeOpenOptions {
   kvCacheBytes: number; // 0: default
   kvCacheFraction: number;
   numThreads: number; // 0: all cores
+  ropeFrequencyRounding: 'none' | 'stored-dtype';
 }
 
 export interface NativeModelInfo {

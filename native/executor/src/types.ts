@@ -21,6 +21,12 @@ export interface ExecutorOptions {
   kvCacheFraction?: number | null;
   /** CPU worker threads (default: all cores). */
   numThreads?: number | null;
+  /**
+   * RoPE inverse frequencies of a bf16 / f16 checkpoint: 'none' (default) keeps them in float32, as
+   * transformers' from_pretrained does; 'stored-dtype' rounds them to the stored dtype, as a
+   * transformers model cast with `.to(bfloat16)` after construction has them.
+   */
+  ropeFrequencyRounding?: 'none' | 'stored-dtype';
 }
 
 export interface ModelInfo {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Executor, type SequenceInput } from '../src/index.ts';
 import {
+  casesOptions,
   generateSequential,
   loadFixtures,
   pageRange,
@@ -32,7 +33,7 @@ for (const fixture of loadFixtures()) {
       const random = seededRandom(fixture.name.length * 7919);
       const pagesPerSeq = fixture.cases.map((c) => Math.ceil((c.prompt_ids.length + maxTokens) / pageSize));
       const numPages = pagesPerSeq.reduce((a, b) => a + b, 0) + 3;
-      await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages });
+      await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages, ...casesOptions });
 
       // Sequential reference through the same executor.
       const reference: Awaited<ReturnType<typeof generateSequential>>[] = [];
@@ -97,7 +98,7 @@ for (const fixture of loadFixtures()) {
       for (const pageSize of [1, 16, 64]) {
         const maxLen = Math.max(...fixture.cases.map((c) => c.prompt_ids.length)) + 24;
         const numPages = Math.ceil(maxLen / pageSize);
-        await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages });
+        await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages, ...casesOptions });
         // Reverse order: page ids are not positions.
         const pageTable = Int32Array.from({ length: numPages }, (_, i) => numPages - 1 - i);
         const perCase: Awaited<ReturnType<typeof generateSequential>>[] = [];

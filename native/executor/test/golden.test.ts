@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Executor } from '../src/index.ts';
 import {
+  casesOptions,
   type Fixture,
   generateSequential,
   loadDemo,
@@ -19,7 +20,7 @@ for (const fixture of [...loadFixtures(), loadDemo()]) {
   describe(`golden: ${fixture.name}`, () => {
     let ex: Executor;
     before(async () => {
-      ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32 });
+      ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32, ...casesOptions });
     });
     after(async () => {
       const stats = ex.stats;
@@ -70,3 +71,41 @@ for (const fixture of [...loadFixtures(), loadDemo()]) {
     }
   });
 }
+
+// text_cases and chat_cases with the executor's default options (as every worker runs it).
+for (const fixture of loadFixtures()) {
+  test(`golden text and chat cases: ${fixture.name}`, async () => {
+    await using ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32 });
+    for (const c of fixture.textCases) {
+      const { tokenIds } = await generateSequential(ex, c.prompt_ids, c.greedy_ids.length, pageRange(0, 32));
+      assert.deepEqual(tokenIds, c.greedy_ids, `prompt ${c.prompt_ids.join(',')}`);
+    }
+  });
+}
+
+test('ropeFrequencyRounding changes a bf16 checkpoint only, and is validated', async () => {
+  const [bf16] = loadFixtures().filter((f) => f.name === 'tiny-llama-bf16');
+  assert.ok(bf16);
+  const c = bf16.cases.at(-1)!;
+  const ids = [...c.prompt_ids, ...c.greedy_ids];
+  const logprobs = async (options: object): Promise<Float32Array> => {
+    await using ex = await Executor.open({ modelDir: bf16.dir, pageSize: 16, numPages: 32, ...options });
+    const [out] = await ex.forward([
+      seqInput({
+        tokenIds: Int32Array.from(ids.slice(0, -1)),
+        pageTable: pageRange(0, 32),
+        sampleIndices: new Int32Array(0),
+        targetIds: Int32Array.from(ids.slice(1)),
+      }),
+    ]);
+    return out!.targetLogprobs!;
+  };
+  const rounded = await logprobs(casesOptions);
+  const exact = await logprobs({});
+  assert.ok(maxAbsDiff(rounded, c.sequence_logprobs!) < tolerance);
+  assert.ok(maxAbsDiff(exact, c.sequence_logprobs!) > 1e-3, 'rounding should matter at 257 tokens');
+  await assert.rejects(
+    Executor.open({ modelDir: bf16.dir, numPages: 4, ropeFrequencyRounding: 'bf16' as 'none' }),
+    /ropeFrequencyRounding/,
+  );
+});

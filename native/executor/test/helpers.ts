@@ -16,15 +16,30 @@ export interface Fixture {
   name: string;
   dir: string;
   cases: GoldenCase[];
+  /** text_cases and chat_cases (prompt ids as the tokenizer and chat template make them). */
+  textCases: GoldenCase[];
 }
+
+/**
+ * Executor options that reproduce how golden.json's `cases` were computed: by a transformers model
+ * cast to its stored dtype after construction, which rounds RoPE inv_freq to that dtype (a no-op
+ * for float32 checkpoints). `text_cases` / `chat_cases` were computed after from_pretrained, which
+ * keeps inv_freq in float32: the executor's default. Measured on tiny-llama-bf16: with rounding,
+ * `cases` match to 5e-6 and two text/chat cases flip a near-tie; without it, the reverse.
+ */
+export const casesOptions = { ropeFrequencyRounding: 'stored-dtype' } as const;
 
 const fixtureNames = ['tiny-llama', 'tiny-llama-bf16', 'tiny-llama31', 'tiny-qwen2', 'tiny-qwen3'];
 
 export function loadFixtures(): Fixture[] {
   return fixtureNames.map((name) => {
     const dir = `${repoRoot}test/fixtures/${name}`;
-    const golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as { cases: GoldenCase[] };
-    return { name, dir, cases: golden.cases };
+    const golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as {
+      cases: GoldenCase[];
+      text_cases: GoldenCase[];
+      chat_cases: GoldenCase[];
+    };
+    return { name, dir, cases: golden.cases, textCases: [...golden.text_cases, ...golden.chat_cases] };
   });
 }
 
@@ -32,7 +47,7 @@ export function loadFixtures(): Fixture[] {
 export function loadDemo(): Fixture {
   const dir = `${repoRoot}deploy/models/tandem-demo-code`;
   const golden = JSON.parse(readFileSync(`${dir}/golden.json`, 'utf8')) as { text_cases: GoldenCase[] };
-  return { name: 'tandem-demo-code', dir, cases: golden.text_cases };
+  return { name: 'tandem-demo-code', dir, cases: golden.text_cases, textCases: golden.text_cases };
 }
 
 export function seqInput(

@@ -26,6 +26,9 @@ export const workerUsage = `usage: tandem worker --role unified --model DIR [opt
   --dtype float32|bfloat16|float16
   --page-size N                   tokens per KV page (default 16)
   --num-pages N                   KV pool size in pages (default from memory)
+  --rope-frequency-rounding none|stored-dtype
+                                  RoPE inv_freq of a bf16/f16 checkpoint: float32 as from_pretrained
+                                  keeps it (none, default), or rounded as after .to(bfloat16)
   --threads N                     CPU threads (default all cores)
   --max-batch-tokens N            tokens per step (default 2048)
   --max-running N                 sequences holding pages at once (default 256)
@@ -109,6 +112,7 @@ function parse(argv: string[]) {
       dtype: { type: 'string' },
       'page-size': { type: 'string' },
       'num-pages': { type: 'string' },
+      'rope-frequency-rounding': { type: 'string' },
       threads: { type: 'string' },
       'max-batch-tokens': { type: 'string' },
       'max-running': { type: 'string' },
@@ -148,6 +152,12 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
   const pageSize = intFlag('page-size', 1);
   const numPages = intFlag('num-pages', 1);
   const numThreads = intFlag('threads', 1);
+  const ropeRounding = values['rope-frequency-rounding'] ?? 'none';
+  if (ropeRounding !== 'none' && ropeRounding !== 'stored-dtype') {
+    throw new ConfigError(`--rope-frequency-rounding must be none or stored-dtype, got '${ropeRounding}'`, {
+      param: '--rope-frequency-rounding',
+    });
+  }
 
   const engine = await Engine.create({
     executor: {
@@ -157,6 +167,7 @@ async function serve(values: ReturnType<typeof parse>['values'], logger: Logger)
       ...(pageSize === undefined ? {} : { pageSize }),
       ...(numPages === undefined ? {} : { numPages }),
       ...(numThreads === undefined ? {} : { numThreads }),
+      ropeFrequencyRounding: ropeRounding,
     },
     scheduler,
   });

@@ -156,6 +156,10 @@ Napi::Value ExecutorWrap::open(const Napi::CallbackInfo& info) {
   options.kv.kvCacheBytes = static_cast<int64_t>(optionalNumber(o, "kvCacheBytes", 0));
   options.kv.kvCacheFraction = optionalNumber(o, "kvCacheFraction", 0.85);
   options.numThreads = static_cast<int32_t>(optionalNumber(o, "numThreads", 0));
+  const std::string rounding = optionalString(o, "ropeFrequencyRounding", "none");
+  if (rounding != "none" && rounding != "stored-dtype")
+    throw makeError(env, "INVALID_INPUT", "ropeFrequencyRounding must be \"none\" or \"stored-dtype\"");
+  options.roundRopeFrequenciesToStoredDtype = rounding == "stored-dtype";
   opening_ = true;
   // The worker hands the executor back on the JS thread (nullptr on failure); Ref keeps this
   // handle alive meanwhile.

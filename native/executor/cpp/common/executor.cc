@@ -9,6 +9,7 @@ namespace tandem {
 std::unique_ptr<Executor> Executor::open(const ExecutorOpenOptions& options) {
   auto ex = std::unique_ptr<Executor>(new Executor());
   ex->config_ = loadModelConfig(options.modelDir);
+  ex->config_.roundRopeFrequenciesToStoredDtype = options.roundRopeFrequenciesToStoredDtype;
   auto weights = WeightStore::open(options.modelDir);
   DType dtype = DType::F32;
   if (options.dtype == "bfloat16") dtype = DType::BF16;

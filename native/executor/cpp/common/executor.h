@@ -20,6 +20,7 @@ struct ExecutorOpenOptions {
   std::string dtype;           // "" picks the device default
   KvPoolRequest kv;
   int32_t numThreads = 0;  // 0: all cores
+  bool roundRopeFrequenciesToStoredDtype = false;
 };
 
 class Executor {

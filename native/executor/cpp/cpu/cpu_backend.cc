@@ -179,10 +179,10 @@ class CpuBackend : public Backend {
         invFreq_[i] = medium ? smoothed : scaled;
       }
     }
-    // transformers loads a bf16 / f16 checkpoint in its stored dtype, which casts the inv_freq
-    // buffer too; upcasting the model afterwards keeps that rounding. The golden outputs (and
-    // every HF float32 run of such a checkpoint) use the rounded frequencies, so we do as well.
-    for (auto& f : invFreq_) f = roundToStored(f, storedDtype_);
+    // transformers' from_pretrained keeps inv_freq in float32 whatever the stored dtype; only a
+    // model cast with .to(bfloat16) after construction rounds it. The option reproduces the latter.
+    if (cfg_.roundRopeFrequenciesToStoredDtype)
+      for (auto& f : invFreq_) f = roundToStored(f, storedDtype_);
   }
 
   static float roundToStored(float f, StoredDType dtype) {

@@ -34,10 +34,8 @@ size_t storedBytes(StoredDType t) { return t == StoredDType::F32 ? 4 : 2; }
 
 // Hugging Face's inverse frequencies, in float32 as transformers computes them.
 // Rounding, as measured on an H100/H200 with transformers 5.17 (bench/cuda/results/run3-h200):
-// from_pretrained(dtype=bfloat16) keeps inv_freq in float32, unrounded, so bf16 / f16 compute uses
-// float32 frequencies. The fixtures' float32 golden outputs of a bf16 checkpoint were made with
-// the frequencies rounded to the stored dtype (as the CPU backend reproduces), so float32
-// compute of a bf16 / f16 checkpoint rounds them. TANDEM_ROPE_ROUNDING=none|stored overrides.
+// from_pretrained keeps inv_freq in float32, unrounded, whatever the dtype; only a model cast with
+// .to(bfloat16) after construction has rounded frequencies (the ropeFrequencyRounding option).
 std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored, DType compute) {
   const int32_t half = c.headDim / 2;
   std::vector<float> invFreq(static_cast<size_t>(half));
@@ -59,10 +57,9 @@ std::vector<float> inverseFrequencies(const ModelConfig& c, StoredDType stored, 
       f = scaled;
     }
   }
-  const char* override = std::getenv("TANDEM_ROPE_ROUNDING");
-  const std::string rule = override == nullptr ? "" : override;
-  const bool round = rule == "stored" || (rule != "none" && compute == DType::F32);
-  if (!round) return invFreq;
+  // An executor option (ModelConfig::roundRopeFrequenciesToStoredDtype), as on the CPU backend.
+  (void)compute;
+  if (!c.roundRopeFrequenciesToStoredDtype) return invFreq;
   for (float& f : invFreq) {
     if (stored == StoredDType::BF16) f = __bfloat162float(__float2bfloat16_rn(f));
     if (stored == StoredDType::F16) f = __half2float(__float2half_rn(f));

@@ -39,6 +39,9 @@ struct ModelConfig {
   int32_t bosTokenId = -1;  // -1: none
   std::vector<int32_t> eosTokenIds;
   std::string storedDtype;  // "float32", "bfloat16", "float16"
+  // Not from config.json: an executor option. Round RoPE inv_freq to the stored dtype, as a
+  // transformers model does after `.to(bfloat16)` (from_pretrained never rounds it).
+  bool roundRopeFrequenciesToStoredDtype = false;
 };
 
 // Throws ConfigError with the offending key on anything unsupported or missing.

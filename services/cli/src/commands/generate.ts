@@ -12,7 +12,8 @@ import {
 
 const usage = `usage: tandem generate --model DIR --prompt-ids 5,9,13 [--max-tokens 16] [--temperature 1.0]
                        [--top-k K] [--top-p P] [--min-p P] [--seed N] [--ignore-eos] [--logprobs]
-                       [--device cpu|cuda:N|auto] [--page-size 16] [--json]`;
+                       [--device cpu|cuda:N|auto] [--page-size 16]
+                       [--rope-frequency-rounding none|stored-dtype] [--json]`;
 
 class UsageError extends Error {
   constructor(message: string) {
@@ -50,6 +51,12 @@ export function parseDevice(text: string | undefined): ExecutorOptions['device']
   throw new UsageError(`--device must be cpu, cuda:N or auto, got "${text}"`);
 }
 
+/** --rope-frequency-rounding: see ExecutorOptions.ropeFrequencyRounding. */
+export function parseRopeRounding(text: string | undefined): 'none' | 'stored-dtype' {
+  if (text === undefined || text === 'none' || text === 'stored-dtype') return text ?? 'none';
+  throw new UsageError(`--rope-frequency-rounding must be none or stored-dtype, got "${text}"`);
+}
+
 interface GenerateArgs {
   modelDir: string;
   promptIds: number[];
@@ -59,6 +66,7 @@ interface GenerateArgs {
   logprobs: boolean;
   device: ExecutorOptions['device'];
   pageSize: number;
+  ropeFrequencyRounding: 'none' | 'stored-dtype';
   json: boolean;
 }
 
@@ -80,6 +88,7 @@ function parse(argv: string[]): GenerateArgs {
       logprobs: { type: 'boolean', default: false },
       device: { type: 'string' },
       'page-size': { type: 'string' },
+      'rope-frequency-rounding': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -115,6 +124,7 @@ function parse(argv: string[]): GenerateArgs {
     logprobs: values.logprobs,
     device: parseDevice(values.device),
     pageSize,
+    ropeFrequencyRounding: parseRopeRounding(values['rope-frequency-rounding']),
     json: values.json,
   };
 }
@@ -127,6 +137,7 @@ async function generate(args: GenerateArgs): Promise<{ tokenIds: number[]; logpr
     device: args.device ?? 'cpu',
     pageSize: args.pageSize,
     numPages,
+    ropeFrequencyRounding: args.ropeFrequencyRounding,
   });
   if (numPositions > executor.info.maxPositionEmbeddings) {
     throw new UsageError(

@@ -3,16 +3,17 @@
 // prints {"logprobs":[...]} where entry i is log p(ids[i+1] | ids[0..i]).
 import { parseArgs } from 'node:util';
 import { defaultSampling, Executor, ExecutorError } from '@tandem/executor';
-import { parseDevice, parseIds, parseNumber } from './generate.ts';
+import { parseDevice, parseIds, parseNumber, parseRopeRounding } from './generate.ts';
 
 const usage =
-  'usage: tandem score --model DIR --ids 5,9,13,... [--device cpu|cuda:N|auto] [--page-size 16] [--json]';
+  'usage: tandem score --model DIR --ids 5,9,13,... [--device cpu|cuda:N|auto] [--page-size 16] [--rope-frequency-rounding none|stored-dtype] [--json]';
 
 export async function run(argv: string[]): Promise<number> {
   let modelDir: string;
   let ids: number[];
   let device: ReturnType<typeof parseDevice>;
   let pageSize: number;
+  let ropeFrequencyRounding: 'none' | 'stored-dtype';
   let json: boolean;
   try {
     const { values } = parseArgs({
@@ -24,6 +25,7 @@ export async function run(argv: string[]): Promise<number> {
         ids: { type: 'string' },
         device: { type: 'string' },
         'page-size': { type: 'string' },
+        'rope-frequency-rounding': { type: 'string' },
         json: { type: 'boolean', default: false },
       },
     });
@@ -35,6 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     device = parseDevice(values.device);
     pageSize = parseNumber(values['page-size'], '--page-size', 16, true);
     if (pageSize < 1) throw new Error('--page-size must be at least 1');
+    ropeFrequencyRounding = parseRopeRounding(values['rope-frequency-rounding']);
     json = values.json;
   } catch (err) {
     process.stderr.write(`tandem score: ${err instanceof Error ? err.message : String(err)}\n${usage}\n`);
@@ -42,7 +45,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   try {
     const numPages = Math.ceil(ids.length / pageSize);
-    await using executor = await Executor.open({ modelDir, device: device ?? 'cpu', pageSize, numPages });
+    await using executor = await Executor.open({
+      modelDir,
+      device: device ?? 'cpu',
+      pageSize,
+      numPages,
+      ropeFrequencyRounding,
+    });
     const [out] = await executor.forward([
       {
         tokenIds: Int32Array.from(ids.slice(0, -1)),

@@ -1,4 +1,5 @@
 // tandem-cuda-lab <golden|sampling|logits|bench|profile> ...   (see each runner for its arguments)
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -20,6 +21,11 @@ const char* dtypeName(DType t) { return t == DType::F32 ? "f32" : (t == DType::B
 Model openModel(const std::string& dir, DType dtype, int32_t pageSize, int32_t numPages) {
   Model m;
   m.config = loadModelConfig(dir);
+  // The fixtures' float32 `cases` of a bf16 checkpoint were made with rounded RoPE frequencies;
+  // the lab checks them that way unless TANDEM_ROPE_ROUNDING=none|stored says otherwise.
+  const char* rounding = std::getenv("TANDEM_ROPE_ROUNDING");
+  m.config.roundRopeFrequenciesToStoredDtype =
+      rounding == nullptr ? dtype == DType::F32 : std::string(rounding) == "stored";
   m.weights = WeightStore::open(dir);
   m.backend = makeCudaBackend(0, dtype);
   m.backend->loadWeights(m.config, *m.weights);
