@@ -1,20 +1,9 @@
 // Request builders and stream collectors shared by the runtime tests.
+import { defaultSampling } from '@tandem/executor';
 import type { GenerateRequest, TokenChunk } from '../src/engine.ts';
 import type { SamplingParams } from '../src/executor-port.ts';
 
-export const greedy: SamplingParams = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  frequencyPenalty: 0,
-  presencePenalty: 0,
-  logitBias: null,
-  seed: null,
-  numTopLogprobs: 0,
-  allowedTokenIds: null,
-};
+export const greedy: SamplingParams = defaultSampling();
 
 export function request(
   requestId: string,
