@@ -1,5 +1,5 @@
 // The whole disaggregated cluster through the official openai client: router -> decode worker
-// (role decode, --disagg-threshold 0) -> prefill worker found over NATS (role prefill), KV over
+// (role decode) -> the prefill worker the router names (role prefill; router threshold 0), KV over
 // kvtransfer, on every fixture's text and chat cases, streamed and not. Greedy outputs must equal
 // a unified worker's for the same prompt ids; the decode worker's log must show that the prefill
 // worker ran each prompt and that kvtransfer moved exactly the uncached prompt pages.

@@ -14,6 +14,7 @@ import { createPolicy } from '../src/policy/policies.ts';
 import { defaultPrefillChoiceParams } from '../src/policy/prefill-choice.ts';
 import { seededRandom } from '../src/policy/random-source.ts';
 import type { RoutingRequest } from '../src/policy/types.ts';
+import { routerOptionsFromArgv } from '../src/router-command.ts';
 
 const logger = new Logger({ level: 'error', fields: { service: 'test' } });
 
@@ -115,4 +116,14 @@ test('with no prefill worker known there is no decision (the decode worker decid
   registry.remove('p1', 'test');
   assert.equal(dispatcher.decidePrefill(request, registry.get('d')!).type, 'undecided');
   registry.close();
+});
+
+test('tandem router --disagg-threshold N sets the threshold (default 0; negative is refused)', () => {
+  const base = ['--model', 'DIR', '--nats', 'nats://127.0.0.1:1', '--redis', 'none'];
+  assert.equal(routerOptionsFromArgv(base, logger).disaggThreshold, 0);
+  assert.equal(routerOptionsFromArgv([...base, '--disagg-threshold', '64'], logger).disaggThreshold, 64);
+  assert.throws(
+    () => routerOptionsFromArgv([...base, '--disagg-threshold', '-1'], logger),
+    /--disagg-threshold/,
+  );
 });
