@@ -36,7 +36,7 @@ export const workerUsage = `usage: tandem worker --role unified --model DIR [opt
   --no-prefix-cache               disable the radix prefix cache
   --kv-host ADDR                   decode role: kvtransfer receiver address (default --host)
   --prefill-lease-ms N            decode role: give a remote prefill up after N ms (default 30000)
-  --disagg-threshold N            decode role, requests that name no prefill worker: send the prompt
+  --disagg-threshold N            decode role, requests with no router decision: send the prompt
                                   to a discovered prefill worker when >= N tokens are not cached here
                                   (default 0: always, when one is known)
   --log-level debug|info|warn|error
