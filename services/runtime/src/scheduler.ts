@@ -247,7 +247,9 @@ export class Scheduler {
   load(): LoadReport {
     let numQueuedPrefillTokens = 0;
     let numRunningTokens = 0;
-    for (const seq of this.waiting) numQueuedPrefillTokens += seq.tokenIds.length;
+    // Only what a waiting prompt would compute: its cached prefix costs nothing (a match without
+    // locking; the router reads this once a second, so a prefix holder does not look busier).
+    for (const seq of this.waiting) numQueuedPrefillTokens += seq.tokenIds.length - this.cachedLength(seq);
     for (const seq of this.running) {
       numRunningTokens += seq.tokenIds.length;
       if (seq.isPrefilling) numQueuedPrefillTokens += seq.numPendingTokens;
@@ -415,7 +417,7 @@ export class Scheduler {
     let bestMatch = -1;
     for (let i = 0; i < this.waiting.length; i++) {
       const seq = this.waiting[i]!;
-      if (!this.isReady(seq)) continue;
+      if (!this.isReady(seq) || this.awaitsSharedPrefix(seq)) continue;
       // Matching every waiting prompt costs O(queue); past 128 waiting, FCFS (as SGLang does).
       if (this.options.queuePolicy === 'fcfs' || this.cache === null || this.waiting.length > 128) return i;
       const match = this.cache.matchLength(seq.state.namespace, seq.tokenIds, seq.tokenIds.length - 1);
@@ -433,6 +435,46 @@ export class Scheduler {
     if (parent === null || parent.status === 'finished') return true;
     if (parent.status === 'waiting') return false;
     return parent.numComputedTokens >= this.sharedPromptTokens(seq);
+  }
+
+  /** Tokens of the sequence's page-aligned prefix already in the radix cache (0 without one). */
+  private cachedLength(seq: Sequence): number {
+    if (this.cache === null) return 0;
+    return this.cache.matchLength(seq.state.namespace, seq.tokenIds, seq.tokenIds.length - 1);
+  }
+
+  /**
+   * In-batch prefix sharing: true while a running sequence is still computing full pages of this
+   * sequence's prefix that the cache lacks. The sequence stays queued (without blocking others)
+   * until those pages are inserted, then matches them instead of computing them again. Re-checked
+   * every step against the running list, so an aborted or preempted holder holds no one.
+   */
+  private awaitsSharedPrefix(seq: Sequence): boolean {
+    if (this.cache === null) return false;
+    const size = this.pageSize;
+    const maxPages = Math.floor((seq.tokenIds.length - 1) / size);
+    if (maxPages === 0) return false;
+    let numCachedTokens = -1; // computed once, only when some running sequence shares a page
+    for (const other of this.running) {
+      if (other.state.namespace !== seq.state.namespace || other.remote?.status === 'pending') continue;
+      const numComputedPages = Math.floor(other.numComputedTokens / size);
+      if (numComputedPages >= maxPages) continue; // it already inserted everything we could share
+      const numCommonPages = this.commonPages(seq, other, maxPages);
+      if (numCommonPages <= numComputedPages) continue; // nothing it has yet to compute is ours
+      if (numCachedTokens === -1) numCachedTokens = this.cachedLength(seq);
+      if (numCachedTokens < numCommonPages * size) return true;
+    }
+    return false;
+  }
+
+  /** Full pages (up to maxPages) on which two sequences' tokens agree. */
+  private commonPages(seq: Sequence, other: Sequence, maxPages: number): number {
+    const limit = Math.min(maxPages * this.pageSize, other.tokenIds.length);
+    const a = seq.tokenIds;
+    const b = other.tokenIds;
+    let i = 0;
+    while (i < limit && a[i] === b[i]) i++;
+    return Math.floor(i / this.pageSize);
   }
 
   /** Full prompt pages a fork shares with its parent (the last prompt token is always its own). */
