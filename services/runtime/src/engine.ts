@@ -69,7 +69,7 @@ export interface LoadReport {
   numFreePages: number;
   numTotalPages: number;
   numEvictablePages: number; // cached pages no running sequence uses
-  numQueuedPrefillTokens: number; // prompt tokens not computed yet (waiting + running)
+  numQueuedPrefillTokens: number; // prompt tokens to compute: waiting (less cached prefix) + running
   numRunningTokens: number; // tokens (prompt + output) of running sequences
 }
 
