@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { defaultSampling } from '../../native/executor/src/index.ts';
 import type { SequenceOutput } from '../../services/runtime/src/executor-port.ts';
 import {
   defaultSchedulerOptions,
@@ -75,19 +76,7 @@ const pageSize = 16;
 const requestTemplate: GenerateRequest = {
   requestId: '',
   promptTokenIds: [],
-  sampling: {
-    temperature: 0,
-    topK: 0,
-    topP: 1,
-    minP: 0,
-    repetitionPenalty: 1,
-    frequencyPenalty: 0,
-    presencePenalty: 0,
-    logitBias: null,
-    seed: null,
-    numTopLogprobs: 0,
-    allowedTokenIds: null,
-  },
+  sampling: defaultSampling(),
   maxTokens: 1,
   minTokens: 0,
   stopTokenIds: [],

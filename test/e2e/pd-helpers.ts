@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { grpc } from '@tandem/common';
+import { defaultSampling } from '@tandem/executor';
 import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
 import { addPrefillService, KvSenderPool, PrefillService } from '@tandem/prefill';
 import { Engine, type GenerateHooks, type GenerateRequest } from '@tandem/runtime';
@@ -85,19 +86,7 @@ export function greedyRequest(requestId: string, promptTokenIds: number[], maxTo
   return {
     requestId,
     promptTokenIds,
-    sampling: {
-      temperature: 0,
-      topK: 0,
-      topP: 1,
-      minP: 0,
-      repetitionPenalty: 1,
-      frequencyPenalty: 0,
-      presencePenalty: 0,
-      logitBias: null,
-      seed: null,
-      numTopLogprobs: 0,
-      allowedTokenIds: null,
-    },
+    sampling: defaultSampling(),
     maxTokens,
     minTokens: 0,
     stopTokenIds: [],
