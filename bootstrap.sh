@@ -39,6 +39,15 @@ for tool in g++ make cmake python3 curl xz; do
 done
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
+# NATS and Redis: the tests start their own servers, and `tandem up` starts them when none is
+# reachable; both need the binaries.
+servers=()
+command -v nats-server >/dev/null 2>&1 || servers+=(nats-server)
+command -v redis-server >/dev/null 2>&1 || servers+=(redis-server)
+if [ ${#servers[@]} -gt 0 ]; then
+  apt_install "${servers[@]}" || log "without ${servers[*]}, the tests cannot run; tandem up needs NATS_URL / REDIS_URL"
+fi
+
 # 2. Node 24: the system's when new enough, else the pinned build from the npm registry.
 system_major=0
 if command -v node >/dev/null 2>&1; then system_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); fi
