@@ -7,6 +7,7 @@ import { hostPortOf, natsUrlFromEnv, redisUrlFromEnv } from './config.ts';
 import { DependencyMissingError, UnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { canConnect } from './ports.ts';
+import { natsServerCommand, redisServerCommand, type ServerCommand } from './server-commands.ts';
 
 export interface EnsuredService {
   url: string;
@@ -15,42 +16,24 @@ export interface EnsuredService {
   stop(): Promise<void>;
 }
 
-interface ServiceKind {
-  name: string;
-  binary: string;
+interface ServiceKind extends ServerCommand {
   debianPackage: string;
   envName: string;
   defaultPort: number;
-  args: (port: number, dataDir: string) => string[];
 }
 
 const natsKind: ServiceKind = {
-  name: 'nats',
-  binary: 'nats-server',
+  ...natsServerCommand,
   debianPackage: 'nats-server',
   envName: 'NATS_URL',
   defaultPort: 4222,
-  args: (port, dataDir) => ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dataDir],
 };
 
 const redisKind: ServiceKind = {
-  name: 'redis',
-  binary: 'redis-server',
+  ...redisServerCommand,
   debianPackage: 'redis-server',
   envName: 'REDIS_URL',
   defaultPort: 6379,
-  args: (port, dataDir) => [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dataDir,
-  ],
 };
 
 export function ensureNats(logger: Logger, url = natsUrlFromEnv()): Promise<EnsuredService> {

@@ -4,3 +4,4 @@ export { ChildServer, type ChildServerSpec } from '../child-server.ts';
 export { canConnect, freePort, waitForPort } from '../ports.ts';
 export { startNatsServer, type TestNatsServer } from './nats-server.ts';
 export { startRedisServer, type TestRedisServer } from './redis-server.ts';
+export { startTestServer, type TestServer } from './test-server.ts';
