@@ -1,5 +1,6 @@
-// Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on the
-// same machine (the test server logs on the same scale).
+// Milliseconds with sub-millisecond resolution on CLOCK_MONOTONIC, which every process on one
+// machine shares: the test server logs on the same scale, so client and server times compare
+// directly. (performance.timeOrigin is estimated per process and can differ by milliseconds.)
 export function nowMs(): number {
-  return performance.timeOrigin + performance.now();
+  return Number(process.hrtime.bigint()) / 1e6;
 }
