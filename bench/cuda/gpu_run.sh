@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything the CUDA backend is checked and timed with on a GPU host (no Node, no network):
 #   bench/cuda/gpu_run.sh [build] [golden] [hf8b] [bench1b] [bench8b]   (default: all)
+#   also: small128, ropeprobe, profile; nodebuild + node (the Node addon with CUDA and the
+#   executor's TypeScript tests on cuda:0; needs .carry/ from bench/cuda/carry.sh)
 # Logs go to $OUT (or /tmp/tandem-gpu-out); the build to $BUILD (default /tmp/tandem-cuda-lab).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,19 +17,20 @@ status=0
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 log() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
+# cuBLAS from the CUDA install, or else from the Python wheels (then CMake is pointed at them).
+extra=()
+if ! ls /usr/local/cuda/lib64/libcublasLt.so* >/dev/null 2>&1; then
+  wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.dirname(nvidia.cu13.__file__))' 2>/dev/null ||
+          python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))')
+  lib=$(find "$wheel" -name 'libcublasLt.so*' | head -1)
+  extra+=(-DCUDA_cublasLt_LIBRARY="$lib" -DCMAKE_CXX_FLAGS="-I$wheel/include" -DCMAKE_CUDA_FLAGS="-I$wheel/include")
+  export LD_LIBRARY_PATH=$(dirname "$lib"):${LD_LIBRARY_PATH:-}
+fi
+
 if want build; then
   log build
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$OUT/device.txt"
   nvcc --version | tail -2 | tee -a "$OUT/device.txt"
-  extra=()
-  if ! ls /usr/local/cuda/lib64/libcublasLt.so* >/dev/null 2>&1; then
-    # cuBLAS only in the Python wheels: point CMake at them.
-    wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.dirname(nvidia.cu13.__file__))' 2>/dev/null ||
-            python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))')
-    lib=$(find "$wheel" -name 'libcublasLt.so*' | head -1)
-    extra+=(-DCUDA_cublasLt_LIBRARY="$lib" -DCMAKE_CXX_FLAGS="-I$wheel/include" -DCMAKE_CUDA_FLAGS="-I$wheel/include")
-    export LD_LIBRARY_PATH=$(dirname "$lib"):${LD_LIBRARY_PATH:-}
-  fi
   cmake -S native/executor/cpp/cuda/tools -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$BUILD.cmake.txt" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tee "$OUT/build.txt" | grep -E "error|warning|Built target" || status=1
@@ -75,6 +78,27 @@ if want small128; then
   [ -f /tmp/llama-small128-bf16/config.json ] || python3 bench/cuda/make_checkpoint.py --shape small128 --out /tmp/llama-small128-bf16 2>&1 | tail -1
   PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128 --dtype f32 --lab "$LAB" --work /tmp/hfc-s32 2>&1 | tee "$OUT/hf_compare_small128.txt" || status=1
   PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-small128-bf16 --dtype bf16 --variants ${ROPE_VARIANTS:-auto} --lab "$LAB" --work /tmp/hfc-s16 2>&1 | tee -a "$OUT/hf_compare_small128.txt" || status=1
+fi
+
+ADDON_BUILD=${ADDON_BUILD:-/tmp/tandem-addon-cuda}
+if want nodebuild; then
+  log "node addon with CUDA"
+  xz -dc .carry/node.xz >/tmp/node && chmod +x /tmp/node && /tmp/node --version
+  mkdir -p native/executor/node_modules && cp -r .carry/node-addon-api .carry/node-api-headers native/executor/node_modules/
+  # What cmake-js would pass: Node's headers from node-api-headers (no download).
+  cmake -S native/executor -B "$ADDON_BUILD" -DCMAKE_BUILD_TYPE=Release -DTANDEM_WITH_CUDA=ON \
+    -DCMAKE_JS_INC="$ROOT/native/executor/node_modules/node-api-headers/include" \
+    -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$ROOT/native/executor/build-cuda/Release" \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$OUT/addon_build.txt" 2>&1 &&
+    cmake --build "$ADDON_BUILD" -j "$(nproc)" >>"$OUT/addon_build.txt" 2>&1 || { status=1; tail -30 "$OUT/addon_build.txt"; }
+  ls -la native/executor/build-cuda/Release/
+fi
+
+if want node; then
+  log "node: the executor's TypeScript tests (golden, batching, sampling) on cuda:0, float32"
+  TANDEM_TEST_DEVICE=cuda:0 /tmp/node --test --test-concurrency=1 native/executor/test/golden.test.ts \
+    native/executor/test/batching.test.ts native/executor/test/sampling.test.ts >"$OUT/node_tests.txt" 2>&1 || status=1
+  grep -E "^(not ok|# (tests|pass|fail))|^ℹ (tests|pass|fail)" "$OUT/node_tests.txt"
 fi
 
 if want bench1b; then

@@ -1,8 +1,8 @@
 """Our CUDA backend's logits against Hugging Face transformers on the same GPU, same checkpoint.
 
 Writes 8 random prompts (16..2048 tokens), runs `tandem-cuda-lab logits` on them, then runs the
-checkpoint in transformers (same dtype; for bf16 also upcast to float32 as a yardstick) and
-compares per position: cosine of the logit vectors (pass: every position >= 0.999) and top-1
+checkpoint in transformers (same dtype, once per --refs setting; for bf16 also upcast to float32 as
+a yardstick) and compares per position: cosine of the logit vectors (pass: every position >= 0.999) and top-1
 agreement at positions where the reference's top-2 margin exceeds 0.05 (pass: >= 99 %).
 --variants runs our side once per TANDEM_ROPE_ROUNDING value (the first one decides the exit code).
 
@@ -35,7 +35,7 @@ def write_prompts(path: str, vocab: int, seed: int) -> list[list[int]]:
 
 
 def compare(ours: torch.Tensor, ref: torch.Tensor) -> dict:
-    cos = torch.nn.functional.cosine_similarity(ours.double(), ref.double(), dim=-1)
+    cos = torch.nn.functional.cosine_similarity(ours.double(), ref.double(), dim=-1)  # on the GPU
     top2 = ref.topk(2, dim=-1).values
     decisive = (top2[:, 0] - top2[:, 1]) > 0.05
     agree = (ours.argmax(-1) == ref.argmax(-1)) & decisive
@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--variants", default="auto")
     parser.add_argument("--work", default="/tmp/hf_compare")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refs", default="bf16,bf16-f32-reduce",
+                        help="transformers runs to compare with, the first decides the exit code")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     with open(os.path.join(args.model, "config.json")) as f:
@@ -71,39 +73,54 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).cuda().eval()
     inv = model.model.rotary_emb.inv_freq
     inv32 = inv.float()
-    print(json.dumps({"hfInvFreqDtype": str(inv.dtype), "hfInvFreqIsBf16Rounded":
+    print(json.dumps({"torch": torch.__version__, "hfInvFreqDtype": str(inv.dtype), "hfInvFreqIsBf16Rounded":
                       bool(torch.equal(inv32, inv32.to(torch.bfloat16).float())), "hfInvFreqHead": inv32[:4].tolist()}),
           flush=True)
-    refs, refs32 = [], []
+    matmul = torch.backends.cuda.matmul
+    default_reduction = matmul.allow_bf16_reduced_precision_reduction
+    refs = {}  # reference name -> per-prompt logits (float32, on the GPU)
     with torch.no_grad():
-        for p in prompts:
-            refs.append(model(torch.tensor([p], device="cuda")).logits[0].float().cpu())
+        for name in args.refs.split(","):
+            # "bf16": torch's defaults (split-K partial sums may be added in bf16);
+            # "bf16-f32-reduce": allow_bf16_reduced_precision_reduction off (float32 partial sums).
+            matmul.allow_bf16_reduced_precision_reduction = default_reduction if name == "bf16" else False
+            refs[name] = [model(torch.tensor([p], device="cuda")).logits[0].float() for p in prompts]
+        matmul.allow_bf16_reduced_precision_reduction = default_reduction
         if args.dtype == "bf16":
             model = model.float()
-            for p in prompts:
-                refs32.append(model(torch.tensor([p], device="cuda")).logits[0].float().cpu())
+            refs["f32"] = [model(torch.tensor([p], device="cuda")).logits[0].float() for p in prompts]
+    del model
+    names = list(refs)
+    gate_ref = names[0]
+    print(json.dumps({"references": names, "defaultAllowBf16ReducedPrecisionReduction": default_reduction,
+                      "gateReference": gate_ref}), flush=True)
     summary = {}
     for variant in variants:
-        offset, rows = 0, []
+        offset, totals = 0, {name: [] for name in names}
         for i, p in enumerate(prompts):
             n = len(p)
-            ours = torch.from_numpy(np.array(ours_all[variant][offset : offset + n * vocab])).view(n, vocab)
+            ours = torch.from_numpy(np.array(ours_all[variant][offset : offset + n * vocab])).view(n, vocab).cuda()
             offset += n * vocab
-            r = {"variant": variant, "tokens": n, "oursVsHf": compare(ours, refs[i])}
-            if refs32:
-                r["oursVsHfF32"] = compare(ours, refs32[i])
-                r["hfVsHfF32"] = compare(refs[i], refs32[i])
+            r = {"variant": variant, "tokens": n}
+            for name in names:
+                r[f"oursVs:{name}"] = compare(ours, refs[name][i])
+                totals[name].append(r[f"oursVs:{name}"])
+            for a in names:
+                for b in names:
+                    if a < b:
+                        r[f"{a}Vs:{b}"] = compare(refs[a][i], refs[b][i])
             print(json.dumps(r), flush=True)
-            rows.append(r["oursVsHf"])
-        min_cos = min(r["minCos"] for r in rows)
-        agree = sum(r["top1Agree"] for r in rows)
-        total = sum(r["top1Total"] for r in rows)
-        passed = min_cos >= 0.999 and (total == 0 or agree / total >= 0.99)
-        summary[variant] = passed
-        print(json.dumps({"check": "hf_compare", "model": args.model, "dtype": args.dtype, "variant": variant,
-                          "prompts": LENGTHS, "minCos": min_cos, "top1Agree": agree, "top1Total": total,
-                          "top1Rate": agree / max(total, 1), "pass": passed}), flush=True)
-    raise SystemExit(0 if summary[variants[0]] else 1)
+        for name in names:
+            rows = totals[name]
+            min_cos = min(x["minCos"] for x in rows)
+            agree = sum(x["top1Agree"] for x in rows)
+            total = sum(x["top1Total"] for x in rows)
+            passed = min_cos >= 0.999 and (total == 0 or agree / total >= 0.99)
+            summary[(variant, name)] = passed
+            print(json.dumps({"check": "hf_compare", "model": args.model, "dtype": args.dtype, "variant": variant,
+                              "reference": name, "prompts": LENGTHS, "minCos": min_cos, "top1Agree": agree,
+                              "top1Total": total, "top1Rate": agree / max(total, 1), "pass": passed}), flush=True)
+    raise SystemExit(0 if summary[(variants[0], gate_ref)] else 1)
 
 
 if __name__ == "__main__":

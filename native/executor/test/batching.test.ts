@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Executor, type SequenceInput } from '../src/index.ts';
 import {
+  assertSameLogprobs,
   casesOptions,
   generateSequential,
   loadFixtures,
@@ -12,6 +13,7 @@ import {
   seededRandom,
   seqInput,
   shuffledPages,
+  testDeviceOptions,
 } from './helpers.ts';
 
 interface Running {
@@ -33,7 +35,13 @@ for (const fixture of loadFixtures()) {
       const random = seededRandom(fixture.name.length * 7919);
       const pagesPerSeq = fixture.cases.map((c) => Math.ceil((c.prompt_ids.length + maxTokens) / pageSize));
       const numPages = pagesPerSeq.reduce((a, b) => a + b, 0) + 3;
-      await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages, ...casesOptions });
+      await using ex = await Executor.open({
+        ...testDeviceOptions,
+        modelDir: fixture.dir,
+        pageSize,
+        numPages,
+        ...casesOptions,
+      });
 
       // Sequential reference through the same executor.
       const reference: Awaited<ReturnType<typeof generateSequential>>[] = [];
@@ -89,7 +97,7 @@ for (const fixture of loadFixtures()) {
         assert.ok(ref);
         assert.deepEqual(r.generated, ref.tokenIds, `case ${r.caseIndex}`);
         assert.deepEqual(r.generated, fixture.cases[r.caseIndex]?.greedy_ids);
-        assert.deepEqual(r.logprobs, ref.logprobs, `case ${r.caseIndex} logprobs`);
+        assertSameLogprobs(r.logprobs, ref.logprobs, `case ${r.caseIndex} logprobs`);
       }
     });
 
@@ -98,7 +106,13 @@ for (const fixture of loadFixtures()) {
       for (const pageSize of [1, 16, 64]) {
         const maxLen = Math.max(...fixture.cases.map((c) => c.prompt_ids.length)) + 24;
         const numPages = Math.ceil(maxLen / pageSize);
-        await using ex = await Executor.open({ modelDir: fixture.dir, pageSize, numPages, ...casesOptions });
+        await using ex = await Executor.open({
+          ...testDeviceOptions,
+          modelDir: fixture.dir,
+          pageSize,
+          numPages,
+          ...casesOptions,
+        });
         // Reverse order: page ids are not positions.
         const pageTable = Int32Array.from({ length: numPages }, (_, i) => numPages - 1 - i);
         const perCase: Awaited<ReturnType<typeof generateSequential>>[] = [];
@@ -111,7 +125,7 @@ for (const fixture of loadFixtures()) {
       for (const other of rest) {
         other.forEach((r, i) => {
           assert.deepEqual(r.tokenIds, first[i]?.tokenIds);
-          assert.deepEqual(r.logprobs, first[i]?.logprobs);
+          assertSameLogprobs(r.logprobs, first[i]?.logprobs ?? [], `case ${i} logprobs`);
           assert.deepEqual(r.firstLogits, first[i]?.firstLogits);
         });
       }

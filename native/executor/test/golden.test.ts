@@ -12,6 +12,7 @@ import {
   maxAbsDiff,
   pageRange,
   seqInput,
+  testDeviceOptions,
 } from './helpers.ts';
 
 const tolerance = 1e-4;
@@ -20,7 +21,13 @@ for (const fixture of [...loadFixtures(), loadDemo()]) {
   describe(`golden: ${fixture.name}`, () => {
     let ex: Executor;
     before(async () => {
-      ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32, ...casesOptions });
+      ex = await Executor.open({
+        ...testDeviceOptions,
+        modelDir: fixture.dir,
+        pageSize: 16,
+        numPages: 32,
+        ...casesOptions,
+      });
     });
     after(async () => {
       const stats = ex.stats;
@@ -75,7 +82,12 @@ for (const fixture of [...loadFixtures(), loadDemo()]) {
 // text_cases and chat_cases with the executor's default options (as every worker runs it).
 for (const fixture of loadFixtures()) {
   test(`golden text and chat cases: ${fixture.name}`, async () => {
-    await using ex = await Executor.open({ modelDir: fixture.dir, pageSize: 16, numPages: 32 });
+    await using ex = await Executor.open({
+      ...testDeviceOptions,
+      modelDir: fixture.dir,
+      pageSize: 16,
+      numPages: 32,
+    });
     for (const c of fixture.textCases) {
       const { tokenIds } = await generateSequential(ex, c.prompt_ids, c.greedy_ids.length, pageRange(0, 32));
       assert.deepEqual(tokenIds, c.greedy_ids, `prompt ${c.prompt_ids.join(',')}`);
@@ -89,7 +101,13 @@ test('ropeFrequencyRounding changes a bf16 checkpoint only, and is validated', a
   const c = bf16.cases.at(-1)!;
   const ids = [...c.prompt_ids, ...c.greedy_ids];
   const logprobs = async (options: object): Promise<Float32Array> => {
-    await using ex = await Executor.open({ modelDir: bf16.dir, pageSize: 16, numPages: 32, ...options });
+    await using ex = await Executor.open({
+      ...testDeviceOptions,
+      modelDir: bf16.dir,
+      pageSize: 16,
+      numPages: 32,
+      ...options,
+    });
     const [out] = await ex.forward([
       seqInput({
         tokenIds: Int32Array.from(ids.slice(0, -1)),
@@ -105,7 +123,12 @@ test('ropeFrequencyRounding changes a bf16 checkpoint only, and is validated', a
   assert.ok(maxAbsDiff(rounded, c.sequence_logprobs!) < tolerance);
   assert.ok(maxAbsDiff(exact, c.sequence_logprobs!) > 1e-3, 'rounding should matter at 257 tokens');
   await assert.rejects(
-    Executor.open({ modelDir: bf16.dir, numPages: 4, ropeFrequencyRounding: 'bf16' as 'none' }),
+    Executor.open({
+      ...testDeviceOptions,
+      modelDir: bf16.dir,
+      numPages: 4,
+      ropeFrequencyRounding: 'bf16' as 'none',
+    }),
     /ropeFrequencyRounding/,
   );
 });

@@ -1,7 +1,14 @@
 // Shared test helpers: fixture discovery, golden files, sequential greedy decoding.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defaultSampling, type Executor, type SamplingParams, type SequenceInput } from '../src/index.ts';
+import {
+  type Device,
+  defaultSampling,
+  type Executor,
+  type SamplingParams,
+  type SequenceInput,
+} from '../src/index.ts';
 
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -27,6 +34,15 @@ export interface Fixture {
  * keeps inv_freq in float32: the executor's default. Measured on tiny-llama-bf16: with rounding,
  * `cases` match to 5e-6 and two text/chat cases flip a near-tie; without it, the reverse.
  */
+/**
+ * Where the executor tests run: the CPU (default), or TANDEM_TEST_DEVICE=cuda:N on a GPU host
+ * (bench/cuda/gpu_run.sh, stage `node`), computing in float32 so the same tolerances hold.
+ */
+export const testDeviceOptions = {
+  device: (process.env.TANDEM_TEST_DEVICE ?? 'cpu') as Device,
+  dtype: 'float32',
+} as const;
+
 export const casesOptions = { ropeFrequencyRounding: 'stored-dtype' } as const;
 
 const fixtureNames = ['tiny-llama', 'tiny-llama-bf16', 'tiny-llama31', 'tiny-qwen2', 'tiny-qwen3'];
@@ -126,4 +142,23 @@ export function shuffledPages(numPages: number, random: () => number): number[] 
     [pages[i], pages[j]] = [pages[j] as number, pages[i] as number];
   }
   return pages;
+}
+
+/**
+ * Log-probs of the same sequences computed in differently composed batches. The CPU kernels are
+ * batch-invariant (bit-identical); on CUDA, cuBLASLt picks its algorithm per batch shape, so
+ * float32 results may differ in the last bits (measured: ~1e-6).
+ */
+export function assertSameLogprobs(
+  actual: readonly number[],
+  expected: readonly number[],
+  message: string,
+): void {
+  if (testDeviceOptions.device === 'cpu') {
+    assert.deepEqual(actual, expected, message);
+    return;
+  }
+  assert.equal(actual.length, expected.length, message);
+  const diff = maxAbsDiff(actual, expected);
+  assert.ok(diff < 1e-4, `${message}: differ by ${diff}`);
 }

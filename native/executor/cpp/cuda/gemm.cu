@@ -74,6 +74,11 @@ struct Gemm::Impl {
     size_t workspaceBytes = kWorkspaceBytes;
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                       &workspaceBytes, sizeof(workspaceBytes)));
+    // Split-K partial sums stay float32: the in-place and output-type schemes would add them in
+    // bf16/f16, an extra rounding per split (torch's allow_bf16_reduced_precision_reduction).
+    const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions,
+                                                      sizeof(reductions)));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t status =
