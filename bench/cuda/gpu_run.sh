@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the CUDA backend is checked and timed with on a GPU host (no Node, no network):
-#   bench/cuda/gpu_run.sh [build] [golden] [hf8b] [bench1b] [bench8b]   (default: all)
+#   bench/cuda/gpu_run.sh [build] [golden] [hf8b-neox] [hf8b] [bench1b] [bench8b]   (default: all)
 #   also: small128, ropeprobe, profile; nodebuild + node (the Node addon with CUDA and the
 #   executor's TypeScript tests on cuda:0; needs .carry/ from bench/cuda/carry.sh)
 # Logs go to $OUT (or /tmp/tandem-gpu-out); the build to $BUILD (default /tmp/tandem-cuda-lab).
@@ -12,7 +12,7 @@ BUILD=${BUILD:-/tmp/tandem-cuda-lab}
 LAB=$BUILD/tandem-cuda-lab
 mkdir -p "$OUT"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(build golden hf8b bench1b bench8b)
+[ ${#stages[@]} -eq 0 ] && stages=(build golden hf8b-neox hf8b bench1b bench8b)
 status=0
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 log() { echo "== $* ($(date -u +%H:%M:%S))"; }
@@ -70,6 +70,16 @@ if want hf8b; then
   [ -f /tmp/llama-8b/config.json ] || python3 bench/cuda/make_checkpoint.py --shape 8b --out /tmp/llama-8b 2>&1 | tail -3
   log hf compare 8b
   PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b --variants ${ROPE_VARIANTS:-auto} --lab "$LAB" 2>&1 | tee "$OUT/hf_compare_8b.txt" || status=1
+fi
+
+if want hf8b-neox; then
+  # The gate's checkpoint: GPT-NeoX init, on which transformers' own bf16 agrees with its float32.
+  log make 8b, neox init
+  [ -f /tmp/llama-8b-neox/config.json ] ||
+    python3 bench/cuda/make_checkpoint.py --shape 8b --init neox --out /tmp/llama-8b-neox 2>&1 | tail -1
+  log hf compare 8b, neox init
+  PYTHONUNBUFFERED=1 python3 bench/cuda/hf_compare.py --model /tmp/llama-8b-neox --refs "${HF_REFS:-bf16}" \
+    --lab "$LAB" --work /tmp/hfc-neox 2>&1 | tee "$OUT/hf_compare_8b_neox.txt" || status=1
 fi
 
 if want small128; then
