@@ -96,7 +96,7 @@ def main() -> None:
                       "gateReference": gate_ref}), flush=True)
     summary = {}
     for variant in variants:
-        offset, totals = 0, {name: [] for name in names}
+        offset, totals, pair_totals = 0, {name: [] for name in names}, {}
         for i, p in enumerate(prompts):
             n = len(p)
             ours = torch.from_numpy(np.array(ours_all[variant][offset : offset + n * vocab])).view(n, vocab).cuda()
@@ -109,7 +109,16 @@ def main() -> None:
                 for b in names:
                     if a < b:
                         r[f"{a}Vs:{b}"] = compare(refs[a][i], refs[b][i])
+                        pair_totals.setdefault(f"{a}Vs:{b}", []).append(r[f"{a}Vs:{b}"])
             print(json.dumps(r), flush=True)
+        # The same gate between transformers' own runs: whether the checkpoint can tell a right
+        # bf16 implementation from a wrong one at all.
+        for pair, rows in pair_totals.items():
+            min_cos = min(x["minCos"] for x in rows)
+            agree, total = sum(x["top1Agree"] for x in rows), sum(x["top1Total"] for x in rows)
+            print(json.dumps({"check": "hf_self_compare", "pair": pair, "minCos": min_cos, "top1Agree": agree,
+                              "top1Total": total, "top1Rate": agree / max(total, 1),
+                              "pass": min_cos >= 0.999 and (total == 0 or agree / total >= 0.99)}), flush=True)
         for name in names:
             rows = totals[name]
             min_cos = min(x["minCos"] for x in rows)
