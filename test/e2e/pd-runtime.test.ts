@@ -41,6 +41,7 @@ for (const name of fixtureNames) {
         const pCached = pd.service.stats.numCachedTokens;
         const bytesBefore = pd.host.stats.numBytesReceived;
         const remoteBefore = pd.host.stats.numRemotePrefills;
+        const layerSends = pd.service.stats.numLayerSends;
         const request = greedyRequest(`pd${i}`, prompt);
         const disaggregated = await generate(
           pd.decode,
@@ -59,6 +60,10 @@ for (const name of fixtureNames) {
           pd.host.stats.numBytesReceived - bytesBefore,
           pageCopyBytes(spec, numDstPages),
           'kvtransfer moved K and V of every layer of every uncached prompt page',
+        );
+        assert.ok(
+          pd.service.stats.numLayerSends - layerSends >= spec.numLayers,
+          'P sent the KV layer by layer as each layer got computed',
         );
       }
       assert.equal(pd.host.stats.numFallbacks, 0);

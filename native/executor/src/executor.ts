@@ -13,6 +13,7 @@ import type {
   Device,
   ExecutorOptions,
   ExecutorStats,
+  ForwardOptions,
   KvLayout,
   ModelInfo,
   SamplingParams,
@@ -159,7 +160,7 @@ export class Executor {
   readonly kvLayout: KvLayout;
   #handle: NativeExecutorHandle | null;
   #queue: Promise<unknown> = Promise.resolve();
-  #stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0 };
+  #stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0, layerReportsLive: 0 };
 
   private constructor(handle: NativeExecutorHandle, info: NativeModelInfo) {
     this.#handle = handle;
@@ -201,16 +202,43 @@ export class Executor {
    * is malformed: page ids out of range, page table too short, token ids outside the vocabulary,
    * positions past maxPositionEmbeddings.
    */
-  forward(batch: SequenceInput[]): Promise<SequenceOutput[]> {
+  forward(batch: SequenceInput[], options: ForwardOptions = {}): Promise<SequenceOutput[]> {
+    const onLayerDone = options.onLayerDone;
     const run = async (): Promise<SequenceOutput[]> => {
       const handle = this.#handle;
       if (handle === null) throw new ExecutorClosedError();
+      // Native layer calls may arrive late (after the pass resolved): report each layer once, in
+      // order, and every layer before returning.
+      let numReported = 0;
+      let passDone = false;
+      let hookError: unknown = null;
+      const reportUpTo = (layer: number): void => {
+        for (; numReported <= layer; numReported++) {
+          try {
+            onLayerDone?.(numReported);
+          } catch (error) {
+            hookError ??= error;
+          }
+        }
+      };
       let outputs: NativeSequenceOutput[];
       try {
-        outputs = await handle.forward(batch.map(toNativeSequence));
+        outputs = await handle.forward(
+          batch.map(toNativeSequence),
+          onLayerDone === undefined
+            ? undefined
+            : (layer) => {
+                if (!passDone && layer >= numReported) this.#stats.layerReportsLive += layer + 1 - numReported;
+                reportUpTo(layer);
+              },
+        );
       } catch (err) {
         throw fromNative(err);
+      } finally {
+        passDone = true;
       }
+      if (onLayerDone !== undefined) reportUpTo(this.info.numLayers - 1);
+      if (hookError !== null) throw hookError;
       this.#stats.forwardCalls++;
       for (const seq of batch) this.#stats.forwardTokens += seq.tokenIds.length;
       return outputs.map(fromNativeOutput);

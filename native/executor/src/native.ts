@@ -83,7 +83,11 @@ export interface NativeSequenceOutput {
 
 export interface NativeExecutorHandle {
   open(options: NativeOpenOptions): Promise<NativeModelInfo>;
-  forward(batch: NativeSequenceInput[]): Promise<NativeSequenceOutput[]>;
+  /** onLayerDone runs on the JS thread, possibly after the promise settles (calls are queued). */
+  forward(
+    batch: NativeSequenceInput[],
+    onLayerDone?: (layer: number) => void,
+  ): Promise<NativeSequenceOutput[]>;
   close(): void;
 }
 

@@ -135,6 +135,17 @@ export interface SampleOutput {
   probs: Float32Array | null;
 }
 
+/** Per-call options of Executor.forward. */
+export interface ForwardOptions {
+  /**
+   * Called once per layer, in order, once that layer's new K/V are in the pool, while later
+   * layers compute (a prefill worker starts sending that layer's pages). Every layer is reported
+   * before forward resolves. It must not throw; if it does, forward rejects with that error
+   * after the pass.
+   */
+  onLayerDone?: (layer: number) => void;
+}
+
 export interface SequenceOutput {
   samples: SampleOutput[];
   /** [tokenIds.length] float32, when targetIds was given. */
@@ -145,4 +156,6 @@ export interface ExecutorStats {
   /** Tokens that went through a forward pass since open. */
   forwardTokens: number;
   forwardCalls: number;
+  /** onLayerDone reports delivered while the pass was still running (the rest came at its end). */
+  layerReportsLive: number;
 }

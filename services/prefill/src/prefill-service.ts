@@ -1,9 +1,9 @@
 // Serves Prefill calls on the shared runtime: a prefill-only request (the engine's prefillOnly
-// hook) computes the uncached part of the prompt in chunks, batched with other prefills; each
-// chunk's finished pages go into the decode worker's reserved pages while the next chunk
-// computes; the last page goes with the commit; the first token is returned. The pages are
-// released when the call ends: done, failed, cancelled (the decode worker died or gave up) or
-// past its lease.
+// hook) computes the uncached part of the prompt in chunks, batched with other prefills. A
+// chunk's pages go into the decode worker's reserved pages layer by layer, each layer as soon as
+// the executor has written it, while the later layers compute; the cached prefix goes at once;
+// the commit follows the first token, which is returned. The pages are released when the call
+// ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
 import type { CallContext } from '@tandem/common';
 import { type KvSender, KvTransferError } from '@tandem/kvtransfer';
 import type { ComputedPages, Engine, TokenChunk } from '@tandem/runtime';
@@ -20,6 +20,8 @@ export interface PrefillServiceStats {
   numPrefills: number; // completed, KV delivered
   numFailed: number;
   numBytesSent: number;
+  /** Sends of one layer's pages made while later layers computed (or right after the pass). */
+  numLayerSends: number;
   numPromptTokens: number;
   numCachedTokens: number;
 }
@@ -29,6 +31,7 @@ export class PrefillService {
     numPrefills: 0,
     numFailed: 0,
     numBytesSent: 0,
+    numLayerSends: 0,
     numPromptTokens: 0,
     numCachedTokens: 0,
   };
@@ -119,28 +122,55 @@ export class PrefillService {
         cause: error,
       });
     }
-    // Pages [firstPageIndex, endPageIndex) go out as their positions get computed: full pages after
-    // each chunk, the last (maybe partial) page at the end, with the commit.
-    let nextPage = dest.firstPageIndex;
+    // Pages [firstPageIndex, endPageIndex) go out as their positions get computed: a step's full
+    // pages (all pages once the prompt is done) layer by layer during the step, whatever layers
+    // are left right after it; the commit (after every send landed) closes the transfer.
+    const numLayers = sender.spec.numLayers;
+    let nextPage = dest.firstPageIndex; // pages before it are at D, every layer
+    let stepEndPage = nextPage; // the step in flight sends pages [nextPage, stepEndPage) ...
+    let stepLayersSent = new Set<number>(); // ... of these layers so far
     let pageTable: readonly number[] = [];
+    let finished = false;
     const sends: Promise<number>[] = [];
-    const sendPages = (endPage: number, commit: boolean): Promise<number> => {
+    const endPageAt = (endPos: number): number =>
+      endPos >= numPromptTokens ? endPageIndex : Math.min(Math.floor(endPos / pageSize), endPageIndex);
+    const sendPages = (endPage: number, layers: number[] | null, commit: boolean): Promise<number> => {
       const send = sender.sendPages({
         transferId,
         srcPages: pageTable.slice(nextPage, endPage),
         dstPages: dest.dstPages.slice(nextPage - dest.firstPageIndex, endPage - dest.firstPageIndex),
-        layers: null,
+        layers,
         commit,
         timeoutMs: Math.max(1, deadline - Date.now()),
       });
-      nextPage = endPage;
       send.catch(() => undefined); // awaited below; never an unhandled rejection
       return send;
     };
+    const onLayerComputed = (pages: ComputedPages, layer: number): void => {
+      const endPage = endPageAt(pages.endPos);
+      if (finished || endPage <= nextPage) return;
+      if (endPage !== stepEndPage) {
+        stepEndPage = endPage;
+        stepLayersSent = new Set();
+      }
+      if (stepLayersSent.has(layer)) return;
+      pageTable = pages.pageTable;
+      sends.push(sendPages(endPage, [layer], false));
+      stepLayersSent.add(layer);
+      this.stats.numLayerSends++;
+    };
     const onComputed = (pages: ComputedPages): void => {
       pageTable = pages.pageTable;
-      const endPage = Math.min(Math.floor(pages.endPos / pageSize), endPageIndex);
-      if (endPage > nextPage) sends.push(sendPages(endPage, false));
+      const endPage = endPageAt(pages.endPos);
+      if (finished || endPage <= nextPage) return;
+      const layersLeft =
+        endPage === stepEndPage
+          ? Array.from({ length: numLayers }, (_, l) => l).filter((l) => !stepLayersSent.has(l))
+          : null; // none went layer by layer (the cached prefix): all of them
+      if (layersLeft === null || layersLeft.length > 0) sends.push(sendPages(endPage, layersLeft, false));
+      nextPage = endPage;
+      stepEndPage = endPage;
+      stepLayersSent = new Set();
     };
     let first: TokenChunk | null = null;
     try {
@@ -158,7 +188,7 @@ export class PrefillService {
           cacheNamespace: request.cacheNamespace,
         },
         signal,
-        { prefillOnly: { onComputed } },
+        { prefillOnly: { onComputed, onLayerComputed } },
       );
       for await (const chunk of stream) {
         if (chunk.tokenIds.length > 0 && first === null) first = chunk;
@@ -168,7 +198,7 @@ export class PrefillService {
       }
       let bytesSent = 0;
       for (const bytes of await Promise.all(sends)) bytesSent += bytes;
-      bytesSent += await sendPages(endPageIndex, true);
+      bytesSent += await sendPages(endPageIndex, null, true); // pages left (none, normally) + commit
       return {
         firstTokenId: first.tokenIds[0]!,
         logprob: first.logprobs?.[0] ?? 0,
@@ -189,6 +219,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
+      finished = true;
       // Sends still in flight (after a failure) must not read pages that are being reused.
       await Promise.allSettled(sends);
       this.engine.releasePrefill(engineRequestId);

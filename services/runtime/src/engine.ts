@@ -269,7 +269,8 @@ export class Engine {
       if (batch === null) return;
       let outputs: SequenceOutput[];
       try {
-        outputs = await this.executor.forward(batch.inputs);
+        const onLayerDone = this.scheduler.layerListener(batch);
+        outputs = await this.executor.forward(batch.inputs, onLayerDone === null ? {} : { onLayerDone });
       } catch (error) {
         this.scheduler.failAll(new ExecutorFailedError(error));
         continue;

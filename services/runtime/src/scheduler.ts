@@ -19,6 +19,7 @@ import type { KvEventLog } from './kv-events.ts';
 import { PageAllocator } from './page-allocator.ts';
 import { RadixCache } from './radix-cache.ts';
 import {
+  type ComputedPages,
   type FirstToken,
   type PrefillOnly,
   type RemotePrefill,
@@ -225,6 +226,26 @@ export class Scheduler {
       items,
       inputs: items.map((item) => this.input(item)),
       numTokens: this.options.maxBatchTokens - budget,
+    };
+  }
+
+  /**
+   * The forward pass's per-layer callback for the batch's prefill-only sequences that follow
+   * layers (PrefillOnly.onLayerComputed), or null when none does.
+   */
+  layerListener(batch: ScheduledBatch): ((layer: number) => void) | null {
+    const listeners: { seq: Sequence; pages: ComputedPages }[] = [];
+    for (const { seq, startPos, numTokens } of batch.items) {
+      if (seq.prefillOnly?.onLayerComputed === undefined) continue;
+      const endPos = startPos + numTokens;
+      listeners.push({ seq, pages: { pageTable: seq.pageTable.slice(0, this.pagesFor(endPos)), startPos, endPos } });
+    }
+    if (listeners.length === 0) return null;
+    return (layer) => {
+      for (const { seq, pages } of listeners) {
+        // Aborted while the pass runs: its pages are about to be released, nothing may read them.
+        if (seq.status === 'running') seq.prefillOnly?.onLayerComputed?.(pages, layer);
+      }
     };
   }
 

@@ -44,10 +44,13 @@ export interface ComputedPages {
 /**
  * Hook (b): a prefill-only request. onComputed reports the prompt's pages as they fill (the
  * first report covers the cached prefix); after the first token the pages stay held until
- * Engine.releasePrefill(requestId).
+ * Engine.releasePrefill(requestId). onLayerComputed, when given, reports each layer of a step's
+ * pages while the step's later layers still compute (every layer before that step's
+ * onComputed); it must not throw.
  */
 export interface PrefillOnly {
   onComputed(pages: ComputedPages): void;
+  onLayerComputed?(pages: ComputedPages, layer: number): void;
 }
 
 export interface RemoteState {

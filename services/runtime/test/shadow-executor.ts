@@ -7,7 +7,14 @@
 // true tokens.
 
 import { setImmediate } from 'node:timers/promises';
-import type { ExecutorStats, KvLayout, ModelInfo, SequenceInput, SequenceOutput } from '@tandem/executor';
+import type {
+  ExecutorStats,
+  ForwardOptions,
+  KvLayout,
+  ModelInfo,
+  SequenceInput,
+  SequenceOutput,
+} from '@tandem/executor';
 import type { ModelExecutor } from '../src/executor-port.ts';
 
 export const shadowVocabSize = 50;
@@ -40,7 +47,7 @@ export function shadowGenerate(
 export class ShadowExecutor implements ModelExecutor {
   readonly info: ModelInfo;
   readonly kvLayout: KvLayout;
-  readonly stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0 };
+  readonly stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0, layerReportsLive: 0 };
   private readonly pool: Int32Array; // [numPages * pageSize] token id stored at each KV slot, -1 empty
   private readonly pageSize: number;
   /** Max sequences seen in one forward call. */
@@ -80,7 +87,7 @@ export class ShadowExecutor implements ModelExecutor {
     };
   }
 
-  async forward(batch: SequenceInput[]): Promise<SequenceOutput[]> {
+  async forward(batch: SequenceInput[], options: ForwardOptions = {}): Promise<SequenceOutput[]> {
     this.stats.forwardCalls++;
     this.maxBatchSize = Math.max(this.maxBatchSize, batch.length);
     const size = this.pageSize;
@@ -92,11 +99,14 @@ export class ShadowExecutor implements ModelExecutor {
       this.stats.forwardTokens += input.tokenIds.length;
     }
     await setImmediate();
-    return batch.map((input) => {
+    for (const input of batch) {
       for (let i = 0; i < input.tokenIds.length; i++) {
         const pos = input.startPos + i;
         this.pool[input.pageTable[Math.floor(pos / size)]! * size + (pos % size)] = input.tokenIds[i]!;
       }
+    }
+    options.onLayerDone?.(0); // its one layer's KV is in place
+    return batch.map((input) => {
       const samples = Array.from(input.sampleIndices, (index) => {
         const length = input.startPos + index + 1;
         const prefix = new Int32Array(length);

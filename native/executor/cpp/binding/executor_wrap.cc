@@ -109,17 +109,38 @@ class OpenWorker : public PromiseWorker {
 
 class ForwardWorker : public PromiseWorker {
  public:
-  ForwardWorker(Napi::Env env, std::shared_ptr<Executor> executor, std::vector<SequenceInput> batch)
-      : PromiseWorker(env), executor_(std::move(executor)), batch_(std::move(batch)) {}
+  // onLayerDone: a JS function called with each layer index as its K/V land (may be undefined).
+  ForwardWorker(Napi::Env env, std::shared_ptr<Executor> executor, std::vector<SequenceInput> batch,
+                Napi::Value onLayerDone)
+      : PromiseWorker(env), executor_(std::move(executor)), batch_(std::move(batch)) {
+    if (onLayerDone.IsFunction()) {
+      layerDone_ = Napi::ThreadSafeFunction::New(env, onLayerDone.As<Napi::Function>(), "tandem-layer-done", 0, 1);
+      hasLayerDone_ = true;
+    }
+  }
+  ~ForwardWorker() override {
+    if (hasLayerDone_) layerDone_.Release();  // calls already queued are still delivered
+  }
 
  protected:
-  void work() override { executor_->forward(batch_, outputs_); }
+  void work() override {
+    LayerDoneHook hook;
+    if (hasLayerDone_) {
+      hook = [this](int32_t layer) {
+        layerDone_.NonBlockingCall(
+            [layer](Napi::Env env, Napi::Function fn) { fn.Call({Napi::Number::New(env, layer)}); });
+      };
+    }
+    executor_->forward(batch_, outputs_, hook);
+  }
   Napi::Value result(Napi::Env env) override { return writeOutputs(env, outputs_); }
 
  private:
   std::shared_ptr<Executor> executor_;
   std::vector<SequenceInput> batch_;
   std::vector<SequenceOutput> outputs_;
+  Napi::ThreadSafeFunction layerDone_;
+  bool hasLayerDone_ = false;
 };
 
 std::string optionalString(const Napi::Object& o, const char* key, const std::string& fallback) {
@@ -178,7 +199,7 @@ Napi::Value ExecutorWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!executor_) throw makeError(env, "CLOSED", "the executor is closed");
   std::vector<SequenceInput> batch = readBatch(env, info[0]);
-  auto* worker = new ForwardWorker(env, executor_, std::move(batch));
+  auto* worker = new ForwardWorker(env, executor_, std::move(batch), info[1]);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

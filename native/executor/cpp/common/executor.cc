@@ -36,13 +36,14 @@ std::unique_ptr<Executor> Executor::open(const ExecutorOpenOptions& options) {
   return ex;
 }
 
-void Executor::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) {
+void Executor::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+                       const LayerDoneHook& onLayerDone) {
   std::lock_guard<std::mutex> lock(mutex_);
   validateBatch(batch, config_, kvPool_);
   out.clear();
   out.resize(batch.size());
   if (batch.empty()) return;
-  backend_->forward(batch, out);
+  backend_->forward(batch, out, onLayerDone);
 }
 
 void validateBatch(const std::vector<SequenceInput>& batch, const ModelConfig& config, const KvPoolInfo& pool) {

@@ -35,7 +35,9 @@ class Executor {
 
   // Validates the whole batch (InvalidInputError names the sequence and the problem) before any
   // computation, then runs one batched forward pass. Calls are serialised.
-  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out);
+  // onLayerDone (may be empty) is called per layer as its K/V land in the pool (backend.h).
+  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+               const LayerDoneHook& onLayerDone = {});
 
  private:
   ModelConfig config_;

@@ -111,7 +111,9 @@ class CpuBackend : public Backend {
     return kv_;
   }
 
-  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) override;
+  using Backend::forward;
+  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+               const LayerDoneHook& onLayerDone) override;
 
  private:
   ModelConfig cfg_;
@@ -216,7 +218,8 @@ class CpuBackend : public Backend {
   }
 };
 
-void CpuBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) {
+void CpuBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+                         const LayerDoneHook& onLayerDone) {
   const int64_t H = cfg_.hiddenSize, hd = cfg_.headDim, nH = cfg_.numHeads, nKv = cfg_.numKvHeads;
   const int64_t I = cfg_.intermediateSize, V = cfg_.vocabSize;
   const int64_t qkvCols = (nH + 2 * nKv) * hd;
@@ -290,6 +293,7 @@ void CpuBackend::forward(const std::vector<SequenceInput>& batch, std::vector<Se
       std::memcpy(kvSlot(l, 0, page, slot), row + nH * hd, nKv * hd * 4);
       std::memcpy(kvSlot(l, 1, page, slot), row + (nH + nKv) * hd, nKv * hd * 4);
     }
+    if (onLayerDone) onLayerDone(l);  // this layer's pages are final: they may leave now
 
     // Causal attention over the pages: token t sees positions [0, tokPos[t]] of its sequence.
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)

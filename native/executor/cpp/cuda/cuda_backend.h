@@ -55,7 +55,9 @@ class CudaBackend final : public Backend {
   DType computeDtype() const override { return dtype_; }
   void loadWeights(const ModelConfig& config, const WeightStore& weights) override;
   KvPoolInfo allocateKvPool(const KvPoolRequest& request) override;
-  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) override;
+  using Backend::forward;
+  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+               const LayerDoneHook& onLayerDone) override;
 
  private:
   // Copies a stored tensor to the device and converts it into dst (+ dstOffset elements).
@@ -83,6 +85,14 @@ class CudaBackend final : public Backend {
   KvPoolInfo pool_;
   Workspace ws_;
   std::mt19937_64 seedSource_;
+  // Per-layer host callbacks of the forward in flight (cudaLaunchHostFunc): they outlive the
+  // call's stack if it throws, so they live here.
+  struct LayerCall {
+    const LayerDoneHook* hook;
+    int32_t layer;
+  };
+  LayerDoneHook layerHook_;
+  std::vector<LayerCall> layerCalls_;
 };
 
 }  // namespace tandem::cuda

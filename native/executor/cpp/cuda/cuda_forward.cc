@@ -79,8 +79,15 @@ int32_t headsPerBlockFor(int32_t group) {
 
 }  // namespace
 
-void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) {
+void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+                          const LayerDoneHook& onLayerDone) {
   CUDA_CHECK(cudaSetDevice(device_));
+  if (onLayerDone || layerHook_) {
+    // A callback of an earlier forward that threw may still be queued: let it run out first.
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    layerHook_ = onLayerDone;
+    layerCalls_.resize(static_cast<size_t>(config_.numLayers));
+  }
   if (!loaded_ || pool_.numPages == 0) throw InvalidInputError("forward before loadWeights / allocateKvPool");
   const ModelConfig& c = config_;
   for (size_t i = 0; i < batch.size(); i++) checkSequence(batch[i], i, c, pool_);
@@ -261,6 +268,16 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     rope.headDim = c.headDim;
     rope.normEps = eps;
     qkvRopeCache(rope, dtype_, stream_);
+    if (layerHook_) {
+      // This layer's pages are final once the stream passes here.
+      layerCalls_[l] = LayerCall{&layerHook_, l};
+      CUDA_CHECK(cudaLaunchHostFunc(
+          stream_, [](void* data) {
+            const auto* call = static_cast<const LayerCall*>(data);
+            (*call->hook)(call->layer);
+          },
+          &layerCalls_[l]));
+    }
     AttentionArgs attn;
     attn.q = ws_.q.as();
     attn.out = ws_.attnOut.as();

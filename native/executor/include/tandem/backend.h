@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,12 @@ struct KvPoolRequest {
   double kvCacheFraction = 0.85; // CUDA, when numPages == 0
 };
 
+// Called once per layer, in layer order, as soon as that layer's new K/V are in the pool (on
+// CUDA: when the stream gets there, from a host callback). It must return quickly and must not
+// call back into the backend: a KV sender starts copying that layer's pages from it while the
+// later layers compute.
+using LayerDoneHook = std::function<void(int32_t layer)>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -84,7 +91,11 @@ class Backend {
   // One batched forward pass: writes new K/V into the pages, samples where asked.
   // Throws tandem::Error subclasses (errors.h) on bad input; never leaves the pool half-written
   // for a sequence it rejected before computing.
-  virtual void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) = 0;
+  virtual void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
+                       const LayerDoneHook& onLayerDone) = 0;
+  void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) {
+    forward(batch, out, LayerDoneHook{});
+  }
 };
 
 std::unique_ptr<Backend> makeCpuBackend(DType computeDtype, int32_t numThreads);
