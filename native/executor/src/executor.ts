@@ -228,7 +228,8 @@ export class Executor {
           onLayerDone === undefined
             ? undefined
             : (layer) => {
-                if (!passDone && layer >= numReported) this.#stats.layerReportsLive += layer + 1 - numReported;
+                if (!passDone && layer >= numReported)
+                  this.#stats.layerReportsLive += layer + 1 - numReported;
                 reportUpTo(layer);
               },
         );

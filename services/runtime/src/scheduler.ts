@@ -238,7 +238,10 @@ export class Scheduler {
     for (const { seq, startPos, numTokens } of batch.items) {
       if (seq.prefillOnly?.onLayerComputed === undefined) continue;
       const endPos = startPos + numTokens;
-      listeners.push({ seq, pages: { pageTable: seq.pageTable.slice(0, this.pagesFor(endPos)), startPos, endPos } });
+      listeners.push({
+        seq,
+        pages: { pageTable: seq.pageTable.slice(0, this.pagesFor(endPos)), startPos, endPos },
+      });
     }
     if (listeners.length === 0) return null;
     return (layer) => {
