@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the CUDA backend is checked and timed with on a GPU host (no Node, no network):
-#   bench/cuda/gpu_run.sh [build] [golden] [hf8b-neox] [hf8b] [bench1b] [bench8b]   (default: all)
+#   bench/cuda/gpu_run.sh [build] [attention] [golden] [hf8b-neox] [hf8b] [bench1b] [bench8b]   (default: all)
 #   also: small128, ropeprobe, profile; nodebuild + node (the Node addon with CUDA and the
 #   executor's TypeScript tests on cuda:0; needs .carry/ from bench/cuda/carry.sh)
 # Logs go to $OUT (or /tmp/tandem-gpu-out); the build to $BUILD (default /tmp/tandem-cuda-lab).
@@ -12,7 +12,7 @@ BUILD=${BUILD:-/tmp/tandem-cuda-lab}
 LAB=$BUILD/tandem-cuda-lab
 mkdir -p "$OUT"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(build golden hf8b-neox hf8b bench1b bench8b)
+[ ${#stages[@]} -eq 0 ] && stages=(build attention golden hf8b-neox hf8b bench1b bench8b)
 status=0
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 log() { echo "== $* ($(date -u +%H:%M:%S))"; }
@@ -35,6 +35,11 @@ if want build; then
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a}" "${extra[@]}" >"$BUILD.cmake.txt" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tee "$OUT/build.txt" | grep -E "error|warning|Built target" || status=1
   [ -x "$LAB" ] || { echo "build failed"; tail -40 "$BUILD.cmake.txt" "$OUT/build.txt"; exit 1; }
+fi
+
+if want attention; then
+  log "attention kernels vs a float64 reference"
+  "$LAB" attention 2>&1 | tee "$OUT/attention.txt" || status=1
 fi
 
 if want golden; then

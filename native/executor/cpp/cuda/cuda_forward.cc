@@ -3,6 +3,7 @@
 // and copies back only the small results (plus logits / probs rows that were asked for).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -70,6 +71,16 @@ void checkSequence(const SequenceInput& s, size_t i, const ModelConfig& c, const
   }
 }
 
+// Prefill chunks of at least this many tokens take the tensor-core kernel (where it applies).
+constexpr int32_t kMmaMinTokens = 16;
+
+// TANDEM_CUDA_ATTENTION=simt keeps every chunk on the CUDA-core kernel: the baseline the
+// benchmark measures the tensor-core kernel against, in the same run.
+bool mmaAttentionDisabled() {
+  const char* value = std::getenv("TANDEM_CUDA_ATTENTION");
+  return value != nullptr && std::strcmp(value, "simt") == 0;
+}
+
 // Largest divisor of `group` that fits a block's rows.
 int32_t headsPerBlockFor(int32_t group) {
   for (int32_t h = std::min(group, kAttentionRowsPerBlock); h > 1; h--)
@@ -96,11 +107,12 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   const int32_t group = c.numHeads / c.numKvHeads;
   const int32_t headsPerBlock = headsPerBlockFor(group);
   const int32_t tokensPerBlock = std::max(1, kAttentionRowsPerBlock / headsPerBlock);
+  const bool useMma = attentionMmaSupports(dtype_, c.headDim) && !mmaAttentionDisabled();
   const int32_t V = c.vocabSize;
 
   // ---- plan ----
   std::vector<int32_t> tokens, positions, slots, pageTables, logitRowTokens, allowed, stochasticRows;
-  std::vector<AttentionBlock> blocks;
+  std::vector<AttentionBlock> blocks, mmaBlocks;
   std::vector<SampleRow> rows;
   std::vector<LogitEdit> edits;
   std::vector<RowRef> rowRefs;
@@ -117,9 +129,16 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
       positions.push_back(pos);
       slots.push_back(seq.pageTable[pos / pool_.pageSize] * pool_.pageSize + pos % pool_.pageSize);
     }
-    for (int32_t i = 0; i < n; i += tokensPerBlock) {
-      const int32_t count = std::min(tokensPerBlock, n - i);
-      blocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
+    if (useMma && n >= kMmaMinTokens) {
+      for (int32_t i = 0; i < n; i += kAttentionMmaTokensPerBlock) {
+        const int32_t count = std::min(kAttentionMmaTokensPerBlock, n - i);
+        mmaBlocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
+      }
+    } else {
+      for (int32_t i = 0; i < n; i += tokensPerBlock) {
+        const int32_t count = std::min(tokensPerBlock, n - i);
+        blocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
+      }
     }
 
     // Sampling parameters shared by this sequence's sample rows.
@@ -190,7 +209,8 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   // ---- upload the plan ----
   Packer packer;
   const size_t oTokens = packer.add(tokens), oPositions = packer.add(positions), oSlots = packer.add(slots),
-               oTables = packer.add(pageTables), oBlocks = packer.add(blocks), oRowTokens = packer.add(logitRowTokens),
+               oTables = packer.add(pageTables), oBlocks = packer.add(blocks), oMmaBlocks = packer.add(mmaBlocks),
+               oRowTokens = packer.add(logitRowTokens),
                oRows = packer.add(rows), oEdits = packer.add(edits), oAllowed = packer.add(allowed),
                oStochastic = packer.add(stochasticRows);
   ws_.hostMeta.ensure(packer.bytes());
@@ -294,6 +314,9 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     attn.headsPerBlock = headsPerBlock;
     attn.scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
     pagedAttention(attn, dtype_, stream_);
+    attn.blocks = static_cast<const AttentionBlock*>(at(oMmaBlocks));
+    attn.numBlocks = static_cast<int32_t>(mmaBlocks.size());
+    prefillAttentionMma(attn, dtype_, stream_);
     gemm_->run(ws_.attnOut.as(), L.o.as(), ws_.proj.as(), numTokens, c.hiddenSize, static_cast<int32_t>(qWidth),
                dtype_, dtype_);
     addRmsNorm(residual, ws_.proj.as(), L.postNorm.as<float>(), ws_.normed.as(), dtype_, numTokens, c.hiddenSize, eps,

@@ -69,6 +69,13 @@ constexpr int32_t kAttentionRowsPerBlock = 16;
 bool attentionSupportsHeadDim(int32_t headDim);
 void pagedAttention(const AttentionArgs& args, DType dtype, cudaStream_t stream);
 
+// The same attention on tensor cores (attention_mma.cu) for prefill chunks: blocks of up to
+// kAttentionMmaTokensPerBlock consecutive tokens of one sequence, one q head each (headsPerBlock
+// is ignored). bf16 / f16 with head_dim 64 or 128 (attentionMmaSupports).
+constexpr int32_t kAttentionMmaTokensPerBlock = 64;
+bool attentionMmaSupports(DType dtype, int32_t headDim);
+void prefillAttentionMma(const AttentionArgs& args, DType dtype, cudaStream_t stream);
+
 // out[t, i] = silu(gateUp[t, i]) * gateUp[t, intermediate + i]   (T, rounded like Hugging Face)
 void siluAndMul(const void* gateUp, void* out, DType dtype, int32_t numTokens, int32_t intermediate,
                 cudaStream_t stream);

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
@@ -164,27 +165,41 @@ int runBench(const std::vector<std::string>& args) {
                 bytes / (bandwidth * 1e9) / stepSeconds);
   }
 
-  for (int32_t length : prefillLengths) {
-    std::vector<double> times;
-    for (int rep = 0; rep < 3; rep++) {
-      PageAllocator pages(m.pool.numPages);
-      std::vector<int32_t> table;
-      pages.cover(table, length, pageSize);
-      const auto ids = randomTokens(length, c.vocabSize, state);
-      const double started = nowSeconds();
-      m.backend->forward({step(ids, 0, table, true)}, out);
-      times.push_back(nowSeconds() - started);
+  // Prefill on the tensor-core attention kernel, then on the CUDA-core one (the baseline, same run).
+  std::vector<double> mmaSeconds;
+  for (const char* attention : {"mma", "simt"}) {
+    const bool simt = std::strcmp(attention, "simt") == 0;
+    if (simt)
+      setenv("TANDEM_CUDA_ATTENTION", "simt", 1);
+    else
+      unsetenv("TANDEM_CUDA_ATTENTION");
+    for (size_t li = 0; li < prefillLengths.size(); li++) {
+      const int32_t length = prefillLengths[li];
+      std::vector<double> times;
+      for (int rep = 0; rep < 3; rep++) {
+        PageAllocator pages(m.pool.numPages);
+        std::vector<int32_t> table;
+        pages.cover(table, length, pageSize);
+        const auto ids = randomTokens(length, c.vocabSize, state);
+        const double started = nowSeconds();
+        m.backend->forward({step(ids, 0, table, true)}, out);
+        times.push_back(nowSeconds() - started);
+      }
+      std::sort(times.begin(), times.end());
+      const double seconds = times[1];
+      if (!simt) mmaSeconds.push_back(seconds);
+      const double gemmFlops = 2.0 * layerParams * c.numLayers * length + 2.0 * double(c.vocabSize) * c.hiddenSize;
+      const double attentionFlops = 4.0 * c.numLayers * c.numHeads * double(c.headDim) * length * (length + 1) / 2.0;
+      std::printf("{\"bench\":\"prefill\",\"label\":\"%s\",\"attention\":\"%s\",\"tokens\":%d,\"ms\":%.1f,"
+                  "\"tokensPerSecond\":%.0f,\"achievedTFlops\":%.1f,\"rooflineMs\":%.1f,\"fractionOfGemmRoofline\":%.2f",
+                  label.c_str(), attention, length, seconds * 1e3, length / seconds,
+                  (gemmFlops + attentionFlops) / seconds / 1e12, (gemmFlops + attentionFlops) / (gemmRate * 1e12) * 1e3,
+                  (gemmFlops + attentionFlops) / (gemmRate * 1e12) / seconds);
+      if (simt) std::printf(",\"mmaSpeedup\":%.2f", seconds / mmaSeconds[li]);
+      std::printf("}\n");
     }
-    std::sort(times.begin(), times.end());
-    const double seconds = times[1];
-    const double gemmFlops = 2.0 * layerParams * c.numLayers * length + 2.0 * double(c.vocabSize) * c.hiddenSize;
-    const double attentionFlops = 4.0 * c.numLayers * c.numHeads * double(c.headDim) * length * (length + 1) / 2.0;
-    std::printf("{\"bench\":\"prefill\",\"label\":\"%s\",\"tokens\":%d,\"ms\":%.1f,\"tokensPerSecond\":%.0f,"
-                "\"achievedTFlops\":%.1f,\"rooflineMs\":%.1f,\"fractionOfGemmRoofline\":%.2f}\n",
-                label.c_str(), length, seconds * 1e3, length / seconds, (gemmFlops + attentionFlops) / seconds / 1e12,
-                (gemmFlops + attentionFlops) / (gemmRate * 1e12) * 1e3,
-                (gemmFlops + attentionFlops) / (gemmRate * 1e12) / seconds);
   }
+  unsetenv("TANDEM_CUDA_ATTENTION");
   return 0;
 }
 

@@ -45,5 +45,6 @@ int runSamplingCheck(const std::vector<std::string>& args);
 int runLogitsDump(const std::vector<std::string>& args);
 int runBench(const std::vector<std::string>& args);
 int runProfile(const std::vector<std::string>& args);
+int runAttentionCheck(const std::vector<std::string>& args);
 
 }  // namespace tandem::lab

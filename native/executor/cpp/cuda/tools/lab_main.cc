@@ -1,4 +1,4 @@
-// tandem-cuda-lab <golden|sampling|logits|bench|profile> ...   (see each runner for its arguments)
+// tandem-cuda-lab <golden|sampling|logits|bench|profile|attention> ...   (see each runner for its arguments)
 #include <cstdlib>
 #include <chrono>
 #include <cstdio>
@@ -52,7 +52,7 @@ double nowSeconds() {
 int main(int argc, char** argv) {
   using namespace tandem::lab;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: tandem-cuda-lab <golden|sampling|logits|bench|profile> ...\n");
+    std::fprintf(stderr, "usage: tandem-cuda-lab <golden|sampling|logits|bench|profile|attention> ...\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     if (cmd == "logits") return runLogitsDump(args);
     if (cmd == "bench") return runBench(args);
     if (cmd == "profile") return runProfile(args);
+    if (cmd == "attention") return runAttentionCheck(args);
     std::fprintf(stderr, "unknown command %s\n", cmd.c_str());
     return 2;
   } catch (const tandem::Error& e) {
