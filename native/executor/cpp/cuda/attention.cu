@@ -3,6 +3,11 @@
 // head's keys and values through shared memory 32 positions at a time, and keeps an online
 // softmax per row (float32 throughout). Warp w owns rows w, w+4, w+8, w+12; lane j scores key j
 // of the tile, and owns dims j, j+32, ... of the output.
+// When the batch has too few blocks to fill the GPU (small decode batches), the keys are split
+// over gridDim.z blocks (flash-decoding): each writes its unnormalised output, max and sum for
+// its key range, and a second kernel merges the splits.
+#include <algorithm>
+
 #include "cuda_check.h"
 #include "dtype.cuh"
 #include "kernels.h"
@@ -14,6 +19,7 @@ constexpr int kWarps = 4;
 constexpr int kRows = kAttentionRowsPerBlock;
 constexpr int kRowsPerWarp = kRows / kWarps;
 constexpr int kTile = 32;
+constexpr int32_t kMinKeysPerSplit = 128;  // fewer keys a split do not pay for the merge
 
 template <int D>
 constexpr size_t attentionSmemBytes() {
@@ -30,6 +36,10 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
   float* vS = kS + kTile * kStride;  // [kTile][kStride]
 
   const AttentionBlock blk = a.blocks[blockIdx.x];
+  // This block's key range: whole tiles, so no tile straddles two splits.
+  const int32_t keysPerSplit = ((blk.numKeys + a.numSplits - 1) / a.numSplits + kTile - 1) / kTile * kTile;
+  const int32_t keyBegin = blockIdx.z * keysPerSplit;
+  const int32_t keyEnd = min(blk.numKeys, keyBegin + keysPerSplit);
   const int32_t group = a.numHeads / a.numKvHeads;
   const int32_t firstHead = blockIdx.y * a.headsPerBlock;
   const int32_t kvHead = firstHead / group;
@@ -69,7 +79,7 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
   constexpr int kVecPerKey = D / kVec;
   constexpr int kVecPerTile = kTile * kVecPerKey;
   constexpr int kLoads = (kVecPerTile + kWarps * 32 - 1) / (kWarps * 32);
-  for (int32_t k0 = 0; k0 < blk.numKeys; k0 += kTile) {
+  for (int32_t k0 = keyBegin; k0 < keyEnd; k0 += kTile) {
     uint4 kRaw[kLoads], vRaw[kLoads];
 #pragma unroll
     for (int l = 0; l < kLoads; l++) {
@@ -77,7 +87,7 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
       const int32_t key = k0 + v / kVecPerKey;
       kRaw[l] = make_uint4(0, 0, 0, 0);
       vRaw[l] = make_uint4(0, 0, 0, 0);
-      if (v < kVecPerTile && key < blk.numKeys) {
+      if (v < kVecPerTile && key < keyEnd) {
         const int64_t slot = int64_t{pageTable[key / a.pageSize]} * a.pageSize + key % a.pageSize;
         const int64_t idx = slot * slotStride + int64_t{kvHead} * D + (v % kVecPerKey) * kVec;
         kRaw[l] = *reinterpret_cast<const uint4*>(kCache + idx);
@@ -104,7 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
       if (rowPos[i] < k0) continue;  // warp-uniform: the whole tile lies after this row
       const float* qRow = qS + (warp + i * kWarps) * D;
       const int32_t key = k0 + lane;
-      const bool visible = key <= rowPos[i];
+      const bool visible = key <= rowPos[i] && key < keyEnd;
       float score = -INFINITY;
       if (visible) {
         float dot = 0.0f;
@@ -130,6 +140,26 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
     }
   }
 
+  if (a.numSplits > 1) {  // this split's share, merged by mergeSplitsKernel
+    const int64_t slot = (int64_t{blockIdx.z} * gridDim.x + blockIdx.x) * gridDim.y + blockIdx.y;
+#pragma unroll
+    for (int i = 0; i < kRowsPerWarp; i++) {
+      const int r = warp + i * kWarps;
+      if (r >= numRows) continue;
+      float* acc_out = a.splitAcc + (slot * kRows + r) * D;
+#pragma unroll
+      for (int j = 0; j < kDimsPerLane; j++) {
+        const int d = lane + 32 * j;
+        if (d < D) acc_out[d] = acc[i][j];
+      }
+      if (lane == 0) {
+        a.splitMax[slot * kRows + r] = rowMax[i];
+        a.splitSum[slot * kRows + r] = rowSum[i];
+      }
+    }
+    return;
+  }
+
   T* out = static_cast<T*>(a.out);
 #pragma unroll
   for (int i = 0; i < kRowsPerWarp; i++) {
@@ -145,6 +175,32 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
   }
 }
 
+// out = sum over splits of acc_s * exp(max_s - max) / sum over splits of sum_s * exp(max_s - max).
+// A split without visible keys has max -inf and sum 0: its weight is 0.
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) mergeSplitsKernel(AttentionArgs a) {
+  const AttentionBlock blk = a.blocks[blockIdx.x];
+  const int32_t firstHead = blockIdx.y * a.headsPerBlock;
+  const int32_t numRows = blk.numTokens * a.headsPerBlock;
+  T* out = static_cast<T*>(a.out);
+  for (int i = threadIdx.x; i < numRows * D; i += blockDim.x) {
+    const int r = i / D, d = i % D;
+    auto at = [&](int split) { return ((int64_t{split} * gridDim.x + blockIdx.x) * gridDim.y + blockIdx.y) * kRows + r; };
+    float maxAll = -INFINITY;
+    for (int s = 0; s < a.numSplits; s++) maxAll = fmaxf(maxAll, a.splitMax[at(s)]);
+    float sum = 0.0f, value = 0.0f;
+    for (int s = 0; s < a.numSplits; s++) {
+      const float m = a.splitMax[at(s)];
+      if (m == -INFINITY) continue;
+      const float w = expf(m - maxAll);
+      sum += a.splitSum[at(s)] * w;
+      value += a.splitAcc[at(s) * D + d] * w;
+    }
+    const int32_t t = blk.firstToken + r / a.headsPerBlock, h = firstHead + r % a.headsPerBlock;
+    out[(int64_t{t} * a.numHeads + h) * D + d] = fromFloat<T>(value / sum);
+  }
+}
+
 template <typename T, int D>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   constexpr size_t smemBytes = attentionSmemBytes<D>();
@@ -154,9 +210,13 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
                                     static_cast<int>(smemBytes)));
     attributeSet = true;
   }
-  const dim3 grid(a.numBlocks, a.numHeads / a.headsPerBlock);
+  const dim3 grid(a.numBlocks, a.numHeads / a.headsPerBlock, a.numSplits);
   pagedAttentionKernel<T, D><<<grid, kWarps * 32, smemBytes, stream>>>(a);
   CUDA_CHECK_LAST();
+  if (a.numSplits > 1) {
+    mergeSplitsKernel<T, D><<<dim3(a.numBlocks, a.numHeads / a.headsPerBlock), kWarps * 32, 0, stream>>>(a);
+    CUDA_CHECK_LAST();
+  }
 }
 
 template <typename T>
@@ -172,6 +232,12 @@ void launchForHeadDim(const AttentionArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+int32_t attentionSplitsFor(int32_t numBlocks, int32_t gridY, int32_t maxKeys, int32_t numSms) {
+  const int32_t wanted = (2 * numSms + numBlocks * gridY - 1) / (numBlocks * gridY);  // two waves
+  const int32_t byKeys = (maxKeys + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  return std::max(1, std::min({wanted, byKeys, kMaxAttentionSplits}));
+}
 
 bool attentionSupportsHeadDim(int32_t headDim) {
   return headDim == 16 || headDim == 32 || headDim == 64 || headDim == 128 || headDim == 256;

@@ -73,6 +73,7 @@ CudaBackend::CudaBackend(int32_t deviceIndex, DType computeDtype)
     : device_(deviceIndex), dtype_(computeDtype), seedSource_(std::random_device{}()) {
   CUDA_CHECK(cudaSetDevice(device_));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device_));
   gemm_ = std::make_unique<Gemm>(stream_);
 }
 

@@ -42,6 +42,7 @@ struct Workspace {
   DeviceBuffer meta;       // packed per-call metadata (tokens, positions, slots, tables, rows, ...)
   DeviceBuffer results;    // packed sampling results
   DeviceBuffer sortKeysIn, sortKeysOut, sortIdsIn, sortIdsOut, dense, sortTemp;  // stochastic rows
+  DeviceBuffer attnSplits;  // split-KV partials: acc [.., headDim], then max and sum (f32)
   PinnedBuffer hostMeta;
   PinnedBuffer hostResults;
 };
@@ -68,6 +69,7 @@ class CudaBackend final : public Backend {
   void* vCache(int32_t layer) const;
 
   int32_t device_;
+  int numSms_ = 0;  // streaming multiprocessors: how far attention splits a small batch's keys
   DType dtype_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;

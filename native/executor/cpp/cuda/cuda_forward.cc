@@ -259,6 +259,21 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     ws_.sortTemp.ensure(std::max<size_t>(samplingSortTempBytes(numStochastic, V), 256));
   }
 
+  // Split-KV for the CUDA-core kernel when its blocks alone cannot fill the GPU.
+  const int32_t gridY = c.numHeads / headsPerBlock;
+  int32_t maxKeys = 0;
+  for (const AttentionBlock& b : blocks) maxKeys = std::max(maxKeys, b.numKeys);
+  const int32_t numSplits =
+      blocks.empty() ? 1 : attentionSplitsFor(static_cast<int32_t>(blocks.size()), gridY, maxKeys, numSms_);
+  float *splitAcc = nullptr, *splitMax = nullptr, *splitSum = nullptr;
+  if (numSplits > 1) {
+    const int64_t splitRows = int64_t{numSplits} * static_cast<int64_t>(blocks.size()) * gridY * kAttentionRowsPerBlock;
+    ws_.attnSplits.ensure(static_cast<size_t>(splitRows * (D + 2)) * sizeof(float));
+    splitAcc = ws_.attnSplits.as<float>();
+    splitMax = splitAcc + splitRows * D;
+    splitSum = splitMax + splitRows;
+  }
+
   // ---- layers ----
   const auto* dTokens = static_cast<const int32_t*>(at(oTokens));
   const auto* dPositions = static_cast<const int32_t*>(at(oPositions));
@@ -313,7 +328,12 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     attn.pageSize = pool_.pageSize;
     attn.headsPerBlock = headsPerBlock;
     attn.scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
+    attn.numSplits = numSplits;
+    attn.splitAcc = splitAcc;
+    attn.splitMax = splitMax;
+    attn.splitSum = splitSum;
     pagedAttention(attn, dtype_, stream_);
+    attn.numSplits = 1;
     attn.blocks = static_cast<const AttentionBlock*>(at(oMmaBlocks));
     attn.numBlocks = static_cast<int32_t>(mmaBlocks.size());
     prefillAttentionMma(attn, dtype_, stream_);

@@ -62,11 +62,21 @@ struct AttentionArgs {
   int32_t numBlocks = 0, numHeads = 0, numKvHeads = 0, headDim = 0, pageSize = 0;
   int32_t headsPerBlock = 0;  // q heads of one kv head handled together (divides numHeads / numKvHeads)
   float scale = 1.0f;
+  // Split-KV (pagedAttention only): with numSplits > 1 each block's keys are shared out over
+  // numSplits blocks, whose partial results (indexed [split][block][gridY][16 rows]) are merged.
+  int32_t numSplits = 1;
+  float* splitAcc = nullptr;  // [numSplits * numBlocks * gridY * 16, headDim]
+  float* splitMax = nullptr;  // [numSplits * numBlocks * gridY * 16]
+  float* splitSum = nullptr;  // same
 };
 // Causal attention of each new token over every cached position <= its own (prefill chunks over a
 // cached prefix and decode steps alike). Rows per block: tokensPerBlock * headsPerBlock <= 16.
 constexpr int32_t kAttentionRowsPerBlock = 16;
 bool attentionSupportsHeadDim(int32_t headDim);
+// How many splits pagedAttention should use: enough blocks for two waves over numSms, at most
+// kMaxAttentionSplits, and no split under 128 keys. gridY = numHeads / headsPerBlock.
+constexpr int32_t kMaxAttentionSplits = 16;
+int32_t attentionSplitsFor(int32_t numBlocks, int32_t gridY, int32_t maxKeys, int32_t numSms);
 void pagedAttention(const AttentionArgs& args, DType dtype, cudaStream_t stream);
 
 // The same attention on tensor cores (attention_mma.cu) for prefill chunks: blocks of up to

@@ -1,6 +1,7 @@
 // tandem-cuda-lab attention
-// The two attention kernels against a float64 host reference on random data: the CUDA-core
-// kernel (attention.cu) and the tensor-core prefill kernel (attention_mma.cu), bf16 and f16,
+// The attention kernels against a float64 host reference on random data: the CUDA-core kernel
+// (attention.cu, whole and with its keys split 7 ways) and the tensor-core prefill kernel
+// (attention_mma.cu), bf16 and f16,
 // head_dim 64 and 128, GQA and MHA, page sizes 1/16/64 with shuffled page tables, chunks over a
 // cached prefix and chunk lengths around the 64-token block. The tensor-core kernel passes when
 // its error is within 3x the CUDA-core kernel's (which computes in float32 and only rounds its
@@ -67,7 +68,9 @@ Errors compare(const std::vector<uint16_t>& got, const std::vector<double>& ref,
 }
 
 bool runCase(const Case& c, uint32_t seed) {
-  const std::vector<Chunk> chunks = {{0, 16}, {0, 65}, {37, 100}, {300, 200}, {0, 700}, {900, 37}, {64, 64}};
+  // Prefill chunks, some over a cached prefix, and decode steps (one token over a long context).
+  const std::vector<Chunk> chunks = {{0, 16},  {0, 65},   {37, 100}, {300, 200}, {0, 700},
+                                     {900, 37}, {64, 64}, {2047, 1}, {129, 1},   {5, 1}};
   const int32_t D = c.headDim, group = c.numHeads / c.numKvHeads;
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -186,10 +189,19 @@ bool runCase(const Case& c, uint32_t seed) {
   a.headsPerBlock = headsPerBlock;
   a.scale = static_cast<float>(scale);
   std::vector<uint16_t> got(qHost.size());
-  auto run = [&](bool mma) {
+  DeviceBuffer dSplits;
+  auto run = [&](bool mma, int32_t numSplits) {
     CUDA_CHECK(cudaMemset(dOut.as(), 0xff, qHost.size() * 2));  // NaN: every output must be written
     a.blocks = mma ? dMma.as<AttentionBlock>() : dSimt.as<AttentionBlock>();
     a.numBlocks = static_cast<int32_t>(mma ? mmaBlocks.size() : simtBlocks.size());
+    a.numSplits = numSplits;
+    if (numSplits > 1) {
+      const int64_t rows = int64_t{numSplits} * a.numBlocks * (c.numHeads / headsPerBlock) * cuda::kAttentionRowsPerBlock;
+      dSplits.allocate(static_cast<size_t>(rows * (D + 2)) * sizeof(float));
+      a.splitAcc = dSplits.as<float>();
+      a.splitMax = a.splitAcc + rows * D;
+      a.splitSum = a.splitMax + rows;
+    }
     if (mma)
       cuda::prefillAttentionMma(a, c.dtype, nullptr);
     else
@@ -198,15 +210,18 @@ bool runCase(const Case& c, uint32_t seed) {
     CUDA_CHECK(cudaMemcpy(got.data(), dOut.as(), got.size() * 2, cudaMemcpyDeviceToHost));
     return compare(got, ref, c.dtype);
   };
-  const Errors simt = run(false), mma = run(true);
-  const double simtMean = simt.sumAbs / simt.count, mmaMean = mma.sumAbs / mma.count;
-  const bool pass = mma.maxAbs <= 3 * simt.maxAbs + 1e-3 && mmaMean <= 3 * simtMean + 1e-4;
+  const Errors simt = run(false, 1), split = run(false, 7), mma = run(true, 1);
+  const double simtMean = simt.sumAbs / simt.count, splitMean = split.sumAbs / split.count,
+               mmaMean = mma.sumAbs / mma.count;
+  const bool pass = mma.maxAbs <= 3 * simt.maxAbs + 1e-3 && mmaMean <= 3 * simtMean + 1e-4 &&
+                    split.maxAbs <= 1.5 * simt.maxAbs + 1e-4 && splitMean <= 1.5 * simtMean + 1e-5;
   std::printf(
       "{\"check\":\"attention\",\"dtype\":\"%s\",\"headDim\":%d,\"heads\":%d,\"kvHeads\":%d,\"pageSize\":%d,"
-      "\"qScale\":%.0f,\"tokens\":%d,\"simtMaxAbs\":%.3g,\"simtMeanAbs\":%.3g,\"mmaMaxAbs\":%.3g,\"mmaMeanAbs\":%.3g,"
+      "\"qScale\":%.0f,\"tokens\":%d,\"simtMaxAbs\":%.3g,\"simtMeanAbs\":%.3g,\"split7MaxAbs\":%.3g,\"split7MeanAbs\":%.3g,"
+      "\"mmaMaxAbs\":%.3g,\"mmaMeanAbs\":%.3g,"
       "\"pass\":%s}\n",
       dtypeName(c.dtype), D, c.numHeads, c.numKvHeads, c.pageSize, c.qScale, numTokens, simt.maxAbs, simtMean,
-      mma.maxAbs, mmaMean, pass ? "true" : "false");
+      split.maxAbs, splitMean, mma.maxAbs, mmaMean, pass ? "true" : "false");
   return pass;
 }
 
