@@ -74,12 +74,14 @@ void checkSequence(const SequenceInput& s, size_t i, const ModelConfig& c, const
 // Prefill chunks of at least this many tokens take the tensor-core kernel (where it applies).
 constexpr int32_t kMmaMinTokens = 16;
 
-// TANDEM_CUDA_ATTENTION=simt keeps every chunk on the CUDA-core kernel: the baseline the
-// benchmark measures the tensor-core kernel against, in the same run.
-bool mmaAttentionDisabled() {
-  const char* value = std::getenv("TANDEM_CUDA_ATTENTION");
-  return value != nullptr && std::strcmp(value, "simt") == 0;
+// Baselines the benchmark measures against in the same run: TANDEM_CUDA_ATTENTION=simt keeps
+// every chunk on the CUDA-core kernel, TANDEM_CUDA_SPLIT_KV=off never splits keys.
+bool envEquals(const char* name, const char* value) {
+  const char* set = std::getenv(name);
+  return set != nullptr && std::strcmp(set, value) == 0;
 }
+bool mmaAttentionDisabled() { return envEquals("TANDEM_CUDA_ATTENTION", "simt"); }
+bool splitKvDisabled() { return envEquals("TANDEM_CUDA_SPLIT_KV", "off"); }
 
 // Largest divisor of `group` that fits a block's rows.
 int32_t headsPerBlockFor(int32_t group) {
@@ -263,8 +265,9 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   const int32_t gridY = c.numHeads / headsPerBlock;
   int32_t maxKeys = 0;
   for (const AttentionBlock& b : blocks) maxKeys = std::max(maxKeys, b.numKeys);
-  const int32_t numSplits =
-      blocks.empty() ? 1 : attentionSplitsFor(static_cast<int32_t>(blocks.size()), gridY, maxKeys, numSms_);
+  const int32_t numSplits = blocks.empty() || splitKvDisabled()
+                                ? 1
+                                : attentionSplitsFor(static_cast<int32_t>(blocks.size()), gridY, maxKeys, numSms_);
   float *splitAcc = nullptr, *splitMax = nullptr, *splitSum = nullptr;
   if (numSplits > 1) {
     const int64_t splitRows = int64_t{numSplits} * static_cast<int64_t>(blocks.size()) * gridY * kAttentionRowsPerBlock;

@@ -1,8 +1,9 @@
 // tandem-cuda-lab bench <modelDir> <label> [bf16|f16|f32]
 // The first benchmark: this card's measured HBM bandwidth (device-to-device copy, bytes read +
 // written) and bf16 GEMM rate (cuBLASLt 8192^3, random data), then decode steps at batch
-// 1..256 over a 512-token context and single-sequence prefill of 512..8192 tokens, each next
-// to its roofline. One JSON line per measurement.
+// 1..256 over a 512-token context and 1..32 over 4096 (with split-KV attention, then without),
+// and single-sequence prefill of 512..8192 tokens (tensor-core attention, then CUDA-core), each
+// next to its roofline. One JSON line per measurement.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -118,7 +119,7 @@ int runBench(const std::vector<std::string>& args) {
   std::printf("{\"bench\":\"ceilings\",\"device\":\"%s\",\"hbmCopyGBs\":%.0f,\"gemm8192TFlops\":%.0f,\"dtype\":\"%s\"}\n",
               prop.name, bandwidth, gemmRate, dtypeName(dtype));
 
-  const int32_t pageSize = 16, context = 512, decodeSteps = 32;
+  const int32_t pageSize = 16, context = 512, longContext = 4096, decodeSteps = 32;
   const std::vector<int32_t> batches = {1, 8, 32, 64, 128, 256};
   const std::vector<int32_t> prefillLengths = {512, 1024, 2048, 4096, 8192};
   const int32_t numPages = 256 * ((context + decodeSteps + 8 + pageSize - 1) / pageSize) + 64;
@@ -136,34 +137,50 @@ int runBench(const std::vector<std::string>& args) {
   uint32_t state = 1;
   std::vector<SequenceOutput> out;
 
-  for (int32_t batch : batches) {
+  // Decode steps, each timed with split-KV attention and then without (the baseline, same run,
+  // same positions: the second pass rewrites the same KV slots).
+  std::vector<std::pair<int32_t, int32_t>> decodeShapes;  // (batch, context)
+  for (int32_t batch : batches) decodeShapes.emplace_back(batch, context);
+  for (int32_t batch : {1, 8, 32}) decodeShapes.emplace_back(batch, longContext);
+  for (const auto& [batch, ctx] : decodeShapes) {
     PageAllocator pages(m.pool.numPages);
     std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
     std::vector<int32_t> last(static_cast<size_t>(batch));
     for (int32_t first = 0; first < batch; first += 8) {
       std::vector<SequenceInput> prefill;
       for (int32_t b = first; b < std::min(batch, first + 8); b++) {
-        pages.cover(tables[b], context + decodeSteps + 8, pageSize);
-        prefill.push_back(step(randomTokens(context, c.vocabSize, state), 0, tables[b], true));
+        pages.cover(tables[b], ctx + decodeSteps + 8, pageSize);
+        prefill.push_back(step(randomTokens(ctx, c.vocabSize, state), 0, tables[b], true));
       }
       m.backend->forward(prefill, out);
       for (size_t i = 0; i < out.size(); i++) last[first + i] = out[i].samples[0].tokenId;
     }
-    double started = 0;
-    for (int32_t s = 0; s < decodeSteps + 2; s++) {
-      if (s == 2) started = nowSeconds();  // two warm-up steps
-      std::vector<SequenceInput> decode;
-      for (int32_t b = 0; b < batch; b++) decode.push_back(step({last[b]}, context + s, tables[b], true));
-      m.backend->forward(decode, out);
-      for (int32_t b = 0; b < batch; b++) last[b] = out[b].samples[0].tokenId;
+    double splitSeconds = 0;
+    for (const bool split : {true, false}) {
+      if (split)
+        unsetenv("TANDEM_CUDA_SPLIT_KV");
+      else
+        setenv("TANDEM_CUDA_SPLIT_KV", "off", 1);
+      double started = 0;
+      for (int32_t s = 0; s < decodeSteps + 2; s++) {
+        if (s == 2) started = nowSeconds();  // two warm-up steps
+        std::vector<SequenceInput> decode;
+        for (int32_t b = 0; b < batch; b++) decode.push_back(step({last[b]}, ctx + s, tables[b], true));
+        m.backend->forward(decode, out);
+        for (int32_t b = 0; b < batch; b++) last[b] = out[b].samples[0].tokenId;
+      }
+      const double stepSeconds = (nowSeconds() - started) / decodeSteps;
+      if (split) splitSeconds = stepSeconds;
+      const double bytes = weightBytes + kvBytesPerToken * batch * (ctx + decodeSteps / 2.0);
+      std::printf("{\"bench\":\"decode\",\"label\":\"%s\",\"splitKv\":%s,\"batch\":%d,\"context\":%d,"
+                  "\"msPerStep\":%.3f,\"tokensPerSecond\":%.0f,\"rooflineMsPerStep\":%.3f,\"fractionOfHbmRoofline\":%.2f",
+                  label.c_str(), split ? "true" : "false", batch, ctx, stepSeconds * 1e3, batch / stepSeconds,
+                  bytes / (bandwidth * 1e9) * 1e3, bytes / (bandwidth * 1e9) / stepSeconds);
+      if (!split) std::printf(",\"splitKvSpeedup\":%.2f", stepSeconds / splitSeconds);
+      std::printf("}\n");
     }
-    const double stepSeconds = (nowSeconds() - started) / decodeSteps;
-    const double bytes = weightBytes + kvBytesPerToken * batch * (context + decodeSteps / 2.0);
-    std::printf("{\"bench\":\"decode\",\"label\":\"%s\",\"batch\":%d,\"context\":%d,\"msPerStep\":%.3f,"
-                "\"tokensPerSecond\":%.0f,\"rooflineMsPerStep\":%.3f,\"fractionOfHbmRoofline\":%.2f}\n",
-                label.c_str(), batch, context, stepSeconds * 1e3, batch / stepSeconds, bytes / (bandwidth * 1e9) * 1e3,
-                bytes / (bandwidth * 1e9) / stepSeconds);
   }
+  unsetenv("TANDEM_CUDA_SPLIT_KV");
 
   // Prefill on the tensor-core attention kernel, then on the CUDA-core one (the baseline, same run).
   std::vector<double> mmaSeconds;
