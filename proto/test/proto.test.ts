@@ -10,6 +10,7 @@ import {
   fromBinary,
   GenerateResponseSchema,
   KvEventBatchSchema,
+  Prefill,
   toBinary,
   Worker,
 } from '@tandem/proto';
@@ -39,6 +40,7 @@ test('messages round-trip through the binary wire format', () => {
   });
   assert.deepEqual(fromBinary(KvEventBatchSchema, toBinary(KvEventBatchSchema, batch)), batch);
   assert.deepEqual(Object.keys(Worker.method).sort(), ['cancel', 'dumpBlocks', 'generate', 'health', 'info']);
+  assert.deepEqual(Object.keys(Prefill.method), ['prefill']);
 });
 
 test('proto/gen is exactly what `buf generate` produces from the .proto files', () => {
@@ -47,16 +49,18 @@ test('proto/gen is exactly what `buf generate` produces from the .proto files', 
     const buf = join(protoDir, 'node_modules/.bin/buf');
     const env = { ...process.env, PATH: `${join(protoDir, 'node_modules/.bin')}:${process.env.PATH ?? ''}` };
     execFileSync(buf, ['generate', '-o', outDir], { cwd: protoDir, env, stdio: 'pipe' });
-    const genDir = join(protoDir, 'gen/tandem/worker/v1');
-    const fresh = readdirSync(join(outDir, 'gen/tandem/worker/v1')).sort();
-    assert.deepEqual(readdirSync(genDir).sort(), fresh);
-    for (const name of fresh) {
-      const expected = readFileSync(join(outDir, 'gen/tandem/worker/v1', name), 'utf8');
-      assert.equal(
-        readFileSync(join(genDir, name), 'utf8'),
-        expected,
-        `${name} is stale: run pnpm proto:gen`,
-      );
+    for (const pkg of ['worker/v1', 'prefill/v1']) {
+      const genDir = join(protoDir, 'gen/tandem', pkg);
+      const fresh = readdirSync(join(outDir, 'gen/tandem', pkg)).sort();
+      assert.deepEqual(readdirSync(genDir).sort(), fresh);
+      for (const name of fresh) {
+        const expected = readFileSync(join(outDir, 'gen/tandem', pkg, name), 'utf8');
+        assert.equal(
+          readFileSync(join(genDir, name), 'utf8'),
+          expected,
+          `${pkg}/${name} is stale: run pnpm proto:gen`,
+        );
+      }
     }
   } finally {
     rmSync(outDir, { recursive: true, force: true });

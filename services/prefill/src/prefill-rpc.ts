@@ -1,8 +1,14 @@
-// The decode -> prefill control call: one unary gRPC method, /tandem.prefill.v1.Prefill/Prefill.
-// The messages are the TypeScript interfaces below, as JSON (bulk KV never travels here: it goes
-// through kvtransfer). TODO(proto): move these messages into proto/ as a Prefill service.
+// The decode -> prefill control call: one unary gRPC method, /tandem.prefill.v1.Prefill/Prefill,
+// its messages protobuf (proto/tandem/prefill/v1/prefill.proto, converted in prefill-codec.ts);
+// the services see the interfaces below. Bulk KV never travels here: it goes through kvtransfer.
 import { type CallContext, fromServiceError, grpc, toServiceError } from '@tandem/common';
 import type { SamplingParams } from '@tandem/executor';
+import {
+  decodePrefillRequest,
+  decodePrefillResponse,
+  encodePrefillRequest,
+  encodePrefillResponse,
+} from './prefill-codec.ts';
 
 /** Where the prompt's KV goes: the decode worker's kvtransfer receiver and its reserved pages. */
 export interface KvDestination {
@@ -77,21 +83,16 @@ export function fromSamplingWire(wire: SamplingWire): SamplingParams {
   };
 }
 
-const json = {
-  serialize: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer): unknown => JSON.parse(bytes.toString('utf8')),
-};
-
 export const prefillServiceDefinition: grpc.ServiceDefinition = {
   prefill: {
     path: '/tandem.prefill.v1.Prefill/Prefill',
     originalName: 'Prefill',
     requestStream: false,
     responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
+    requestSerialize: encodePrefillRequest,
+    requestDeserialize: decodePrefillRequest,
+    responseSerialize: encodePrefillResponse,
+    responseDeserialize: decodePrefillResponse,
   },
 };
 
@@ -141,8 +142,8 @@ export class PrefillClient {
     return new Promise((resolve, reject) => {
       const call = this.client.makeUnaryRequest<PrefillRequestWire, PrefillResponseWire>(
         prefillServiceDefinition.prefill!.path,
-        json.serialize,
-        json.deserialize as (bytes: Buffer) => PrefillResponseWire,
+        encodePrefillRequest,
+        decodePrefillResponse,
         request,
         new grpc.Metadata(),
         { deadline: Date.now() + options.timeoutMs },
