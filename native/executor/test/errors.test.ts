@@ -6,11 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
+  AddonMissingError,
   CheckpointError,
   ConfigError,
+  DeviceError,
   Executor,
   ExecutorClosedError,
   InvalidInputError,
+  isAddonBuilt,
   readSafetensorsHeader,
   type TensorToWrite,
   writeSafetensors,
@@ -162,6 +165,35 @@ describe('broken checkpoints', () => {
     const [a] = await sharded.forward([input]);
     const [b] = await single.forward([input]);
     assert.deepEqual(a?.samples[0]?.logits, b?.samples[0]?.logits);
+  });
+});
+
+describe('devices', () => {
+  test('cuda where the CUDA addon is not built (or there is no GPU) says so plainly', async () => {
+    const opening = Executor.open({ modelDir: goodDir, device: 'cuda:0', pageSize: 16, numPages: 8 });
+    if (!isAddonBuilt('cuda')) {
+      await assert.rejects(opening, (error) => {
+        assert.ok(error instanceof AddonMissingError);
+        assert.match(error.message, /CUDA addon.*TANDEM_WITH_CUDA=ON/);
+        return true;
+      });
+      return;
+    }
+    // A GPU host: it opens, or the device's own failure is a DeviceError.
+    try {
+      await (await opening).close();
+    } catch (error) {
+      assert.ok(error instanceof DeviceError, String(error));
+    }
+  });
+
+  test('device auto falls back to the CPU where CUDA is unavailable', async () => {
+    const ex = await Executor.open({ modelDir: goodDir, device: 'auto', pageSize: 16, numPages: 8 });
+    try {
+      assert.ok(ex.info.numLayers > 0);
+    } finally {
+      await ex.close();
+    }
   });
 });
 
