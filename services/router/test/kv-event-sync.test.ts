@@ -26,7 +26,7 @@ function stored(workerId: string, startedAtMs: bigint, seq: bigint, hashes: bigi
 
 function depthOf(index: KvIndex, workerId: string, hashes: bigint[]): number {
   const depths = new Uint32Array(32);
-  index.matchDepths(toBlockKeys(hashes), 1 << index.slotOf(workerId), depths);
+  index.matchDepths(toBlockKeys(hashes), [index.slotOf(workerId)], depths);
   return depths[index.slotOf(workerId)]!;
 }
 

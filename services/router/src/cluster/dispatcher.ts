@@ -73,8 +73,8 @@ function isRequestFault(error: unknown): boolean {
 export class Dispatcher {
   readonly #params: DispatcherParams;
   #pickSeq = 0;
-  readonly #depths = new Uint32Array(32);
-  readonly #prefillDepths = new Uint32Array(32);
+  #depths = new Uint32Array(32);
+  #prefillDepths = new Uint32Array(32);
 
   constructor(params: DispatcherParams) {
     this.#params = params;
@@ -88,11 +88,11 @@ export class Dispatcher {
   decide(request: RoutingRequest, exclude: ReadonlySet<string>, nowMs: number): Decision {
     const { registry, index, policy, inflight } = this.#params;
     const candidates: WorkerView[] = [];
-    let slotMask = 0;
+    const slots: number[] = [];
     for (const worker of registry.all()) {
       if (exclude.has(worker.workerId) || !worker.breaker.allows(nowMs)) continue;
       const slot = index.slotOf(worker.workerId);
-      if (slot !== -1) slotMask |= 1 << slot;
+      slots.push(slot);
       let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
       for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
       candidates.push({
@@ -110,8 +110,9 @@ export class Dispatcher {
     candidates.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
     let matchDepthBySlot: Uint32Array | null = null;
     if (policy.needsPrefix && candidates.length > 0) {
+      if (this.#depths.length < index.slotCapacity) this.#depths = new Uint32Array(2 * index.slotCapacity);
       this.#depths.fill(0);
-      index.matchDepths(request.blockKeys, slotMask >>> 0, this.#depths);
+      index.matchDepths(request.blockKeys, slots, this.#depths);
       matchDepthBySlot = this.#depths;
     }
     return policy.decide(request, candidates, { matchDepthBySlot, random: this.#params.random });
@@ -126,11 +127,11 @@ export class Dispatcher {
     const prefillWorkers = registry.prefillWorkers();
     if (prefillWorkers.length === 0) return { type: 'undecided', reason: 'no prefill worker known' };
     const decodeSlot = index.slotOf(decode.workerId);
-    let slotMask = decodeSlot === -1 ? 0 : 1 << decodeSlot;
+    const slots = [decodeSlot];
     const decodeHost = hostOf(decode.grpcAddress);
     const views: PrefillWorkerView[] = prefillWorkers.map((worker) => {
       const slot = index.slotOf(worker.workerId);
-      if (slot !== -1) slotMask |= 1 << slot;
+      slots.push(slot);
       let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
       for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
       return {
@@ -144,9 +145,12 @@ export class Dispatcher {
         sameHostAsDecode: hostOf(worker.grpcAddress) === decodeHost,
       };
     });
+    if (this.#prefillDepths.length < index.slotCapacity) {
+      this.#prefillDepths = new Uint32Array(2 * index.slotCapacity);
+    }
     this.#prefillDepths.fill(0);
-    index.matchDepths(request.blockKeys, slotMask >>> 0, this.#prefillDepths);
-    const decodeDepth = decodeSlot === -1 ? 0 : this.#prefillDepths[decodeSlot]!;
+    index.matchDepths(request.blockKeys, slots, this.#prefillDepths);
+    const decodeDepth = this.#prefillDepths[decodeSlot]!;
     return choosePrefill(
       {
         numPromptTokens: request.numPromptTokens,
