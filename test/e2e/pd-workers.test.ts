@@ -1,8 +1,9 @@
 // Disaggregation between real worker processes (`tandem worker --role prefill|decode`): the
 // decode worker's Generate names the prefill worker; KV moves between the two processes over
-// kvtransfer. Greedy PD output equals the decode worker's own local prefill; kill -9 of either
-// side mid-request is survived (P) or reported fast with nothing held (D); mixed cancelled
-// requests leave no page referenced on either worker.
+// kvtransfer. Greedy PD output equals the decode worker's own local prefill; kill -9 of P once
+// D's receiver has landed part of the KV (Info.kv_bytes_in_flight) is survived; kill -9 of D
+// mid-transfer or while tokens stream is reported to the client within 2 s with nothing held on
+// P; mixed cancelled requests leave no page referenced on either worker.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,18 +141,26 @@ describe('PD worker processes, kill -9 (tandem-demo-code)', () => {
     // Small chunks: P pushes pages after every 32 tokens, so the transfer is long under way.
     const pd = await startPd(fixture.dir, ['--prefill-chunk', '32']);
     try {
+      const layout = (await pd.d.info({})).kvLayout!;
+      const totalBytes =
+        Math.ceil(longPrompt.length / layout.pageSize) * 2 * layout.numLayers * Number(layout.pageBytes);
       const request = {
         ...greedyRequest('p-dies', longPrompt, 8),
         prefill: { address: pd.prefill.grpcAddress, requestId: 'p-dies' },
       };
       const result = generate(pd.d, request);
-      // Progress: P caches (and has started sending) some pages but not all.
-      const numPages = Math.floor(longPrompt.length / 16);
-      for (let blocks = 0; ; ) {
-        blocks = await numCachedBlocks(pd.p);
-        if (blocks > 2 && blocks < numPages - 4) break;
-        assert.ok(blocks < numPages - 4, `P finished before it could be killed (${blocks} pages)`);
-        await sleep(5);
+      // Kill P once D's receiver has landed some of the prompt's KV bytes, but not all.
+      let sawTransfer = false;
+      for (;;) {
+        const info = await pd.d.info({});
+        const landed = Number(info.kvBytesInFlight);
+        sawTransfer ||= info.kvTransfersInFlight > 0;
+        if (landed > 0 && landed < totalBytes) break;
+        assert.ok(
+          !sawTransfer || info.kvTransfersInFlight > 0,
+          'the transfer ended before P could be killed',
+        );
+        await sleep(2);
       }
       pd.prefill.child.kill('SIGKILL');
       const [choice] = await result;
@@ -166,7 +175,33 @@ describe('PD worker processes, kill -9 (tandem-demo-code)', () => {
     }
   });
 
-  test('D killed mid-request: the client errors within 2 s and P holds no page for it', async () => {
+  test('D killed while tokens stream: the client errors within 2 s and P holds no page', async () => {
+    const pd = await startPd(fixture.dir);
+    try {
+      const request = {
+        ...greedyRequest('d-dies-streaming', longPrompt, 400),
+        prefill: { address: pd.prefill.grpcAddress, requestId: 'd-dies-streaming' },
+      };
+      let numTokens = 0;
+      let killedAt = 0;
+      await assert.rejects(async () => {
+        for await (const response of pd.d.generate(request)) {
+          for (const delta of response.choices) numTokens += delta.tokenIds.length;
+          if (numTokens >= 4 && killedAt === 0) {
+            killedAt = Date.now();
+            pd.decode.child.kill('SIGKILL');
+          }
+        }
+      });
+      assert.ok(killedAt > 0, 'the stream ended before D could be killed');
+      assert.ok(Date.now() - killedAt < 2000, `client error after ${Date.now() - killedAt} ms`);
+      await assertIdleWithNoHeldPage(pd.p, 'P');
+    } finally {
+      await pd.stop();
+    }
+  });
+
+  test('D killed mid-transfer: the client errors within 2 s and P holds no page for it', async () => {
     const pd = await startPd(fixture.dir, ['--prefill-chunk', '32']);
     try {
       const request = {
@@ -175,10 +210,8 @@ describe('PD worker processes, kill -9 (tandem-demo-code)', () => {
       };
       const result = generate(pd.d, request);
       result.catch(() => undefined);
-      for (;;) {
-        if ((await numCachedBlocks(pd.p)) > 2) break;
-        await sleep(5);
-      }
+      // Kill D once its receiver has landed some of the prompt's KV bytes.
+      while (Number((await pd.d.info({})).kvBytesInFlight) === 0) await sleep(2);
       const killedAt = Date.now();
       pd.decode.child.kill('SIGKILL');
       await assert.rejects(result);

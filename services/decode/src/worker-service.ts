@@ -103,10 +103,16 @@ export class WorkerService {
           eosTokenIds: model.modelInfo.eosTokenIds,
           device: this.#options.device,
           kvSeq: BigInt(this.#options.kvSeq()),
+          ...this.#transferProgress(),
         };
       },
       dumpBlocks: (request) => this.#dumpBlocks(request.maxBlocksPerChunk),
     };
+  }
+
+  #transferProgress(): { kvTransfersInFlight: number; kvBytesInFlight: bigint } {
+    const progress = this.#options.roleExtras?.transferProgress() ?? { numTransfers: 0, numBytes: 0 };
+    return { kvTransfersInFlight: progress.numTransfers, kvBytesInFlight: BigInt(progress.numBytes) };
   }
 
   async *#dumpBlocks(maxBlocksPerChunk: number) {

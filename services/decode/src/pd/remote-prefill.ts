@@ -67,6 +67,7 @@ export class RemotePrefillHost {
   private readonly leaseMs: number;
   private readonly logger: Logger | null;
   private readonly clients = new Map<string, PrefillClient>();
+  private readonly inFlight = new Set<bigint>(); // transfer ids between expect and release
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
   private closed = false;
@@ -208,6 +209,7 @@ export class RemotePrefillHost {
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     const landed = this.receiver.expect(transferId, this.leaseMs);
+    this.inFlight.add(transferId);
     const call = this.client(address).prefill(
       {
         requestId: request.requestId,
@@ -238,6 +240,14 @@ export class RemotePrefillHost {
       signal.removeEventListener('abort', onAbort);
       // Committed transfers are already closed; anything else: wait until no frame lands.
       await this.receiver.release(transferId);
+      this.inFlight.delete(transferId);
     }
+  }
+
+  /** Transfers into this worker's pages now in flight and the bytes they have landed so far. */
+  transferProgress(): { numTransfers: number; numBytes: number } {
+    let numBytes = 0;
+    for (const transferId of this.inFlight) numBytes += this.receiver.bytesReceived(transferId);
+    return { numTransfers: this.inFlight.size, numBytes };
   }
 }

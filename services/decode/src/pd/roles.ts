@@ -20,6 +20,8 @@ export interface RoleExtras {
   hooksFor: ((request: GenerateRequest, choice: PrefillChoice) => GenerateHooks) | null;
   /** Requests of the role in flight (prefill role: Prefill calls). */
   numRunning(): number;
+  /** Decode role: KV transfers into this worker in flight and their bytes landed so far. */
+  transferProgress(): { numTransfers: number; numBytes: number };
   abortAll(): void;
   close(): Promise<void>;
 }
@@ -36,6 +38,7 @@ export function prefillRoleExtras(engine: Engine, modelName: string, numStreams 
     extendServer: (server) => addPrefillService(server, service.handle),
     hooksFor: null,
     numRunning: () => service.numRunning,
+    transferProgress: () => ({ numTransfers: 0, numBytes: 0 }),
     abortAll: () => service.abortAll(),
     close: () => senders.close(),
   };
@@ -75,6 +78,7 @@ export async function decodeRoleExtras(
     extendServer: () => {},
     hooksFor: (request, choice) => host.hooksFor(request, choice),
     numRunning: () => 0,
+    transferProgress: () => host.transferProgress(),
     abortAll: () => {},
     close: async () => {
       host.close();

@@ -493,6 +493,19 @@ export declare type InfoResponse = Message<"tandem.worker.v1.InfoResponse"> & {
    * @generated from field: uint64 kv_seq = 12;
    */
   kvSeq: bigint;
+
+  /**
+   * Decode role: KV transfers from prefill workers now in flight, and the bytes they have landed
+   * in this worker's pages so far (0 and 0 for the other roles).
+   *
+   * @generated from field: uint32 kv_transfers_in_flight = 13;
+   */
+  kvTransfersInFlight: number;
+
+  /**
+   * @generated from field: uint64 kv_bytes_in_flight = 14;
+   */
+  kvBytesInFlight: bigint;
 };
 
 /**
