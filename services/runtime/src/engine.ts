@@ -78,6 +78,7 @@ export interface EngineStats {
   numForwardCalls: number;
   numSteps: number;
   numPreemptions: number;
+  numEvictedPages: number; // cached pages evicted to make room
   numCachedPromptTokens: number; // prompt tokens served from the prefix cache, all requests
   numPromptTokens: number; // prompt tokens of all admitted requests
 }
@@ -212,6 +213,7 @@ export class Engine {
       numForwardCalls: this.executor.stats.forwardCalls,
       numSteps: counters.numSteps,
       numPreemptions: counters.numPreemptions,
+      numEvictedPages: counters.numEvictedPages,
       numCachedPromptTokens: counters.numCachedPromptTokens,
       numPromptTokens: counters.numPromptTokens,
     };

@@ -49,6 +49,8 @@ export interface ScheduledBatch {
 export interface SchedulerCounters {
   numSteps: number;
   numPreemptions: number;
+  /** Cached pages evicted to make room. */
+  numEvictedPages: number;
   numPromptTokens: number;
   numCachedPromptTokens: number;
 }
@@ -73,6 +75,7 @@ export class Scheduler {
   readonly counters: SchedulerCounters = {
     numSteps: 0,
     numPreemptions: 0,
+    numEvictedPages: 0,
     numPromptTokens: 0,
     numCachedPromptTokens: 0,
   };
@@ -405,7 +408,7 @@ export class Scheduler {
   /** Frees pages (evicting cached ones if needed) until numPages are free. */
   private ensureFreePages(numPages: number): boolean {
     const numMissing = numPages - this.allocator.numFreePages;
-    if (numMissing > 0 && this.cache !== null) this.cache.evict(numMissing);
+    if (numMissing > 0 && this.cache !== null) this.counters.numEvictedPages += this.cache.evict(numMissing);
     return this.allocator.canAllocate(numPages);
   }
 

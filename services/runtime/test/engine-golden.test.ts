@@ -125,7 +125,7 @@ describe('golden text through tokenizer -> engine -> detokenizer', () => {
       { enablePrefixCache: false, maxPrefillChunkTokens: 7, decodeReserveTokens: 0 },
     ],
   ];
-  for (const name of ['tiny-llama', 'tiny-qwen3']) {
+  for (const { name } of allFixtures()) {
     test(`${name}: identical outputs under every scheduling variant`, async () => {
       const f = fixture(name);
       const tokenizer = await TextTokenizer.load(f.dir);
@@ -138,6 +138,9 @@ describe('golden text through tokenizer -> engine -> detokenizer', () => {
         for (const [i, c] of doubled.entries())
           assert.equal(results[i]!.text, c.greedyText, `${label}: ${c.label}`);
         if (numPages === 7) assert.ok(engine.stats().numPreemptions > 0, `${label}: preempted`);
+        if (numPages === 7 && options.enablePrefixCache !== false) {
+          assert.ok(engine.stats().numEvictedPages > 0, `${label}: evicted`);
+        }
         engine.checkInvariants();
         const load = engine.load();
         assert.equal(load.numFreePages + load.numEvictablePages, load.numTotalPages, label);
