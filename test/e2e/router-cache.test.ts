@@ -1,4 +1,4 @@
-// cache_aware routing on real KV state: 2+ unified worker processes, NATS, Redis, routers over
+// cache_aware routing on real KV state: 3 unified worker processes, NATS, Redis, routers over
 // HTTP, the official openai client. Prompts are token ids so prefixes are exact page multiples.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -99,10 +99,10 @@ describe('cache_aware routing', () => {
 
   before(async () => {
     backplane = await startBackplane();
-    await Promise.all([addWorker('cache-a'), addWorker('cache-b')]);
+    await Promise.all([addWorker('cache-a'), addWorker('cache-b'), addWorker('cache-d')]);
     router = await startRouter(modelDir, backplane, { replicaId: 'replica-1' });
     routers.push(router);
-    await waitForWorkers(router, 2);
+    await waitForWorkers(router, 3);
   });
 
   after(async () => {
@@ -127,7 +127,7 @@ describe('cache_aware routing', () => {
       }
     }
     // Different prefixes do not all pile onto one worker.
-    assert.equal(owners.size, 2);
+    assert.ok(owners.size >= 2, `6 prefixes went to ${owners.size} worker(s)`);
   });
 
   test('a burst of one new prefix lands on one worker (optimistic index entries)', async () => {
@@ -141,10 +141,11 @@ describe('cache_aware routing', () => {
 
   test('unrelated traffic spreads: no worker above 1.5x the mean', async () => {
     const random = seededRandom(3);
-    const prompts = Array.from({ length: 40 }, () => randomTokens(random, 40 + Math.floor(random() * 80)));
+    const prompts = Array.from({ length: 60 }, () => randomTokens(random, 40 + Math.floor(random() * 80)));
     const outcomes = await runAll(router, prompts, 4);
     const counts = countsByWorker(outcomes);
     const mean = prompts.length / workers.size;
+    assert.equal(counts.size, workers.size);
     for (const [workerId, count] of counts)
       assert.ok(count <= 1.5 * mean, `${workerId} got ${count} of ${prompts.length}`);
   });
@@ -164,7 +165,7 @@ describe('cache_aware routing', () => {
     const single = hitRate(await runAll(router, workload(10), 2));
     const second = await startRouter(modelDir, backplane, { replicaId: 'replica-2' });
     routers.push(second);
-    await waitForWorkers(second, 2);
+    await waitForWorkers(second, 3);
     // The late replica rebuilt the index from the workers' dumps.
     await waitFor(
       'replica 2 to catch up',
@@ -192,10 +193,10 @@ describe('cache_aware routing', () => {
     assert.equal(after.numCachedTokens, 0);
 
     await addWorker('cache-c');
-    await waitForWorkers(router, 2);
-    const prompts = Array.from({ length: 20 }, () => randomTokens(random, 64));
-    const counts = countsByWorker(await runAll(router, prompts, 2));
-    assert.ok((counts.get('cache-c') ?? 0) >= 5, `the new worker got ${counts.get('cache-c') ?? 0} of 20`);
+    await waitForWorkers(router, 3);
+    const prompts = Array.from({ length: 21 }, () => randomTokens(random, 64));
+    const counts = countsByWorker(await runAll(router, prompts, 3));
+    assert.ok((counts.get('cache-c') ?? 0) >= 4, `the new worker got ${counts.get('cache-c') ?? 0} of 21`);
   });
 
   test('a worker killed without a word: requests retry on another worker before the first token', async () => {
