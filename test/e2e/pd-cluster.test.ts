@@ -54,8 +54,13 @@ function remotePrefills(decode: WorkerProcess): RemotePrefillLog[] {
   return records;
 }
 
-/** A unified worker's greedy text for prompt ids (gRPC straight to it). */
-async function unifiedText(worker: WorkerProcess, modelDir: string, promptIds: number[], maxTokens: number) {
+/** A unified worker's greedy output for prompt ids (gRPC straight to it): text and token count. */
+async function unifiedOutput(
+  worker: WorkerProcess,
+  modelDir: string,
+  promptIds: number[],
+  maxTokens: number,
+) {
   const client = createGrpcClient(Worker, worker.grpcAddress);
   const tokenIds: number[] = [];
   try {
@@ -72,7 +77,7 @@ async function unifiedText(worker: WorkerProcess, modelDir: string, promptIds: n
   } finally {
     client.close();
   }
-  return (await TextTokenizer.load(modelDir)).decode(tokenIds);
+  return { text: (await TextTokenizer.load(modelDir)).decode(tokenIds), numTokens: tokenIds.length };
 }
 
 describe('PD cluster through the router', () => {
@@ -150,29 +155,32 @@ describe('PD cluster through the router', () => {
         ...(golden.chat_cases ?? []).map((c) => ({ kind: 'chat' as const, c })),
       ];
       for (const [i, { kind, c }] of cases.entries()) {
-        const expected = await unifiedText(unified, model.dir, c.prompt_ids, 24);
+        const expected = await unifiedOutput(unified, model.dir, c.prompt_ids, 24);
         const before = remotePrefills(decode).length;
-        const text =
+        const { text, usage } =
           kind === 'text' && 'prompt' in c
-            ? (
-                await client.completions.create({
+            ? await client.completions
+                .create({
                   model: model.name,
                   prompt: c.prompt,
                   temperature: 0,
                   max_tokens: 24,
                   ...vllmExtras,
                 })
-              ).choices[0]!.text
-            : (
-                await client.chat.completions.create({
+                .then((r) => ({ text: r.choices[0]!.text, usage: r.usage }))
+            : await client.chat.completions
+                .create({
                   model: model.name,
                   messages: 'messages' in c ? c.messages : [],
                   temperature: 0,
                   max_tokens: 24,
                   ...vllmExtras,
                 })
-              ).choices[0]!.message.content;
-        assert.equal(text, expected, `${model.name} ${kind} case ${i}`);
+                .then((r) => ({ text: r.choices[0]!.message.content, usage: r.usage }));
+        assert.equal(text, expected.text, `${model.name} ${kind} case ${i}`);
+        // The same prompt ids in, as many tokens out as the unified worker produced.
+        assert.equal(usage?.prompt_tokens, c.prompt_ids.length, `${kind} case ${i}: prompt tokens`);
+        assert.equal(usage?.completion_tokens, expected.numTokens, `${kind} case ${i}: completion tokens`);
         const deadline = Date.now() + 2000; // the log line crosses a pipe
         while (remotePrefills(decode).length === before && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 10));
