@@ -317,6 +317,23 @@ describe('bench against the test-server process', () => {
     });
   });
 
+  test('sharegpt-like workload, Poisson arrivals: every metric matches the server log', async () => {
+    await withServer('sharegpt-like', async (logPath) => {
+      const result = await bench(server.baseUrl, join(dir, 'sharegpt-like.json'), [
+        ...'--workload sharegpt-like --num-prompts 24 --sharegpt-output-len 12'.split(' '),
+        ...'--request-rate 30 --seed 11 --ignore-eos'.split(' '),
+      ]);
+      await server.stop();
+      const logs = measuredLogs(result, logPath);
+      checkAgainstLog(result, logs, null);
+      assert.equal(result.requests.length, 24);
+      // Prompt lengths follow the documented distribution: they vary widely.
+      const inputs = logs.map((l) => l.numPromptTokens);
+      assert.ok(Math.max(...inputs) > 2 * Math.min(...inputs), `prompt lengths ${inputs.join(',')}`);
+      assert.ok(logs.every((l) => l.numOutputTokens === 12));
+    });
+  });
+
   test('multi-turn chat with a concurrency cap: cached tokens and latencies match the log', async () => {
     await withServer('multi-turn', async (logPath) => {
       const result = await bench(server.baseUrl, join(dir, 'multi-turn.json'), [
