@@ -10,7 +10,11 @@ import {
   fromBinary,
   GenerateResponseSchema,
   KvEventBatchSchema,
+  type MessageInitShape,
   Prefill,
+  PrefillRequestSchema,
+  PrefillResponseSchema,
+  type SamplingSchema,
   toBinary,
   Worker,
 } from '@tandem/proto';
@@ -41,6 +45,67 @@ test('messages round-trip through the binary wire format', () => {
   assert.deepEqual(fromBinary(KvEventBatchSchema, toBinary(KvEventBatchSchema, batch)), batch);
   assert.deepEqual(Object.keys(Worker.method).sort(), ['cancel', 'dumpBlocks', 'generate', 'health', 'info']);
   assert.deepEqual(Object.keys(Prefill.method), ['prefill']);
+});
+
+test('Prefill messages round-trip: absent kept apart from zero and empty, 64-bit ids exact', () => {
+  const request = (sampling: MessageInitShape<typeof SamplingSchema>, cacheNamespace: string | undefined) =>
+    create(PrefillRequestSchema, {
+      requestId: 'req-1',
+      promptTokenIds: [5, 9, 151643],
+      sampling: {
+        temperature: 0.7,
+        topK: 40,
+        topP: 0.95,
+        repetitionPenalty: 1.1,
+        numTopLogprobs: 2,
+        ...sampling,
+      },
+      ...(cacheNamespace === undefined ? {} : { cacheNamespace }),
+      destination: {
+        host: '10.0.0.7',
+        port: 40123,
+        transferId: 2n ** 64n - 1n,
+        firstPageIndex: 2,
+        dstPages: [17, 3],
+        numTokens: 40,
+      },
+      leaseMs: 20_000,
+    });
+  const roundTrip = (message: ReturnType<typeof request>) =>
+    fromBinary(PrefillRequestSchema, toBinary(PrefillRequestSchema, message));
+
+  const absent = roundTrip(request({}, undefined));
+  assert.deepEqual(absent, request({}, undefined));
+  assert.equal(absent.destination?.transferId, 2n ** 64n - 1n);
+  assert.equal(absent.cacheNamespace, undefined);
+  assert.equal(absent.sampling?.seed, undefined);
+  assert.equal(absent.sampling?.logitBias, undefined);
+  assert.equal(absent.sampling?.allowedTokenIds, undefined);
+
+  const zero = roundTrip(request({ seed: 0n, logitBias: { bias: {} }, allowedTokenIds: { ids: [] } }, ''));
+  assert.equal(zero.cacheNamespace, '');
+  assert.equal(zero.sampling?.seed, 0n);
+  assert.deepEqual(zero.sampling?.logitBias?.bias, {});
+  assert.deepEqual(zero.sampling?.allowedTokenIds?.ids, []);
+
+  const full = request(
+    { seed: 2n ** 64n - 1n, logitBias: { bias: { 5: -100, 42: 2.5 } }, allowedTokenIds: { ids: [1, 2] } },
+    'salt',
+  );
+  assert.deepEqual(roundTrip(full), full);
+
+  const response = create(PrefillResponseSchema, {
+    firstTokenId: 1234,
+    logprob: Math.log(0.3),
+    topLogprobs: [
+      { tokenId: 1234, logprob: Math.log(0.3) },
+      { tokenId: 7, logprob: -1.0000000000000002 },
+    ],
+    numPromptTokens: 300,
+    numCachedTokens: 256,
+    bytesSent: 3n * 2n ** 40n,
+  });
+  assert.deepEqual(fromBinary(PrefillResponseSchema, toBinary(PrefillResponseSchema, response)), response);
 });
 
 test('proto/gen is exactly what `buf generate` produces from the .proto files', () => {

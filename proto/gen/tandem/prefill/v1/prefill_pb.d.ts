@@ -16,6 +16,8 @@ import type { Message } from "@bufbuild/protobuf";
 export declare const file_tandem_prefill_v1_prefill: GenFile;
 
 /**
+ * One prompt for P to compute into D's reserved pages.
+ *
  * @generated from message tandem.prefill.v1.PrefillRequest
  */
 export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest"> & {
@@ -27,6 +29,9 @@ export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest">
   requestId: string;
 
   /**
+   * The whole prompt, including the pages D already holds (P's prefix cache and its hashes need
+   * every token).
+   *
    * @generated from field: repeated int32 prompt_token_ids = 2;
    */
   promptTokenIds: number[];
@@ -46,6 +51,8 @@ export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest">
   cacheNamespace?: string | undefined;
 
   /**
+   * Where P writes the KV of the prompt's pages D does not hold yet.
+   *
    * @generated from field: tandem.prefill.v1.KvDestination destination = 5;
    */
   destination?: KvDestination | undefined;
@@ -71,17 +78,22 @@ export declare const PrefillRequestSchema: GenMessage<PrefillRequest>;
  */
 export declare type KvDestination = Message<"tandem.prefill.v1.KvDestination"> & {
   /**
+   * Host of D's kvtransfer receiver (not its gRPC address).
+   *
    * @generated from field: string host = 1;
    */
   host: string;
 
   /**
+   * TCP port of D's kvtransfer receiver.
+   *
    * @generated from field: uint32 port = 2;
    */
   port: number;
 
   /**
-   * The transfer id D's receiver expects.
+   * The transfer id D's receiver expects (a bigint in TypeScript; a decimal string in the
+   * services' KvDestination interface).
    *
    * @generated from field: uint64 transfer_id = 3;
    */
@@ -123,36 +135,50 @@ export declare const KvDestinationSchema: GenMessage<KvDestination>;
  */
 export declare type Sampling = Message<"tandem.prefill.v1.Sampling"> & {
   /**
+   * 0 means greedy.
+   *
    * @generated from field: double temperature = 1;
    */
   temperature: number;
 
   /**
+   * 0: off.
+   *
    * @generated from field: int32 top_k = 2;
    */
   topK: number;
 
   /**
+   * 1.0: off.
+   *
    * @generated from field: double top_p = 3;
    */
   topP: number;
 
   /**
+   * 0: off.
+   *
    * @generated from field: double min_p = 4;
    */
   minP: number;
 
   /**
+   * 1.0: off. Multiplicative, HF style, over prompt and output tokens.
+   *
    * @generated from field: double repetition_penalty = 5;
    */
   repetitionPenalty: number;
 
   /**
+   * 0: off. OpenAI style, additive, over output tokens.
+   *
    * @generated from field: double frequency_penalty = 6;
    */
   frequencyPenalty: number;
 
   /**
+   * 0: off. OpenAI style, additive, over output tokens.
+   *
    * @generated from field: double presence_penalty = 7;
    */
   presencePenalty: number;
@@ -193,6 +219,8 @@ export declare type Sampling = Message<"tandem.prefill.v1.Sampling"> & {
 export declare const SamplingSchema: GenMessage<Sampling>;
 
 /**
+ * A logit bias, wrapped so that absent (no bias) and empty stay distinct.
+ *
  * @generated from message tandem.prefill.v1.LogitBias
  */
 export declare type LogitBias = Message<"tandem.prefill.v1.LogitBias"> & {
@@ -211,10 +239,14 @@ export declare type LogitBias = Message<"tandem.prefill.v1.LogitBias"> & {
 export declare const LogitBiasSchema: GenMessage<LogitBias>;
 
 /**
+ * A list of token ids, wrapped so that absent and empty stay distinct.
+ *
  * @generated from message tandem.prefill.v1.TokenIds
  */
 export declare type TokenIds = Message<"tandem.prefill.v1.TokenIds"> & {
   /**
+   * Token ids, in no particular order.
+   *
    * @generated from field: repeated int32 ids = 1;
    */
   ids: number[];
@@ -227,25 +259,35 @@ export declare type TokenIds = Message<"tandem.prefill.v1.TokenIds"> & {
 export declare const TokenIdsSchema: GenMessage<TokenIds>;
 
 /**
+ * The prompt's first token, sent once D's receiver has committed the transfer.
+ *
  * @generated from message tandem.prefill.v1.PrefillResponse
  */
 export declare type PrefillResponse = Message<"tandem.prefill.v1.PrefillResponse"> & {
   /**
+   * The token P sampled after the prompt with the request's sampling parameters.
+   *
    * @generated from field: int32 first_token_id = 1;
    */
   firstTokenId: number;
 
   /**
+   * Its log-probability under the raw model distribution (log-softmax of the logits).
+   *
    * @generated from field: double logprob = 2;
    */
   logprob: number;
 
   /**
+   * The num_top_logprobs most likely tokens under the raw distribution, most likely first.
+   *
    * @generated from field: repeated tandem.prefill.v1.PrefillTopLogprob top_logprobs = 3;
    */
   topLogprobs: PrefillTopLogprob[];
 
   /**
+   * Tokens in the prompt.
+   *
    * @generated from field: uint32 num_prompt_tokens = 4;
    */
   numPromptTokens: number;
@@ -278,11 +320,15 @@ export declare const PrefillResponseSchema: GenMessage<PrefillResponse>;
  */
 export declare type PrefillTopLogprob = Message<"tandem.prefill.v1.PrefillTopLogprob"> & {
   /**
+   * The alternative token.
+   *
    * @generated from field: int32 token_id = 1;
    */
   tokenId: number;
 
   /**
+   * Its log-probability under the raw model distribution.
+   *
    * @generated from field: double logprob = 2;
    */
   logprob: number;
