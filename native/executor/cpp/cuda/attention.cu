@@ -239,22 +239,6 @@ int32_t attentionSplitsFor(int32_t numBlocks, int32_t gridY, int32_t maxKeys, in
   return std::max(1, std::min({wanted, byKeys, kMaxAttentionSplits}));
 }
 
-void mergeAttentionSplits(const AttentionArgs& a, DType dtype, cudaStream_t stream) {
-  const dim3 grid(a.numBlocks, a.numHeads / a.headsPerBlock);
-  auto launchMerge = [&]<typename T>(T*) {
-    switch (a.headDim) {
-      case 16: return mergeSplitsKernel<T, 16><<<grid, kWarps * 32, 0, stream>>>(a);
-      case 32: return mergeSplitsKernel<T, 32><<<grid, kWarps * 32, 0, stream>>>(a);
-      case 64: return mergeSplitsKernel<T, 64><<<grid, kWarps * 32, 0, stream>>>(a);
-      case 128: return mergeSplitsKernel<T, 128><<<grid, kWarps * 32, 0, stream>>>(a);
-      case 256: return mergeSplitsKernel<T, 256><<<grid, kWarps * 32, 0, stream>>>(a);
-      default: throw InvalidInputError("attention merge: head_dim " + std::to_string(a.headDim) + " unsupported");
-    }
-  };
-  TANDEM_DISPATCH_DTYPE(dtype, T, launchMerge(static_cast<T*>(nullptr)));
-  CUDA_CHECK_LAST();
-}
-
 bool attentionSupportsHeadDim(int32_t headDim) {
   return headDim == 16 || headDim == 32 || headDim == 64 || headDim == 128 || headDim == 256;
 }

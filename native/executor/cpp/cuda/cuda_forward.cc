@@ -82,7 +82,6 @@ bool envEquals(const char* name, const char* value) {
 }
 bool mmaAttentionDisabled() { return envEquals("TANDEM_CUDA_ATTENTION", "simt"); }
 bool splitKvDisabled() { return envEquals("TANDEM_CUDA_SPLIT_KV", "off"); }
-bool decodeKernelDisabled() { return envEquals("TANDEM_CUDA_DECODE_ATTENTION", "simt"); }
 
 // Largest divisor of `group` that fits a block's rows.
 int32_t headsPerBlockFor(int32_t group) {
@@ -111,12 +110,11 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   const int32_t headsPerBlock = headsPerBlockFor(group);
   const int32_t tokensPerBlock = std::max(1, kAttentionRowsPerBlock / headsPerBlock);
   const bool useMma = attentionMmaSupports(dtype_, c.headDim) && !mmaAttentionDisabled();
-  const bool useDecodeKernel = decodeAttentionSupports(c.headDim, headsPerBlock) && !decodeKernelDisabled();
   const int32_t V = c.vocabSize;
 
   // ---- plan ----
   std::vector<int32_t> tokens, positions, slots, pageTables, logitRowTokens, allowed, stochasticRows;
-  std::vector<AttentionBlock> blocks, mmaBlocks, decodeBlocks;
+  std::vector<AttentionBlock> blocks, mmaBlocks;
   std::vector<SampleRow> rows;
   std::vector<LogitEdit> edits;
   std::vector<RowRef> rowRefs;
@@ -138,8 +136,6 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
         const int32_t count = std::min(kAttentionMmaTokensPerBlock, n - i);
         mmaBlocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
       }
-    } else if (useDecodeKernel && n == 1) {
-      decodeBlocks.push_back(AttentionBlock{tokenBase, 1, tableOffset, seq.startPos + 1});
     } else {
       for (int32_t i = 0; i < n; i += tokensPerBlock) {
         const int32_t count = std::min(tokensPerBlock, n - i);
@@ -216,7 +212,6 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   Packer packer;
   const size_t oTokens = packer.add(tokens), oPositions = packer.add(positions), oSlots = packer.add(slots),
                oTables = packer.add(pageTables), oBlocks = packer.add(blocks), oMmaBlocks = packer.add(mmaBlocks),
-               oDecodeBlocks = packer.add(decodeBlocks),
                oRowTokens = packer.add(logitRowTokens),
                oRows = packer.add(rows), oEdits = packer.add(edits), oAllowed = packer.add(allowed),
                oStochastic = packer.add(stochasticRows);
@@ -266,34 +261,20 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     ws_.sortTemp.ensure(std::max<size_t>(samplingSortTempBytes(numStochastic, V), 256));
   }
 
-  // Split-KV for the CUDA-core kernels when their blocks alone cannot fill the GPU; each launch
-  // gets its own region of partial results.
+  // Split-KV for the CUDA-core kernel when its blocks alone cannot fill the GPU.
   const int32_t gridY = c.numHeads / headsPerBlock;
-  struct Splits {
-    int32_t count = 1;
-    int64_t rows = 0;
-    float *acc = nullptr, *max = nullptr, *sum = nullptr;
-  };
-  auto splitsFor = [&](const std::vector<AttentionBlock>& list) {
-    Splits splits;
-    int32_t maxKeys = 0;
-    for (const AttentionBlock& b : list) maxKeys = std::max(maxKeys, b.numKeys);
-    if (!list.empty() && !splitKvDisabled())
-      splits.count = attentionSplitsFor(static_cast<int32_t>(list.size()), gridY, maxKeys, numSms_);
-    if (splits.count > 1)
-      splits.rows = int64_t{splits.count} * static_cast<int64_t>(list.size()) * gridY * kAttentionRowsPerBlock;
-    return splits;
-  };
-  Splits simtSplits = splitsFor(blocks), decodeSplits = splitsFor(decodeBlocks);
-  if (simtSplits.rows + decodeSplits.rows > 0) {
-    ws_.attnSplits.ensure(static_cast<size_t>((simtSplits.rows + decodeSplits.rows) * (D + 2)) * sizeof(float));
-    float* next = ws_.attnSplits.as<float>();
-    for (Splits* splits : {&simtSplits, &decodeSplits}) {
-      splits->acc = next;
-      splits->max = splits->acc + splits->rows * D;
-      splits->sum = splits->max + splits->rows;
-      next = splits->sum + splits->rows;
-    }
+  int32_t maxKeys = 0;
+  for (const AttentionBlock& b : blocks) maxKeys = std::max(maxKeys, b.numKeys);
+  const int32_t numSplits = blocks.empty() || splitKvDisabled()
+                                ? 1
+                                : attentionSplitsFor(static_cast<int32_t>(blocks.size()), gridY, maxKeys, numSms_);
+  float *splitAcc = nullptr, *splitMax = nullptr, *splitSum = nullptr;
+  if (numSplits > 1) {
+    const int64_t splitRows = int64_t{numSplits} * static_cast<int64_t>(blocks.size()) * gridY * kAttentionRowsPerBlock;
+    ws_.attnSplits.ensure(static_cast<size_t>(splitRows * (D + 2)) * sizeof(float));
+    splitAcc = ws_.attnSplits.as<float>();
+    splitMax = splitAcc + splitRows * D;
+    splitSum = splitMax + splitRows;
   }
 
   // ---- layers ----
@@ -350,18 +331,11 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     attn.pageSize = pool_.pageSize;
     attn.headsPerBlock = headsPerBlock;
     attn.scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
-    attn.numSplits = simtSplits.count;
-    attn.splitAcc = simtSplits.acc;
-    attn.splitMax = simtSplits.max;
-    attn.splitSum = simtSplits.sum;
+    attn.numSplits = numSplits;
+    attn.splitAcc = splitAcc;
+    attn.splitMax = splitMax;
+    attn.splitSum = splitSum;
     pagedAttention(attn, dtype_, stream_);
-    attn.blocks = static_cast<const AttentionBlock*>(at(oDecodeBlocks));
-    attn.numBlocks = static_cast<int32_t>(decodeBlocks.size());
-    attn.numSplits = decodeSplits.count;
-    attn.splitAcc = decodeSplits.acc;
-    attn.splitMax = decodeSplits.max;
-    attn.splitSum = decodeSplits.sum;
-    pagedDecodeAttention(attn, dtype_, stream_);
     attn.numSplits = 1;
     attn.blocks = static_cast<const AttentionBlock*>(at(oMmaBlocks));
     attn.numBlocks = static_cast<int32_t>(mmaBlocks.size());

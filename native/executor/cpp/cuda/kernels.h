@@ -73,15 +73,6 @@ struct AttentionArgs {
 // cached prefix and decode steps alike). Rows per block: tokensPerBlock * headsPerBlock <= 16.
 constexpr int32_t kAttentionRowsPerBlock = 16;
 bool attentionSupportsHeadDim(int32_t headDim);
-// The split-KV merge of pagedAttention / pagedDecodeAttention (args as given to them).
-void mergeAttentionSplits(const AttentionArgs& args, DType dtype, cudaStream_t stream);
-
-// Decode steps (blocks of one token) with all headsPerBlock q heads of a kv group in one block
-// (attention_decode.cu); split-KV like pagedAttention. head_dim 32/64/128, at most 8 heads a block.
-constexpr int32_t kDecodeMaxHeadsPerBlock = 8;
-bool decodeAttentionSupports(int32_t headDim, int32_t headsPerBlock);
-void pagedDecodeAttention(const AttentionArgs& args, DType dtype, cudaStream_t stream);
-
 // How many splits pagedAttention should use: enough blocks for two waves over numSms, at most
 // kMaxAttentionSplits, and no split under 128 keys. gridY = numHeads / headsPerBlock.
 constexpr int32_t kMaxAttentionSplits = 16;

@@ -1,8 +1,7 @@
 // tandem-cuda-lab bench <modelDir> <label> [bf16|f16|f32]
 // The first benchmark: this card's measured HBM bandwidth (device-to-device copy, bytes read +
 // written) and bf16 GEMM rate (cuBLASLt 8192^3, random data), then decode steps at batch
-// 1..256 over a 512-token context and 1..32 over 4096 (as configured, then without split-KV, then
-// with decode steps on the general CUDA-core attention kernel instead of the decode kernel),
+// 1..256 over a 512-token context and 1..32 over 4096 (with split-KV attention, then without),
 // and single-sequence prefill of 512..8192 tokens (tensor-core attention, then CUDA-core), each
 // next to its roofline. One JSON line per measurement.
 #include <cuda_runtime.h>
@@ -156,19 +155,12 @@ int runBench(const std::vector<std::string>& args) {
       m.backend->forward(prefill, out);
       for (size_t i = 0; i < out.size(); i++) last[first + i] = out[i].samples[0].tokenId;
     }
-    // The default (decode kernel, split-KV), then each without one of them.
-    double defaultSeconds = 0;
-    for (const char* variant : {"default", "no-split-kv", "no-decode-kernel"}) {
-      const bool split = std::strcmp(variant, "no-split-kv") != 0;
-      const bool decodeKernel = std::strcmp(variant, "no-decode-kernel") != 0;
+    double splitSeconds = 0;
+    for (const bool split : {true, false}) {
       if (split)
         unsetenv("TANDEM_CUDA_SPLIT_KV");
       else
         setenv("TANDEM_CUDA_SPLIT_KV", "off", 1);
-      if (decodeKernel)
-        unsetenv("TANDEM_CUDA_DECODE_ATTENTION");
-      else
-        setenv("TANDEM_CUDA_DECODE_ATTENTION", "simt", 1);
       double started = 0;
       for (int32_t s = 0; s < decodeSteps + 2; s++) {
         if (s == 2) started = nowSeconds();  // two warm-up steps
@@ -178,18 +170,17 @@ int runBench(const std::vector<std::string>& args) {
         for (int32_t b = 0; b < batch; b++) last[b] = out[b].samples[0].tokenId;
       }
       const double stepSeconds = (nowSeconds() - started) / decodeSteps;
-      if (split && decodeKernel) defaultSeconds = stepSeconds;
+      if (split) splitSeconds = stepSeconds;
       const double bytes = weightBytes + kvBytesPerToken * batch * (ctx + decodeSteps / 2.0);
-      std::printf("{\"bench\":\"decode\",\"label\":\"%s\",\"variant\":\"%s\",\"batch\":%d,\"context\":%d,"
+      std::printf("{\"bench\":\"decode\",\"label\":\"%s\",\"splitKv\":%s,\"batch\":%d,\"context\":%d,"
                   "\"msPerStep\":%.3f,\"tokensPerSecond\":%.0f,\"rooflineMsPerStep\":%.3f,\"fractionOfHbmRoofline\":%.2f",
-                  label.c_str(), variant, batch, ctx, stepSeconds * 1e3, batch / stepSeconds,
+                  label.c_str(), split ? "true" : "false", batch, ctx, stepSeconds * 1e3, batch / stepSeconds,
                   bytes / (bandwidth * 1e9) * 1e3, bytes / (bandwidth * 1e9) / stepSeconds);
-      if (!split || !decodeKernel) std::printf(",\"defaultSpeedup\":%.2f", stepSeconds / defaultSeconds);
+      if (!split) std::printf(",\"splitKvSpeedup\":%.2f", stepSeconds / splitSeconds);
       std::printf("}\n");
     }
   }
   unsetenv("TANDEM_CUDA_SPLIT_KV");
-  unsetenv("TANDEM_CUDA_DECODE_ATTENTION");
 
   // Prefill on the tensor-core attention kernel, then on the CUDA-core one (the baseline, same run).
   std::vector<double> mmaSeconds;
