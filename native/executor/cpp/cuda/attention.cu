@@ -21,6 +21,11 @@ constexpr int kRowsPerWarp = kRows / kWarps;
 constexpr int kTile = 32;
 constexpr int32_t kMinKeysPerSplit = 128;  // fewer keys a split do not pay for the merge
 
+// Where split `split`'s partial result for row r of this block (x, y) lives.
+__device__ __forceinline__ int64_t splitRow(int split, int r) {
+  return ((int64_t{split} * gridDim.x + blockIdx.x) * gridDim.y + blockIdx.y) * kRows + r;
+}
+
 template <int D>
 constexpr size_t attentionSmemBytes() {
   return sizeof(float) * (kRows * D + 2 * kTile * (D + 1));
@@ -141,20 +146,19 @@ __global__ void __launch_bounds__(kWarps * 32) pagedAttentionKernel(AttentionArg
   }
 
   if (a.numSplits > 1) {  // this split's share, merged by mergeSplitsKernel
-    const int64_t slot = (int64_t{blockIdx.z} * gridDim.x + blockIdx.x) * gridDim.y + blockIdx.y;
 #pragma unroll
     for (int i = 0; i < kRowsPerWarp; i++) {
       const int r = warp + i * kWarps;
       if (r >= numRows) continue;
-      float* acc_out = a.splitAcc + (slot * kRows + r) * D;
+      const int64_t row = splitRow(blockIdx.z, r);
 #pragma unroll
       for (int j = 0; j < kDimsPerLane; j++) {
         const int d = lane + 32 * j;
-        if (d < D) acc_out[d] = acc[i][j];
+        if (d < D) a.splitAcc[row * D + d] = acc[i][j];
       }
       if (lane == 0) {
-        a.splitMax[slot * kRows + r] = rowMax[i];
-        a.splitSum[slot * kRows + r] = rowSum[i];
+        a.splitMax[row] = rowMax[i];
+        a.splitSum[row] = rowSum[i];
       }
     }
     return;
@@ -185,16 +189,16 @@ __global__ void __launch_bounds__(kWarps * 32) mergeSplitsKernel(AttentionArgs a
   T* out = static_cast<T*>(a.out);
   for (int i = threadIdx.x; i < numRows * D; i += blockDim.x) {
     const int r = i / D, d = i % D;
-    auto at = [&](int split) { return ((int64_t{split} * gridDim.x + blockIdx.x) * gridDim.y + blockIdx.y) * kRows + r; };
     float maxAll = -INFINITY;
-    for (int s = 0; s < a.numSplits; s++) maxAll = fmaxf(maxAll, a.splitMax[at(s)]);
+    for (int s = 0; s < a.numSplits; s++) maxAll = fmaxf(maxAll, a.splitMax[splitRow(s, r)]);
     float sum = 0.0f, value = 0.0f;
     for (int s = 0; s < a.numSplits; s++) {
-      const float m = a.splitMax[at(s)];
+      const int64_t row = splitRow(s, r);
+      const float m = a.splitMax[row];
       if (m == -INFINITY) continue;
       const float w = expf(m - maxAll);
-      sum += a.splitSum[at(s)] * w;
-      value += a.splitAcc[at(s) * D + d] * w;
+      sum += a.splitSum[row] * w;
+      value += a.splitAcc[row * D + d] * w;
     }
     const int32_t t = blk.firstToken + r / a.headsPerBlock, h = firstHead + r % a.headsPerBlock;
     out[(int64_t{t} * a.numHeads + h) * D + d] = fromFloat<T>(value / sum);
@@ -237,6 +241,33 @@ int32_t attentionSplitsFor(int32_t numBlocks, int32_t gridY, int32_t maxKeys, in
   const int32_t wanted = (2 * numSms + numBlocks * gridY - 1) / (numBlocks * gridY);  // two waves
   const int32_t byKeys = (maxKeys + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   return std::max(1, std::min({wanted, byKeys, kMaxAttentionSplits}));
+}
+
+int32_t attentionHeadsPerBlock(int32_t group) {
+  for (int32_t h = std::min(group, kAttentionRowsPerBlock); h > 1; h--)
+    if (group % h == 0) return h;
+  return 1;
+}
+
+void appendAttentionBlocks(std::vector<AttentionBlock>& blocks, int32_t firstToken, int32_t numTokens,
+                           int32_t pageTableOffset, int32_t startPos, int32_t tokensPerBlock) {
+  for (int32_t i = 0; i < numTokens; i += tokensPerBlock) {
+    const int32_t count = std::min(tokensPerBlock, numTokens - i);
+    blocks.push_back(AttentionBlock{firstToken + i, count, pageTableOffset, startPos + i + count});
+  }
+}
+
+int64_t attentionSplitFloats(const AttentionArgs& a) {
+  if (a.numSplits <= 1) return 0;
+  const int64_t rows = int64_t{a.numSplits} * a.numBlocks * (a.numHeads / a.headsPerBlock) * kRows;
+  return rows * (a.headDim + 2);  // acc [rows, headDim], then max [rows] and sum [rows]
+}
+
+void setAttentionSplitBuffer(AttentionArgs& a, float* buffer) {
+  const int64_t rows = attentionSplitFloats(a) / (a.headDim + 2);
+  a.splitAcc = buffer;
+  a.splitMax = buffer + rows * a.headDim;
+  a.splitSum = a.splitMax + rows;
 }
 
 bool attentionSupportsHeadDim(int32_t headDim) {

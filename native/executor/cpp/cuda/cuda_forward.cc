@@ -83,13 +83,6 @@ bool envEquals(const char* name, const char* value) {
 bool mmaAttentionDisabled() { return envEquals("TANDEM_CUDA_ATTENTION", "simt"); }
 bool splitKvDisabled() { return envEquals("TANDEM_CUDA_SPLIT_KV", "off"); }
 
-// Largest divisor of `group` that fits a block's rows.
-int32_t headsPerBlockFor(int32_t group) {
-  for (int32_t h = std::min(group, kAttentionRowsPerBlock); h > 1; h--)
-    if (group % h == 0) return h;
-  return 1;
-}
-
 }  // namespace
 
 void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
@@ -107,7 +100,7 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
   out.assign(batch.size(), SequenceOutput{});
 
   const int32_t group = c.numHeads / c.numKvHeads;
-  const int32_t headsPerBlock = headsPerBlockFor(group);
+  const int32_t headsPerBlock = attentionHeadsPerBlock(group);
   const int32_t tokensPerBlock = std::max(1, kAttentionRowsPerBlock / headsPerBlock);
   const bool useMma = attentionMmaSupports(dtype_, c.headDim) && !mmaAttentionDisabled();
   const int32_t V = c.vocabSize;
@@ -131,17 +124,10 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
       positions.push_back(pos);
       slots.push_back(seq.pageTable[pos / pool_.pageSize] * pool_.pageSize + pos % pool_.pageSize);
     }
-    if (useMma && n >= kMmaMinTokens) {
-      for (int32_t i = 0; i < n; i += kAttentionMmaTokensPerBlock) {
-        const int32_t count = std::min(kAttentionMmaTokensPerBlock, n - i);
-        mmaBlocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
-      }
-    } else {
-      for (int32_t i = 0; i < n; i += tokensPerBlock) {
-        const int32_t count = std::min(tokensPerBlock, n - i);
-        blocks.push_back(AttentionBlock{tokenBase + i, count, tableOffset, seq.startPos + i + count});
-      }
-    }
+    if (useMma && n >= kMmaMinTokens)
+      appendAttentionBlocks(mmaBlocks, tokenBase, n, tableOffset, seq.startPos, kAttentionMmaTokensPerBlock);
+    else
+      appendAttentionBlocks(blocks, tokenBase, n, tableOffset, seq.startPos, tokensPerBlock);
 
     // Sampling parameters shared by this sequence's sample rows.
     const SamplingParams& sp = seq.sampling;
@@ -261,20 +247,32 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
     ws_.sortTemp.ensure(std::max<size_t>(samplingSortTempBytes(numStochastic, V), 256));
   }
 
-  // Split-KV for the CUDA-core kernel when its blocks alone cannot fill the GPU.
-  const int32_t gridY = c.numHeads / headsPerBlock;
-  int32_t maxKeys = 0;
-  for (const AttentionBlock& b : blocks) maxKeys = std::max(maxKeys, b.numKeys);
-  const int32_t numSplits = blocks.empty() || splitKvDisabled()
-                                ? 1
-                                : attentionSplitsFor(static_cast<int32_t>(blocks.size()), gridY, maxKeys, numSms_);
-  float *splitAcc = nullptr, *splitMax = nullptr, *splitSum = nullptr;
-  if (numSplits > 1) {
-    const int64_t splitRows = int64_t{numSplits} * static_cast<int64_t>(blocks.size()) * gridY * kAttentionRowsPerBlock;
-    ws_.attnSplits.ensure(static_cast<size_t>(splitRows * (D + 2)) * sizeof(float));
-    splitAcc = ws_.attnSplits.as<float>();
-    splitMax = splitAcc + splitRows * D;
-    splitSum = splitMax + splitRows;
+  // Attention arguments shared by every layer; split-KV for the CUDA-core kernel when its blocks
+  // alone cannot fill the GPU.
+  AttentionArgs attn;
+  attn.q = ws_.q.as();
+  attn.out = ws_.attnOut.as();
+  attn.pageTables = static_cast<const int32_t*>(at(oTables));
+  attn.positions = static_cast<const int32_t*>(at(oPositions));
+  attn.numHeads = c.numHeads;
+  attn.numKvHeads = c.numKvHeads;
+  attn.headDim = c.headDim;
+  attn.pageSize = pool_.pageSize;
+  attn.headsPerBlock = headsPerBlock;
+  attn.scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
+  AttentionArgs simtAttn = attn, mmaAttn = attn;
+  simtAttn.blocks = static_cast<const AttentionBlock*>(at(oBlocks));
+  simtAttn.numBlocks = static_cast<int32_t>(blocks.size());
+  mmaAttn.blocks = static_cast<const AttentionBlock*>(at(oMmaBlocks));
+  mmaAttn.numBlocks = static_cast<int32_t>(mmaBlocks.size());
+  if (!blocks.empty() && !splitKvDisabled()) {
+    int32_t maxKeys = 0;
+    for (const AttentionBlock& b : blocks) maxKeys = std::max(maxKeys, b.numKeys);
+    simtAttn.numSplits = attentionSplitsFor(simtAttn.numBlocks, c.numHeads / headsPerBlock, maxKeys, numSms_);
+  }
+  if (const int64_t floats = attentionSplitFloats(simtAttn); floats > 0) {
+    ws_.attnSplits.ensure(static_cast<size_t>(floats) * sizeof(float));
+    setAttentionSplitBuffer(simtAttn, ws_.attnSplits.as<float>());
   }
 
   // ---- layers ----
@@ -316,30 +314,10 @@ void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<S
           },
           &layerCalls_[l]));
     }
-    AttentionArgs attn;
-    attn.q = ws_.q.as();
-    attn.out = ws_.attnOut.as();
-    attn.kCache = kCache(l);
-    attn.vCache = vCache(l);
-    attn.pageTables = static_cast<const int32_t*>(at(oTables));
-    attn.blocks = static_cast<const AttentionBlock*>(at(oBlocks));
-    attn.positions = dPositions;
-    attn.numBlocks = static_cast<int32_t>(blocks.size());
-    attn.numHeads = c.numHeads;
-    attn.numKvHeads = c.numKvHeads;
-    attn.headDim = c.headDim;
-    attn.pageSize = pool_.pageSize;
-    attn.headsPerBlock = headsPerBlock;
-    attn.scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
-    attn.numSplits = numSplits;
-    attn.splitAcc = splitAcc;
-    attn.splitMax = splitMax;
-    attn.splitSum = splitSum;
-    pagedAttention(attn, dtype_, stream_);
-    attn.numSplits = 1;
-    attn.blocks = static_cast<const AttentionBlock*>(at(oMmaBlocks));
-    attn.numBlocks = static_cast<int32_t>(mmaBlocks.size());
-    prefillAttentionMma(attn, dtype_, stream_);
+    simtAttn.kCache = mmaAttn.kCache = kCache(l);
+    simtAttn.vCache = mmaAttn.vCache = vCache(l);
+    pagedAttention(simtAttn, dtype_, stream_);
+    prefillAttentionMma(mmaAttn, dtype_, stream_);
     gemm_->run(ws_.attnOut.as(), L.o.as(), ws_.proj.as(), numTokens, c.hiddenSize, static_cast<int32_t>(qWidth),
                dtype_, dtype_);
     addRmsNorm(residual, ws_.proj.as(), L.postNorm.as<float>(), ws_.normed.as(), dtype_, numTokens, c.hiddenSize, eps,

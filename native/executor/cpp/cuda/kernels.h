@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "tandem/backend.h"
 #include "tandem/weights.h"
@@ -73,6 +74,17 @@ struct AttentionArgs {
 // cached prefix and decode steps alike). Rows per block: tokensPerBlock * headsPerBlock <= 16.
 constexpr int32_t kAttentionRowsPerBlock = 16;
 bool attentionSupportsHeadDim(int32_t headDim);
+// q heads of one kv head that pagedAttention handles together: the largest divisor of the group
+// size (numHeads / numKvHeads) that fits a block's rows.
+int32_t attentionHeadsPerBlock(int32_t group);
+// Appends the blocks of one sequence's numTokens new tokens (batch tokens firstToken.., positions
+// startPos..), tokensPerBlock tokens a block.
+void appendAttentionBlocks(std::vector<AttentionBlock>& blocks, int32_t firstToken, int32_t numTokens,
+                           int32_t pageTableOffset, int32_t startPos, int32_t tokensPerBlock);
+// Split-KV partials of args (numSplits, numBlocks, headsPerBlock set): how many float32 the buffer
+// needs, and pointing splitAcc / splitMax / splitSum into one such buffer.
+int64_t attentionSplitFloats(const AttentionArgs& args);
+void setAttentionSplitBuffer(AttentionArgs& args, float* buffer);
 // How many splits pagedAttention should use: enough blocks for two waves over numSms, at most
 // kMaxAttentionSplits, and no split under 128 keys. gridY = numHeads / headsPerBlock.
 constexpr int32_t kMaxAttentionSplits = 16;

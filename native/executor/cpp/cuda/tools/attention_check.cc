@@ -140,25 +140,16 @@ bool runCase(const Case& c, uint32_t seed) {
     });
   for (auto& th : threads) th.join();
 
-  // Block lists for each kernel.
-  int32_t headsPerBlock = 1;
-  for (int32_t h = std::min(group, cuda::kAttentionRowsPerBlock); h > 1; h--)
-    if (group % h == 0) {
-      headsPerBlock = h;
-      break;
-    }
+  // Block lists for each kernel, planned as the backend plans them.
+  const int32_t headsPerBlock = cuda::attentionHeadsPerBlock(group);
   const int32_t tokensPerBlock = std::max(1, cuda::kAttentionRowsPerBlock / headsPerBlock);
   std::vector<AttentionBlock> simtBlocks, mmaBlocks;
   for (size_t ch = 0; ch < chunks.size(); ch++) {
     const Chunk& chunk = chunks[ch];
-    for (int32_t i = 0; i < chunk.numTokens; i += tokensPerBlock) {
-      const int32_t n = std::min(tokensPerBlock, chunk.numTokens - i);
-      simtBlocks.push_back({tokenBases[ch] + i, n, tableOffsets[ch], chunk.startPos + i + n});
-    }
-    for (int32_t i = 0; i < chunk.numTokens; i += cuda::kAttentionMmaTokensPerBlock) {
-      const int32_t n = std::min(cuda::kAttentionMmaTokensPerBlock, chunk.numTokens - i);
-      mmaBlocks.push_back({tokenBases[ch] + i, n, tableOffsets[ch], chunk.startPos + i + n});
-    }
+    cuda::appendAttentionBlocks(simtBlocks, tokenBases[ch], chunk.numTokens, tableOffsets[ch], chunk.startPos,
+                                tokensPerBlock);
+    cuda::appendAttentionBlocks(mmaBlocks, tokenBases[ch], chunk.numTokens, tableOffsets[ch], chunk.startPos,
+                                cuda::kAttentionMmaTokensPerBlock);
   }
 
   auto upload = [](DeviceBuffer& buffer, const void* data, size_t bytes) {
@@ -195,12 +186,9 @@ bool runCase(const Case& c, uint32_t seed) {
     a.blocks = mma ? dMma.as<AttentionBlock>() : dSimt.as<AttentionBlock>();
     a.numBlocks = static_cast<int32_t>(mma ? mmaBlocks.size() : simtBlocks.size());
     a.numSplits = numSplits;
-    if (numSplits > 1) {
-      const int64_t rows = int64_t{numSplits} * a.numBlocks * (c.numHeads / headsPerBlock) * cuda::kAttentionRowsPerBlock;
-      dSplits.allocate(static_cast<size_t>(rows * (D + 2)) * sizeof(float));
-      a.splitAcc = dSplits.as<float>();
-      a.splitMax = a.splitAcc + rows * D;
-      a.splitSum = a.splitMax + rows;
+    if (const int64_t floats = cuda::attentionSplitFloats(a); floats > 0) {
+      dSplits.allocate(static_cast<size_t>(floats) * sizeof(float));
+      cuda::setAttentionSplitBuffer(a, dSplits.as<float>());
     }
     if (mma)
       cuda::prefillAttentionMma(a, c.dtype, nullptr);
