@@ -73,6 +73,13 @@ export class KvReceiver {
     return this.closed ? 0 : this.native.bytesReceived(transferId);
   }
 
+  /** Transfers expected and not yet committed, failed or released, and the bytes they have landed. */
+  progress(): { numTransfers: number; numBytes: number } {
+    let numBytes = 0;
+    for (const transferId of this.waiters.keys()) numBytes += this.bytesReceived(transferId);
+    return { numTransfers: this.waiters.size, numBytes };
+  }
+
   /**
    * Announces a transfer (call before the sender starts) and resolves with its bytes once the
    * sender committed it; rejects with its failure, or KvTransferTimeoutError after timeoutMs (the

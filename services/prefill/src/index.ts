@@ -3,14 +3,11 @@ export * from './errors.ts';
 export { KvSenderPool } from './kv-sender-pool.ts';
 export {
   addPrefillService,
-  fromSamplingWire,
   type KvDestination,
   PrefillClient,
   type PrefillHandler,
   type PrefillRequestWire,
   type PrefillResponseWire,
   prefillServiceDefinition,
-  type SamplingWire,
-  toSamplingWire,
 } from './prefill-rpc.ts';
 export { PrefillService, type PrefillServiceStats } from './prefill-service.ts';

@@ -2,6 +2,8 @@
 // <-> the plain interfaces the services use. The conversions keep null apart from empty and
 // every number exact (doubles for sampling parameters and logprobs), so P samples the first
 // token exactly as D would have.
+
+import type { SamplingParams } from '@tandem/executor';
 import {
   create,
   fromBinary,
@@ -13,25 +15,25 @@ import {
   SamplingSchema,
   toBinary,
 } from '@tandem/proto';
-import type { PrefillRequestWire, PrefillResponseWire, SamplingWire } from './prefill-rpc.ts';
+import type { PrefillRequestWire, PrefillResponseWire } from './prefill-rpc.ts';
 
-function toSamplingMessage(wire: SamplingWire): Sampling {
+function toSamplingMessage(sampling: SamplingParams): Sampling {
   return create(SamplingSchema, {
-    temperature: wire.temperature,
-    topK: wire.topK,
-    topP: wire.topP,
-    minP: wire.minP,
-    repetitionPenalty: wire.repetitionPenalty,
-    frequencyPenalty: wire.frequencyPenalty,
-    presencePenalty: wire.presencePenalty,
-    logitBias: wire.logitBias === null ? undefined : { bias: Object.fromEntries(wire.logitBias) },
-    seed: wire.seed === null ? undefined : BigInt(wire.seed),
-    numTopLogprobs: wire.numTopLogprobs,
-    allowedTokenIds: wire.allowedTokenIds === null ? undefined : { ids: wire.allowedTokenIds },
+    temperature: sampling.temperature,
+    topK: sampling.topK,
+    topP: sampling.topP,
+    minP: sampling.minP,
+    repetitionPenalty: sampling.repetitionPenalty,
+    frequencyPenalty: sampling.frequencyPenalty,
+    presencePenalty: sampling.presencePenalty,
+    logitBias: sampling.logitBias === null ? undefined : { bias: Object.fromEntries(sampling.logitBias) },
+    seed: sampling.seed === null ? undefined : BigInt(sampling.seed),
+    numTopLogprobs: sampling.numTopLogprobs,
+    allowedTokenIds: sampling.allowedTokenIds === null ? undefined : { ids: [...sampling.allowedTokenIds] },
   });
 }
 
-function fromSamplingMessage(message: Sampling | undefined): SamplingWire {
+function fromSamplingMessage(message: Sampling | undefined): SamplingParams {
   if (message === undefined) throw new RangeError('prefill request without sampling parameters');
   return {
     temperature: message.temperature,
@@ -44,10 +46,11 @@ function fromSamplingMessage(message: Sampling | undefined): SamplingWire {
     logitBias:
       message.logitBias === undefined
         ? null
-        : Object.entries(message.logitBias.bias).map(([id, bias]): [number, number] => [Number(id), bias]),
+        : new Map(Object.entries(message.logitBias.bias).map(([id, bias]) => [Number(id), bias])),
     seed: message.seed === undefined ? null : Number(message.seed),
     numTopLogprobs: message.numTopLogprobs,
-    allowedTokenIds: message.allowedTokenIds === undefined ? null : [...message.allowedTokenIds.ids],
+    allowedTokenIds:
+      message.allowedTokenIds === undefined ? null : Int32Array.from(message.allowedTokenIds.ids),
   };
 }
 
@@ -61,7 +64,7 @@ export function encodePrefillRequest(wire: PrefillRequestWire): Buffer {
     destination: {
       host: dest.host,
       port: dest.port,
-      transferId: BigInt(dest.transferId),
+      transferId: dest.transferId,
       firstPageIndex: dest.firstPageIndex,
       dstPages: dest.dstPages,
       numTokens: dest.numTokens,
@@ -83,7 +86,7 @@ export function decodePrefillRequest(bytes: Buffer): PrefillRequestWire {
     destination: {
       host: dest.host,
       port: dest.port,
-      transferId: dest.transferId.toString(),
+      transferId: dest.transferId,
       firstPageIndex: dest.firstPageIndex,
       dstPages: [...dest.dstPages],
       numTokens: dest.numTokens,

@@ -14,8 +14,8 @@ import {
 export interface KvDestination {
   host: string;
   port: number;
-  /** Decimal u64: the transfer id the receiver expects. */
-  transferId: string;
+  /** The transfer id the receiver expects. */
+  transferId: bigint;
   /** Prompt page index of dstPages[0] (pages before it are already on the decode worker). */
   firstPageIndex: number;
   /** Decode-worker page ids for prompt pages firstPageIndex.. in order. */
@@ -24,24 +24,11 @@ export interface KvDestination {
   numTokens: number;
 }
 
-export interface SamplingWire {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
-  frequencyPenalty: number;
-  presencePenalty: number;
-  logitBias: [number, number][] | null;
-  seed: number | null;
-  numTopLogprobs: number;
-  allowedTokenIds: number[] | null;
-}
-
 export interface PrefillRequestWire {
   requestId: string;
   promptTokenIds: number[];
-  sampling: SamplingWire;
+  /** Exactly what the decode worker would sample the first token with. */
+  sampling: SamplingParams;
   cacheNamespace: string | null;
   destination: KvDestination;
   /** The prefill worker frees everything for this request after this long, done or not. */
@@ -57,30 +44,6 @@ export interface PrefillResponseWire {
   numCachedTokens: number;
   /** Bytes written into the destination pages. */
   bytesSent: number;
-}
-
-export function toSamplingWire(sampling: SamplingParams): SamplingWire {
-  return {
-    temperature: sampling.temperature,
-    topK: sampling.topK,
-    topP: sampling.topP,
-    minP: sampling.minP,
-    repetitionPenalty: sampling.repetitionPenalty,
-    frequencyPenalty: sampling.frequencyPenalty,
-    presencePenalty: sampling.presencePenalty,
-    logitBias: sampling.logitBias === null ? null : [...sampling.logitBias],
-    seed: sampling.seed,
-    numTopLogprobs: sampling.numTopLogprobs,
-    allowedTokenIds: sampling.allowedTokenIds === null ? null : [...sampling.allowedTokenIds],
-  };
-}
-
-export function fromSamplingWire(wire: SamplingWire): SamplingParams {
-  return {
-    ...wire,
-    logitBias: wire.logitBias === null ? null : new Map(wire.logitBias),
-    allowedTokenIds: wire.allowedTokenIds === null ? null : Int32Array.from(wire.allowedTokenIds),
-  };
 }
 
 export const prefillServiceDefinition: grpc.ServiceDefinition = {

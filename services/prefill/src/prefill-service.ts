@@ -14,7 +14,7 @@ import {
   PrefillNotCompletedError,
 } from './errors.ts';
 import type { KvSenderPool } from './kv-sender-pool.ts';
-import { fromSamplingWire, type PrefillRequestWire, type PrefillResponseWire } from './prefill-rpc.ts';
+import type { PrefillRequestWire, PrefillResponseWire } from './prefill-rpc.ts';
 
 export interface PrefillServiceStats {
   numPrefills: number; // completed, KV delivered
@@ -113,7 +113,7 @@ export class PrefillService {
         `destination pages [${dest.firstPageIndex}, ${endPageIndex}) do not cover the ${numPromptTokens}-token prompt`,
       );
     }
-    const transferId = BigInt(dest.transferId);
+    const transferId = dest.transferId;
     let sender: KvSender;
     try {
       sender = await this.senders.get(dest.host, dest.port);
@@ -178,7 +178,7 @@ export class PrefillService {
         {
           requestId: engineRequestId,
           promptTokenIds: request.promptTokenIds,
-          sampling: fromSamplingWire(request.sampling),
+          sampling: request.sampling,
           maxTokens: 1,
           minTokens: 0,
           stopTokenIds: [],

@@ -2,6 +2,7 @@
 // zero, every number exact.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { SamplingParams } from '@tandem/executor';
 import { fromBinary, PrefillRequestSchema } from '@tandem/proto';
 import {
   decodePrefillRequest,
@@ -9,9 +10,9 @@ import {
   encodePrefillRequest,
   encodePrefillResponse,
 } from '../src/prefill-codec.ts';
-import type { PrefillRequestWire, PrefillResponseWire, SamplingWire } from '../src/prefill-rpc.ts';
+import type { PrefillRequestWire, PrefillResponseWire } from '../src/prefill-rpc.ts';
 
-const sampling = (overrides: Partial<SamplingWire> = {}): SamplingWire => ({
+const sampling = (overrides: Partial<SamplingParams> = {}): SamplingParams => ({
   temperature: 0.7,
   topK: 40,
   topP: 0.95,
@@ -19,13 +20,13 @@ const sampling = (overrides: Partial<SamplingWire> = {}): SamplingWire => ({
   repetitionPenalty: 1.1,
   frequencyPenalty: -0.3,
   presencePenalty: 0.6,
-  logitBias: [
+  logitBias: new Map([
     [5, -100],
     [42, 2.5],
-  ],
+  ]),
   seed: 2 ** 53 - 1,
   numTopLogprobs: 5,
-  allowedTokenIds: [1, 2, 3],
+  allowedTokenIds: Int32Array.of(1, 2, 3),
   ...overrides,
 });
 
@@ -37,7 +38,7 @@ const request = (overrides: Partial<PrefillRequestWire> = {}): PrefillRequestWir
   destination: {
     host: '10.0.0.7',
     port: 40123,
-    transferId: (2n ** 64n - 1n).toString(),
+    transferId: 2n ** 64n - 1n,
     firstPageIndex: 2,
     dstPages: [17, 3, 99],
     numTokens: 40,
@@ -61,7 +62,7 @@ test('null stays null and empty stays empty: bias, allowed ids, seed, namespace'
   assert.deepEqual(decodePrefillRequest(encodePrefillRequest(nulls)), nulls);
   const empties = request({
     cacheNamespace: '',
-    sampling: sampling({ logitBias: [], allowedTokenIds: [], seed: 0 }),
+    sampling: sampling({ logitBias: new Map(), allowedTokenIds: new Int32Array(0), seed: 0 }),
   });
   assert.deepEqual(decodePrefillRequest(encodePrefillRequest(empties)), empties);
 });

@@ -8,7 +8,7 @@
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
 import type { Logger } from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
-import { PrefillClient, type PrefillResponseWire, toSamplingWire } from '@tandem/prefill';
+import { PrefillClient, type PrefillResponseWire } from '@tandem/prefill';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
 import type { PrefillChoice } from './prefill-choice.ts';
 import type { PrefillDirectory } from './prefill-directory.ts';
@@ -67,7 +67,6 @@ export class RemotePrefillHost {
   private readonly leaseMs: number;
   private readonly logger: Logger | null;
   private readonly clients = new Map<string, PrefillClient>();
-  private readonly inFlight = new Set<bigint>(); // transfer ids between expect and release
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
   private closed = false;
@@ -209,17 +208,16 @@ export class RemotePrefillHost {
     const onAbort = (): void => controller.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     const landed = this.receiver.expect(transferId, this.leaseMs);
-    this.inFlight.add(transferId);
     const call = this.client(address).prefill(
       {
         requestId: request.requestId,
         promptTokenIds: [...request.promptTokenIds],
-        sampling: toSamplingWire(request.sampling),
+        sampling: request.sampling,
         cacheNamespace: request.cacheNamespace,
         destination: {
           host: this.kvEndpoint.host,
           port: this.kvEndpoint.port,
-          transferId: transferId.toString(),
+          transferId,
           firstPageIndex,
           dstPages: reservation.pageTable.slice(firstPageIndex, endPageIndex),
           numTokens: reservation.numPromptTokens,
@@ -240,14 +238,11 @@ export class RemotePrefillHost {
       signal.removeEventListener('abort', onAbort);
       // Committed transfers are already closed; anything else: wait until no frame lands.
       await this.receiver.release(transferId);
-      this.inFlight.delete(transferId);
     }
   }
 
   /** Transfers into this worker's pages now in flight and the bytes they have landed so far. */
   transferProgress(): { numTransfers: number; numBytes: number } {
-    let numBytes = 0;
-    for (const transferId of this.inFlight) numBytes += this.receiver.bytesReceived(transferId);
-    return { numTransfers: this.inFlight.size, numBytes };
+    return this.receiver.progress();
   }
 }

@@ -70,6 +70,11 @@ function isRequestFault(error: unknown): boolean {
   return error instanceof InvalidArgumentError || error instanceof CancelledError;
 }
 
+/** A depths buffer with room for every index slot (matchDepths writes each candidate's entry). */
+function fitSlots(depths: Uint32Array<ArrayBuffer>, slotCapacity: number): Uint32Array<ArrayBuffer> {
+  return depths.length >= slotCapacity ? depths : new Uint32Array(2 * slotCapacity);
+}
+
 export class Dispatcher {
   readonly #params: DispatcherParams;
   #pickSeq = 0;
@@ -110,8 +115,7 @@ export class Dispatcher {
     candidates.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
     let matchDepthBySlot: Uint32Array | null = null;
     if (policy.needsPrefix && candidates.length > 0) {
-      if (this.#depths.length < index.slotCapacity) this.#depths = new Uint32Array(2 * index.slotCapacity);
-      this.#depths.fill(0);
+      this.#depths = fitSlots(this.#depths, index.slotCapacity);
       index.matchDepths(request.blockKeys, slots, this.#depths);
       matchDepthBySlot = this.#depths;
     }
@@ -145,10 +149,7 @@ export class Dispatcher {
         sameHostAsDecode: hostOf(worker.grpcAddress) === decodeHost,
       };
     });
-    if (this.#prefillDepths.length < index.slotCapacity) {
-      this.#prefillDepths = new Uint32Array(2 * index.slotCapacity);
-    }
-    this.#prefillDepths.fill(0);
+    this.#prefillDepths = fitSlots(this.#prefillDepths, index.slotCapacity);
     index.matchDepths(request.blockKeys, slots, this.#prefillDepths);
     const decodeDepth = this.#prefillDepths[decodeSlot]!;
     return choosePrefill(
