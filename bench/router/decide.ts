@@ -14,7 +14,7 @@ import { InflightCounts } from '../../services/router/src/cluster/inflight.ts';
 import { WorkerRegistry } from '../../services/router/src/cluster/worker-registry.ts';
 import { KvIndex } from '../../services/router/src/kv/kv-index.ts';
 import { createPolicy, type PolicyName } from '../../services/router/src/policy/policies.ts';
-import { seededRandom } from '../../services/router/src/policy/random-source.ts';
+import { seededRandom } from '../../services/common/src/index.ts';
 import type { RoutingRequest } from '../../services/router/src/policy/types.ts';
 
 const { values } = parseArgs({

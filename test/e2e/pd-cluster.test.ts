@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createGrpcClient } from '@tandem/common';
 import { Worker } from '@tandem/proto';
 import type { RouterApp } from '@tandem/router';
-import { TextTokenizer } from '@tandem/runtime';
+import { TextTokenizer } from '@tandem/tokenizer';
 import OpenAI from 'openai';
 import {
   demoModelDir,

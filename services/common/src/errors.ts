@@ -1,21 +1,12 @@
-// One error class per failure, each with a code from a closed set. The code decides the gRPC
-// status a worker returns and the HTTP status and OpenAI error type the router returns, so a
-// failure keeps its meaning across every hop.
+// The one error model: every failure in every package is a TandemError whose `reason` comes from
+// the closed table in error-reasons.ts and whose `code` (the status class) follows from it. The
+// code decides the gRPC status a worker returns and the HTTP status and OpenAI error type the
+// router returns; the reason is OpenAI's `code` field. A failure keeps its meaning across hops.
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { type ErrorCode, type ErrorReason, errorReasons, type ReasonOf } from './error-reasons.ts';
 
-export type ErrorCode =
-  | 'invalid_argument'
-  | 'not_found'
-  | 'already_exists'
-  | 'failed_precondition'
-  | 'resource_exhausted'
-  | 'unavailable'
-  | 'deadline_exceeded'
-  | 'cancelled'
-  | 'unauthenticated'
-  | 'permission_denied'
-  | 'unimplemented'
-  | 'internal';
+export type { ErrorCode, ErrorReason, ReasonOf } from './error-reasons.ts';
+export { errorReasons, isErrorReason } from './error-reasons.ts';
 
 export type OpenAiErrorType =
   | 'invalid_request_error'
@@ -97,15 +88,20 @@ export interface TandemErrorOptions {
   param?: string | null;
 }
 
-/** The base of every tandem error. Subclasses fix `code`; `name` is the class name. */
+/** Options of a status-class error: a more specific reason of that class may be given. */
+export type ClassErrorOptions<C extends ErrorCode> = TandemErrorOptions & { reason?: ReasonOf<C> };
+
+/** The base of every tandem error. `code` follows from `reason`; `name` is the class name. */
 export class TandemError extends Error {
   readonly code: ErrorCode;
+  readonly reason: ErrorReason;
   readonly param: string | null;
 
-  constructor(code: ErrorCode, message: string, options: TandemErrorOptions = {}) {
+  constructor(reason: ErrorReason, message: string, options: TandemErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.code = code;
+    this.reason = reason;
+    this.code = errorReasons[reason];
     this.param = options.param ?? null;
   }
 
@@ -124,29 +120,29 @@ export class TandemError extends Error {
 
 /** A request field is out of range or malformed. */
 export class InvalidArgumentError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('invalid_argument', message, options);
+  constructor(message: string, options: ClassErrorOptions<'invalid_argument'> = {}) {
+    super(options.reason ?? 'invalid_argument', message, options);
   }
 }
 
 /** Configuration (flags, environment) is missing or malformed. */
-export class ConfigError extends TandemError {
+export class ConfigError extends InvalidArgumentError {
   constructor(message: string, options: TandemErrorOptions = {}) {
-    super('invalid_argument', message, options);
+    super(message, { ...options, reason: 'bad_config' });
   }
 }
 
 /** A named thing (model, request id, worker) does not exist. */
 export class NotFoundError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('not_found', message, options);
+  constructor(message: string, options: ClassErrorOptions<'not_found'> = {}) {
+    super(options.reason ?? 'not_found', message, options);
   }
 }
 
 /** The operation is valid but not in this state (e.g. a worker that drains). */
 export class FailedPreconditionError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('failed_precondition', message, options);
+  constructor(message: string, options: ClassErrorOptions<'failed_precondition'> = {}) {
+    super(options.reason ?? 'failed_precondition', message, options);
   }
 }
 
@@ -154,72 +150,75 @@ export class FailedPreconditionError extends TandemError {
 export class ResourceExhaustedError extends TandemError {
   readonly retryAfterMs: number | null;
 
-  constructor(message: string, options: TandemErrorOptions & { retryAfterMs?: number | null } = {}) {
-    super('resource_exhausted', message, options);
+  constructor(
+    message: string,
+    options: ClassErrorOptions<'resource_exhausted'> & { retryAfterMs?: number | null } = {},
+  ) {
+    super(options.reason ?? 'resource_exhausted', message, options);
     this.retryAfterMs = options.retryAfterMs ?? null;
   }
 }
 
 /** A dependency (worker, NATS, Redis) cannot be reached. */
 export class UnavailableError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('unavailable', message, options);
+  constructor(message: string, options: ClassErrorOptions<'unavailable'> = {}) {
+    super(options.reason ?? 'unavailable', message, options);
   }
 }
 
 /** A required program or package is not installed; the message says what to install. */
-export class DependencyMissingError extends TandemError {
+export class DependencyMissingError extends FailedPreconditionError {
   constructor(message: string, options: TandemErrorOptions = {}) {
-    super('failed_precondition', message, options);
+    super(message, { ...options, reason: 'dependency_missing' });
   }
 }
 
 /** Something did not happen in time. */
 export class TimeoutError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('deadline_exceeded', message, options);
+  constructor(message: string, options: ClassErrorOptions<'deadline_exceeded'> = {}) {
+    super(options.reason ?? 'deadline_exceeded', message, options);
   }
 }
 
 /** The caller cancelled (client disconnect, abort signal). */
 export class CancelledError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('cancelled', message, options);
+  constructor(message: string, options: ClassErrorOptions<'cancelled'> = {}) {
+    super(options.reason ?? 'cancelled', message, options);
   }
 }
 
 /** The feature exists in the protocol but not in this build or role. */
 export class UnimplementedError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('unimplemented', message, options);
+  constructor(message: string, options: ClassErrorOptions<'unimplemented'> = {}) {
+    super(options.reason ?? 'unimplemented', message, options);
   }
 }
 
 /** An id (request id) is already in use. */
 export class AlreadyExistsError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('already_exists', message, options);
+  constructor(message: string, options: ClassErrorOptions<'already_exists'> = {}) {
+    super(options.reason ?? 'already_exists', message, options);
   }
 }
 
 /** Missing or wrong credentials (API key). */
 export class UnauthenticatedError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('unauthenticated', message, options);
+  constructor(message: string, options: ClassErrorOptions<'unauthenticated'> = {}) {
+    super(options.reason ?? 'unauthenticated', message, options);
   }
 }
 
 /** Authenticated but not allowed. */
 export class PermissionDeniedError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('permission_denied', message, options);
+  constructor(message: string, options: ClassErrorOptions<'permission_denied'> = {}) {
+    super(options.reason ?? 'permission_denied', message, options);
   }
 }
 
 /** A bug or an unexpected failure. */
 export class InternalError extends TandemError {
-  constructor(message: string, options: TandemErrorOptions = {}) {
-    super('internal', message, options);
+  constructor(message: string, options: ClassErrorOptions<'internal'> = {}) {
+    super(options.reason ?? 'internal', message, options);
   }
 }
 
@@ -230,7 +229,7 @@ export class ProcessExitedError extends TandemError {
 
   constructor(command: string, exitCode: number | null, signal: NodeJS.Signals | null, output: string) {
     const how = signal !== null ? `signal ${signal}` : `code ${exitCode ?? 'unknown'}`;
-    super('internal', `${command} exited (${how})${output.length > 0 ? `: ${output.trim()}` : ''}`);
+    super('process_exited', `${command} exited (${how})${output.length > 0 ? `: ${output.trim()}` : ''}`);
     this.exitCode = exitCode;
     this.signal = signal;
   }
@@ -243,7 +242,8 @@ export function toTandemError(error: unknown): TandemError {
   return new InternalError(message, { cause: error });
 }
 
-const errorClasses: Record<ErrorCode, new (message: string, options?: TandemErrorOptions) => TandemError> = {
+/** The class of each status code (errors from the wire are rebuilt as these). */
+const errorClasses: { [C in ErrorCode]: new (message: string, options?: ClassErrorOptions<C>) => TandemError } = {
   invalid_argument: InvalidArgumentError,
   not_found: NotFoundError,
   already_exists: AlreadyExistsError,
@@ -258,11 +258,21 @@ const errorClasses: Record<ErrorCode, new (message: string, options?: TandemErro
   internal: InternalError,
 };
 
-/** A TandemError of the class that stands for `code` (used when an error crosses the wire). */
-export function errorFromCode(
+/**
+ * The TandemError a failure that crossed the wire stands for: the class of its status code, with
+ * the reason the sender gave (or the bare class reason when the sender named none we know).
+ */
+export function errorFromWire(
   code: ErrorCode,
+  reason: ErrorReason | null,
   message: string,
   options: TandemErrorOptions = {},
 ): TandemError {
-  return new errorClasses[code](message, options);
+  const known = reason !== null && errorReasons[reason] === code ? reason : code;
+  // `known` is a reason of `code` (checked above), which the mapped type cannot see.
+  const Class = errorClasses[code] as new (
+    message: string,
+    options: TandemErrorOptions & { reason: ErrorReason },
+  ) => TandemError;
+  return new Class(message, { ...options, reason: known });
 }

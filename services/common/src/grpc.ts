@@ -11,8 +11,9 @@ import {
   type ErrorCode,
   errorCodeMappings,
   errorCodes,
-  errorFromCode,
+  errorFromWire,
   isErrorCode,
+  isErrorReason,
   type TandemError,
   toTandemError,
   UnavailableError,
@@ -100,6 +101,7 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> & { c
   const tandemError = toTandemError(error);
   const metadata = new grpc.Metadata();
   metadata.set('tandem-error-code', tandemError.code);
+  metadata.set('tandem-error-reason', tandemError.reason);
   metadata.set('tandem-error-name', tandemError.name);
   if (tandemError.param !== null) metadata.set('tandem-error-param', tandemError.param);
   return { code: tandemError.grpcStatus, details: tandemError.message, metadata };
@@ -110,10 +112,12 @@ export function fromServiceError(error: unknown, address: string): TandemError {
   const serviceError = error as Partial<grpc.ServiceError>;
   if (typeof serviceError.code !== 'number') return toTandemError(error);
   const sentCode = serviceError.metadata?.get('tandem-error-code')[0];
+  const sentReason = serviceError.metadata?.get('tandem-error-reason')[0];
   const sentParam = serviceError.metadata?.get('tandem-error-param')[0];
   const details = serviceError.details ?? serviceError.message ?? 'unknown error';
   if (typeof sentCode === 'string' && isErrorCode(sentCode)) {
-    return errorFromCode(sentCode, details, {
+    const reason = typeof sentReason === 'string' && isErrorReason(sentReason) ? sentReason : null;
+    return errorFromWire(sentCode, reason, details, {
       cause: error,
       param: typeof sentParam === 'string' ? sentParam : null,
     });
@@ -121,7 +125,7 @@ export function fromServiceError(error: unknown, address: string): TandemError {
   const code = grpcStatusToCode.get(serviceError.code) ?? 'internal';
   if (code === 'unavailable')
     return new UnavailableError(`worker at ${address}: ${details}`, { cause: error });
-  return errorFromCode(code, `${address}: ${details}`, { cause: error });
+  return errorFromWire(code, null, `${address}: ${details}`, { cause: error });
 }
 
 export interface ClientOptions {

@@ -7,5 +7,6 @@ export * from './grpc.ts';
 export * from './kv-events-client.ts';
 export * from './logger.ts';
 export * from './nats.ts';
+export * from './random.ts';
 export * from './redis.ts';
 export * from './subjects.ts';

@@ -3,12 +3,15 @@ import { test } from 'node:test';
 import {
   errorCodeMappings,
   errorCodes,
-  errorFromCode,
+  errorFromWire,
+  errorReasons,
   grpc,
   InvalidArgumentError,
+  ConfigError,
   ResourceExhaustedError,
   TandemError,
   toTandemError,
+  UnavailableError,
 } from '@tandem/common';
 
 test('every code maps to a distinct gRPC status and to an HTTP status and OpenAI type', () => {
@@ -29,11 +32,27 @@ test('errors carry name, code, param and cause', () => {
   assert.equal(error.httpStatus, 400);
   assert.equal(new ResourceExhaustedError('queue full', { retryAfterMs: 1000 }).retryAfterMs, 1000);
   for (const code of errorCodes) {
-    const rebuilt = errorFromCode(code, 'x');
+    const rebuilt = errorFromWire(code, null, 'x');
     assert.ok(rebuilt instanceof TandemError);
     assert.equal(rebuilt.code, code);
+    assert.equal(rebuilt.reason, code);
   }
   const wrapped = toTandemError(new RangeError('boom'));
   assert.equal(wrapped.code, 'internal');
   assert.equal(wrapped.message, 'boom');
+});
+
+test('every reason is snake_case and belongs to one status class; the wire keeps it', () => {
+  for (const [reason, code] of Object.entries(errorReasons)) {
+    assert.match(reason, /^[a-z][a-z0-9_]*$/, reason);
+    assert.ok(errorCodes.includes(code), `${reason} -> ${code}`);
+  }
+  const oom = errorFromWire('unavailable', 'out_of_memory', 'CUDA out of memory');
+  assert.ok(oom instanceof UnavailableError);
+  assert.equal(oom.reason, 'out_of_memory');
+  assert.equal(oom.httpStatus, 503);
+  // A reason of another class is not believed: the class's own reason stands.
+  assert.equal(errorFromWire('internal', 'out_of_memory', 'x').reason, 'internal');
+  assert.equal(new ConfigError('--port must be an integer').reason, 'bad_config');
+  assert.ok(new ConfigError('x') instanceof InvalidArgumentError);
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createGrpcClient, type GrpcClient } from '@tandem/common';
 import { FinishReason, Worker } from '@tandem/proto';
-import { IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
+import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import { demoModelDir, fixtureNames, loadGolden, modelDir } from './fixtures.ts';
 import { greedyRequest } from './generate-client.ts';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';

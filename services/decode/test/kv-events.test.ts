@@ -35,7 +35,7 @@ import {
   type WorkerLoad,
   WorkerLoadSchema,
 } from '@tandem/proto';
-import { blockHashes } from '@tandem/runtime';
+import { blockHashes } from '@tandem/tokenizer';
 import { modelDir } from './fixtures.ts';
 import { generate, greedyRequest } from './generate-client.ts';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';

@@ -1,11 +1,10 @@
 // The served checkpoint as the router needs it: tokenizer, chat template, incremental
-// detokenizer (all from @tandem/runtime, loaded from the same folder the workers serve), the
+// detokenizer (all from @tandem/tokenizer, loaded from the same folder the workers serve), the
 // context length, and the names clients may use for it.
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError } from '@tandem/common';
-import { ChatTemplateError, IncrementalDetokenizer, TextTokenizer } from '@tandem/runtime';
-import { InvalidRequestError } from './errors.ts';
+import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import type { IncrementalDecoder } from './openai/choice-output.ts';
 import type { ChatRequest } from './openai/request.ts';
 
@@ -54,18 +53,12 @@ export async function loadServedModel(dir: string, servedName: string | null): P
           ? { role: m.role, content: m.content }
           : { role: m.role, content: m.content, name: m.name },
       );
-      let text: string;
-      try {
-        text = tokenizer.applyChatTemplate(messages, {
-          addGenerationPrompt: request.addGenerationPrompt,
-          variables: request.chatTemplateKwargs,
-        });
-      } catch (error) {
-        // The template rejected these messages (e.g. roles that must alternate): the client's fault.
-        if (error instanceof ChatTemplateError)
-          throw new InvalidRequestError(error.message, 'messages', { cause: error });
-        throw error;
-      }
+      // A template that rejects these messages (roles that must alternate...) throws a
+      // ChatTemplateError: a 400 naming `messages`.
+      let text = tokenizer.applyChatTemplate(messages, {
+        addGenerationPrompt: request.addGenerationPrompt,
+        variables: request.chatTemplateKwargs,
+      });
       if (request.continueFinalMessage) {
         // Cut the template's end-of-turn after the final (assistant) message, as vLLM does.
         const last = request.messages.at(-1)!.content;

@@ -9,6 +9,7 @@ import {
   type NatsConnection,
   type Redis,
   requestBlockDump,
+  seededRandom,
   subjects,
 } from '@tandem/common';
 import { fromBinary, KvEventBatchSchema, WorkerAnnounceSchema, WorkerLoadSchema } from '@tandem/proto';
@@ -32,7 +33,7 @@ import {
   type PolicyName,
 } from './policy/policies.ts';
 import { defaultPrefillChoiceParams, type PrefillChoiceParams } from './policy/prefill-choice.ts';
-import { seededRandom } from './policy/random-source.ts';
+
 import { RouterService } from './service.ts';
 
 export interface RouterOptions {

@@ -1,6 +1,6 @@
 // The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
 // route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
-import { blockHashes } from '@tandem/runtime';
+import { blockHashes } from '@tandem/tokenizer';
 import type { AdmissionQueue } from './cluster/admission.ts';
 import type { Dispatcher } from './cluster/dispatcher.ts';
 import { ContextLengthError, InvalidRequestError } from './errors.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { blockHashes } from '@tandem/runtime';
+import { blockHashes } from '@tandem/tokenizer';
 import { toBlockKeys } from '../src/kv/block-keys.ts';
 import { KvIndex } from '../src/kv/kv-index.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { toBlockKeys } from '../src/kv/block-keys.ts';
 import { createPolicy, defaultCacheAwareConfig } from '../src/policy/policies.ts';
-import { seededRandom } from '../src/policy/random-source.ts';
+import { seededRandom } from '@tandem/common';
 import type { RoutingRequest, WorkerView } from '../src/policy/types.ts';
 
 function worker(id: string, slot: number, overrides: Partial<WorkerView> = {}): WorkerView {

@@ -12,7 +12,7 @@ import { WorkerRegistry } from '../src/cluster/worker-registry.ts';
 import { KvIndex } from '../src/kv/kv-index.ts';
 import { createPolicy } from '../src/policy/policies.ts';
 import { defaultPrefillChoiceParams } from '../src/policy/prefill-choice.ts';
-import { seededRandom } from '../src/policy/random-source.ts';
+import { seededRandom } from '@tandem/common';
 import type { RoutingRequest } from '../src/policy/types.ts';
 import { routerOptionsFromArgv } from '../src/router-command.ts';
 

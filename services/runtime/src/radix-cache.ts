@@ -6,7 +6,7 @@
 // on evict). Callers that use matched pages retain them themselves and lock the matched node for
 // as long as they use it.
 
-import { blockHash } from './block-hash.ts';
+import { blockHash } from '@tandem/tokenizer';
 import type { BlockDump, KvEventLog, StoredBlock } from './kv-events.ts';
 import type { PageAllocator } from './page-allocator.ts';
 

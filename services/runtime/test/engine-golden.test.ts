@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { defaultSampling, Executor } from '@tandem/executor';
-import { IncrementalDetokenizer } from '../src/detokenizer.ts';
+import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import { Engine, type GenerateRequest, type SchedulerOptions } from '../src/engine.ts';
-import { TextTokenizer } from '../src/tokenizer.ts';
-import { allFixtures, type Fixture, fixture } from './fixtures.ts';
+import { allFixtures, type Fixture, fixture } from '@tandem/common/testing';
 import { collect, randomTokens, request, seededRandom } from './helpers.ts';
 
 interface GoldenCase {

@@ -60,17 +60,7 @@ export async function collect(stream: AsyncIterable<TokenChunk>): Promise<Choice
   return choices;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '@tandem/common';
 
 export function randomTokens(random: () => number, length: number, vocabSize: number): number[] {
   return Array.from({ length }, () => 3 + Math.floor(random() * (vocabSize - 3)));

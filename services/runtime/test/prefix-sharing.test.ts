@@ -6,7 +6,7 @@ import { Executor } from '@tandem/executor';
 import { defaultSchedulerOptions, Engine, type SchedulerOptions } from '../src/engine.ts';
 import { KvEventLog } from '../src/kv-events.ts';
 import { Scheduler } from '../src/scheduler.ts';
-import { fixture } from './fixtures.ts';
+import { fixture } from '@tandem/common/testing';
 import { collect, randomTokens, request, seededRandom } from './helpers.ts';
 
 const f = fixture('tiny-qwen2');

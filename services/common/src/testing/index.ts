@@ -5,3 +5,4 @@ export { canConnect, freePort, waitForPort } from '../ports.ts';
 export { startNatsServer, type TestNatsServer } from './nats-server.ts';
 export { startRedisServer, type TestRedisServer } from './redis-server.ts';
 export { startTestServer, type TestServer } from './test-server.ts';
+export * from './fixtures.ts';

@@ -1,5 +1,5 @@
 // The scorers and filters policies are assembled from. Each is pure over its declared inputs.
-import { hashString } from './random-source.ts';
+import { hashString } from './string-hash.ts';
 import type { CandidateFilter, RoutingInputs, RoutingRequest, Score, Scorer, WorkerView } from './types.ts';
 
 /** Requests running or waiting on the worker: the larger of what it reported and what we sent. */

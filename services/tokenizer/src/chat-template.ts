@@ -2,7 +2,7 @@
 // @huggingface/jinja the way transformers' apply_chat_template renders them.
 
 import { Template } from '@huggingface/jinja';
-import { ChatTemplateError } from './errors.ts';
+import { ChatTemplateError, ChatTemplateUnusableError } from './errors.ts';
 
 export interface ChatMessage {
   role: string;
@@ -28,7 +28,7 @@ export class ChatTemplate {
     try {
       this.template = new Template(source);
     } catch (error) {
-      throw new ChatTemplateError(`the chat template does not parse: ${messageOf(error)}`, error);
+      throw new ChatTemplateUnusableError(`the chat template does not parse: ${messageOf(error)}`, error);
     }
   }
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { IncrementalDetokenizer } from '../src/detokenizer.ts';
 import { TextTokenizer } from '../src/tokenizer.ts';
-import { allFixtures } from './fixtures.ts';
-import { seededRandom } from './helpers.ts';
+import { seededRandom } from '@tandem/common';
+import { allFixtures } from '@tandem/common/testing';
 
 /** Streams ids in random-sized pieces; checks every emitted piece and the total. */
 function streamDecode(tokenizer: TextTokenizer, ids: readonly number[], random: () => number): string[] {

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { type ChatMessage, ChatTemplate, type ChatTemplateOptions, templateSource } from './chat-template.ts';
-import { ChatTemplateError, TokenizerLoadError } from './errors.ts';
+import { ChatTemplateUnusableError, TokenizerLoadError } from './errors.ts';
 
 export interface EncodeOptions {
   /** Add the post-processor's special tokens (BOS...). Default true; false for chat prompts. */
@@ -103,7 +103,7 @@ export class TextTokenizer {
 
   /** The chat template applied to `messages` (text; BOS etc. come from the template itself). */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions): string {
-    if (this.chatTemplate === null) throw new ChatTemplateError('this checkpoint has no chat template');
+    if (this.chatTemplate === null) throw new ChatTemplateUnusableError('this checkpoint has no chat template');
     return this.chatTemplate.render(messages, options);
   }
 

@@ -1,16 +1,4 @@
-// A seedable uniform random source (mulberry32): injected wherever a policy draws, so tests and
-// benchmarks replay exactly.
-
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Rendezvous hashing's string hash (the seeded random source is @tandem/common's seededRandom).
 
 /** 53-bit FNV-1a-style string hash, for rendezvous hashing. */
 export function hashString(text: string): number {
