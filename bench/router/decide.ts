@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AnnounceKind, create, Role, WorkerAnnounceSchema } from '../../proto/src/index.ts';
-import { Logger } from '../../services/common/src/index.ts';
+import { Logger, seededRandom } from '../../services/common/src/index.ts';
 import { defaultCircuitBreakerParams } from '../../services/router/src/cluster/circuit-breaker.ts';
 import { DecisionLog } from '../../services/router/src/cluster/decision-log.ts';
 import { Dispatcher } from '../../services/router/src/cluster/dispatcher.ts';
@@ -14,7 +14,6 @@ import { InflightCounts } from '../../services/router/src/cluster/inflight.ts';
 import { WorkerRegistry } from '../../services/router/src/cluster/worker-registry.ts';
 import { KvIndex } from '../../services/router/src/kv/kv-index.ts';
 import { createPolicy, type PolicyName } from '../../services/router/src/policy/policies.ts';
-import { seededRandom } from '../../services/common/src/index.ts';
 import type { RoutingRequest } from '../../services/router/src/policy/types.ts';
 
 const { values } = parseArgs({

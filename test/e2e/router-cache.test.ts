@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { RouterApp } from '@tandem/router';
 import { seededRandom } from '@tandem/common';
+import type { RouterApp } from '@tandem/router';
 import OpenAI from 'openai';
 import {
   fixturesDir,

@@ -4,6 +4,7 @@
 import { appendFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { InvalidArgumentError } from '@tandem/common';
 import { nowMs } from '../clock.ts';
 import { TestServerError } from '../errors.ts';
 import { wordList } from '../workload/prompt.ts';
@@ -32,9 +33,8 @@ type Body = {
   ignore_eos?: unknown;
 };
 
-class BadRequest extends Error {
-  override readonly name = 'BadRequest';
-}
+/** A request the test server cannot answer: a 400. */
+class BadRequest extends InvalidArgumentError {}
 
 function words(text: string): string[] {
   return text.split(/\s+/).filter((w) => w !== '');

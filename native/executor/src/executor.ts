@@ -1,6 +1,6 @@
 // The executor handle: open a checkpoint, run batched forward passes, close. Forward calls are
 // serialised per executor (the native side owns one KV pool); each resolves off the JS thread.
-import { ExecutorClosedError, ExecutorError, fromNative } from './errors.ts';
+import { AddonMissingError, DeviceError, ExecutorClosedError, fromNative } from './errors.ts';
 import { type AddonKind, isAddonBuilt, loadAddon } from './loader.ts';
 import type {
   NativeExecutorHandle,
@@ -177,8 +177,7 @@ export class Executor {
           const { handle, info } = await openHandle('cuda', 'cuda:0', options);
           return new Executor(handle, info);
         } catch (err) {
-          if (!(err instanceof ExecutorError) || (err.code !== 'DEVICE' && err.code !== 'ADDON_MISSING'))
-            throw err;
+          if (!(err instanceof DeviceError || err instanceof AddonMissingError)) throw err;
         }
       }
       const { handle, info } = await openHandle('cpu', 'cpu', options);
@@ -198,7 +197,7 @@ export class Executor {
   }
 
   /**
-   * One batched forward pass. Rejects with InvalidInputError (nothing computed) when a sequence
+   * One batched forward pass. Rejects with InvalidBatchError (nothing computed) when a sequence
    * is malformed: page ids out of range, page table too short, token ids outside the vocabulary,
    * positions past maxPositionEmbeddings.
    */

@@ -2,13 +2,13 @@
 export {
   AddonMissingError,
   CheckpointError,
-  ConfigError,
   DeviceError,
   ExecutorClosedError,
-  ExecutorError,
-  type ExecutorErrorCode,
+  type ExecutorErrorReason,
   InternalExecutorError,
-  InvalidInputError,
+  InvalidBatchError,
+  isExecutorError,
+  ModelConfigError,
   OutOfMemoryError,
 } from './errors.ts';
 export { defaultSampling, Executor, measureMemoryBandwidth } from './executor.ts';

@@ -129,5 +129,5 @@ test('a broken model directory: a named error on stderr and exit 1', () => {
   const r = tandem(['generate', '--model', `${repoRoot}does-not-exist`, '--prompt-ids', '1', '--json']);
   assert.equal(r.status, 1);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, /ConfigError: .*config\.json/);
+  assert.match(r.stderr, /ModelConfigError: .*config\.json/);
 });

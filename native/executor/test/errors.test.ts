@@ -1,6 +1,7 @@
 // Broken checkpoints and bad batches reject with named errors that say what is wrong, and the
 // process (and the executor) survive.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,12 +9,12 @@ import { after, before, describe, test } from 'node:test';
 import {
   AddonMissingError,
   CheckpointError,
-  ConfigError,
   DeviceError,
   Executor,
   ExecutorClosedError,
-  InvalidInputError,
+  InvalidBatchError,
   isAddonBuilt,
+  ModelConfigError,
   readSafetensorsHeader,
   type TensorToWrite,
   writeSafetensors,
@@ -67,7 +68,7 @@ describe('broken checkpoints', () => {
     );
     await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
       assert.ok(err instanceof CheckpointError, String(err));
-      assert.equal(err.code, 'CHECKPOINT');
+      assert.equal(err.reason, 'checkpoint_invalid');
       assert.match(err.message, /model\.layers\.1\.mlp\.down_proj\.weight.*missing/);
       return true;
     });
@@ -94,8 +95,8 @@ describe('broken checkpoints', () => {
     config.architectures = ['GPT2LMHeadModel'];
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError, String(err));
-      assert.equal(err.code, 'CONFIG');
+      assert.ok(err instanceof ModelConfigError, String(err));
+      assert.equal(err.reason, 'model_config_invalid');
       assert.match(err.message, /unsupported architecture "GPT2LMHeadModel"/);
       return true;
     });
@@ -116,7 +117,7 @@ describe('broken checkpoints', () => {
   });
 
   test('missing config.json and missing weights', async () => {
-    await assert.rejects(Executor.open({ modelDir: join(scratch, 'nothing-here') }), ConfigError);
+    await assert.rejects(Executor.open({ modelDir: join(scratch, 'nothing-here') }), ModelConfigError);
     const dir = join(scratch, 'no-weights');
     mkdirSync(dir, { recursive: true });
     copyFileSync(join(goodDir, 'config.json'), join(dir, 'config.json'));
@@ -169,7 +170,7 @@ describe('broken checkpoints', () => {
 });
 
 describe('devices', () => {
-  test('cuda where the CUDA addon is not built (or there is no GPU) says so plainly', async () => {
+  test('cuda opens on a GPU; without the CUDA addon or a GPU it says so plainly', async () => {
     const opening = Executor.open({ modelDir: goodDir, device: 'cuda:0', pageSize: 16, numPages: 8 });
     if (!isAddonBuilt('cuda')) {
       await assert.rejects(opening, (error) => {
@@ -179,23 +180,45 @@ describe('devices', () => {
       });
       return;
     }
-    // A GPU host: it opens, or the device's own failure is a DeviceError.
-    try {
-      await (await opening).close();
-    } catch (error) {
-      assert.ok(error instanceof DeviceError, String(error));
+    if (visibleGpuCount() > 0) {
+      const ex = await opening;
+      try {
+        assert.equal(ex.kvLayout.device, 'cuda:0');
+      } finally {
+        await ex.close();
+      }
+      return;
     }
+    await assert.rejects(opening, (error) => {
+      assert.ok(error instanceof DeviceError, String(error));
+      return true;
+    });
   });
 
-  test('device auto falls back to the CPU where CUDA is unavailable', async () => {
+  test('device auto takes the GPU where CUDA is usable and falls back to the CPU elsewhere', async () => {
     const ex = await Executor.open({ modelDir: goodDir, device: 'auto', pageSize: 16, numPages: 8 });
     try {
-      assert.ok(ex.info.numLayers > 0);
+      const expected = isAddonBuilt('cuda') && visibleGpuCount() > 0 ? 'cuda:0' : 'cpu';
+      assert.equal(ex.kvLayout.device, expected);
     } finally {
       await ex.close();
     }
   });
 });
+
+/** GPUs the driver lists (0 without a driver); CUDA_VISIBLE_DEVICES narrows them. */
+function visibleGpuCount(): number {
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (visible !== undefined)
+    return visible.split(',').filter((d) => d.trim() !== '' && d.trim() !== '-1').length;
+  try {
+    return execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.startsWith('GPU ')).length;
+  } catch {
+    return 0;
+  }
+}
 
 describe('bad batches', () => {
   let ex: Executor;
@@ -238,7 +261,7 @@ describe('bad batches', () => {
   for (const [name, input, message] of cases) {
     test(name, async () => {
       await assert.rejects(ex.forward([seqInput(input)]), (err: unknown) => {
-        assert.ok(err instanceof InvalidInputError, String(err));
+        assert.ok(err instanceof InvalidBatchError, String(err));
         assert.match(err.message, message);
         return true;
       });
@@ -254,7 +277,7 @@ describe('bad batches', () => {
       ...seqInput({ tokenIds: Int32Array.of(1), pageTable: Int32Array.of(0) }),
       pageTable: [0] as unknown as Int32Array,
     };
-    await assert.rejects(ex.forward([bad]), InvalidInputError);
+    await assert.rejects(ex.forward([bad]), InvalidBatchError);
   });
 
   test('close is idempotent and later calls reject', async () => {
@@ -334,7 +357,7 @@ describe('config variants', () => {
       c.rope_parameters = { rope_theta: 10000, rope_type: 'linear', factor: 2 };
     });
     await assert.rejects(Executor.open({ modelDir: dir }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
+      assert.ok(err instanceof ModelConfigError);
       assert.match(err.message, /unsupported rope_parameters rope_type "linear"/);
       return true;
     });

@@ -1,93 +1,109 @@
-// One class per transfer failure. The native side rejects with an Error carrying `code`;
-// fromNative() turns it into the class of that code.
+// One class per transfer failure, as TandemErrors (reasons in @tandem/common's error-reasons.ts).
+// The native side rejects with an Error whose `code` is one of those reasons; fromNative() turns
+// it into the class of that reason.
+import {
+  CancelledError,
+  type ErrorReason,
+  FailedPreconditionError,
+  InternalError,
+  InvalidArgumentError,
+  TandemError,
+  type TandemErrorOptions,
+  TimeoutError,
+  UnavailableError,
+} from '@tandem/common';
 
-export type KvTransferErrorCode =
-  | 'connect_failed'
-  | 'handshake_mismatch'
-  | 'protocol'
-  | 'timeout'
-  | 'peer_closed'
-  | 'out_of_bounds'
-  | 'aborted'
-  | 'closed'
-  | 'commit_mismatch'
-  | 'io'
-  | 'addon_missing';
+/** The reasons kvtransfer reports. */
+export type KvTransferReason = Extract<ErrorReason, `kv_${string}`>;
 
-export abstract class KvTransferError extends Error {
-  abstract readonly code: KvTransferErrorCode;
+/** Whether a failure is a transfer failure (by its reason). */
+export function isKvTransferError(error: unknown): error is TandemError & { reason: KvTransferReason } {
+  return error instanceof TandemError && error.reason.startsWith('kv_') && error.reason in byReason;
 }
 
-export class KvConnectError extends KvTransferError {
-  override readonly name = 'KvConnectError';
-  readonly code = 'connect_failed';
+type Options = TandemErrorOptions;
+
+export class KvConnectError extends UnavailableError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_connect_failed' });
+  }
 }
 /** The two sides disagree on model, layers, KV heads, head dim, dtype or page size. */
-export class KvHandshakeMismatchError extends KvTransferError {
-  override readonly name = 'KvHandshakeMismatchError';
-  readonly code = 'handshake_mismatch';
+export class KvHandshakeMismatchError extends FailedPreconditionError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_handshake_mismatch' });
+  }
 }
-export class KvProtocolError extends KvTransferError {
-  override readonly name = 'KvProtocolError';
-  readonly code = 'protocol';
+export class KvProtocolError extends InternalError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_protocol' });
+  }
 }
-export class KvTransferTimeoutError extends KvTransferError {
-  override readonly name = 'KvTransferTimeoutError';
-  readonly code = 'timeout';
+export class KvTransferTimeoutError extends TimeoutError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_timeout' });
+  }
 }
-export class KvPeerClosedError extends KvTransferError {
-  override readonly name = 'KvPeerClosedError';
-  readonly code = 'peer_closed';
+export class KvPeerClosedError extends UnavailableError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_peer_closed' });
+  }
 }
-export class KvOutOfBoundsError extends KvTransferError {
-  override readonly name = 'KvOutOfBoundsError';
-  readonly code = 'out_of_bounds';
+export class KvOutOfBoundsError extends InvalidArgumentError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_out_of_bounds' });
+  }
 }
-export class KvTransferAbortedError extends KvTransferError {
-  override readonly name = 'KvTransferAbortedError';
-  readonly code = 'aborted';
+export class KvTransferAbortedError extends CancelledError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_aborted' });
+  }
 }
-export class KvTransferClosedError extends KvTransferError {
-  override readonly name = 'KvTransferClosedError';
-  readonly code = 'closed';
+export class KvTransferClosedError extends UnavailableError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_closed' });
+  }
 }
-export class KvCommitMismatchError extends KvTransferError {
-  override readonly name = 'KvCommitMismatchError';
-  readonly code = 'commit_mismatch';
+export class KvCommitMismatchError extends InternalError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_commit_mismatch' });
+  }
 }
-export class KvIoError extends KvTransferError {
-  override readonly name = 'KvIoError';
-  readonly code = 'io';
+export class KvIoError extends UnavailableError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_io' });
+  }
 }
-export class KvAddonMissingError extends KvTransferError {
-  override readonly name = 'KvAddonMissingError';
-  readonly code = 'addon_missing';
+export class KvAddonMissingError extends FailedPreconditionError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_addon_missing' });
+  }
 }
 
-const byCode: Record<string, new (message: string, options?: ErrorOptions) => KvTransferError> = {
-  connect_failed: KvConnectError,
-  handshake_mismatch: KvHandshakeMismatchError,
-  protocol: KvProtocolError,
-  timeout: KvTransferTimeoutError,
-  peer_closed: KvPeerClosedError,
-  out_of_bounds: KvOutOfBoundsError,
-  aborted: KvTransferAbortedError,
-  closed: KvTransferClosedError,
-  commit_mismatch: KvCommitMismatchError,
-  io: KvIoError,
+const byReason: Record<KvTransferReason, new (message: string, options?: Options) => TandemError> = {
+  kv_connect_failed: KvConnectError,
+  kv_handshake_mismatch: KvHandshakeMismatchError,
+  kv_protocol: KvProtocolError,
+  kv_timeout: KvTransferTimeoutError,
+  kv_peer_closed: KvPeerClosedError,
+  kv_out_of_bounds: KvOutOfBoundsError,
+  kv_aborted: KvTransferAbortedError,
+  kv_closed: KvTransferClosedError,
+  kv_commit_mismatch: KvCommitMismatchError,
+  kv_io: KvIoError,
+  kv_addon_missing: KvAddonMissingError,
 };
 
 /** Maps a native failure (code + message) to its class; the native error is the cause. */
-export function fromNative(error: unknown): KvTransferError {
-  if (error instanceof KvTransferError) return error;
+export function fromNative(error: unknown): TandemError {
+  if (isKvTransferError(error)) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  const Class = (typeof code === 'string' ? byCode[code] : undefined) ?? KvIoError;
-  return new Class(message, { cause: error });
+  return fromCode(typeof code === 'string' ? code : 'kv_io', message, { cause: error });
 }
 
-/** Builds the class for a code reported in a receiver event. */
-export function fromCode(code: string, message: string): KvTransferError {
-  const Class = byCode[code] ?? KvIoError;
-  return new Class(message);
+/** Builds the class for a reason reported by the native side (a receiver event, a rejection). */
+export function fromCode(code: string, message: string, options: Options = {}): TandemError {
+  const Class = byReason[code as KvTransferReason] ?? KvIoError;
+  return new Class(message, options);
 }

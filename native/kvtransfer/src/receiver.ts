@@ -3,7 +3,7 @@
 // sender) or failed. Frames of a transfer it does not expect (never announced, or released) are
 // dropped unread into the pool, so pages given up after a timeout are never written late.
 
-import type { KvTransferError } from './errors.ts';
+import type { TandemError } from '@tandem/common';
 import {
   fromCode,
   fromNative,
@@ -28,13 +28,13 @@ export interface KvReceiverOptions {
 
 export type KvReceiverEvent =
   | { type: 'completed'; transferId: bigint; bytes: number }
-  | { type: 'failed'; transferId: bigint; bytes: number; error: KvTransferError }
-  | { type: 'rejected'; error: KvTransferError }
+  | { type: 'failed'; transferId: bigint; bytes: number; error: TandemError }
+  | { type: 'rejected'; error: TandemError }
   | { type: 'released'; transferId: bigint };
 
 interface Waiter {
   resolve: (bytes: number) => void;
-  reject: (error: KvTransferError) => void;
+  reject: (error: TandemError) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -161,7 +161,7 @@ function toEvent(native: NativeReceiverEvent): KvReceiverEvent {
   if (native.type === 'completed')
     return { type: 'completed', transferId: native.transferId, bytes: native.bytes };
   if (native.type === 'released') return { type: 'released', transferId: native.transferId };
-  const error = fromCode(native.code ?? 'io', native.message);
+  const error = fromCode(native.code ?? 'kv_io', native.message);
   if (native.type === 'rejected') return { type: 'rejected', error };
   return { type: 'failed', transferId: native.transferId, bytes: native.bytes, error };
 }

@@ -90,7 +90,7 @@ export const errorReasons = {
   worker_draining: 'unavailable', // SIGTERM: takes no new requests
   prefill_cancelled: 'cancelled',
   prefill_lease_expired: 'deadline_exceeded',
-  kv_destination_failed: 'unavailable', // the decode worker's pages could not be written
+  prefill_destination_failed: 'unavailable', // the decode worker's pages could not be written
   prefill_not_completed: 'unavailable',
 
   // @tandem/bench

@@ -243,7 +243,12 @@ export function toTandemError(error: unknown): TandemError {
 }
 
 /** The class of each status code (errors from the wire are rebuilt as these). */
-const errorClasses: { [C in ErrorCode]: new (message: string, options?: ClassErrorOptions<C>) => TandemError } = {
+const errorClasses: {
+  [C in ErrorCode]: new (
+    message: string,
+    options?: ClassErrorOptions<C>,
+  ) => TandemError;
+} = {
   invalid_argument: InvalidArgumentError,
   not_found: NotFoundError,
   already_exists: AlreadyExistsError,

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  ConfigError,
   errorCodeMappings,
   errorCodes,
   errorFromWire,
   errorReasons,
   grpc,
   InvalidArgumentError,
-  ConfigError,
   ResourceExhaustedError,
   TandemError,
   toTandemError,

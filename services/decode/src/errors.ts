@@ -1,43 +1,16 @@
-// Runtime failures as the TandemError classes that cross the wire (and the worker's own failures).
-import {
-  AlreadyExistsError,
-  CancelledError,
-  InternalError,
-  InvalidArgumentError,
-  ResourceExhaustedError,
-  TandemError,
-  toTandemError,
-  UnavailableError,
-} from '@tandem/common';
-import { RuntimeError } from '@tandem/runtime';
+// The worker's own failures, and any failure as the TandemError that crosses the wire.
+import { CancelledError, type TandemError, toTandemError, UnavailableError } from '@tandem/common';
 
-/** Maps a runtime error (by its closed code) to the service error class the caller sees. */
+/** Any failure as a TandemError (runtime, executor and transfer errors already are one). */
 export function toServiceError(error: unknown): TandemError {
-  if (error instanceof TandemError) return error;
-  if (error instanceof RuntimeError) {
-    const options = { cause: error };
-    switch (error.code) {
-      case 'invalid_request':
-        return new InvalidArgumentError(error.message, options);
-      case 'request_too_long':
-        return new InvalidArgumentError(error.message, { ...options, param: 'prompt_token_ids' });
-      case 'out_of_pages':
-        return new ResourceExhaustedError(error.message, options);
-      case 'duplicate_request':
-        return new AlreadyExistsError(error.message, { ...options, param: 'request_id' });
-      case 'engine_closed':
-        return new UnavailableError(error.message, options);
-      default:
-        return new InternalError(error.message, options);
-    }
-  }
   if (error instanceof Error && error.name === 'AbortError')
     return new CancelledError(error.message, { cause: error });
   return toTandemError(error);
 }
 
 /** The worker is shutting down (SIGTERM) and takes no new requests. */
-export class WorkerDrainingError extends UnavailableError {}
-
-/** `--role prefill|decode` before disaggregation exists. */
-export class RoleNotSupportedError extends InvalidArgumentError {}
+export class WorkerDrainingError extends UnavailableError {
+  constructor(message: string) {
+    super(message, { reason: 'worker_draining' });
+  }
+}

@@ -5,7 +5,6 @@ import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, envString, isLogLevel, Logger, parseIntStrict, TandemError } from '@tandem/common';
 import { Engine, type SchedulerOptions } from '@tandem/runtime';
-import { RoleNotSupportedError } from './errors.ts';
 import { decodeRoleExtras, prefillRoleExtras } from './pd/roles.ts';
 import { startUnifiedWorker } from './unified-worker.ts';
 
@@ -81,7 +80,7 @@ export async function runWorkerCommand(argv: string[]): Promise<number> {
     return await serve(values, logger);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    if (error instanceof ConfigError || error instanceof RoleNotSupportedError) {
+    if (error instanceof ConfigError) {
       process.stderr.write(`tandem worker: ${message}\n`);
       return 2;
     }

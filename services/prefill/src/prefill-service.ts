@@ -5,7 +5,7 @@
 // the commit follows the first token, which is returned. The pages are released when the call
 // ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
 import type { CallContext } from '@tandem/common';
-import { type KvSender, KvTransferError } from '@tandem/kvtransfer';
+import { isKvTransferError, type KvSender } from '@tandem/kvtransfer';
 import type { ComputedPages, Engine, TokenChunk } from '@tandem/runtime';
 import {
   KvDestinationError,
@@ -209,8 +209,8 @@ export class PrefillService {
       };
     } catch (error) {
       sender.abort(transferId);
-      if (error instanceof KvTransferError) {
-        if (error.code !== 'aborted' && error.code !== 'out_of_bounds') {
+      if (isKvTransferError(error)) {
+        if (error.reason !== 'kv_aborted' && error.reason !== 'kv_out_of_bounds') {
           this.senders.discard(dest.host, dest.port, sender);
         }
         throw new KvDestinationError(`KV transfer to ${dest.host}:${dest.port} failed: ${error.message}`, {

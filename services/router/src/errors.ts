@@ -1,10 +1,11 @@
-// Router failures, as @tandem/common TandemErrors (the closed code set that maps to HTTP status and
-// OpenAI error type). Each class adds the OpenAI `code` string the client sees.
+// Router failures, as @tandem/common TandemErrors. Each reason (error-reasons.ts) is the OpenAI
+// `code` string the client sees.
 import {
   FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  type ReasonOf,
   ResourceExhaustedError,
   type TandemErrorOptions,
   UnavailableError,
@@ -12,51 +13,67 @@ import {
 
 /** A request field has a bad type or value. */
 export class InvalidRequestError extends InvalidArgumentError {
-  readonly openAiCode: string = 'invalid_value';
-  constructor(message: string, param: string | null, options: TandemErrorOptions = {}) {
-    super(message, { ...options, param });
+  constructor(
+    message: string,
+    param: string | null,
+    options: TandemErrorOptions & { reason?: ReasonOf<'invalid_argument'> } = {},
+  ) {
+    super(message, { ...options, param, reason: options.reason ?? 'invalid_value' });
   }
 }
 
 /** A valid OpenAI feature tandem does not implement (tools, echo with logprobs...). */
 export class UnsupportedError extends InvalidRequestError {
-  override readonly openAiCode = 'unsupported_parameter';
+  constructor(message: string, param: string | null, options: TandemErrorOptions = {}) {
+    super(message, param, { ...options, reason: 'unsupported_parameter' });
+  }
 }
 
 /** Prompt plus requested tokens do not fit the model's context. */
 export class ContextLengthError extends InvalidRequestError {
-  override readonly openAiCode = 'context_length_exceeded';
+  constructor(message: string, param: string | null, options: TandemErrorOptions = {}) {
+    super(message, param, { ...options, reason: 'context_length_exceeded' });
+  }
 }
 
 /** The request names a model this router does not serve. */
 export class ModelNotFoundError extends NotFoundError {
-  readonly openAiCode = 'model_not_found';
   constructor(message: string, param: string | null) {
-    super(message, { param });
+    super(message, { param, reason: 'model_not_found' });
   }
 }
 
 /** An unknown route or routing record. */
 export class RouteNotFoundError extends NotFoundError {
-  readonly openAiCode = 'not_found';
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'route_not_found' });
+  }
 }
 
 /** The admission queue is full; the client should retry later. */
 export class QueueFullError extends ResourceExhaustedError {
-  readonly openAiCode = 'rate_limit_exceeded';
+  constructor(message: string, options: TandemErrorOptions & { retryAfterMs?: number | null } = {}) {
+    super(message, { ...options, reason: 'rate_limit_exceeded' });
+  }
 }
 
 /** No healthy worker can take the request. */
 export class NoWorkersError extends UnavailableError {
-  readonly openAiCode = 'no_workers';
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'no_workers' });
+  }
 }
 
 /** The router's HTTP port is taken by another process (EADDRINUSE). */
 export class PortInUseError extends FailedPreconditionError {
-  readonly openAiCode = 'port_in_use';
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'port_in_use' });
+  }
 }
 
 /** The worker failed or broke off the request (after any retries). */
 export class WorkerFailedError extends InternalError {
-  readonly openAiCode = 'worker_failed';
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'worker_failed' });
+  }
 }

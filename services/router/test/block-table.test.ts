@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BlockTable } from '../src/kv/block-table.ts';
 import { seededRandom } from '@tandem/common';
+import { BlockTable } from '../src/kv/block-table.ts';
 
 test('BlockTable matches a Map model through random adds, removes and growth', () => {
   const random = seededRandom(7);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seededRandom } from '@tandem/common';
 import { toBlockKeys } from '../src/kv/block-keys.ts';
 import { createPolicy, defaultCacheAwareConfig } from '../src/policy/policies.ts';
-import { seededRandom } from '@tandem/common';
 import type { RoutingRequest, WorkerView } from '../src/policy/types.ts';
 
 function worker(id: string, slot: number, overrides: Partial<WorkerView> = {}): WorkerView {

@@ -2,7 +2,7 @@
 // for a decode worker from the index (no sockets: gRPC clients are created but never dialled).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Logger } from '@tandem/common';
+import { Logger, seededRandom } from '@tandem/common';
 import { AnnounceKind, create, Role, WorkerAnnounceSchema } from '@tandem/proto';
 import { defaultCircuitBreakerParams } from '../src/cluster/circuit-breaker.ts';
 import { DecisionLog } from '../src/cluster/decision-log.ts';
@@ -12,7 +12,6 @@ import { WorkerRegistry } from '../src/cluster/worker-registry.ts';
 import { KvIndex } from '../src/kv/kv-index.ts';
 import { createPolicy } from '../src/policy/policies.ts';
 import { defaultPrefillChoiceParams } from '../src/policy/prefill-choice.ts';
-import { seededRandom } from '@tandem/common';
 import type { RoutingRequest } from '../src/policy/types.ts';
 import { routerOptionsFromArgv } from '../src/router-command.ts';
 

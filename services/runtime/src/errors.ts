@@ -1,100 +1,65 @@
-// Typed failures of the runtime. One class per failure; `code` is a closed set that the worker
-// service maps to gRPC status codes (and the router to OpenAI error types).
-
-export type RuntimeErrorCode =
-  | 'invalid_request'
-  | 'invalid_options'
-  | 'out_of_pages'
-  | 'request_too_long'
-  | 'duplicate_request'
-  | 'engine_closed'
-  | 'executor_failed'
-  | 'tokenizer_load_failed'
-  | 'chat_template_failed';
-
-export class RuntimeError extends Error {
-  readonly code: RuntimeErrorCode;
-  constructor(code: RuntimeErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RuntimeError';
-    this.code = code;
-  }
-}
+// Typed failures of the runtime, as TandemErrors (reasons in @tandem/common's error-reasons.ts),
+// so a worker returns them over gRPC with their meaning intact.
+import {
+  AlreadyExistsError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  TandemError,
+  UnavailableError,
+} from '@tandem/common';
 
 /** A request's parameters are out of range (n < 1, maxTokens < 0, empty prompt...). */
-export class InvalidRequestError extends RuntimeError {
-  constructor(message: string) {
-    super('invalid_request', message);
-    this.name = 'InvalidRequestError';
+export class InvalidGenerateRequestError extends InvalidArgumentError {
+  constructor(message: string, param: string | null = null) {
+    super(message, { param, reason: 'invalid_generate_request' });
   }
 }
 
 /** Engine or scheduler options out of range. */
-export class InvalidOptionsError extends RuntimeError {
+export class InvalidSchedulerOptionsError extends InvalidArgumentError {
   constructor(message: string) {
-    super('invalid_options', message);
-    this.name = 'InvalidOptionsError';
+    super(message, { reason: 'invalid_scheduler_options' });
   }
 }
 
 /** The page allocator was asked for more pages than are free (callers check canAllocate first). */
-export class OutOfPagesError extends RuntimeError {
+export class OutOfPagesError extends ResourceExhaustedError {
   constructor(numRequested: number, numFree: number) {
-    super('out_of_pages', `asked for ${numRequested} KV pages, ${numFree} free`);
-    this.name = 'OutOfPagesError';
+    super(`asked for ${numRequested} KV pages, ${numFree} free`, { reason: 'out_of_pages' });
   }
 }
 
 /** A sequence can never fit: it needs more pages than the whole pool, or more than maxModelLen. */
-export class RequestTooLongError extends RuntimeError {
+export class RequestTooLongError extends InvalidArgumentError {
   constructor(message: string) {
-    super('request_too_long', message);
-    this.name = 'RequestTooLongError';
+    super(message, { param: 'prompt_token_ids', reason: 'context_length_exceeded' });
   }
 }
 
 /** Two live requests with the same requestId. */
-export class DuplicateRequestError extends RuntimeError {
+export class DuplicateRequestError extends AlreadyExistsError {
   constructor(requestId: string) {
-    super('duplicate_request', `request ${requestId} is already running`);
-    this.name = 'DuplicateRequestError';
+    super(`request ${requestId} is already running`, { param: 'request_id', reason: 'duplicate_request' });
   }
 }
 
 /** The engine was closed before or while the request ran. */
-export class EngineClosedError extends RuntimeError {
+export class EngineClosedError extends UnavailableError {
   constructor() {
-    super('engine_closed', 'the engine is closed');
-    this.name = 'EngineClosedError';
+    super('the engine is closed', { reason: 'engine_closed' });
   }
 }
 
-/** executor.forward rejected; every request in that step fails with this as the cause. */
-export class ExecutorFailedError extends RuntimeError {
+/**
+ * executor.forward rejected; every request in that step fails with this. It keeps the executor
+ * error's reason (an out-of-memory stays `out_of_memory`), the executor error being its cause.
+ */
+export class ExecutorFailedError extends TandemError {
   constructor(cause: unknown) {
     super(
-      'executor_failed',
+      cause instanceof TandemError ? cause.reason : 'executor_internal',
       `executor forward failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-      {
-        cause,
-      },
+      { cause },
     );
-    this.name = 'ExecutorFailedError';
-  }
-}
-
-/** tokenizer.json / tokenizer_config.json missing or unreadable. */
-export class TokenizerLoadError extends RuntimeError {
-  constructor(message: string, cause?: unknown) {
-    super('tokenizer_load_failed', message, { cause });
-    this.name = 'TokenizerLoadError';
-  }
-}
-
-/** The chat template is missing or failed to render these messages. */
-export class ChatTemplateError extends RuntimeError {
-  constructor(message: string, cause?: unknown) {
-    super('chat_template_failed', message, { cause });
-    this.name = 'ChatTemplateError';
   }
 }

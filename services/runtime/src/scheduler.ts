@@ -10,8 +10,8 @@
 import type { FinishReason, GenerateRequest, LoadReport, SchedulerOptions, TokenChunk } from './engine.ts';
 import {
   DuplicateRequestError,
-  InvalidOptionsError,
-  InvalidRequestError,
+  InvalidGenerateRequestError,
+  InvalidSchedulerOptionsError,
   RequestTooLongError,
 } from './errors.ts';
 import type { SampleOutput, SequenceInput, SequenceOutput } from './executor-port.ts';
@@ -96,13 +96,13 @@ export class Scheduler {
   constructor(options: SchedulerOptions, model: SchedulerModel, events: KvEventLog) {
     for (const key of ['maxBatchTokens', 'maxRunningSequences', 'maxPrefillChunkTokens'] as const) {
       if (!Number.isInteger(options[key]) || options[key] < 1) {
-        throw new InvalidOptionsError(
+        throw new InvalidSchedulerOptionsError(
           `scheduler option ${key} must be a positive integer, got ${options[key]}`,
         );
       }
     }
     if (!Number.isInteger(options.decodeReserveTokens) || options.decodeReserveTokens < 0) {
-      throw new InvalidOptionsError(
+      throw new InvalidSchedulerOptionsError(
         `decodeReserveTokens must be a non-negative integer, got ${options.decodeReserveTokens}`,
       );
     }
@@ -135,7 +135,7 @@ export class Scheduler {
     const prefillOnly = hooks.prefillOnly ?? null;
     const remotePrefill = hooks.remotePrefill ?? null;
     if (prefillOnly !== null && (request.n !== 1 || remotePrefill !== null)) {
-      throw new InvalidRequestError('a prefill-only request has n = 1 and no remote prefill');
+      throw new InvalidGenerateRequestError('a prefill-only request has n = 1 and no remote prefill');
     }
     const state: RequestState = {
       request,
@@ -334,19 +334,29 @@ export class Scheduler {
     if (this.requests.has(request.requestId) || this.held.has(request.requestId)) {
       throw new DuplicateRequestError(request.requestId); // live, or its prefill pages still held
     }
-    if (promptTokenIds.length === 0) throw new InvalidRequestError('the prompt is empty');
+    if (promptTokenIds.length === 0)
+      throw new InvalidGenerateRequestError('the prompt is empty', 'prompt_token_ids');
     if (!Number.isInteger(n) || n < 1)
-      throw new InvalidRequestError(`n must be a positive integer, got ${n}`);
+      throw new InvalidGenerateRequestError(`n must be a positive integer, got ${n}`, 'n');
     if (!Number.isInteger(maxTokens) || maxTokens < 1) {
-      throw new InvalidRequestError(`maxTokens must be a positive integer, got ${maxTokens}`);
+      throw new InvalidGenerateRequestError(
+        `maxTokens must be a positive integer, got ${maxTokens}`,
+        'max_tokens',
+      );
     }
     if (!Number.isInteger(minTokens) || minTokens < 0) {
-      throw new InvalidRequestError(`minTokens must be a non-negative integer, got ${minTokens}`);
+      throw new InvalidGenerateRequestError(
+        `minTokens must be a non-negative integer, got ${minTokens}`,
+        'min_tokens',
+      );
     }
     const vocabSize = this.model.vocabSize;
     for (const token of promptTokenIds) {
       if (!Number.isInteger(token) || token < 0 || (vocabSize !== null && token >= vocabSize)) {
-        throw new InvalidRequestError(`prompt token id ${token} is outside the vocabulary`);
+        throw new InvalidGenerateRequestError(
+          `prompt token id ${token} is outside the vocabulary`,
+          'prompt_token_ids',
+        );
       }
     }
     const maxModelLen = this.model.maxModelLen;

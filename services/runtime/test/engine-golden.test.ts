@@ -2,10 +2,10 @@
 // under every scheduling configuration, plus prefix reuse and randomized cancellation.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { allFixtures, type Fixture, fixture } from '@tandem/common/testing';
 import { defaultSampling, Executor } from '@tandem/executor';
 import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import { Engine, type GenerateRequest, type SchedulerOptions } from '../src/engine.ts';
-import { allFixtures, type Fixture, fixture } from '@tandem/common/testing';
 import { collect, randomTokens, request, seededRandom } from './helpers.ts';
 
 interface GoldenCase {

@@ -2,11 +2,11 @@
 // (tiny-qwen2, 8-token pages so a 200-token prefix is exactly 25 full pages).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { fixture } from '@tandem/common/testing';
 import { Executor } from '@tandem/executor';
 import { defaultSchedulerOptions, Engine, type SchedulerOptions } from '../src/engine.ts';
 import { KvEventLog } from '../src/kv-events.ts';
 import { Scheduler } from '../src/scheduler.ts';
-import { fixture } from '@tandem/common/testing';
 import { collect, randomTokens, request, seededRandom } from './helpers.ts';
 
 const f = fixture('tiny-qwen2');

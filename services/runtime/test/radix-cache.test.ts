@@ -31,7 +31,7 @@ describe('page allocator', () => {
     const pages = allocator.allocate(3);
     assert.deepEqual(pages, [0, 1, 2]);
     assert.ok(allocator.canAllocate(1) && !allocator.canAllocate(2));
-    assert.throws(() => allocator.allocate(2), { name: 'OutOfPagesError', code: 'out_of_pages' });
+    assert.throws(() => allocator.allocate(2), { name: 'OutOfPagesError', reason: 'out_of_pages' });
     allocator.retain(1);
     allocator.release(1);
     assert.equal(allocator.numFreePages, 1);

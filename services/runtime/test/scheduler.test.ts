@@ -283,12 +283,14 @@ describe('scheduler against the shadow executor', () => {
 
   test('invalid requests throw before queueing', async () => {
     const e = engine(8);
-    assert.throws(() => e.generate(request('empty', [], 4)), { name: 'InvalidRequestError' });
+    assert.throws(() => e.generate(request('empty', [], 4)), { name: 'InvalidGenerateRequestError' });
     assert.throws(() => e.generate(request('big', new Array(40).fill(3), 4)), {
       name: 'RequestTooLongError',
     });
-    assert.throws(() => e.generate(request('vocab', [shadowVocabSize], 4)), { name: 'InvalidRequestError' });
-    assert.throws(() => e.generate(request('zero', [3], 0)), { name: 'InvalidRequestError' });
+    assert.throws(() => e.generate(request('vocab', [shadowVocabSize], 4)), {
+      name: 'InvalidGenerateRequestError',
+    });
+    assert.throws(() => e.generate(request('zero', [3], 0)), { name: 'InvalidGenerateRequestError' });
     const stream = e.generate(request('dup', [3, 4], 2));
     assert.throws(() => e.generate(request('dup', [3, 4], 2)), { name: 'DuplicateRequestError' });
     await collect(stream);

@@ -103,7 +103,8 @@ export class TextTokenizer {
 
   /** The chat template applied to `messages` (text; BOS etc. come from the template itself). */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions): string {
-    if (this.chatTemplate === null) throw new ChatTemplateUnusableError('this checkpoint has no chat template');
+    if (this.chatTemplate === null)
+      throw new ChatTemplateUnusableError('this checkpoint has no chat template');
     return this.chatTemplate.render(messages, options);
   }
 

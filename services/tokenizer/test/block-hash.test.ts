@@ -48,4 +48,3 @@ describe('block hash', () => {
     assert.notEqual(blockHash(1n, '', tokens.slice(0, 16)), hashes[0]);
   });
 });
-

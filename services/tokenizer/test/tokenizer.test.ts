@@ -1,10 +1,10 @@
 // Tokenizer, chat template and incremental detokenizer against every fixture's golden.json.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IncrementalDetokenizer } from '../src/detokenizer.ts';
-import { TextTokenizer } from '../src/tokenizer.ts';
 import { seededRandom } from '@tandem/common';
 import { allFixtures } from '@tandem/common/testing';
+import { IncrementalDetokenizer } from '../src/detokenizer.ts';
+import { TextTokenizer } from '../src/tokenizer.ts';
 
 /** Streams ids in random-sized pieces; checks every emitted piece and the total. */
 function streamDecode(tokenizer: TextTokenizer, ids: readonly number[], random: () => number): string[] {

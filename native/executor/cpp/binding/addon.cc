@@ -20,7 +20,7 @@ class BandwidthWorker : public Napi::AsyncWorker {
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override { bytesPerSecond_ = cpu::measureMemoryBandwidth(numElements_, repeats_, numThreads_); }
   void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), bytesPerSecond_)); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(makeError(Env(), "INTERNAL", e.Message()).Value()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(makeError(Env(), "executor_internal", e.Message()).Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;

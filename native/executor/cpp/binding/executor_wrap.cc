@@ -33,10 +33,10 @@ class PromiseWorker : public Napi::AsyncWorker {
       code_ = e.code();
       SetError(e.what());
     } catch (const std::bad_alloc&) {
-      code_ = "OUT_OF_MEMORY";
+      code_ = "out_of_memory";
       SetError("host memory exhausted");
     } catch (const std::exception& e) {
-      code_ = "INTERNAL";
+      code_ = "executor_internal";
       SetError(e.what());
     }
   }
@@ -55,7 +55,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  std::string code_ = "INTERNAL";
+  std::string code_ = "executor_internal";
 };
 
 class OpenWorker : public PromiseWorker {
@@ -165,8 +165,8 @@ ExecutorWrap::ExecutorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ex
 
 Napi::Value ExecutorWrap::open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (executor_ || opening_) throw makeError(env, "INVALID_INPUT", "this handle is already open");
-  if (info.Length() < 1 || !info[0].IsObject()) throw makeError(env, "INVALID_INPUT", "open(options) needs an object");
+  if (executor_ || opening_) throw makeError(env, "invalid_batch", "this handle is already open");
+  if (info.Length() < 1 || !info[0].IsObject()) throw makeError(env, "invalid_batch", "open(options) needs an object");
   Napi::Object o = info[0].As<Napi::Object>();
   ExecutorOpenOptions options;
   options.modelDir = optionalString(o, "modelDir", "");
@@ -179,7 +179,7 @@ Napi::Value ExecutorWrap::open(const Napi::CallbackInfo& info) {
   options.numThreads = static_cast<int32_t>(optionalNumber(o, "numThreads", 0));
   const std::string rounding = optionalString(o, "ropeFrequencyRounding", "none");
   if (rounding != "none" && rounding != "stored-dtype")
-    throw makeError(env, "INVALID_INPUT", "ropeFrequencyRounding must be \"none\" or \"stored-dtype\"");
+    throw makeError(env, "invalid_batch", "ropeFrequencyRounding must be \"none\" or \"stored-dtype\"");
   options.roundRopeFrequenciesToStoredDtype = rounding == "stored-dtype";
   opening_ = true;
   // The worker hands the executor back on the JS thread (nullptr on failure); Ref keeps this
@@ -197,7 +197,7 @@ Napi::Value ExecutorWrap::open(const Napi::CallbackInfo& info) {
 
 Napi::Value ExecutorWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!executor_) throw makeError(env, "CLOSED", "the executor is closed");
+  if (!executor_) throw makeError(env, "executor_closed", "the executor is closed");
   std::vector<SequenceInput> batch = readBatch(env, info[0]);
   auto* worker = new ForwardWorker(env, executor_, std::move(batch), info[1]);
   Napi::Promise promise = worker->promise();

@@ -6,7 +6,7 @@ namespace tandem::binding {
 namespace {
 
 [[noreturn]] void invalid(const Napi::Env& env, const std::string& message) {
-  throw makeError(env, "INVALID_INPUT", message);
+  throw makeError(env, "invalid_batch", message);
 }
 
 std::vector<int32_t> readInt32Array(const Napi::Env& env, const Napi::Object& obj, const char* key, bool nullable) {

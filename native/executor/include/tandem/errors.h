@@ -19,31 +19,31 @@ class Error : public std::runtime_error {
 // config.json missing, malformed, or naming something we do not support.
 class ConfigError : public Error {
  public:
-  explicit ConfigError(const std::string& message) : Error("CONFIG", message) {}
+  explicit ConfigError(const std::string& message) : Error("model_config_invalid", message) {}
 };
 
 // safetensors missing, truncated, malformed, or a tensor missing / of the wrong shape.
 class CheckpointError : public Error {
  public:
-  explicit CheckpointError(const std::string& message) : Error("CHECKPOINT", message) {}
+  explicit CheckpointError(const std::string& message) : Error("checkpoint_invalid", message) {}
 };
 
 // A forward batch that cannot be computed (page out of range, token id >= vocab, ...).
 class InvalidInputError : public Error {
  public:
-  explicit InvalidInputError(const std::string& message) : Error("INVALID_INPUT", message) {}
+  explicit InvalidInputError(const std::string& message) : Error("invalid_batch", message) {}
 };
 
 // The device failed (CUDA error, no such device). Carries file:line and the device's message.
 class DeviceError : public Error {
  public:
-  explicit DeviceError(const std::string& message) : Error("DEVICE", message) {}
+  explicit DeviceError(const std::string& message) : Error("device_failed", message) {}
 };
 
 // Not enough host or device memory for weights or the KV pool.
 class OutOfMemoryError : public Error {
  public:
-  explicit OutOfMemoryError(const std::string& message) : Error("OUT_OF_MEMORY", message) {}
+  explicit OutOfMemoryError(const std::string& message) : Error("out_of_memory", message) {}
 };
 
 }  // namespace tandem

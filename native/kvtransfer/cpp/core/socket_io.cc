@@ -18,18 +18,18 @@ namespace kvt {
 
 const char* errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::Connect: return "connect_failed";
-    case ErrorCode::HandshakeMismatch: return "handshake_mismatch";
-    case ErrorCode::Protocol: return "protocol";
-    case ErrorCode::Timeout: return "timeout";
-    case ErrorCode::PeerClosed: return "peer_closed";
-    case ErrorCode::OutOfBounds: return "out_of_bounds";
-    case ErrorCode::Aborted: return "aborted";
-    case ErrorCode::Closed: return "closed";
-    case ErrorCode::CommitMismatch: return "commit_mismatch";
-    case ErrorCode::Io: return "io";
+    case ErrorCode::Connect: return "kv_connect_failed";
+    case ErrorCode::HandshakeMismatch: return "kv_handshake_mismatch";
+    case ErrorCode::Protocol: return "kv_protocol";
+    case ErrorCode::Timeout: return "kv_timeout";
+    case ErrorCode::PeerClosed: return "kv_peer_closed";
+    case ErrorCode::OutOfBounds: return "kv_out_of_bounds";
+    case ErrorCode::Aborted: return "kv_aborted";
+    case ErrorCode::Closed: return "kv_closed";
+    case ErrorCode::CommitMismatch: return "kv_commit_mismatch";
+    case ErrorCode::Io: return "kv_io";
   }
-  return "io";
+  return "kv_io";
 }
 
 int Deadline::pollMs() const {

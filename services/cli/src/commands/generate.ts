@@ -2,30 +2,18 @@
 //   tandem generate --model DIR --prompt-ids 5,9,13 --max-tokens 24 --temperature 0 --ignore-eos --json
 // prints {"token_ids":[...]} (the generated ids only; with --logprobs also "logprobs").
 import { parseArgs } from 'node:util';
-import {
-  defaultSampling,
-  Executor,
-  ExecutorError,
-  type ExecutorOptions,
-  type SamplingParams,
-} from '@tandem/executor';
+import { ConfigError, TandemError } from '@tandem/common';
+import { defaultSampling, Executor, type ExecutorOptions, type SamplingParams } from '@tandem/executor';
 
 const usage = `usage: tandem generate --model DIR --prompt-ids 5,9,13 [--max-tokens 16] [--temperature 1.0]
                        [--top-k K] [--top-p P] [--min-p P] [--seed N] [--ignore-eos] [--logprobs]
                        [--device cpu|cuda:N|auto] [--page-size 16]
                        [--rope-frequency-rounding none|stored-dtype] [--json]`;
 
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 export function parseIds(text: string, flag: string): number[] {
   const parts = text.split(',').map((s) => s.trim());
   if (text.trim() === '' || parts.some((p) => !/^\d+$/.test(p))) {
-    throw new UsageError(`${flag} must be comma-separated non-negative integers, got "${text}"`);
+    throw new ConfigError(`${flag} must be comma-separated non-negative integers, got "${text}"`);
   }
   return parts.map(Number);
 }
@@ -39,7 +27,7 @@ export function parseNumber(
   if (text === undefined) return fallback;
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`${flag} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
+    throw new ConfigError(`${flag} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
   }
   return value;
 }
@@ -48,13 +36,13 @@ export function parseDevice(text: string | undefined): ExecutorOptions['device']
   if (text === undefined || text === 'cpu') return 'cpu';
   if (text === 'auto') return 'auto';
   if (/^cuda:\d+$/.test(text)) return text as `cuda:${number}`;
-  throw new UsageError(`--device must be cpu, cuda:N or auto, got "${text}"`);
+  throw new ConfigError(`--device must be cpu, cuda:N or auto, got "${text}"`);
 }
 
 /** --rope-frequency-rounding: see ExecutorOptions.ropeFrequencyRounding. */
 export function parseRopeRounding(text: string | undefined): 'none' | 'stored-dtype' {
   if (text === undefined || text === 'none' || text === 'stored-dtype') return text ?? 'none';
-  throw new UsageError(`--rope-frequency-rounding must be none or stored-dtype, got "${text}"`);
+  throw new ConfigError(`--rope-frequency-rounding must be none or stored-dtype, got "${text}"`);
 }
 
 interface GenerateArgs {
@@ -92,21 +80,21 @@ function parse(argv: string[]): GenerateArgs {
       json: { type: 'boolean', default: false },
     },
   });
-  if (values.model === undefined) throw new UsageError('--model DIR is required');
-  if (values['prompt-ids'] === undefined) throw new UsageError('--prompt-ids is required');
+  if (values.model === undefined) throw new ConfigError('--model DIR is required');
+  if (values['prompt-ids'] === undefined) throw new ConfigError('--prompt-ids is required');
   const maxTokens = parseNumber(values['max-tokens'], '--max-tokens', 16, true);
-  if (maxTokens < 1) throw new UsageError('--max-tokens must be at least 1');
+  if (maxTokens < 1) throw new ConfigError('--max-tokens must be at least 1');
   const temperature = parseNumber(values.temperature, '--temperature', 1.0);
-  if (temperature < 0) throw new UsageError('--temperature must be >= 0');
+  if (temperature < 0) throw new ConfigError('--temperature must be >= 0');
   const topP = parseNumber(values['top-p'], '--top-p', 1);
-  if (!(topP > 0 && topP <= 1)) throw new UsageError('--top-p must be in (0, 1]');
+  if (!(topP > 0 && topP <= 1)) throw new ConfigError('--top-p must be in (0, 1]');
   const minP = parseNumber(values['min-p'], '--min-p', 0);
-  if (!(minP >= 0 && minP <= 1)) throw new UsageError('--min-p must be in [0, 1]');
+  if (!(minP >= 0 && minP <= 1)) throw new ConfigError('--min-p must be in [0, 1]');
   const seedText = values.seed;
   const seed = seedText === undefined ? null : parseNumber(seedText, '--seed', 0, true);
-  if (seed !== null && seed < 0) throw new UsageError('--seed must be >= 0');
+  if (seed !== null && seed < 0) throw new ConfigError('--seed must be >= 0');
   const pageSize = parseNumber(values['page-size'], '--page-size', 16, true);
-  if (pageSize < 1) throw new UsageError('--page-size must be at least 1');
+  if (pageSize < 1) throw new ConfigError('--page-size must be at least 1');
   return {
     modelDir: values.model,
     promptIds: parseIds(values['prompt-ids'], '--prompt-ids'),
@@ -140,7 +128,7 @@ async function generate(args: GenerateArgs): Promise<{ tokenIds: number[]; logpr
     ropeFrequencyRounding: args.ropeFrequencyRounding,
   });
   if (numPositions > executor.info.maxPositionEmbeddings) {
-    throw new UsageError(
+    throw new ConfigError(
       `prompt (${args.promptIds.length}) + max tokens (${args.maxTokens}) exceed the model's ${executor.info.maxPositionEmbeddings} positions`,
     );
   }
@@ -196,11 +184,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof ConfigError) {
       process.stderr.write(`tandem generate: ${err.message}\n`);
       return 2;
     }
-    const name = err instanceof ExecutorError ? `${err.name}: ` : '';
+    const name = err instanceof TandemError ? `${err.name}: ` : '';
     process.stderr.write(`tandem generate: ${name}${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }

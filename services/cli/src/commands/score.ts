@@ -2,7 +2,8 @@
 //   tandem score --model DIR --ids 5,9,13,... --json
 // prints {"logprobs":[...]} where entry i is log p(ids[i+1] | ids[0..i]).
 import { parseArgs } from 'node:util';
-import { defaultSampling, Executor, ExecutorError } from '@tandem/executor';
+import { TandemError } from '@tandem/common';
+import { defaultSampling, Executor, InvalidBatchError } from '@tandem/executor';
 import { parseDevice, parseIds, parseNumber, parseRopeRounding } from './generate.ts';
 
 const usage =
@@ -71,8 +72,8 @@ export async function run(argv: string[]): Promise<number> {
     else process.stdout.write(`${logprobs.map((l, i) => `${ids[i + 1]}\t${l.toFixed(6)}`).join('\n')}\n`);
     return 0;
   } catch (err) {
-    const name = err instanceof ExecutorError ? `${err.name}: ` : '';
+    const name = err instanceof TandemError ? `${err.name}: ` : '';
     process.stderr.write(`tandem score: ${name}${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof ExecutorError && err.code === 'INVALID_INPUT' ? 2 : 1;
+    return err instanceof InvalidBatchError ? 2 : 1;
   }
 }

@@ -18,7 +18,6 @@ const unavailableRetryAfterS = 1;
 
 export function renderError(error: unknown): RenderedError {
   const tandemError: TandemError = error instanceof TandemError ? error : toTandemError(error);
-  const openAiCode = (tandemError as { openAiCode?: unknown }).openAiCode;
   let retryAfterS: number | null = null;
   if (tandemError instanceof ResourceExhaustedError) {
     retryAfterS = Math.max(1, Math.ceil((tandemError.retryAfterMs ?? 1000) / 1000));
@@ -26,7 +25,7 @@ export function renderError(error: unknown): RenderedError {
     retryAfterS = unavailableRetryAfterS;
   }
   // OpenAI reports an unknown model as an invalid request (status 404).
-  const type = openAiCode === 'model_not_found' ? 'invalid_request_error' : tandemError.openAiType;
+  const type = tandemError.reason === 'model_not_found' ? 'invalid_request_error' : tandemError.openAiType;
   return {
     status: tandemError.httpStatus,
     body: {
@@ -34,7 +33,7 @@ export function renderError(error: unknown): RenderedError {
         message: tandemError.message,
         type,
         param: tandemError.param,
-        code: typeof openAiCode === 'string' ? openAiCode : tandemError.code,
+        code: tandemError.reason,
       },
     },
     retryAfterS,
