@@ -1,6 +1,6 @@
 // The worker runtime's public face: submit a request, stream its tokens, watch load and KV events.
 // The step loop (schedule -> executor.forward -> postprocess) lives here; policy lives in
-// scheduler.ts, pages in page-allocator.ts / radix-cache.ts.
+// scheduler.ts (and the files it names), pages in sequence-pages.ts / page-allocator.ts / radix-cache.ts.
 
 import { Executor } from '@tandem/executor';
 import { ChunkStream } from './chunk-stream.ts';
