@@ -87,11 +87,9 @@ void validateBatch(const std::vector<SequenceInput>& batch, const ModelConfig& c
     if (!(sp.minP >= 0.0f && sp.minP <= 1.0f)) throw InvalidInputError(where + "minP must be in [0, 1]");
     if (!(sp.repetitionPenalty > 0.0f)) throw InvalidInputError(where + "repetitionPenalty must be > 0");
     if (sp.numTopLogprobs < 0) throw InvalidInputError(where + "numTopLogprobs must be >= 0");
+    // In-vocabulary ids: a non-empty allowed set always leaves at least one candidate.
     for (int32_t id : sp.allowedTokenIds)
       if (id < 0 || id >= config.vocabSize) throw InvalidInputError(where + "allowed token id " + std::to_string(id) + " is outside the vocabulary");
-    if (!seq.sampleIndices.empty() && !sp.allowedTokenIds.empty()) {
-      // nothing more: an allowed set always leaves at least one candidate
-    }
   }
 }
 

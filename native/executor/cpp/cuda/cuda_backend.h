@@ -1,6 +1,7 @@
 // The CUDA backend: weights in the compute dtype on one device, the paged KV pool, batched
-// forward passes (cuda_forward.cc) and device sampling. Not thread-safe: the Executor serialises
-// calls; every public method re-selects its device first (calls arrive on worker threads).
+// forward passes (planned in forward_plan.cc, run in cuda_forward.cc) and device sampling. Not
+// thread-safe: the Executor serialises calls; every public method re-selects its device first
+// (calls arrive on worker threads).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "device_buffer.h"
+#include "forward_plan.h"
 #include "gemm.h"
 #include "tandem/backend.h"
 
@@ -67,6 +69,28 @@ class CudaBackend final : public Backend {
   size_t elementBytes() const;
   void* kCache(int32_t layer) const;
   void* vCache(int32_t layer) const;
+
+  // The steps of forward, in stream order (cuda_forward.cc).
+  // Installs this call's layer hook once any earlier call's callbacks have run.
+  void armLayerHook(const LayerDoneHook& onLayerDone);
+  // Packs the plan's arrays into Workspace::hostMeta and copies them to Workspace::meta (async).
+  DevicePlan uploadPlan(const ForwardPlan& plan);
+  // Grows the workspace for the plan's tokens and rows; says where the sampling results go.
+  ResultLayout reserveWorkspace(const ForwardPlan& plan);
+  // Embedding, then every layer: norm, QKV + RoPE + KV write (+ layer hook), attention, o-proj,
+  // norm, MLP. Leaves the last layer's residual and down-proj output in the workspace.
+  void runLayers(const ForwardPlan& plan, const DevicePlan& dev);
+  // Attention arguments shared by every layer (runLayers sets each layer's caches): the CUDA-core
+  // blocks, with their split-KV partials, and the tensor-core blocks.
+  void prepareAttention(const ForwardPlan& plan, const DevicePlan& dev, AttentionArgs& simtAttn,
+                        AttentionArgs& mmaAttn);
+  // Queues layerHook_(layer) on the stream after that layer's KV write.
+  void enqueueLayerDone(int32_t layer);
+  // Final norm, then for the plan's rows: gather, LM head (f32 logits), device sampling.
+  void sampleLogits(const ForwardPlan& plan, const DevicePlan& dev, const ResultLayout& layout);
+  // Copies the results back, waits for the stream, fills out (and the logits / probs rows asked for).
+  void readBack(const std::vector<SequenceInput>& batch, const ForwardPlan& plan, const ResultLayout& layout,
+                std::vector<SequenceOutput>& out);
 
   int32_t device_;
   int numSms_ = 0;  // streaming multiprocessors: how far attention splits a small batch's keys
