@@ -2,7 +2,7 @@
 // model.safetensors), so the bench needs no download.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TensorToWrite, writeSafetensors } from '../../native/executor/src/index.ts';
+import { type TensorToWrite, writeSafetensors } from '@tandem/executor';
 
 export const qwen05bShape = {
   hiddenSize: 896,

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultSampling, Executor, measureMemoryBandwidth } from '../../native/executor/src/index.ts';
+import { defaultSampling, Executor, measureMemoryBandwidth } from '@tandem/executor';
 import { qwen05bShape, writeRandomQwen2Checkpoint } from './checkpoint.ts';
 
 const { values } = parseArgs({

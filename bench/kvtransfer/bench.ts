@@ -16,7 +16,7 @@ import {
   pageBytesOf,
   pageCopyBytes,
   poolBytesOf,
-} from '../../native/kvtransfer/src/index.ts';
+} from '@tandem/kvtransfer';
 
 const { values } = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 // The bench's receiving process: a KvReceiver on a zeroed pool, answering the parent over IPC.
 import { createHash } from 'node:crypto';
-import { KvReceiver, type KvSpec, MemoryRegion, poolBytesOf } from '../../native/kvtransfer/src/index.ts';
+import { KvReceiver, type KvSpec, MemoryRegion, poolBytesOf } from '@tandem/kvtransfer';
 
 type Command =
   | { type: 'listen'; spec: KvSpec }

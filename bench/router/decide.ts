@@ -5,16 +5,19 @@
 //   node bench/router/decide.ts [--out bench/router/results/decide.json]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AnnounceKind, create, Role, WorkerAnnounceSchema } from '../../proto/src/index.ts';
-import { Logger, seededRandom } from '../../services/common/src/index.ts';
-import { defaultCircuitBreakerParams } from '../../services/router/src/cluster/circuit-breaker.ts';
-import { DecisionLog } from '../../services/router/src/cluster/decision-log.ts';
-import { Dispatcher } from '../../services/router/src/cluster/dispatcher.ts';
-import { InflightCounts } from '../../services/router/src/cluster/inflight.ts';
-import { WorkerRegistry } from '../../services/router/src/cluster/worker-registry.ts';
-import { KvIndex } from '../../services/router/src/kv/kv-index.ts';
-import { createPolicy, type PolicyName } from '../../services/router/src/policy/policies.ts';
-import type { RoutingRequest } from '../../services/router/src/policy/types.ts';
+import { Logger, seededRandom } from '@tandem/common';
+import { AnnounceKind, create, Role, WorkerAnnounceSchema } from '@tandem/proto';
+import {
+  createPolicy,
+  DecisionLog,
+  Dispatcher,
+  defaultCircuitBreakerParams,
+  InflightCounts,
+  KvIndex,
+  type PolicyName,
+  type RoutingRequest,
+  WorkerRegistry,
+} from '@tandem/router';
 
 const { values } = parseArgs({
   options: { out: { type: 'string' }, blocks: { type: 'string', default: '1048576' } },
@@ -40,7 +43,6 @@ const registry = new WorkerRegistry(
     defaultPrefillTokensPerMs: 2,
     prefillRateAlpha: 0.2,
     defaultLeaseTtlMs: 10_000,
-    defaultPageSize: pageSize,
   },
   null,
   logger,

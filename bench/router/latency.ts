@@ -8,26 +8,39 @@ import { writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Worker } from '../../proto/src/index.ts';
-import { createGrpcClient } from '../../services/common/src/index.ts';
-import { freePort, waitForPort } from '../../services/common/src/testing/index.ts';
-import { fixturesDir, repoRoot, startBackplane, startWorker } from '../../test/e2e/router-cluster.ts';
+import { createGrpcClient } from '@tandem/common';
+import {
+  fixtureDir,
+  freePort,
+  repoRoot,
+  startNatsServer,
+  startRedisServer,
+  waitForPort,
+} from '@tandem/common/testing';
+import { Worker } from '@tandem/proto';
+import { startWorkerProcess } from '@tandem/worker/testing';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string', default: '500' }, out: { type: 'string' } },
 });
 const numRequests = Number(values.requests);
-const modelDir = join(fixturesDir, 'tiny-llama');
+const modelDir = fixtureDir('tiny-llama');
 const promptText = 'def fibonacci(n):';
 const promptIds = [1, 200, 131, 80, 73, 108, 424, 330, 15, 85, 16, 33];
 
-const backplane = await startBackplane();
-const worker = await startWorker({
+const backplane = { nats: await startNatsServer(), redis: await startRedisServer() };
+const worker = await startWorkerProcess([
+  '--model',
   modelDir,
-  workerId: 'latency-w0',
-  natsUrl: backplane.nats.url,
-  redisUrl: backplane.redis.url,
-});
+  '--worker-id',
+  'latency-w0',
+  '--nats',
+  backplane.nats.url,
+  '--redis',
+  backplane.redis.url,
+  '--threads',
+  '1',
+]);
 const routerPort = await freePort();
 const router = spawn(
   join(repoRoot, 'services', 'cli', 'bin', 'tandem'),

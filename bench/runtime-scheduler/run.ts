@@ -9,15 +9,15 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { defaultSampling } from '../../native/executor/src/index.ts';
-import type { SequenceOutput } from '../../services/runtime/src/executor-port.ts';
+import type { SequenceOutput } from '@tandem/executor';
+import { defaultSampling } from '@tandem/executor';
 import {
   defaultSchedulerOptions,
   type GenerateRequest,
   KvEventLog,
   type ScheduledBatch,
   Scheduler,
-} from '../../services/runtime/src/index.ts';
+} from '@tandem/runtime';
 
 const { values } = parseArgs({
   options: {

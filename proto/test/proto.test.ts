@@ -14,7 +14,7 @@ import {
   Prefill,
   PrefillRequestSchema,
   PrefillResponseSchema,
-  type SamplingSchema,
+  type SamplingParamsSchema,
   toBinary,
   Worker,
 } from '@tandem/proto';
@@ -48,7 +48,10 @@ test('messages round-trip through the binary wire format', () => {
 });
 
 test('Prefill messages round-trip: absent kept apart from zero and empty, 64-bit ids exact', () => {
-  const request = (sampling: MessageInitShape<typeof SamplingSchema>, cacheNamespace: string | undefined) =>
+  const request = (
+    sampling: MessageInitShape<typeof SamplingParamsSchema>,
+    cacheNamespace: string | undefined,
+  ) =>
     create(PrefillRequestSchema, {
       requestId: 'req-1',
       promptTokenIds: [5, 9, 151643],
@@ -57,9 +60,9 @@ test('Prefill messages round-trip: absent kept apart from zero and empty, 64-bit
         topK: 40,
         topP: 0.95,
         repetitionPenalty: 1.1,
-        numTopLogprobs: 2,
         ...sampling,
       },
+      topLogprobs: 2,
       ...(cacheNamespace === undefined ? {} : { cacheNamespace }),
       destination: {
         host: '10.0.0.7',
@@ -79,19 +82,16 @@ test('Prefill messages round-trip: absent kept apart from zero and empty, 64-bit
   assert.equal(absent.destination?.transferId, 2n ** 64n - 1n);
   assert.equal(absent.cacheNamespace, undefined);
   assert.equal(absent.sampling?.seed, undefined);
-  assert.equal(absent.sampling?.logitBias, undefined);
-  assert.equal(absent.sampling?.allowedTokenIds, undefined);
+  assert.equal(absent.sampling?.minP, 0);
+  assert.deepEqual(absent.sampling?.logitBias, {});
 
-  const zero = roundTrip(request({ seed: 0n, logitBias: { bias: {} }, allowedTokenIds: { ids: [] } }, ''));
+  const zero = roundTrip(request({ seed: 0n, temperature: 0, minP: 0.05 }, ''));
   assert.equal(zero.cacheNamespace, '');
   assert.equal(zero.sampling?.seed, 0n);
-  assert.deepEqual(zero.sampling?.logitBias?.bias, {});
-  assert.deepEqual(zero.sampling?.allowedTokenIds?.ids, []);
+  assert.equal(zero.sampling?.temperature, 0);
+  assert.equal(zero.sampling?.minP, 0.05);
 
-  const full = request(
-    { seed: 2n ** 64n - 1n, logitBias: { bias: { 5: -100, 42: 2.5 } }, allowedTokenIds: { ids: [1, 2] } },
-    'salt',
-  );
+  const full = request({ seed: 2n ** 64n - 1n, logitBias: { 5: -100, 42: 2.5 } }, 'salt');
   assert.deepEqual(roundTrip(full), full);
 
   const response = create(PrefillResponseSchema, {

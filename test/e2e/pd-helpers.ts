@@ -2,12 +2,13 @@
 // prefill engine behind a real gRPC Prefill server, KV moving over real loopback sockets.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { grpc } from '@tandem/common';
+import { addGrpcService, grpc } from '@tandem/common';
+import { type PrefillSampling, RemotePrefillHost } from '@tandem/decode';
 import { defaultSampling } from '@tandem/executor';
 import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
-import { addPrefillService, KvSenderPool, PrefillService } from '@tandem/prefill';
+import { KvSenderPool, PrefillService } from '@tandem/prefill';
+import { create, Prefill, SamplingParamsSchema } from '@tandem/proto';
 import { Engine, type GenerateHooks, type GenerateRequest } from '@tandem/runtime';
-import { RemotePrefillHost } from '../../services/decode/src/pd/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -61,7 +62,7 @@ export async function startPdPair(dir: string, modelName: string, numPages = 128
   });
   const service = new PrefillService({ engine: prefill, senders });
   const server = new grpc.Server();
-  addPrefillService(server, service.handle);
+  addGrpcService(server, Prefill, service.implementation());
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error === null ? resolve(bound) : reject(error),
@@ -81,6 +82,12 @@ export async function startPdPair(dir: string, modelName: string, numPages = 128
     },
   };
 }
+
+/** The wire sampling of greedyRequest's Generate call, which a prefill worker resolves the same way. */
+export const greedySampling: PrefillSampling = {
+  sampling: create(SamplingParamsSchema, { temperature: 0 }),
+  topLogprobs: 0,
+};
 
 export function greedyRequest(requestId: string, promptTokenIds: number[], maxTokens = 24): GenerateRequest {
   return {

@@ -10,6 +10,7 @@ import {
   fixtureNames,
   generate,
   greedyRequest,
+  greedySampling,
   type PdPair,
   pdFixture,
   startPdPair,
@@ -46,7 +47,7 @@ for (const name of fixtureNames) {
         const disaggregated = await generate(
           pd.decode,
           request,
-          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }),
+          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }, greedySampling),
         );
 
         assert.deepEqual(disaggregated.tokenIds, unified.tokenIds, `case ${i}: PD == unified`);
@@ -91,13 +92,17 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const first = [...prefix, ...promptOf(10, 2)];
     const second = [...prefix, ...promptOf(15, 3)];
     const a = greedyRequest('prefix-a', first, 4);
-    await generate(pd.decode, a, pd.host.hooksFor(a, { type: 'remote', addresses: [pd.prefillAddress] }));
+    await generate(
+      pd.decode,
+      a,
+      pd.host.hooksFor(a, { type: 'remote', addresses: [pd.prefillAddress] }, greedySampling),
+    );
     const pForward = pd.prefill.stats().numForwardTokens;
     const b = greedyRequest('prefix-b', second, 4);
     const out = await generate(
       pd.decode,
       b,
-      pd.host.hooksFor(b, { type: 'remote', addresses: [pd.prefillAddress] }),
+      pd.host.hooksFor(b, { type: 'remote', addresses: [pd.prefillAddress] }, greedySampling),
     );
     // P holds 13 full pages of the first prompt; the second matches 12 of them (192 tokens).
     assert.equal(pd.prefill.stats().numForwardTokens - pForward, second.length - 192);
@@ -116,7 +121,11 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const out = await generate(
       pd.decode,
       request,
-      pd.host.hooksFor(request, { type: 'remote', addresses: ['127.0.0.1:1', pd.prefillAddress] }),
+      pd.host.hooksFor(
+        request,
+        { type: 'remote', addresses: ['127.0.0.1:1', pd.prefillAddress] },
+        greedySampling,
+      ),
     );
     assert.equal(pd.host.stats.numAttemptsFailed, failed + 1);
     assert.equal(pd.host.stats.numRemotePrefills, remote + 1);
@@ -131,7 +140,7 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
     const out = await generate(
       pd.decode,
       request,
-      pd.host.hooksFor(request, { type: 'remote', addresses: ['127.0.0.1:1'] }),
+      pd.host.hooksFor(request, { type: 'remote', addresses: ['127.0.0.1:1'] }, greedySampling),
     );
     assert.equal(pd.host.stats.numFallbacks, fallbacks + 1);
     const unified = await generate(pd.decode, {
@@ -151,7 +160,7 @@ describe('PD prefix reuse, retries and fallback (tiny-llama)', () => {
         generate(
           pd.decode,
           request,
-          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }),
+          pd.host.hooksFor(request, { type: 'remote', addresses: [pd.prefillAddress] }, greedySampling),
           controller.signal,
         ).catch(() => undefined),
       );

@@ -9,8 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGrpcClient, type GrpcClient } from '@tandem/common';
 import { Worker } from '@tandem/proto';
-import { generate, greedyRequest } from '../../services/decode/test/generate-client.ts';
-import { startWorkerProcess, type WorkerProcess } from '../../services/decode/test/worker-process.ts';
+import { generate, greedyRequest, startWorkerProcess, type WorkerProcess } from '@tandem/worker/testing';
 import { pdFixture } from './pd-helpers.ts';
 
 const noServices = ['--nats', 'none', '--redis', 'none', '--threads', '1', '--num-pages', '512'];

@@ -1,9 +1,7 @@
 // A real cluster for the router's end-to-end tests: nats-server and redis-server on free ports,
 // unified worker processes (services/cli/bin/tandem worker) and in-process routers over HTTP.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Logger } from '@tandem/common';
 import {
@@ -13,11 +11,11 @@ import {
   type TestRedisServer,
 } from '@tandem/common/testing';
 import { defaultRouterOptions, RouterApp, type RouterOptions } from '@tandem/router';
+import { startWorkerProcess } from '@tandem/worker/testing';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const fixturesDir = join(repoRoot, 'test', 'fixtures');
 export const demoModelDir = join(repoRoot, 'deploy', 'models', 'tandem-demo-code');
-const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
 
 export interface WorkerProcess {
   workerId: string;
@@ -27,11 +25,7 @@ export interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-const liveChildren = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of liveChildren) child.kill('SIGKILL');
-});
-
+/** A unified worker process on the test backplane (one thread, quiet logs). */
 export async function startWorker(options: {
   modelDir: string;
   workerId: string;
@@ -39,14 +33,11 @@ export async function startWorker(options: {
   redisUrl: string;
   extraArgs?: string[];
 }): Promise<WorkerProcess> {
-  const args = [
-    'worker',
+  const worker = await startWorkerProcess([
     '--role',
     'unified',
     '--model',
     options.modelDir,
-    '--port',
-    '0',
     '--nats',
     options.natsUrl,
     '--redis',
@@ -55,54 +46,19 @@ export async function startWorker(options: {
     options.workerId,
     '--threads',
     '1',
+    '--log-level',
+    'warn',
     ...(options.extraArgs ?? []),
-  ];
-  const child = spawn(tandemBin, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  });
-  liveChildren.add(child);
-  let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const ready = new Promise<{ grpcAddress: string }>((resolve, reject) => {
-    lines.on('line', (line) => {
-      output += `${line}\n`;
-      try {
-        const event = JSON.parse(line) as { event?: string; grpcAddress?: string };
-        if (event.event === 'ready' && typeof event.grpcAddress === 'string')
-          resolve({ grpcAddress: event.grpcAddress });
-      } catch {
-        // not a JSON line
-      }
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`worker ${options.workerId} exited (${code ?? signal}) before ready:\n${output}`)),
-    );
-  });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  try {
-    const { grpcAddress } = await ready;
-    return {
-      workerId: options.workerId,
-      grpcAddress,
-      child,
-      output: () => output,
-      stop: async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, 'exit');
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(killer);
-        liveChildren.delete(child);
-      },
-    };
-  } finally {
-    clearTimeout(timeout);
-  }
+  ]);
+  return {
+    workerId: worker.workerId,
+    grpcAddress: worker.grpcAddress,
+    child: worker.child,
+    output: worker.logs,
+    stop: async () => {
+      await worker.stop(5000);
+    },
+  };
 }
 
 export interface Cluster {

@@ -1,4 +1,6 @@
 // @tandem/executor: the native model runner's TypeScript facade.
+
+export { parseDevice } from './device.ts';
 export {
   AddonMissingError,
   CheckpointError,

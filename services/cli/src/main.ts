@@ -1,8 +1,6 @@
 // The `tandem` command. Each subcommand lives in src/commands/<name>.ts and exports
 // `run(argv: string[]): Promise<number>` (the exit code); they load lazily so `generate`
 // never pays for the router's imports.
-import { existsSync } from 'node:fs';
-
 const commands: Record<string, string> = {
   generate: 'run a checkpoint on token ids and print the generated ids',
   score: 'print log p(ids[i+1] | ids[0..i]) for a sequence of ids',
@@ -24,10 +22,6 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined || name === '--help' || name === '-h' ? 0 : 2;
   }
   const file = new URL(`./commands/${name}.ts`, import.meta.url);
-  if (!existsSync(file)) {
-    process.stderr.write(`tandem: the ${name} command is not built yet\n`);
-    return 2;
-  }
   const command = (await import(file.href)) as { run: (argv: string[]) => Promise<number> };
   return command.run(rest);
 }

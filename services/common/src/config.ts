@@ -1,5 +1,6 @@
 // Environment and flag helpers that fail with a ConfigError naming the variable or flag.
 import { ConfigError } from './errors.ts';
+import { parseIntStrict } from './options.ts';
 
 /** The variable's value, or `fallback` when unset or empty. */
 export function envString(name: string, fallback: string): string;
@@ -20,26 +21,6 @@ export function envBool(name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(value.toLowerCase())) return true;
   if (['0', 'false', 'no', 'off'].includes(value.toLowerCase())) return false;
   throw new ConfigError(`${name} must be a boolean (1/0, true/false), got '${value}'`, { param: name });
-}
-
-/** A base-10 integer, entirely (no '12abc'). `what` names the flag or variable in the error. */
-export function parseIntStrict(
-  text: string,
-  what: string,
-  range: { min?: number; max?: number } = {},
-): number {
-  if (!/^-?\d+$/.test(text.trim()))
-    throw new ConfigError(`${what} must be an integer, got '${text}'`, { param: what });
-  const value = Number(text.trim());
-  if (!Number.isSafeInteger(value))
-    throw new ConfigError(`${what} is out of range: ${text}`, { param: what });
-  if (range.min !== undefined && value < range.min) {
-    throw new ConfigError(`${what} must be >= ${range.min}, got ${value}`, { param: what });
-  }
-  if (range.max !== undefined && value > range.max) {
-    throw new ConfigError(`${what} must be <= ${range.max}, got ${value}`, { param: what });
-  }
-  return value;
 }
 
 /** host:port of a URL such as nats://127.0.0.1:4222 or redis://h:6379/0 (default port when absent). */

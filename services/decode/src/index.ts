@@ -1,8 +1,10 @@
-// @tandem/decode: the decode worker service. Today: the unified worker (local prefill + decode).
-export * from './convert.ts';
-export type { ModelFacts, WorkerEngine } from './engine-port.ts';
-export * from './errors.ts';
-export { KvEventPublisher } from './kv-event-publisher.ts';
-export { startUnifiedWorker, type UnifiedWorker, type UnifiedWorkerOptions } from './unified-worker.ts';
-export { runWorkerCommand, workerUsage } from './worker-command.ts';
-export { WorkerService, type WorkerServiceOptions } from './worker-service.ts';
+// @tandem/decode: the decode role (reservations under a lease, remote prefill by a prefill
+// worker, the KV receiver).
+export { decodeRole } from './decode-role.ts';
+export { PrefillDirectory } from './prefill-directory.ts';
+export {
+  type PrefillSampling,
+  RemotePrefillHost,
+  type RemotePrefillOptions,
+  type RemotePrefillStats,
+} from './remote-prefill.ts';

@@ -1,13 +1,6 @@
-// @tandem/prefill: the prefill worker (prefill-only runtime, KV pushed into decode workers' pages).
+// @tandem/prefill: the prefill role (prefill-only requests on the worker's engine, KV pushed into
+// decode workers' pages).
 export * from './errors.ts';
 export { KvSenderPool } from './kv-sender-pool.ts';
-export {
-  addPrefillService,
-  type KvDestination,
-  PrefillClient,
-  type PrefillHandler,
-  type PrefillRequestWire,
-  type PrefillResponseWire,
-  prefillServiceDefinition,
-} from './prefill-rpc.ts';
+export { prefillRole } from './prefill-role.ts';
 export { PrefillService, type PrefillServiceStats } from './prefill-service.ts';

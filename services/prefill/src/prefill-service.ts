@@ -4,9 +4,11 @@
 // the executor has written it, while the later layers compute; the cached prefix goes at once;
 // the commit follows the first token, which is returned. The pages are released when the call
 // ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
-import type { CallContext } from '@tandem/common';
+import { type CallContext, type GrpcServiceImpl, InvalidArgumentError } from '@tandem/common';
 import { isKvTransferError, type KvSender } from '@tandem/kvtransfer';
-import type { ComputedPages, Engine, TokenChunk } from '@tandem/runtime';
+import type { MessageInitShape, Prefill, PrefillRequest, PrefillResponseSchema } from '@tandem/proto';
+import type { ComputedPages, Engine, SamplingParams, TokenChunk } from '@tandem/runtime';
+import { samplingFromWire } from '@tandem/worker';
 import {
   KvDestinationError,
   PrefillCancelledError,
@@ -14,7 +16,46 @@ import {
   PrefillNotCompletedError,
 } from './errors.ts';
 import type { KvSenderPool } from './kv-sender-pool.ts';
-import type { PrefillRequestWire, PrefillResponseWire } from './prefill-rpc.ts';
+
+/** Where the prompt's KV goes: the decode worker's kvtransfer receiver and its reserved pages. */
+interface KvDestination {
+  host: string;
+  port: number;
+  /** The transfer id the receiver expects. */
+  transferId: bigint;
+  /** Prompt page index of dstPages[0] (pages before it are already on the decode worker). */
+  firstPageIndex: number;
+  /** Decode-worker page ids for prompt pages firstPageIndex.. in order. */
+  dstPages: readonly number[];
+  /** Prompt positions [0, numTokens) must be in the destination. */
+  numTokens: number;
+}
+
+/** One Prefill call as this worker runs it (the wire request, resolved once at the edge). */
+interface PrefillJob {
+  requestId: string;
+  promptTokenIds: readonly number[];
+  /** Exactly what the decode worker samples with (the same wire message, resolved the same way). */
+  sampling: SamplingParams;
+  cacheNamespace: string | null;
+  destination: KvDestination;
+  /** Everything for this request is freed after this long, done or not. */
+  leaseMs: number;
+}
+
+type PrefillResult = MessageInitShape<typeof PrefillResponseSchema>;
+
+/** What one prefill produced. */
+interface PrefillOutcome {
+  firstTokenId: number;
+  logprob: number;
+  topLogprobs: { tokenId: number; logprob: number }[];
+  numPromptTokens: number;
+  /** Prompt tokens this worker served from its prefix cache. */
+  numCachedTokens: number;
+  /** Bytes written into the destination pages. */
+  bytesSent: number;
+}
 
 export interface PrefillServiceStats {
   numPrefills: number; // completed, KV delivered
@@ -53,7 +94,34 @@ export class PrefillService {
     for (const controller of this.running.values()) controller.abort();
   }
 
-  handle = async (request: PrefillRequestWire, context: CallContext): Promise<PrefillResponseWire> => {
+  implementation(): GrpcServiceImpl<typeof Prefill> {
+    return { prefill: (request, context) => this.handle(this.#toJob(request), context) };
+  }
+
+  /** The wire request resolved once: sampling as the decode worker resolves it, fields checked. */
+  #toJob(request: PrefillRequest): PrefillJob {
+    const dest = request.destination;
+    if (dest === undefined) {
+      throw new InvalidArgumentError('a Prefill call needs a destination', { param: 'destination' });
+    }
+    return {
+      requestId: request.requestId,
+      promptTokenIds: request.promptTokenIds,
+      sampling: samplingFromWire(request.sampling, request.topLogprobs, this.engine.modelInfo),
+      cacheNamespace: request.cacheNamespace ?? null,
+      destination: {
+        host: dest.host,
+        port: dest.port,
+        transferId: dest.transferId,
+        firstPageIndex: dest.firstPageIndex,
+        dstPages: dest.dstPages,
+        numTokens: dest.numTokens,
+      },
+      leaseMs: request.leaseMs,
+    };
+  }
+
+  async handle(request: PrefillJob, context: CallContext): Promise<PrefillResult> {
     const controller = new AbortController();
     const onCancel = (): void => controller.abort();
     context.signal.addEventListener('abort', onCancel, { once: true });
@@ -66,17 +134,17 @@ export class PrefillService {
     const engineRequestId = `${request.requestId}#p${this.nextCallId++}`;
     this.running.set(engineRequestId, controller);
     try {
-      const response = await this.run(
+      const outcome = await this.run(
         request,
         engineRequestId,
         controller.signal,
         Date.now() + request.leaseMs,
       );
       this.stats.numPrefills++;
-      this.stats.numBytesSent += response.bytesSent;
-      this.stats.numPromptTokens += response.numPromptTokens;
-      this.stats.numCachedTokens += response.numCachedTokens;
-      return response;
+      this.stats.numBytesSent += outcome.bytesSent;
+      this.stats.numPromptTokens += outcome.numPromptTokens;
+      this.stats.numCachedTokens += outcome.numCachedTokens;
+      return { ...outcome, bytesSent: BigInt(outcome.bytesSent) };
     } catch (error) {
       this.stats.numFailed++;
       if (expired) {
@@ -96,14 +164,14 @@ export class PrefillService {
       context.signal.removeEventListener('abort', onCancel);
       this.running.delete(engineRequestId);
     }
-  };
+  }
 
   private async run(
-    request: PrefillRequestWire,
+    request: PrefillJob,
     engineRequestId: string,
     signal: AbortSignal,
     deadline: number,
-  ): Promise<PrefillResponseWire> {
+  ): Promise<PrefillOutcome> {
     const dest = request.destination;
     const numPromptTokens = request.promptTokenIds.length;
     const pageSize = this.engine.pageSize;

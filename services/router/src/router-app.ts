@@ -13,8 +13,7 @@ import {
   subjects,
 } from '@tandem/common';
 import { fromBinary, KvEventBatchSchema, WorkerAnnounceSchema, WorkerLoadSchema } from '@tandem/proto';
-import { type AdmissionParams, AdmissionQueue, defaultAdmissionParams } from './cluster/admission.ts';
-import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import { AdmissionQueue } from './cluster/admission.ts';
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
 import { InflightCounts } from './cluster/inflight.ts';
@@ -26,70 +25,11 @@ import { KvEventSync } from './kv/kv-event-sync.ts';
 import { KvIndex } from './kv/kv-index.ts';
 import { RouterMetrics } from './metrics.ts';
 import { loadServedModel } from './model.ts';
-import {
-  type CacheAwareConfig,
-  createPolicy,
-  defaultCacheAwareConfig,
-  type PolicyName,
-} from './policy/policies.ts';
-import { defaultPrefillChoiceParams, type PrefillChoiceParams } from './policy/prefill-choice.ts';
+import { createPolicy } from './policy/policies.ts';
+import type { RouterOptions } from './router-options.ts';
 
 import { RouterService } from './service.ts';
 
-export interface RouterOptions {
-  modelDir: string;
-  servedModelName: string | null;
-  host: string;
-  /** 0: any free port. */
-  port: number;
-  policy: PolicyName;
-  natsUrl: string;
-  /** null: no Redis (no lease discovery, in-flight counts are this router's only). */
-  redisUrl: string | null;
-  /** Unique per replica (default: random). */
-  replicaId: string | null;
-  cacheAware: CacheAwareConfig;
-  admission: AdmissionParams;
-  breaker: CircuitBreakerParams;
-  /** How long an optimistic index entry lives without a confirming event. */
-  optimisticTtlMs: number;
-  maxAttempts: number;
-  requestTimeoutMs: number;
-  /** Seed of the policies' random source. */
-  seed: number;
-  decisionLogSize: number;
-  defaultPrefillTokensPerMs: number;
-  /**
-   * Conditional disaggregation: a decode worker prefills locally when fewer than this many prompt
-   * tokens are uncached on it; otherwise the router names a prefill worker (0: always one).
-   */
-  disaggThreshold: number;
-  /** The prefill-worker choice's transfer rates and tie tolerances. */
-  prefillChoice: Omit<PrefillChoiceParams, 'disaggThreshold'>;
-  logger: Logger;
-}
-
-export const defaultRouterOptions = {
-  servedModelName: null,
-  host: '127.0.0.1',
-  port: 8000,
-  policy: 'cache_aware',
-  redisUrl: null,
-  replicaId: null,
-  cacheAware: defaultCacheAwareConfig,
-  admission: defaultAdmissionParams,
-  breaker: defaultCircuitBreakerParams,
-  optimisticTtlMs: 3000,
-  maxAttempts: 3,
-  requestTimeoutMs: 600_000,
-  seed: 0,
-  decisionLogSize: 10_000,
-  defaultPrefillTokensPerMs: 2,
-  disaggThreshold: 0,
-  prefillChoice: defaultPrefillChoiceParams,
-} as const satisfies Partial<RouterOptions>;
-
-const defaultPageSize = 16;
 const housekeepingMs = 1000;
 
 export class RouterApp {
@@ -170,14 +110,17 @@ export class RouterApp {
         modelNames: [model.name, ...model.aliases],
         breaker: options.breaker,
         defaultPrefillTokensPerMs: options.defaultPrefillTokensPerMs,
-        prefillRateAlpha: 0.2,
-        defaultLeaseTtlMs: 10_000,
-        defaultPageSize,
+        prefillRateAlpha: options.prefillRateAlpha,
+        defaultLeaseTtlMs: options.defaultLeaseTtlMs,
       },
       redis,
       logger,
     );
-    const inflight = new InflightCounts(redis, { replicaId, replicaTtlMs: 10_000, refreshMs: 500 }, logger);
+    const inflight = new InflightCounts(
+      redis,
+      { replicaId, replicaTtlMs: options.replicaTtlMs, refreshMs: options.inflightRefreshMs },
+      logger,
+    );
     const metrics = new RouterMetrics();
     const decisions = new DecisionLog(options.decisionLogSize);
     const routedFeed = new RoutedFeed(nc, replicaId, index, logger);
@@ -220,7 +163,7 @@ export class RouterApp {
       dispatcher,
       admission,
       metrics,
-      pageSize: () => registry.all()[0]?.pageSize ?? defaultPageSize,
+      pageSize: () => registry.pageSize,
     });
     metrics.gauge('tandem_router_workers', 'Workers this router can route to', () => registry.size);
     metrics.gauge('tandem_router_kv_index_blocks', 'Blocks in the KV index', () => index.numBlocks);
@@ -298,7 +241,7 @@ export class RouterApp {
       isReady: () => registry.all().some((worker) => worker.breaker.allows(Date.now())),
       modelCreatedAtS: model.createdAtS,
       requestTimeoutMs: options.requestTimeoutMs,
-      maxBodyBytes: 32 * 1024 * 1024,
+      maxBodyBytes: options.maxBodyBytes,
     });
     let port: number;
     try {

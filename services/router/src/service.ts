@@ -50,7 +50,8 @@ export interface ServiceParams {
   admission: AdmissionQueue;
   metrics: RouterMetrics;
   /** Tokens per KV page (all workers of a model share it). */
-  pageSize: () => number;
+  /** The model's KV page size (prompts are hashed in it), or null before any worker joined. */
+  pageSize: () => number | null;
 }
 
 /** Makes worker-facing request ids unique within this router process. */
@@ -145,7 +146,7 @@ export class RouterService {
               requestId: context.requestId,
               workerRequestId: `${context.requestId}-${promptIndex}-${(++workerCallSeq).toString(36)}`,
               promptTokenIds: prompt.tokenIds,
-              blockKeys: toBlockKeys(blockHashes('', prompt.tokenIds, pageSize)),
+              blockKeys: toBlockKeys(pageSize === null ? [] : blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,
               options,
               maxTokens: maxTokens[promptIndex]!,

@@ -11,9 +11,9 @@ import { InflightCounts } from '../src/cluster/inflight.ts';
 import { WorkerRegistry } from '../src/cluster/worker-registry.ts';
 import { KvIndex } from '../src/kv/kv-index.ts';
 import { createPolicy } from '../src/policy/policies.ts';
-import { defaultPrefillChoiceParams } from '../src/policy/prefill-choice.ts';
+import { defaultPrefillPolicyParams } from '../src/policy/prefill-policy.ts';
 import type { RoutingRequest } from '../src/policy/types.ts';
-import { routerOptionsFromArgv } from '../src/router-command.ts';
+import { routerOptions, routerOptionsFrom } from '../src/router-options.ts';
 
 const logger = new Logger({ level: 'error', fields: { service: 'test' } });
 
@@ -25,7 +25,6 @@ function setup(disaggThreshold: number) {
       defaultPrefillTokensPerMs: 2,
       prefillRateAlpha: 0.2,
       defaultLeaseTtlMs: 10_000,
-      defaultPageSize: 16,
     },
     null,
     logger,
@@ -56,7 +55,7 @@ function setup(disaggThreshold: number) {
     random: seededRandom(1),
     logger,
     maxAttempts: 1,
-    prefill: { ...defaultPrefillChoiceParams, disaggThreshold },
+    prefill: { ...defaultPrefillPolicyParams, disaggThreshold },
   });
   return { registry, index, dispatcher };
 }
@@ -119,10 +118,8 @@ test('with no prefill worker known there is no decision (the decode worker decid
 
 test('tandem router --disagg-threshold N sets the threshold (default 0; negative is refused)', () => {
   const base = ['--model', 'DIR', '--nats', 'nats://127.0.0.1:1', '--redis', 'none'];
-  assert.equal(routerOptionsFromArgv(base, logger).disaggThreshold, 0);
-  assert.equal(routerOptionsFromArgv([...base, '--disagg-threshold', '64'], logger).disaggThreshold, 64);
-  assert.throws(
-    () => routerOptionsFromArgv([...base, '--disagg-threshold', '-1'], logger),
-    /--disagg-threshold/,
-  );
+  const from = (argv: string[]) => routerOptionsFrom(routerOptions.parse(argv, {}), logger);
+  assert.equal(from(base).disaggThreshold, 0);
+  assert.equal(from([...base, '--disagg-threshold', '64']).disaggThreshold, 64);
+  assert.throws(() => from([...base, '--disagg-threshold', '-1']), /--disagg-threshold/);
 });

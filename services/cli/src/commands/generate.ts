@@ -1,49 +1,41 @@
 // `tandem generate`: run a checkpoint on token ids and print the generated ids.
 //   tandem generate --model DIR --prompt-ids 5,9,13 --max-tokens 24 --temperature 0 --ignore-eos --json
 // prints {"token_ids":[...]} (the generated ids only; with --logprobs also "logprobs").
-import { parseArgs } from 'node:util';
-import { ConfigError, TandemError } from '@tandem/common';
-import { defaultSampling, Executor, type ExecutorOptions, type SamplingParams } from '@tandem/executor';
+import {
+  ConfigError,
+  defineOptions,
+  InternalError,
+  logLevelOption,
+  type OptionValues,
+  runCommand,
+} from '@tandem/common';
+import {
+  defaultSampling,
+  Executor,
+  type ExecutorOptions,
+  parseDevice,
+  type SamplingParams,
+} from '@tandem/executor';
+import { modelOptions, parseIds, requireModel } from './model-options.ts';
 
-const usage = `usage: tandem generate --model DIR --prompt-ids 5,9,13 [--max-tokens 16] [--temperature 1.0]
-                       [--top-k K] [--top-p P] [--min-p P] [--seed N] [--ignore-eos] [--logprobs]
-                       [--device cpu|cuda:N|auto] [--page-size 16]
-                       [--rope-frequency-rounding none|stored-dtype] [--json]`;
-
-export function parseIds(text: string, flag: string): number[] {
-  const parts = text.split(',').map((s) => s.trim());
-  if (text.trim() === '' || parts.some((p) => !/^\d+$/.test(p))) {
-    throw new ConfigError(`${flag} must be comma-separated non-negative integers, got "${text}"`);
-  }
-  return parts.map(Number);
-}
-
-export function parseNumber(
-  text: string | undefined,
-  flag: string,
-  fallback: number,
-  integer = false,
-): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
-    throw new ConfigError(`${flag} must be ${integer ? 'an integer' : 'a number'}, got "${text}"`);
-  }
-  return value;
-}
-
-export function parseDevice(text: string | undefined): ExecutorOptions['device'] {
-  if (text === undefined || text === 'cpu') return 'cpu';
-  if (text === 'auto') return 'auto';
-  if (/^cuda:\d+$/.test(text)) return text as `cuda:${number}`;
-  throw new ConfigError(`--device must be cpu, cuda:N or auto, got "${text}"`);
-}
-
-/** --rope-frequency-rounding: see ExecutorOptions.ropeFrequencyRounding. */
-export function parseRopeRounding(text: string | undefined): 'none' | 'stored-dtype' {
-  if (text === undefined || text === 'none' || text === 'stored-dtype') return text ?? 'none';
-  throw new ConfigError(`--rope-frequency-rounding must be none or stored-dtype, got "${text}"`);
-}
+const generateOptions = defineOptions('generate', '--model DIR --prompt-ids 5,9,13 [options]', {
+  ...modelOptions,
+  'prompt-ids': {
+    type: 'string',
+    default: null,
+    valueName: 'IDS',
+    doc: 'the prompt as token ids (required)',
+  },
+  'max-tokens': { type: 'int', default: 16, min: 1, doc: 'tokens to generate' },
+  temperature: { type: 'number', default: 1, min: 0, doc: '0: greedy' },
+  'top-k': { type: 'int', default: 0, min: -1, doc: '0: off' },
+  'top-p': { type: 'number', default: 1, min: Number.MIN_VALUE, max: 1, doc: '1: off' },
+  'min-p': { type: 'number', default: 0, min: 0, max: 1, doc: '0: off' },
+  seed: { type: 'int', default: null, min: 0, doc: 'seeded sampling (default a fresh draw)' },
+  'ignore-eos': { type: 'boolean', default: false, doc: 'generate max-tokens even past EOS' },
+  logprobs: { type: 'boolean', default: false, doc: "print each token's log-probability" },
+  ...logLevelOption,
+});
 
 interface GenerateArgs {
   modelDir: string;
@@ -58,61 +50,25 @@ interface GenerateArgs {
   json: boolean;
 }
 
-function parse(argv: string[]): GenerateArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      model: { type: 'string' },
-      'prompt-ids': { type: 'string' },
-      'max-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      'min-p': { type: 'string' },
-      seed: { type: 'string' },
-      'ignore-eos': { type: 'boolean', default: false },
-      logprobs: { type: 'boolean', default: false },
-      device: { type: 'string' },
-      'page-size': { type: 'string' },
-      'rope-frequency-rounding': { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
-  if (values.model === undefined) throw new ConfigError('--model DIR is required');
-  if (values['prompt-ids'] === undefined) throw new ConfigError('--prompt-ids is required');
-  const maxTokens = parseNumber(values['max-tokens'], '--max-tokens', 16, true);
-  if (maxTokens < 1) throw new ConfigError('--max-tokens must be at least 1');
-  const temperature = parseNumber(values.temperature, '--temperature', 1.0);
-  if (temperature < 0) throw new ConfigError('--temperature must be >= 0');
-  const topP = parseNumber(values['top-p'], '--top-p', 1);
-  if (!(topP > 0 && topP <= 1)) throw new ConfigError('--top-p must be in (0, 1]');
-  const minP = parseNumber(values['min-p'], '--min-p', 0);
-  if (!(minP >= 0 && minP <= 1)) throw new ConfigError('--min-p must be in [0, 1]');
-  const seedText = values.seed;
-  const seed = seedText === undefined ? null : parseNumber(seedText, '--seed', 0, true);
-  if (seed !== null && seed < 0) throw new ConfigError('--seed must be >= 0');
-  const pageSize = parseNumber(values['page-size'], '--page-size', 16, true);
-  if (pageSize < 1) throw new ConfigError('--page-size must be at least 1');
+function argsOf(values: OptionValues<typeof generateOptions.specs>): GenerateArgs {
   return {
-    modelDir: values.model,
+    modelDir: requireModel(values.model),
     promptIds: parseIds(values['prompt-ids'], '--prompt-ids'),
-    maxTokens,
+    maxTokens: values['max-tokens'],
     sampling: {
       ...defaultSampling(),
-      temperature,
-      topK: parseNumber(values['top-k'], '--top-k', 0, true),
-      topP,
-      minP,
-      seed,
+      temperature: values.temperature,
+      topK: values['top-k'],
+      topP: values['top-p'],
+      minP: values['min-p'],
+      seed: values.seed,
       numTopLogprobs: 0,
     },
     ignoreEos: values['ignore-eos'],
     logprobs: values.logprobs,
     device: parseDevice(values.device),
-    pageSize,
-    ropeFrequencyRounding: parseRopeRounding(values['rope-frequency-rounding']),
+    pageSize: values['page-size'],
+    ropeFrequencyRounding: values['rope-frequency-rounding'],
     json: values.json,
   };
 }
@@ -155,7 +111,7 @@ async function generate(args: GenerateArgs): Promise<{ tokenIds: number[]; logpr
       },
     ]);
     const sample = out?.samples[0];
-    if (sample === undefined) throw new Error('the executor returned no sample');
+    if (sample === undefined) throw new InternalError('the executor returned no sample');
     tokenIds.push(sample.tokenId);
     logprobs.push(sample.logprob);
     if (!args.ignoreEos && eos.has(sample.tokenId)) break;
@@ -165,15 +121,9 @@ async function generate(args: GenerateArgs): Promise<{ tokenIds: number[]; logpr
   return { tokenIds, logprobs };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let args: GenerateArgs;
-  try {
-    args = parse(argv);
-  } catch (err) {
-    process.stderr.write(`tandem generate: ${err instanceof Error ? err.message : String(err)}\n${usage}\n`);
-    return 2;
-  }
-  try {
+export function run(argv: string[]): Promise<number> {
+  return runCommand('generate', generateOptions, argv, async (values) => {
+    const args = argsOf(values);
     const { tokenIds, logprobs } = await generate(args);
     if (args.json) {
       const line = args.logprobs ? { token_ids: tokenIds, logprobs } : { token_ids: tokenIds };
@@ -183,13 +133,5 @@ export async function run(argv: string[]): Promise<number> {
       if (args.logprobs) process.stdout.write(`logprobs: ${logprobs.map((l) => l.toFixed(4)).join(' ')}\n`);
     }
     return 0;
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`tandem generate: ${err.message}\n`);
-      return 2;
-    }
-    const name = err instanceof TandemError ? `${err.name}: ` : '';
-    process.stderr.write(`tandem generate: ${name}${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
-  }
+  });
 }

@@ -1,57 +1,29 @@
 // `tandem score`: teacher-forced log-probabilities of a sequence.
 //   tandem score --model DIR --ids 5,9,13,... --json
 // prints {"logprobs":[...]} where entry i is log p(ids[i+1] | ids[0..i]).
-import { parseArgs } from 'node:util';
-import { TandemError } from '@tandem/common';
-import { defaultSampling, Executor, InvalidBatchError } from '@tandem/executor';
-import { parseDevice, parseIds, parseNumber, parseRopeRounding } from './generate.ts';
+import { ConfigError, defineOptions, logLevelOption, runCommand } from '@tandem/common';
+import { defaultSampling, Executor, parseDevice } from '@tandem/executor';
+import { modelOptions, parseIds, requireModel } from './model-options.ts';
 
-const usage =
-  'usage: tandem score --model DIR --ids 5,9,13,... [--device cpu|cuda:N|auto] [--page-size 16] [--rope-frequency-rounding none|stored-dtype] [--json]';
+const scoreOptions = defineOptions('score', '--model DIR --ids 5,9,13,... [options]', {
+  ...modelOptions,
+  ids: { type: 'string', default: null, valueName: 'IDS', doc: 'the sequence as token ids (required)' },
+  ...logLevelOption,
+});
 
-export async function run(argv: string[]): Promise<number> {
-  let modelDir: string;
-  let ids: number[];
-  let device: ReturnType<typeof parseDevice>;
-  let pageSize: number;
-  let ropeFrequencyRounding: 'none' | 'stored-dtype';
-  let json: boolean;
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' },
-        ids: { type: 'string' },
-        device: { type: 'string' },
-        'page-size': { type: 'string' },
-        'rope-frequency-rounding': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    });
-    if (values.model === undefined) throw new Error('--model DIR is required');
-    if (values.ids === undefined) throw new Error('--ids is required');
-    modelDir = values.model;
-    ids = parseIds(values.ids, '--ids');
-    if (ids.length < 2) throw new Error('--ids needs at least two ids');
-    device = parseDevice(values.device);
-    pageSize = parseNumber(values['page-size'], '--page-size', 16, true);
-    if (pageSize < 1) throw new Error('--page-size must be at least 1');
-    ropeFrequencyRounding = parseRopeRounding(values['rope-frequency-rounding']);
-    json = values.json;
-  } catch (err) {
-    process.stderr.write(`tandem score: ${err instanceof Error ? err.message : String(err)}\n${usage}\n`);
-    return 2;
-  }
-  try {
+export function run(argv: string[]): Promise<number> {
+  return runCommand('score', scoreOptions, argv, async (values) => {
+    const modelDir = requireModel(values.model);
+    const ids = parseIds(values.ids, '--ids');
+    if (ids.length < 2) throw new ConfigError('--ids needs at least two ids', { param: '--ids' });
+    const pageSize = values['page-size'];
     const numPages = Math.ceil(ids.length / pageSize);
     await using executor = await Executor.open({
       modelDir,
-      device: device ?? 'cpu',
+      device: parseDevice(values.device),
       pageSize,
       numPages,
-      ropeFrequencyRounding,
+      ropeFrequencyRounding: values['rope-frequency-rounding'],
     });
     const [out] = await executor.forward([
       {
@@ -68,12 +40,8 @@ export async function run(argv: string[]): Promise<number> {
       },
     ]);
     const logprobs = Array.from(out?.targetLogprobs ?? []);
-    if (json) process.stdout.write(`${JSON.stringify({ logprobs })}\n`);
+    if (values.json) process.stdout.write(`${JSON.stringify({ logprobs })}\n`);
     else process.stdout.write(`${logprobs.map((l, i) => `${ids[i + 1]}\t${l.toFixed(6)}`).join('\n')}\n`);
     return 0;
-  } catch (err) {
-    const name = err instanceof TandemError ? `${err.name}: ` : '';
-    process.stderr.write(`tandem score: ${name}${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof InvalidBatchError ? 2 : 1;
-  }
+  });
 }

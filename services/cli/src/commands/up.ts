@@ -8,42 +8,86 @@ import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   ConfigError,
+  defaultNatsUrl,
+  defaultRedisUrl,
+  defineOptions,
   type EnsuredService,
   ensureNats,
   ensureRedis,
-  envString,
-  isLogLevel,
-  Logger,
-  parseIntStrict,
-  TandemError,
+  type Logger,
+  logLevelOption,
+  type OptionValues,
+  runCommand,
+  untilSignal,
 } from '@tandem/common';
-import { defaultRouterOptions, isPolicyName, policyNames, RouterApp } from '@tandem/router';
+import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
 const demoModelDir = join(repoRoot, 'deploy', 'models', 'tandem-demo-code');
 
-const usage = `usage: tandem up [options]
+const upOptions = defineOptions('up', '[options]', {
+  model: {
+    type: 'string',
+    default: demoModelDir,
+    valueName: 'DIR',
+    doc: 'checkpoint to serve (default deploy/models/tandem-demo-code)',
+  },
+  port: { type: 'int', default: 8000, min: 0, max: 65535, doc: 'router HTTP port' },
+  prefill: { type: 'int', default: null, min: 1, max: 64, doc: 'prefill workers (default 1) ...' },
+  decode: {
+    type: 'int',
+    default: null,
+    min: 1,
+    max: 64,
+    doc: '... and decode workers (default 1): the disaggregated layout (the default layout)',
+  },
+  'disagg-threshold': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'the router has decode workers prefill locally when fewer than N prompt tokens are uncached on them (0: every prompt goes through a prefill worker, the one the router picks by cache, queue and transfer)',
+  },
+  unified: {
+    type: 'int',
+    default: null,
+    min: 1,
+    max: 64,
+    doc: 'N unified workers instead (not with --prefill / --decode; with --device cuda, one per visible GPU)',
+  },
+  device: {
+    type: 'string',
+    default: 'cpu',
+    choices: ['cpu', 'cuda'],
+    doc: 'where workers compute (cuda: worker i on GPU i mod count)',
+  },
+  policy: { type: 'string', default: 'cache_aware', choices: policyNames, doc: 'routing policy' },
+  'served-model-name': {
+    type: 'string',
+    default: null,
+    valueName: 'NAME',
+    doc: "the name clients use (default the folder's name)",
+  },
+  nats: {
+    type: 'string',
+    default: defaultNatsUrl,
+    env: 'NATS_URL',
+    valueName: 'URL',
+    doc: 'NATS (started here if unreachable)',
+  },
+  redis: {
+    type: 'string',
+    default: defaultRedisUrl,
+    env: 'REDIS_URL',
+    valueName: 'URL',
+    doc: 'Redis (started here if unreachable)',
+  },
+  ...logLevelOption,
+});
 
-  --model DIR            checkpoint to serve (default deploy/models/tandem-demo-code)
-  --port N               router HTTP port (default 8000)
-  --prefill N            prefill workers (default 1) ...
-  --decode M             ... and decode workers (default 1): the disaggregated layout (default)
-  --disagg-threshold N   the router has decode workers prefill locally when fewer than N prompt
-                         tokens are uncached on them (default 0: every prompt goes through a
-                         prefill worker, the one the router picks by cache, queue and transfer)
-  --unified N            N unified workers instead (not with --prefill / --decode; with
-                         --device cuda, one per visible GPU)
-  --device cpu|cuda      where workers compute (default cpu; cuda: worker i on GPU i mod count)
-  --policy NAME          ${policyNames.join(' | ')} (default cache_aware)
-  --served-model-name X  the name clients use (default the folder's name)
-  --nats URL             default $NATS_URL or nats://127.0.0.1:4222 (started here if unreachable)
-  --redis URL            default $REDIS_URL or redis://127.0.0.1:6379 (started here if unreachable)
-  --log-level LEVEL      debug | info | warn | error (default info)
-`;
+type UpValues = OptionValues<typeof upOptions.specs>;
 
 /** One worker process to start. */
 interface WorkerSpec {
@@ -56,29 +100,6 @@ interface RunningWorker {
   spec: WorkerSpec;
   child: ChildProcess;
   grpcAddress: string;
-}
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      model: { type: 'string' },
-      port: { type: 'string', default: '8000' },
-      unified: { type: 'string' },
-      prefill: { type: 'string' },
-      decode: { type: 'string' },
-      'disagg-threshold': { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-      policy: { type: 'string', default: 'cache_aware' },
-      'served-model-name': { type: 'string' },
-      nats: { type: 'string' },
-      redis: { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
 }
 
 function countVisibleGpus(): number {
@@ -94,42 +115,36 @@ function countVisibleGpus(): number {
   }
 }
 
-function workerSpecs(values: ReturnType<typeof parse>['values']): WorkerSpec[] {
-  const device = values.device ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda') {
-    throw new ConfigError(`--device must be cpu or cuda, got '${device}'`, { param: '--device' });
-  }
+function workerSpecs(values: UpValues): WorkerSpec[] {
+  const device = values.device;
   const numGpus = device === 'cuda' ? countVisibleGpus() : 0;
   if (device === 'cuda' && numGpus === 0) {
     throw new ConfigError('--device cuda: no GPU is visible (nvidia-smi -L lists none)', {
       param: '--device',
     });
   }
-  const disaggregated =
-    values.prefill !== undefined || values.decode !== undefined || values.unified === undefined;
-  if (values.unified !== undefined && (values.prefill !== undefined || values.decode !== undefined)) {
+  const disaggregated = values.prefill !== null || values.decode !== null || values.unified === null;
+  if (values.unified !== null && (values.prefill !== null || values.decode !== null)) {
     throw new ConfigError('--unified is an alternative to --prefill / --decode, not combined with them', {
       param: '--unified',
     });
   }
+  const deviceOf = (i: number): string => (device === 'cuda' ? `cuda:${i % numGpus}` : 'cpu');
   if (disaggregated) {
     // Decode workers first: they subscribe to announcements, so they see each prefill worker join.
-    const numDecode = parseIntStrict(values.decode ?? '1', '--decode', { min: 1, max: 64 });
-    const numPrefill = parseIntStrict(values.prefill ?? '1', '--prefill', { min: 1, max: 64 });
     const roles = [
-      ...Array.from({ length: numDecode }, () => 'decode' as const),
-      ...Array.from({ length: numPrefill }, () => 'prefill' as const),
+      ...Array.from({ length: values.decode ?? 1 }, () => 'decode' as const),
+      ...Array.from({ length: values.prefill ?? 1 }, () => 'prefill' as const),
     ];
     return roles.map((role, i) => ({
       role,
-      device: device === 'cuda' ? `cuda:${i % numGpus}` : 'cpu',
+      device: deviceOf(i),
       workerId: `up-${process.pid}-${role}-${i}`,
     }));
   }
-  const numUnified = parseIntStrict(values.unified ?? '1', '--unified', { min: 1, max: 64 });
-  return Array.from({ length: numUnified }, (_, i) => ({
+  return Array.from({ length: values.unified ?? 1 }, (_, i) => ({
     role: 'unified' as const,
-    device: device === 'cuda' ? `cuda:${i % numGpus}` : 'cpu',
+    device: deviceOf(i),
     workerId: `up-${process.pid}-unified-${i}`,
   }));
 }
@@ -139,15 +154,14 @@ async function startWorkerProcess(
   modelDir: string,
   natsUrl: string,
   redisUrl: string,
-  servedName: string | undefined,
-  disaggThreshold: string | undefined,
+  values: UpValues,
   logger: Logger,
 ): Promise<RunningWorker> {
   const args = ['worker', '--role', spec.role, '--model', modelDir, '--port', '0', '--device', spec.device];
   args.push('--nats', natsUrl, '--redis', redisUrl, '--worker-id', spec.workerId);
-  if (servedName !== undefined) args.push('--served-model-name', servedName);
-  if (spec.role === 'decode' && disaggThreshold !== undefined)
-    args.push('--disagg-threshold', disaggThreshold);
+  args.push('--log-level', values['log-level']);
+  if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
+  if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
   const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
@@ -183,20 +197,11 @@ async function stopWorker(worker: RunningWorker): Promise<void> {
   clearTimeout(killer);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    values = parse(argv).values;
-  } catch (error) {
-    process.stderr.write(`tandem up: ${(error as Error).message}\n${usage}`);
-    return 2;
-  }
-  if (values.help === true) {
-    process.stdout.write(usage);
-    return 0;
-  }
-  const level = values['log-level'] ?? envString('LOG_LEVEL', 'info');
-  const logger = new Logger({ level: isLogLevel(level) ? level : 'info', fields: { service: 'up' } });
+export function run(argv: string[]): Promise<number> {
+  return runCommand('up', upOptions, argv, up);
+}
+
+async function up(values: UpValues, logger: Logger): Promise<number> {
   const services: EnsuredService[] = [];
   const workers: RunningWorker[] = [];
   let router: RouterApp | null = null;
@@ -208,36 +213,16 @@ export async function run(argv: string[]): Promise<number> {
     await Promise.all(workers.map(stopWorker));
     for (const service of services.reverse()) await service.stop();
   };
-  const stopped = new Promise<void>((resolveStop) => {
-    const onSignal = (): void => resolveStop();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  const stopped = untilSignal(logger);
   try {
-    const modelDir = resolve(values.model ?? demoModelDir);
-    const policy = values.policy ?? 'cache_aware';
-    if (!isPolicyName(policy)) {
-      throw new ConfigError(`--policy must be one of ${policyNames.join(', ')}`, { param: '--policy' });
-    }
-    const port = parseIntStrict(values.port ?? '8000', '--port', { min: 0, max: 65535 });
-    const disaggThreshold = parseIntStrict(values['disagg-threshold'] ?? '0', '--disagg-threshold', {
-      min: 0,
-    });
+    const modelDir = resolve(values.model);
     const specs = workerSpecs(values);
-    const nats = await ensureNats(logger, values.nats ?? undefined);
+    const nats = await ensureNats(logger, values.nats);
     services.push(nats);
-    const redis = await ensureRedis(logger, values.redis ?? undefined);
+    const redis = await ensureRedis(logger, values.redis);
     services.push(redis);
     for (const spec of specs) {
-      const worker = await startWorkerProcess(
-        spec,
-        modelDir,
-        nats.url,
-        redis.url,
-        values['served-model-name'],
-        values['disagg-threshold'],
-        logger,
-      );
+      const worker = await startWorkerProcess(spec, modelDir, nats.url, redis.url, values, logger);
       workers.push(worker);
       worker.child.once('exit', (code, signal) => {
         if (!stopping) logger.error('a worker exited', { workerId: spec.workerId, code, signal });
@@ -246,13 +231,13 @@ export async function run(argv: string[]): Promise<number> {
     router = await RouterApp.start({
       ...defaultRouterOptions,
       modelDir,
-      servedModelName: values['served-model-name'] ?? null,
+      servedModelName: values['served-model-name'],
       host: '127.0.0.1',
-      port,
-      policy,
+      port: values.port,
+      policy: values.policy,
       natsUrl: nats.url,
       redisUrl: redis.url,
-      disaggThreshold,
+      disaggThreshold: values['disagg-threshold'],
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
@@ -267,13 +252,11 @@ export async function run(argv: string[]): Promise<number> {
     }
     process.stdout.write(
       `tandem is up: ${router.url}/v1 (model ${values['served-model-name'] ?? modelDir.split('/').at(-1)}, ` +
-        `${describeWorkers(workers)}, policy ${policy}). Ctrl-C stops it.\n`,
+        `${describeWorkers(workers)}, policy ${values.policy}). Ctrl-C stops it.\n`,
     );
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`tandem up: ${error instanceof TandemError ? `${error.name}: ` : ''}${message}\n`);
     await stopAll();
-    return error instanceof ConfigError ? 2 : 1;
+    throw error;
   }
   await stopped;
   process.stdout.write('tandem up: stopping\n');

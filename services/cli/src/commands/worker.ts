@@ -1,6 +1,9 @@
-// `tandem worker --role unified --model DIR --port P ...`: see services/decode/src/worker-command.ts.
-import { runWorkerCommand } from '@tandem/decode';
+// `tandem worker --role unified|prefill|decode --model DIR ...`: the worker host
+// (services/worker) with the prefill and decode roles (services/prefill, services/decode).
+import { decodeRole } from '@tandem/decode';
+import { prefillRole } from '@tandem/prefill';
+import { runWorkerCommand } from '@tandem/worker';
 
 export function run(argv: string[]): Promise<number> {
-  return runWorkerCommand(argv);
+  return runWorkerCommand(argv, { prefill: prefillRole, decode: decodeRole });
 }

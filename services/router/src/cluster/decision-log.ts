@@ -1,5 +1,5 @@
 // The last N routing decisions by request id (GET /debug/routing/{request_id}).
-import type { PrefillDecision } from '../policy/prefill-choice.ts';
+import type { PrefillDecision } from '../policy/prefill-policy.ts';
 import type { Decision } from '../policy/types.ts';
 
 export interface DecisionRecord extends Decision {

@@ -2,7 +2,7 @@
 // records the decision, applies its side effects (optimistic index insert, in-flight counts,
 // pick order), streams the worker's Generate call, and retries on another worker when the call
 // fails before its first token. A worker's failures feed its circuit breaker. For a decode worker
-// it also chooses the prefill worker, or a local prefill (policy/prefill-choice.ts), and names
+// it also chooses the prefill worker, or a local prefill (policy/prefill-policy.ts), and names
 // that choice in the Generate call.
 import { CancelledError, InvalidArgumentError, type Logger, TandemError } from '@tandem/common';
 import {
@@ -17,11 +17,11 @@ import type { KvIndex } from '../kv/kv-index.ts';
 import type { GenerationOptions } from '../openai/request.ts';
 import {
   choosePrefill,
-  defaultPrefillChoiceParams,
-  type PrefillChoiceParams,
+  defaultPrefillPolicyParams,
   type PrefillDecision,
+  type PrefillPolicyParams,
   type PrefillWorkerView,
-} from '../policy/prefill-choice.ts';
+} from '../policy/prefill-policy.ts';
 import type { Decision, Policy, RoutingRequest, WorkerView } from '../policy/types.ts';
 import type { DecisionLog } from './decision-log.ts';
 import type { InflightCounts } from './inflight.ts';
@@ -60,8 +60,8 @@ export interface DispatcherParams {
   logger: Logger;
   /** Tries per request, counting the first (each on a different worker). */
   maxAttempts: number;
-  /** How a decode worker's prompt is prefilled (default: defaultPrefillChoiceParams). */
-  prefill?: PrefillChoiceParams;
+  /** How a decode worker's prompt is prefilled (default: defaultPrefillPolicyParams). */
+  prefill?: PrefillPolicyParams;
   observer?: DispatchObserver;
 }
 
@@ -161,7 +161,7 @@ export class Dispatcher {
       },
       views,
       this.#prefillDepths,
-      this.#params.prefill ?? defaultPrefillChoiceParams,
+      this.#params.prefill ?? defaultPrefillPolicyParams,
     );
   }
 
@@ -231,7 +231,8 @@ export class Dispatcher {
   ): AsyncGenerator<GenerateResponse> {
     const { index, inflight, registry } = this.#params;
     const workerId = worker.workerId;
-    worker.lastPickedSeq = ++this.#pickSeq;
+    const requestId = request.workerRequestId;
+    registry.markPicked(workerId, ++this.#pickSeq);
     worker.breaker.onAttempt(nowMs);
     index.insertOptimistic(workerId, request.blockKeys, nowMs);
     this.#params.observer?.onRouted?.(workerId, request.blockKeys);
@@ -239,20 +240,17 @@ export class Dispatcher {
     // A remote prefill computes on the prefill worker: its queue grows, the decode worker's does not.
     const remote =
       prefillDecision?.type === 'remote' ? (registry.get(prefillDecision.workerId) ?? null) : null;
-    const prefill = {
-      sentAtMs: nowMs,
-      numTokens: remote === null ? request.promptTokenIds.length - numExpectedCachedTokens : 0,
-    };
-    worker.pendingPrefills.set(request.workerRequestId, prefill);
-    const remotePrefill =
-      remote === null || prefillDecision?.type !== 'remote'
-        ? null
-        : { sentAtMs: nowMs, numTokens: prefillDecision.numUncachedTokens };
-    if (remote !== null && remotePrefill !== null) {
-      remote.lastPickedSeq = ++this.#pickSeq;
+    registry.prefillSent(
+      workerId,
+      requestId,
+      nowMs,
+      remote === null ? request.promptTokenIds.length - numExpectedCachedTokens : 0,
+    );
+    if (remote !== null && prefillDecision?.type === 'remote') {
+      registry.markPicked(remote.workerId, ++this.#pickSeq);
       index.insertOptimistic(remote.workerId, request.blockKeys, nowMs);
       this.#params.observer?.onRouted?.(remote.workerId, request.blockKeys);
-      remote.pendingPrefills.set(request.workerRequestId, remotePrefill);
+      registry.prefillSent(remote.workerId, requestId, nowMs, prefillDecision.numUncachedTokens);
     }
     let first = true;
     try {
@@ -262,15 +260,14 @@ export class Dispatcher {
       for await (const response of stream) {
         if (first) {
           first = false;
-          const ttftMs = Date.now() - nowMs;
-          worker.pendingPrefills.delete(request.workerRequestId);
-          worker.recentPrefills.push({ ...prefill, firstTokenAtMs: Date.now() });
+          const firstAtMs = Date.now();
+          const ttftMs = firstAtMs - nowMs;
+          registry.prefillDone(workerId, requestId, firstAtMs);
           worker.breaker.onSuccess();
-          if (remote !== null && remotePrefill !== null) {
-            remote.pendingPrefills.delete(request.workerRequestId);
-            remote.recentPrefills.push({ ...remotePrefill, firstTokenAtMs: Date.now() });
+          if (remote !== null && prefillDecision?.type === 'remote') {
+            registry.prefillDone(remote.workerId, requestId, firstAtMs);
             // The prefill worker's rate, transfer included: what the next choice predicts.
-            registry.recordPrefill(remote.workerId, remotePrefill.numTokens, ttftMs);
+            registry.recordPrefill(remote.workerId, prefillDecision.numUncachedTokens, ttftMs);
           } else {
             registry.recordPrefill(workerId, response.numPromptTokens - response.numCachedTokens, ttftMs);
           }
@@ -282,8 +279,8 @@ export class Dispatcher {
       if (request.signal.aborted) throw abortError(request.signal);
       throw error;
     } finally {
-      worker.pendingPrefills.delete(request.workerRequestId);
-      remote?.pendingPrefills.delete(request.workerRequestId);
+      registry.prefillAbandoned(workerId, requestId);
+      if (remote !== null) registry.prefillAbandoned(remote.workerId, requestId);
       inflight.release(workerId);
     }
   }

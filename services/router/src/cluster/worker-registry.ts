@@ -1,48 +1,98 @@
-// The workers this router can use: found through NATS announcements (join, heartbeat, leave)
-// and, at startup, through their Redis leases; forgotten when they leave, or when they fall
-// silent past their lease TTL and the lease is gone. Keeps each worker's gRPC client, load
-// report, circuit breaker and measured prefill rate. Prefill workers (role PREFILL) are kept
-// apart: never routed to, but their KV events feed the index and the router names one in a
-// decode worker's Generate (`prefillWorkers()`).
-import { createGrpcClient, type GrpcClient, type Logger, type Redis, redisKeys } from '@tandem/common';
+// The workers this router can use: common's discovery (WorkerDirectory: NATS announcements,
+// Redis leases, expiry, one page size per model) plus what routing keeps per worker: its gRPC
+// client, circuit breaker, measured prefill rate, this router's prompts without a first token yet,
+// and its pick order. Prefill workers (role PREFILL) are kept apart: never routed to, but their KV
+// events feed the index and the router names one in a decode worker's Generate
+// (`prefillWorkers()`). Records change only through the methods below.
 import {
-  AnnounceKind,
-  type LoadReport,
-  Role,
-  ServingStatus,
-  Worker,
-  type WorkerAnnounce,
-  type WorkerLoad,
-} from '@tandem/proto';
+  createGrpcClient,
+  type DirectoryEvent,
+  type DiscoveredWorker,
+  type GrpcClient,
+  kvBytesPerPageOf,
+  type Logger,
+  leaseAlive,
+  type Redis,
+  readLeases,
+  WorkerDirectory,
+} from '@tandem/common';
+import { type LoadReport, ServingStatus, Worker, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
 import { CircuitBreaker, type CircuitBreakerParams } from './circuit-breaker.ts';
 
-export type WorkerRoleName = 'unified' | 'prefill' | 'decode';
+export type WorkerRoleName = DiscoveredWorker['role'];
 
-export interface WorkerRecord {
-  workerId: string;
-  role: WorkerRoleName;
-  grpcAddress: string;
-  modelName: string;
-  pageSize: number;
-  /** Bytes of one KV page over all layers, K and V (0: not announced). */
-  kvBytesPerPage: number;
-  client: GrpcClient<typeof Worker>;
-  breaker: CircuitBreaker;
-  leaseTtlMs: number;
-  lastHeardMs: number;
-  load: LoadReport | null;
-  loadAtMs: number;
+/** A prompt this router sent to a worker, for the prefill-queue estimate. */
+interface PrefillInFlight {
+  sentAtMs: number;
+  /** Uncached prompt tokens expected to compute there. */
+  numTokens: number;
+}
+
+/** What routing reads of a worker (discovery fields plus routing state), read-only. */
+export interface WorkerRecord extends DiscoveredWorker {
+  readonly client: GrpcClient<typeof Worker>;
+  readonly breaker: CircuitBreaker;
   /** Prefill throughput (tokens/ms), an EWMA of what first tokens took. */
-  prefillTokensPerMs: number;
-  numPrefillSamples: number;
-  /** This router's requests to it without a first token yet, with their expected uncached tokens. */
-  pendingPrefills: Map<string, { sentAtMs: number; numTokens: number }>;
-  /** This router's requests prefilled lately (to tell them apart in a load report). */
-  recentPrefills: { sentAtMs: number; firstTokenAtMs: number; numTokens: number }[];
+  readonly prefillTokensPerMs: number;
+  readonly numPrefillSamples: number;
+  /** This router's requests to it without a first token yet. */
+  readonly pendingPrefills: ReadonlyMap<string, PrefillInFlight>;
   /** Queued prefill tokens in its last report that are not this router's (other replicas'). */
-  numOthersQueuedPrefillTokens: number;
+  readonly numOthersQueuedPrefillTokens: number;
   /** This router's pick order (0: never picked). */
-  lastPickedSeq: number;
+  readonly lastPickedSeq: number;
+}
+
+/** The record behind WorkerRecord: discovery fields read through, routing state owned here. */
+class RoutedWorker implements WorkerRecord {
+  readonly #info: DiscoveredWorker;
+  readonly client: GrpcClient<typeof Worker>;
+  readonly breaker: CircuitBreaker;
+  prefillTokensPerMs: number;
+  numPrefillSamples = 0;
+  readonly pendingPrefills = new Map<string, PrefillInFlight>();
+  /** This router's requests prefilled lately (to tell them apart in a load report). */
+  recentPrefills: (PrefillInFlight & { firstTokenAtMs: number })[] = [];
+  numOthersQueuedPrefillTokens = 0;
+  lastPickedSeq = 0;
+
+  constructor(info: DiscoveredWorker, breaker: CircuitBreakerParams, prefillTokensPerMs: number) {
+    this.#info = info;
+    this.client = createGrpcClient(Worker, info.grpcAddress);
+    this.breaker = new CircuitBreaker(breaker);
+    this.prefillTokensPerMs = prefillTokensPerMs;
+  }
+
+  get workerId(): string {
+    return this.#info.workerId;
+  }
+  get role(): WorkerRoleName {
+    return this.#info.role;
+  }
+  get grpcAddress(): string {
+    return this.#info.grpcAddress;
+  }
+  get modelName(): string {
+    return this.#info.modelName;
+  }
+  get pageSize(): number {
+    return this.#info.pageSize;
+  }
+  get kvBytesPerPage(): number {
+    return this.#info.kvBytesPerPage;
+  }
+  get leaseTtlMs(): number {
+    return this.#info.leaseTtlMs;
+  }
+  get lastHeardMs(): number {
+    return this.#info.lastHeardMs;
+  }
+  get load(): LoadReport | null {
+    return this.#info.load;
+  }
+  get loadAtMs(): number {
+    return this.#info.loadAtMs;
+  }
 }
 
 export interface RegistryParams {
@@ -55,25 +105,10 @@ export interface RegistryParams {
   prefillRateAlpha: number;
   /** Used when a lease does not say (ms). */
   defaultLeaseTtlMs: number;
-  defaultPageSize: number;
 }
 
-export type RegistryEvent =
-  | { type: 'joined'; workerId: string }
-  | { type: 'left'; workerId: string; reason: string }
-  | { type: 'load'; workerId: string; kvSeq: bigint; startedAtMs: bigint };
+export type RegistryEvent = DirectoryEvent;
 
-const workerIdField = /^tandem:worker:(.+)$/;
-const roleNames: Partial<Record<Role, WorkerRoleName>> = {
-  [Role.UNIFIED]: 'unified',
-  [Role.PREFILL]: 'prefill',
-  [Role.DECODE]: 'decode',
-};
-
-function kvBytesPerPageOf(layout: WorkerAnnounce['kvLayout']): number {
-  if (layout === undefined) return 0;
-  return Number(layout.pageBytes) * layout.numLayers * 2;
-}
 /** How long a finished prefill is remembered for matching against load reports. */
 const recentPrefillKeepMs = 3000;
 /** Shorter prefills measure fixed overhead more than throughput. */
@@ -87,174 +122,95 @@ export class WorkerRegistry {
   readonly #params: RegistryParams;
   readonly #logger: Logger;
   readonly #redis: Redis | null;
-  readonly #workers = new Map<string, WorkerRecord>();
-  readonly #listeners: ((event: RegistryEvent) => void)[] = [];
+  readonly #directory: WorkerDirectory<RoutedWorker>;
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
     this.#params = params;
     this.#redis = redis;
     this.#logger = logger;
+    this.#directory = new WorkerDirectory<RoutedWorker>(
+      {
+        modelNames: params.modelNames,
+        roles: ['unified', 'decode', 'prefill'],
+        defaultLeaseTtlMs: params.defaultLeaseTtlMs,
+        pageSize: null,
+      },
+      logger,
+      (info) => new RoutedWorker(info, params.breaker, params.defaultPrefillTokensPerMs),
+      (_info, worker) => worker.client.close(),
+    );
+    this.#directory.onEvent((event) => {
+      if (event.type === 'load') this.#onLoad(event.workerId);
+    });
+  }
+
+  /** The model's KV page size (prompts are hashed in it), or null before the first worker. */
+  get pageSize(): number | null {
+    return this.#directory.pageSize;
   }
 
   onEvent(listener: (event: RegistryEvent) => void): void {
-    this.#listeners.push(listener);
+    this.#directory.onEvent(listener);
   }
 
   /** A worker of any role (prefill workers included). */
   get(workerId: string): WorkerRecord | null {
-    return this.#workers.get(workerId) ?? null;
+    return this.#directory.entry(workerId)?.extension ?? null;
   }
 
   /** The workers requests are routed to (unified and decode). */
   all(): WorkerRecord[] {
-    return [...this.#workers.values()].filter((worker) => worker.role !== 'prefill');
+    return this.#byRole((role) => role !== 'prefill');
   }
 
   /** The prefill workers a decode worker can be told to use. */
   prefillWorkers(): WorkerRecord[] {
-    return [...this.#workers.values()].filter((worker) => worker.role === 'prefill');
+    return this.#byRole((role) => role === 'prefill');
   }
 
   /** Routable workers (unified and decode). */
   get size(): number {
     let count = 0;
-    for (const worker of this.#workers.values()) if (worker.role !== 'prefill') count++;
+    for (const { worker } of this.#directory.entries()) if (worker.role !== 'prefill') count++;
     return count;
   }
 
   onAnnounce(announce: WorkerAnnounce, nowMs: number): void {
-    if (announce.kind === AnnounceKind.LEAVE) {
-      this.remove(announce.workerId, 'announced leave');
-      return;
-    }
-    const role = roleNames[announce.role];
-    if (role === undefined) return;
-    if (!this.#params.modelNames.includes(announce.modelName)) {
-      this.#logger.debug('ignoring a worker of another model', {
-        workerId: announce.workerId,
-        model: announce.modelName,
-      });
-      return;
-    }
-    const existing = this.#workers.get(announce.workerId);
-    if (existing !== undefined && existing.grpcAddress === announce.grpcAddress && existing.role === role) {
-      existing.lastHeardMs = nowMs;
-      existing.leaseTtlMs = announce.leaseTtlMs || existing.leaseTtlMs;
-      existing.pageSize = announce.kvLayout?.pageSize || existing.pageSize;
-      existing.kvBytesPerPage = kvBytesPerPageOf(announce.kvLayout) || existing.kvBytesPerPage;
-      return;
-    }
-    if (existing !== undefined) this.remove(announce.workerId, 'moved to a new address');
-    this.#add({
-      workerId: announce.workerId,
-      role,
-      grpcAddress: announce.grpcAddress,
-      modelName: announce.modelName,
-      pageSize: announce.kvLayout?.pageSize || this.#params.defaultPageSize,
-      kvBytesPerPage: kvBytesPerPageOf(announce.kvLayout),
-      leaseTtlMs: announce.leaseTtlMs || this.#params.defaultLeaseTtlMs,
-      nowMs,
-    });
-    this.#emit({
-      type: 'load',
-      workerId: announce.workerId,
-      kvSeq: announce.kvSeq,
-      startedAtMs: announce.startedAtMs,
-    });
+    this.#directory.onAnnounce(announce, nowMs);
   }
 
   onLoad(report: WorkerLoad, nowMs: number): void {
-    const worker = this.#workers.get(report.workerId);
-    if (worker === undefined) return;
-    worker.load = report.load ?? null;
-    worker.loadAtMs = Number(report.timestampMs);
-    worker.lastHeardMs = nowMs;
-    // The report counts every queued prompt; ours at its timestamp are known exactly (and
-    // counted fresh at decision time), so keep only the rest: other replicas' work.
-    const reportMs = worker.loadAtMs;
-    let numOwnTokens = 0;
-    for (const prefill of worker.pendingPrefills.values()) {
-      if (prefill.sentAtMs <= reportMs) numOwnTokens += prefill.numTokens;
-    }
-    worker.recentPrefills = worker.recentPrefills.filter(
-      (p) => p.firstTokenAtMs > reportMs - recentPrefillKeepMs,
-    );
-    for (const prefill of worker.recentPrefills) {
-      if (prefill.sentAtMs <= reportMs && prefill.firstTokenAtMs > reportMs)
-        numOwnTokens += prefill.numTokens;
-    }
-    worker.numOthersQueuedPrefillTokens = Math.max(
-      0,
-      (worker.load?.numQueuedPrefillTokens ?? 0) - numOwnTokens,
-    );
-    this.#emit({
-      type: 'load',
-      workerId: report.workerId,
-      kvSeq: report.kvSeq,
-      startedAtMs: report.startedAtMs,
-    });
+    this.#directory.onLoad(report, nowMs);
   }
 
   /** Reads every lease in Redis (a router that starts after its workers). */
   async discoverFromLeases(nowMs: number): Promise<void> {
     if (this.#redis === null) return;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#redis.scan(
-        cursor,
-        'MATCH',
-        redisKeys.workerLeasePattern,
-        'COUNT',
-        200,
-      );
-      cursor = next;
-      for (const key of keys) {
-        const workerId = workerIdField.exec(key)?.[1];
-        if (workerId === undefined || this.#workers.has(workerId)) continue;
-        const [value, ttlMs] = await Promise.all([this.#redis.get(key), this.#redis.pttl(key)]);
-        if (value === null) continue;
-        let lease: { grpcAddress?: unknown; modelName?: unknown; role?: unknown };
-        try {
-          lease = JSON.parse(value) as typeof lease;
-        } catch {
-          continue;
-        }
-        if (typeof lease.grpcAddress !== 'string' || typeof lease.modelName !== 'string') continue;
-        if (!this.#params.modelNames.includes(lease.modelName)) continue;
-        const role = lease.role;
-        if (role !== 'unified' && role !== 'decode' && role !== 'prefill') continue;
-        const info = await this.#probeInfo(lease.grpcAddress);
-        if (info === null || this.#workers.has(workerId)) continue;
-        this.#add({
-          workerId,
-          role,
+    for (const { lease, ttlMs } of await readLeases(this.#redis)) {
+      if (this.#directory.has(lease.workerId) || !this.#params.modelNames.includes(lease.modelName)) continue;
+      const info = await this.#probeInfo(lease.grpcAddress);
+      if (info === null || this.#directory.has(lease.workerId)) continue;
+      const added = this.#directory.add(
+        {
+          workerId: lease.workerId,
+          role: lease.role,
           grpcAddress: lease.grpcAddress,
           modelName: lease.modelName,
           pageSize: info.pageSize,
           kvBytesPerPage: info.kvBytesPerPage,
           leaseTtlMs: Math.max(ttlMs, this.#params.defaultLeaseTtlMs),
-          nowMs,
-        });
-        this.#emit({ type: 'load', workerId, kvSeq: info.kvSeq, startedAtMs: info.startedAtMs });
-      }
-    } while (cursor !== '0');
+        },
+        nowMs,
+      );
+      // Its KV events: synced from a dump (no incarnation known, so the index asks for one).
+      if (added) this.#directory.noteKvSeq(lease.workerId, info.kvSeq, 0n);
+    }
   }
 
   /** Drops workers silent past their lease TTL whose Redis lease is also gone. */
   async expireSilent(nowMs: number): Promise<void> {
-    for (const worker of [...this.#workers.values()]) {
-      if (nowMs - worker.lastHeardMs <= worker.leaseTtlMs) continue;
-      let leaseAlive = false;
-      if (this.#redis !== null) {
-        try {
-          leaseAlive = (await this.#redis.exists(redisKeys.workerLease(worker.workerId))) === 1;
-        } catch {
-          leaseAlive = false;
-        }
-      }
-      if (leaseAlive) worker.lastHeardMs = nowMs;
-      else this.remove(worker.workerId, `silent for ${nowMs - worker.lastHeardMs} ms and no lease`);
-    }
+    const redis = this.#redis;
+    await this.#directory.expireSilent(nowMs, redis === null ? undefined : (id) => leaseAlive(redis, id));
   }
 
   /**
@@ -278,12 +234,32 @@ export class WorkerRegistry {
   }
 
   remove(workerId: string, reason: string): void {
-    const worker = this.#workers.get(workerId);
-    if (worker === undefined) return;
-    this.#workers.delete(workerId);
-    worker.client.close();
-    this.#logger.info('worker left', { workerId, reason });
-    this.#emit({ type: 'left', workerId, reason });
+    this.#directory.remove(workerId, reason);
+  }
+
+  /** The router picked the worker (for this request or as its prefill worker): pick order. */
+  markPicked(workerId: string, pickSeq: number): void {
+    const worker = this.#routed(workerId);
+    if (worker !== null) worker.lastPickedSeq = pickSeq;
+  }
+
+  /** A prompt went to the worker; `numTokens` uncached tokens are expected to compute there. */
+  prefillSent(workerId: string, requestId: string, sentAtMs: number, numTokens: number): void {
+    this.#routed(workerId)?.pendingPrefills.set(requestId, { sentAtMs, numTokens });
+  }
+
+  /** Its first token arrived: the prompt left the worker's prefill queue. */
+  prefillDone(workerId: string, requestId: string, firstTokenAtMs: number): void {
+    const worker = this.#routed(workerId);
+    const pending = worker?.pendingPrefills.get(requestId);
+    if (worker === null || pending === undefined) return;
+    worker.pendingPrefills.delete(requestId);
+    worker.recentPrefills.push({ ...pending, firstTokenAtMs });
+  }
+
+  /** The request ended (done, failed or cancelled) without a first token from this worker. */
+  prefillAbandoned(workerId: string, requestId: string): void {
+    this.#routed(workerId)?.pendingPrefills.delete(requestId);
   }
 
   /**
@@ -297,10 +273,10 @@ export class WorkerRegistry {
     let sum = 0;
     let count = 0;
     const isPrefill = worker.role === 'prefill';
-    for (const other of this.#workers.values()) {
+    for (const { worker: other, extension } of this.#directory.entries()) {
       if ((other.role === 'prefill') !== isPrefill) continue;
-      if (other.numPrefillSamples > 0) {
-        sum += other.prefillTokensPerMs;
+      if (extension.numPrefillSamples > 0) {
+        sum += extension.prefillTokensPerMs;
         count++;
       }
     }
@@ -312,8 +288,8 @@ export class WorkerRegistry {
 
   /** Folds a measured time to first token into the worker's prefill rate (long prompts only). */
   recordPrefill(workerId: string, numUncachedTokens: number, ttftMs: number): void {
-    const worker = this.#workers.get(workerId);
-    if (worker === undefined || numUncachedTokens < minPrefillSampleTokens || ttftMs <= 0) return;
+    const worker = this.#routed(workerId);
+    if (worker === null || numUncachedTokens < minPrefillSampleTokens || ttftMs <= 0) return;
     const rate = numUncachedTokens / ttftMs;
     // A new worker starts from the pool's rate, so one cold first request does not mark it slow.
     if (worker.numPrefillSamples === 0) worker.prefillTokensPerMs = this.prefillRateFor(worker);
@@ -323,21 +299,57 @@ export class WorkerRegistry {
   }
 
   close(): void {
-    for (const worker of this.#workers.values()) worker.client.close();
-    this.#workers.clear();
+    this.#directory.clear();
+  }
+
+  #routed(workerId: string): RoutedWorker | null {
+    return this.#directory.entry(workerId)?.extension ?? null;
+  }
+
+  #byRole(keep: (role: WorkerRoleName) => boolean): WorkerRecord[] {
+    const workers: WorkerRecord[] = [];
+    for (const { worker, extension } of this.#directory.entries())
+      if (keep(worker.role)) workers.push(extension);
+    return workers;
+  }
+
+  /**
+   * A load report (or announcement) arrived. The report counts every queued prompt; ours at its
+   * timestamp are known exactly (and counted fresh at decision time), so keep only the rest:
+   * other replicas' work.
+   */
+  #onLoad(workerId: string): void {
+    const worker = this.#routed(workerId);
+    if (worker === null) return;
+    const reportMs = worker.loadAtMs;
+    let numOwnTokens = 0;
+    for (const prefill of worker.pendingPrefills.values()) {
+      if (prefill.sentAtMs <= reportMs) numOwnTokens += prefill.numTokens;
+    }
+    worker.recentPrefills = worker.recentPrefills.filter(
+      (p) => p.firstTokenAtMs > reportMs - recentPrefillKeepMs,
+    );
+    for (const prefill of worker.recentPrefills) {
+      if (prefill.sentAtMs <= reportMs && prefill.firstTokenAtMs > reportMs)
+        numOwnTokens += prefill.numTokens;
+    }
+    worker.numOthersQueuedPrefillTokens = Math.max(
+      0,
+      (worker.load?.numQueuedPrefillTokens ?? 0) - numOwnTokens,
+    );
   }
 
   async #probeInfo(
     address: string,
-  ): Promise<{ pageSize: number; kvBytesPerPage: number; kvSeq: bigint; startedAtMs: bigint } | null> {
+  ): Promise<{ pageSize: number; kvBytesPerPage: number; kvSeq: bigint } | null> {
     const client = createGrpcClient(Worker, address);
     try {
       const info = await client.info({}, { timeoutMs: 2000 });
+      const layout = info.kvLayout;
       return {
-        pageSize: info.kvLayout?.pageSize || this.#params.defaultPageSize,
-        kvBytesPerPage: kvBytesPerPageOf(info.kvLayout),
+        pageSize: layout?.pageSize ?? 0,
+        kvBytesPerPage: kvBytesPerPageOf(layout),
         kvSeq: info.kvSeq,
-        startedAtMs: 0n,
       };
     } catch (error) {
       this.#logger.warn('a leased worker does not answer Info', { address, error });
@@ -345,47 +357,5 @@ export class WorkerRegistry {
     } finally {
       client.close();
     }
-  }
-
-  #add(spec: {
-    workerId: string;
-    role: WorkerRoleName;
-    grpcAddress: string;
-    modelName: string;
-    pageSize: number;
-    kvBytesPerPage: number;
-    leaseTtlMs: number;
-    nowMs: number;
-  }): void {
-    this.#workers.set(spec.workerId, {
-      workerId: spec.workerId,
-      role: spec.role,
-      grpcAddress: spec.grpcAddress,
-      modelName: spec.modelName,
-      pageSize: spec.pageSize,
-      kvBytesPerPage: spec.kvBytesPerPage,
-      client: createGrpcClient(Worker, spec.grpcAddress),
-      breaker: new CircuitBreaker(this.#params.breaker),
-      leaseTtlMs: spec.leaseTtlMs,
-      lastHeardMs: spec.nowMs,
-      load: null,
-      loadAtMs: 0,
-      prefillTokensPerMs: this.#params.defaultPrefillTokensPerMs,
-      numPrefillSamples: 0,
-      pendingPrefills: new Map(),
-      recentPrefills: [],
-      numOthersQueuedPrefillTokens: 0,
-      lastPickedSeq: 0,
-    });
-    this.#logger.info('worker joined', {
-      workerId: spec.workerId,
-      role: spec.role,
-      address: spec.grpcAddress,
-    });
-    this.#emit({ type: 'joined', workerId: spec.workerId });
-  }
-
-  #emit(event: RegistryEvent): void {
-    for (const listener of this.#listeners) listener(event);
   }
 }

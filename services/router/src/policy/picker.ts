@@ -1,9 +1,8 @@
 // Picks the cheapest candidate. Costs within a tolerance of the best count as tied; ties go to
 // the larger prefix match (when the policy gives one: it keeps a burst of one prefix together and
-// saves prefill compute), then the lower load, then the least recently picked worker, then the
-// smaller worker id, so the same inputs always give the same pick.
-import { loadOf } from './scorers.ts';
-import type { WorkerView } from './types.ts';
+// saves prefill compute), then the lower load (the policy's measure of it), then the least
+// recently picked worker, then the smaller worker id, so the same inputs always give the same pick.
+import type { Candidate } from './types.ts';
 
 export interface PickerParams {
   /** Costs within this fraction of the best cost tie. */
@@ -14,30 +13,32 @@ export interface PickerParams {
   tieOnLoad: boolean;
 }
 
-export function pick(
-  candidates: readonly WorkerView[],
+export function pick<C extends Candidate>(
+  candidates: readonly C[],
   costs: readonly number[],
   params: PickerParams,
   /** Per candidate, cached prompt tokens (higher wins a tie), or null. */
-  affinities: readonly number[] | null = null,
-): WorkerView | null {
+  affinities: readonly number[] | null,
+  /** A candidate's load for the tie order (lower wins). */
+  loadOf: (candidate: C) => number,
+): C | null {
   if (candidates.length === 0) return null;
   let best = Number.POSITIVE_INFINITY;
   for (const cost of costs) best = Math.min(best, cost);
   const limit = best + Math.max(Math.abs(best) * params.relativeTolerance, params.absoluteTolerance);
-  let chosen: WorkerView | null = null;
+  let chosen: C | null = null;
   let chosenCost = 0;
   let chosenAffinity = 0;
-  candidates.forEach((worker, i) => {
+  candidates.forEach((candidate, i) => {
     const cost = costs[i]!;
     if (cost > limit) return;
     const affinity = affinities?.[i] ?? 0;
     const better =
       chosen === null ||
       affinity > chosenAffinity ||
-      (affinity === chosenAffinity && isBetter(worker, cost, chosen, chosenCost, params));
+      (affinity === chosenAffinity && isBetter(candidate, cost, chosen, chosenCost, params, loadOf));
     if (better) {
-      chosen = worker;
+      chosen = candidate;
       chosenCost = cost;
       chosenAffinity = affinity;
     }
@@ -45,19 +46,20 @@ export function pick(
   return chosen;
 }
 
-function isBetter(
-  worker: WorkerView,
+function isBetter<C extends Candidate>(
+  candidate: C,
   cost: number,
-  than: WorkerView,
+  than: C,
   thanCost: number,
   params: PickerParams,
+  loadOf: (candidate: C) => number,
 ): boolean {
   if (params.tieOnLoad) {
-    const load = loadOf(worker);
+    const load = loadOf(candidate);
     const thanLoad = loadOf(than);
     if (load !== thanLoad) return load < thanLoad;
   }
-  if (worker.lastPickedSeq !== than.lastPickedSeq) return worker.lastPickedSeq < than.lastPickedSeq;
+  if (candidate.lastPickedSeq !== than.lastPickedSeq) return candidate.lastPickedSeq < than.lastPickedSeq;
   if (cost !== thanCost) return cost < thanCost;
-  return worker.workerId < than.workerId;
+  return candidate.workerId < than.workerId;
 }

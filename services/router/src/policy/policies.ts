@@ -1,24 +1,18 @@
-// The named policies, each a list of filters, weighted scorers and picker settings.
-import { type PickerParams, pick } from './picker.ts';
+// The named routing policies, each a list of filters, weighted scorers and picker settings
+// (evaluate.ts runs them).
+import { evaluate, type PolicySpec } from './evaluate.ts';
+import type { PickerParams } from './picker.ts';
 import {
   cacheAwareScorer,
   flatScorer,
   hotspotFilter,
+  loadOf,
   loadScorer,
   randomScorer,
   rendezvousScorer,
   sampleTwoFilter,
 } from './scorers.ts';
-import type {
-  CandidateFilter,
-  CandidateRecord,
-  Decision,
-  Policy,
-  RoutingInputs,
-  RoutingRequest,
-  Scorer,
-  WorkerView,
-} from './types.ts';
+import type { Decision, Policy, RoutingRequest, WorkerView } from './types.ts';
 
 export const policyNames = [
   'round_robin',
@@ -55,16 +49,11 @@ export const defaultCacheAwareConfig: CacheAwareConfig = {
   tieAbsoluteToleranceMs: 0.5,
 };
 
-interface PolicySpec {
-  name: PolicyName;
-  filters: readonly CandidateFilter[];
-  scorers: readonly { scorer: Scorer; weight: number }[];
-  picker: PickerParams;
-}
+type RoutingPolicySpec = PolicySpec<WorkerView, RoutingRequest> & { name: PolicyName };
 
 const exact: PickerParams = { relativeTolerance: 0, absoluteTolerance: 0, tieOnLoad: true };
 
-function specFor(name: PolicyName, config: CacheAwareConfig): PolicySpec {
+function specFor(name: PolicyName, config: CacheAwareConfig): RoutingPolicySpec {
   switch (name) {
     case 'round_robin':
       return {
@@ -72,18 +61,20 @@ function specFor(name: PolicyName, config: CacheAwareConfig): PolicySpec {
         filters: [],
         scorers: [{ scorer: flatScorer, weight: 1 }],
         picker: { ...exact, tieOnLoad: false },
+        loadOf,
       };
     case 'random':
-      return { name, filters: [], scorers: [{ scorer: randomScorer, weight: 1 }], picker: exact };
+      return { name, filters: [], scorers: [{ scorer: randomScorer, weight: 1 }], picker: exact, loadOf };
     case 'power_of_two':
       return {
         name,
         filters: [sampleTwoFilter],
         scorers: [{ scorer: loadScorer, weight: 1 }],
         picker: exact,
+        loadOf,
       };
     case 'consistent_hash':
-      return { name, filters: [], scorers: [{ scorer: rendezvousScorer, weight: 1 }], picker: exact };
+      return { name, filters: [], scorers: [{ scorer: rendezvousScorer, weight: 1 }], picker: exact, loadOf };
     case 'cache_aware':
       return {
         name,
@@ -102,6 +93,7 @@ function specFor(name: PolicyName, config: CacheAwareConfig): PolicySpec {
           absoluteTolerance: config.tieAbsoluteToleranceMs,
           tieOnLoad: true,
         },
+        loadOf,
       };
   }
 }
@@ -117,41 +109,18 @@ export function createPolicy(name: PolicyName, config: CacheAwareConfig = defaul
 }
 
 function decide(
-  spec: PolicySpec,
+  spec: RoutingPolicySpec,
   request: RoutingRequest,
   candidates: readonly WorkerView[],
-  inputs: RoutingInputs,
+  inputs: Parameters<Policy['decide']>[2],
 ): Decision {
-  const records = new Map<string, CandidateRecord>();
-  for (const worker of candidates) {
-    records.set(worker.workerId, { workerId: worker.workerId, cost: null, terms: {}, excluded: null });
-  }
-  let remaining = candidates;
-  for (const filter of spec.filters) {
-    const excluded = filter.exclude(request, remaining, inputs);
-    if (excluded.size === 0) continue;
-    for (const [workerId, reason] of excluded) records.get(workerId)!.excluded = `${filter.name}: ${reason}`;
-    remaining = remaining.filter((worker) => !excluded.has(worker.workerId));
-  }
-  const costs = remaining.map(() => 0);
-  for (const { scorer, weight } of spec.scorers) {
-    const scores = scorer.score(request, remaining, inputs);
-    scores.forEach((score, i) => {
-      costs[i]! += weight * score.cost;
-      Object.assign(records.get(remaining[i]!.workerId)!.terms, score.terms);
-    });
-  }
-  remaining.forEach((worker, i) => {
-    records.get(worker.workerId)!.cost = costs[i]!;
-  });
-  const affinities = remaining.map((worker) => records.get(worker.workerId)!.terms.cachedTokens ?? 0);
-  const chosen = pick(remaining, costs, spec.picker, affinities);
+  const { chosen, records } = evaluate(spec, request, candidates, inputs);
   return {
     requestId: request.requestId,
     policy: spec.name,
     numPromptTokens: request.numPromptTokens,
     numPromptBlocks: request.blockKeys.length >>> 1,
     workerId: chosen?.workerId ?? null,
-    candidates: [...records.values()],
+    candidates: records,
   };
 }

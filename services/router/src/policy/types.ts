@@ -4,11 +4,19 @@
 // (optimistic index insert, in-flight counts, last-picked order).
 import type { BlockKeys } from '../kv/block-keys.ts';
 
-/** A worker as a decision sees it. */
-export interface WorkerView {
+/** What every policy's candidates have: identity, index slot, page size and pick order. */
+export interface Candidate {
   workerId: string;
-  /** Its slot in the KV index. */
+  /** Its slot in the KV index (-1: none). */
   slot: number;
+  /** Tokens per KV page. */
+  pageSize: number;
+  /** Order of its last pick by this router (0: never). */
+  lastPickedSeq: number;
+}
+
+/** A worker requests are routed to (unified or decode), as a decision sees it. */
+export interface WorkerView extends Candidate {
   /** Requests in flight on it across all router replicas (Redis), plus this router's unsynced. */
   numInflight: number;
   /** Its last load report, or null before the first. */
@@ -32,10 +40,26 @@ export interface WorkerView {
   numDecoding: number;
   /** Measured prefill throughput, tokens per millisecond. */
   prefillTokensPerMs: number;
-  /** Tokens per KV page. */
-  pageSize: number;
-  /** Order of its last pick by this router (0: never). */
-  lastPickedSeq: number;
+}
+
+/** A prefill worker, as the choice of who computes a decode worker's prompt sees it. */
+export interface PrefillWorkerView extends Candidate {
+  grpcAddress: string;
+  /** This router's prompts sent through it without a first token yet plus others' (load report). */
+  numQueuedPrefillTokens: number;
+  prefillTokensPerMs: number;
+  /** Whether its gRPC host is the decode worker's (loopback transfer). */
+  sameHostAsDecode: boolean;
+}
+
+/** The prompt a prefill worker is chosen for, and the decode worker it goes to. */
+export interface PrefillRequest {
+  numPromptTokens: number;
+  /** Prompt tokens the decode worker holds (index, leading full pages). */
+  numCachedOnDecode: number;
+  /** The decode worker's page size and KV bytes per page (all layers, K and V; 0: unknown). */
+  decodePageSize: number;
+  decodeKvBytesPerPage: number;
 }
 
 export interface RoutingRequest {
@@ -62,7 +86,8 @@ export type ScorerInput =
   | 'prefillRate'
   | 'routingKey'
   | 'random'
-  | 'pickOrder';
+  | 'pickOrder'
+  | 'transfer';
 
 export interface Score {
   cost: number;
@@ -70,21 +95,18 @@ export interface Score {
   terms: Record<string, number>;
 }
 
-export interface Scorer {
+/** Turns each candidate into named cost terms (lower is better), from the inputs it declares. */
+export interface Scorer<C extends Candidate = WorkerView, R = RoutingRequest> {
   readonly name: string;
   readonly inputs: readonly ScorerInput[];
-  score(request: RoutingRequest, candidates: readonly WorkerView[], inputs: RoutingInputs): Score[];
+  score(request: R, candidates: readonly C[], inputs: RoutingInputs): Score[];
 }
 
 /** Removes candidates before scoring; returns a reason per excluded worker. */
-export interface CandidateFilter {
+export interface CandidateFilter<C extends Candidate = WorkerView, R = RoutingRequest> {
   readonly name: string;
   readonly inputs: readonly ScorerInput[];
-  exclude(
-    request: RoutingRequest,
-    candidates: readonly WorkerView[],
-    inputs: RoutingInputs,
-  ): Map<string, string>;
+  exclude(request: R, candidates: readonly C[], inputs: RoutingInputs): Map<string, string>;
 }
 
 export interface CandidateRecord {

@@ -9,6 +9,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
+import type { SamplingParams } from "../../worker/v1/common_pb.js";
 
 /**
  * Describes the file tandem/prefill/v1/prefill.proto.
@@ -37,13 +38,6 @@ export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest">
   promptTokenIds: number[];
 
   /**
-   * The parameters D would have sampled the first token with, resolved (no defaults left).
-   *
-   * @generated from field: tandem.prefill.v1.Sampling sampling = 3;
-   */
-  sampling?: Sampling | undefined;
-
-  /**
    * Prefix-cache namespace (salt); absent: the default namespace.
    *
    * @generated from field: optional string cache_namespace = 4;
@@ -63,6 +57,22 @@ export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest">
    * @generated from field: uint32 lease_ms = 6;
    */
   leaseMs: number;
+
+  /**
+   * The sampling parameters of the Generate call D received, as it received them: P resolves them
+   * exactly as D does and samples the first token with them (choice 0's seed).
+   *
+   * @generated from field: tandem.worker.v1.SamplingParams sampling = 7;
+   */
+  sampling?: SamplingParams | undefined;
+
+  /**
+   * How many alternatives P returns with the first token (the Generate call's top_logprobs when it
+   * asked for logprobs, else 0).
+   *
+   * @generated from field: uint32 top_logprobs = 8;
+   */
+  topLogprobs: number;
 };
 
 /**
@@ -92,8 +102,7 @@ export declare type KvDestination = Message<"tandem.prefill.v1.KvDestination"> &
   port: number;
 
   /**
-   * The transfer id D's receiver expects (a bigint in TypeScript; a decimal string in the
-   * services' KvDestination interface).
+   * The transfer id D's receiver expects (a bigint in TypeScript).
    *
    * @generated from field: uint64 transfer_id = 3;
    */
@@ -126,137 +135,6 @@ export declare type KvDestination = Message<"tandem.prefill.v1.KvDestination"> &
  * Use `create(KvDestinationSchema)` to create a new message.
  */
 export declare const KvDestinationSchema: GenMessage<KvDestination>;
-
-/**
- * The executor's sampling parameters as D resolved them (tandem.worker.v1.SamplingParams leaves
- * defaults open; these are exact, so P samples the first token exactly as D would).
- *
- * @generated from message tandem.prefill.v1.Sampling
- */
-export declare type Sampling = Message<"tandem.prefill.v1.Sampling"> & {
-  /**
-   * 0 means greedy.
-   *
-   * @generated from field: double temperature = 1;
-   */
-  temperature: number;
-
-  /**
-   * 0: off.
-   *
-   * @generated from field: int32 top_k = 2;
-   */
-  topK: number;
-
-  /**
-   * 1.0: off.
-   *
-   * @generated from field: double top_p = 3;
-   */
-  topP: number;
-
-  /**
-   * 0: off.
-   *
-   * @generated from field: double min_p = 4;
-   */
-  minP: number;
-
-  /**
-   * 1.0: off. Multiplicative, HF style, over prompt and output tokens.
-   *
-   * @generated from field: double repetition_penalty = 5;
-   */
-  repetitionPenalty: number;
-
-  /**
-   * 0: off. OpenAI style, additive, over output tokens.
-   *
-   * @generated from field: double frequency_penalty = 6;
-   */
-  frequencyPenalty: number;
-
-  /**
-   * 0: off. OpenAI style, additive, over output tokens.
-   *
-   * @generated from field: double presence_penalty = 7;
-   */
-  presencePenalty: number;
-
-  /**
-   * Absent: no bias (distinct from an empty one only on the wire).
-   *
-   * @generated from field: tandem.prefill.v1.LogitBias logit_bias = 8;
-   */
-  logitBias?: LogitBias | undefined;
-
-  /**
-   * Absent: a fresh random draw.
-   *
-   * @generated from field: optional uint64 seed = 9;
-   */
-  seed?: bigint | undefined;
-
-  /**
-   * How many top alternatives to return with the first token.
-   *
-   * @generated from field: int32 num_top_logprobs = 10;
-   */
-  numTopLogprobs: number;
-
-  /**
-   * Absent: every token allowed (structured output narrows it).
-   *
-   * @generated from field: tandem.prefill.v1.TokenIds allowed_token_ids = 11;
-   */
-  allowedTokenIds?: TokenIds | undefined;
-};
-
-/**
- * Describes the message tandem.prefill.v1.Sampling.
- * Use `create(SamplingSchema)` to create a new message.
- */
-export declare const SamplingSchema: GenMessage<Sampling>;
-
-/**
- * A logit bias, wrapped so that absent (no bias) and empty stay distinct.
- *
- * @generated from message tandem.prefill.v1.LogitBias
- */
-export declare type LogitBias = Message<"tandem.prefill.v1.LogitBias"> & {
-  /**
-   * Token id -> bias added to its logit.
-   *
-   * @generated from field: map<int32, double> bias = 1;
-   */
-  bias: { [key: number]: number };
-};
-
-/**
- * Describes the message tandem.prefill.v1.LogitBias.
- * Use `create(LogitBiasSchema)` to create a new message.
- */
-export declare const LogitBiasSchema: GenMessage<LogitBias>;
-
-/**
- * A list of token ids, wrapped so that absent and empty stay distinct.
- *
- * @generated from message tandem.prefill.v1.TokenIds
- */
-export declare type TokenIds = Message<"tandem.prefill.v1.TokenIds"> & {
-  /**
-   * Token ids, in no particular order.
-   *
-   * @generated from field: repeated int32 ids = 1;
-   */
-  ids: number[];
-};
-
-/**
- * Describes the message tandem.prefill.v1.TokenIds.
- * Use `create(TokenIdsSchema)` to create a new message.
- */
-export declare const TokenIdsSchema: GenMessage<TokenIds>;
 
 /**
  * The prompt's first token, sent once D's receiver has committed the transfer.

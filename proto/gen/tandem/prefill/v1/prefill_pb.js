@@ -8,12 +8,13 @@
 /* eslint-disable */
 
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_tandem_worker_v1_common } from "../../worker/v1/common_pb.js";
 
 /**
  * Describes the file tandem/prefill/v1/prefill.proto.
  */
 export const file_tandem_prefill_v1_prefill = /*@__PURE__*/
-  fileDesc("Ch90YW5kZW0vcHJlZmlsbC92MS9wcmVmaWxsLnByb3RvEhF0YW5kZW0ucHJlZmlsbC52MSLoAQoOUHJlZmlsbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIYChBwcm9tcHRfdG9rZW5faWRzGAIgAygFEi0KCHNhbXBsaW5nGAMgASgLMhsudGFuZGVtLnByZWZpbGwudjEuU2FtcGxpbmcSHAoPY2FjaGVfbmFtZXNwYWNlGAQgASgJSACIAQESNQoLZGVzdGluYXRpb24YBSABKAsyIC50YW5kZW0ucHJlZmlsbC52MS5LdkRlc3RpbmF0aW9uEhAKCGxlYXNlX21zGAYgASgNQhIKEF9jYWNoZV9uYW1lc3BhY2UigQEKDUt2RGVzdGluYXRpb24SDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhMKC3RyYW5zZmVyX2lkGAMgASgEEhgKEGZpcnN0X3BhZ2VfaW5kZXgYBCABKA0SEQoJZHN0X3BhZ2VzGAUgAygFEhIKCm51bV90b2tlbnMYBiABKA0ivQIKCFNhbXBsaW5nEhMKC3RlbXBlcmF0dXJlGAEgASgBEg0KBXRvcF9rGAIgASgFEg0KBXRvcF9wGAMgASgBEg0KBW1pbl9wGAQgASgBEhoKEnJlcGV0aXRpb25fcGVuYWx0eRgFIAEoARIZChFmcmVxdWVuY3lfcGVuYWx0eRgGIAEoARIYChBwcmVzZW5jZV9wZW5hbHR5GAcgASgBEjAKCmxvZ2l0X2JpYXMYCCABKAsyHC50YW5kZW0ucHJlZmlsbC52MS5Mb2dpdEJpYXMSEQoEc2VlZBgJIAEoBEgAiAEBEhgKEG51bV90b3BfbG9ncHJvYnMYCiABKAUSNgoRYWxsb3dlZF90b2tlbl9pZHMYCyABKAsyGy50YW5kZW0ucHJlZmlsbC52MS5Ub2tlbklkc0IHCgVfc2VlZCJuCglMb2dpdEJpYXMSNAoEYmlhcxgBIAMoCzImLnRhbmRlbS5wcmVmaWxsLnYxLkxvZ2l0Qmlhcy5CaWFzRW50cnkaKwoJQmlhc0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoAToCOAEiFwoIVG9rZW5JZHMSCwoDaWRzGAEgAygFIsABCg9QcmVmaWxsUmVzcG9uc2USFgoOZmlyc3RfdG9rZW5faWQYASABKAUSDwoHbG9ncHJvYhgCIAEoARI6Cgx0b3BfbG9ncHJvYnMYAyADKAsyJC50YW5kZW0ucHJlZmlsbC52MS5QcmVmaWxsVG9wTG9ncHJvYhIZChFudW1fcHJvbXB0X3Rva2VucxgEIAEoDRIZChFudW1fY2FjaGVkX3Rva2VucxgFIAEoDRISCgpieXRlc19zZW50GAYgASgEIjYKEVByZWZpbGxUb3BMb2dwcm9iEhAKCHRva2VuX2lkGAEgASgFEg8KB2xvZ3Byb2IYAiABKAEyWwoHUHJlZmlsbBJQCgdQcmVmaWxsEiEudGFuZGVtLnByZWZpbGwudjEuUHJlZmlsbFJlcXVlc3QaIi50YW5kZW0ucHJlZmlsbC52MS5QcmVmaWxsUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch90YW5kZW0vcHJlZmlsbC92MS9wcmVmaWxsLnByb3RvEhF0YW5kZW0ucHJlZmlsbC52MSKJAgoOUHJlZmlsbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRIYChBwcm9tcHRfdG9rZW5faWRzGAIgAygFEhwKD2NhY2hlX25hbWVzcGFjZRgEIAEoCUgAiAEBEjUKC2Rlc3RpbmF0aW9uGAUgASgLMiAudGFuZGVtLnByZWZpbGwudjEuS3ZEZXN0aW5hdGlvbhIQCghsZWFzZV9tcxgGIAEoDRIyCghzYW1wbGluZxgHIAEoCzIgLnRhbmRlbS53b3JrZXIudjEuU2FtcGxpbmdQYXJhbXMSFAoMdG9wX2xvZ3Byb2JzGAggASgNQhIKEF9jYWNoZV9uYW1lc3BhY2VKBAgDEAQigQEKDUt2RGVzdGluYXRpb24SDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhMKC3RyYW5zZmVyX2lkGAMgASgEEhgKEGZpcnN0X3BhZ2VfaW5kZXgYBCABKA0SEQoJZHN0X3BhZ2VzGAUgAygFEhIKCm51bV90b2tlbnMYBiABKA0iwAEKD1ByZWZpbGxSZXNwb25zZRIWCg5maXJzdF90b2tlbl9pZBgBIAEoBRIPCgdsb2dwcm9iGAIgASgBEjoKDHRvcF9sb2dwcm9icxgDIAMoCzIkLnRhbmRlbS5wcmVmaWxsLnYxLlByZWZpbGxUb3BMb2dwcm9iEhkKEW51bV9wcm9tcHRfdG9rZW5zGAQgASgNEhkKEW51bV9jYWNoZWRfdG9rZW5zGAUgASgNEhIKCmJ5dGVzX3NlbnQYBiABKAQiNgoRUHJlZmlsbFRvcExvZ3Byb2ISEAoIdG9rZW5faWQYASABKAUSDwoHbG9ncHJvYhgCIAEoATJbCgdQcmVmaWxsElAKB1ByZWZpbGwSIS50YW5kZW0ucHJlZmlsbC52MS5QcmVmaWxsUmVxdWVzdBoiLnRhbmRlbS5wcmVmaWxsLnYxLlByZWZpbGxSZXNwb25zZWIGcHJvdG8z", [file_tandem_worker_v1_common]);
 
 /**
  * Describes the message tandem.prefill.v1.PrefillRequest.
@@ -30,39 +31,18 @@ export const KvDestinationSchema = /*@__PURE__*/
   messageDesc(file_tandem_prefill_v1_prefill, 1);
 
 /**
- * Describes the message tandem.prefill.v1.Sampling.
- * Use `create(SamplingSchema)` to create a new message.
- */
-export const SamplingSchema = /*@__PURE__*/
-  messageDesc(file_tandem_prefill_v1_prefill, 2);
-
-/**
- * Describes the message tandem.prefill.v1.LogitBias.
- * Use `create(LogitBiasSchema)` to create a new message.
- */
-export const LogitBiasSchema = /*@__PURE__*/
-  messageDesc(file_tandem_prefill_v1_prefill, 3);
-
-/**
- * Describes the message tandem.prefill.v1.TokenIds.
- * Use `create(TokenIdsSchema)` to create a new message.
- */
-export const TokenIdsSchema = /*@__PURE__*/
-  messageDesc(file_tandem_prefill_v1_prefill, 4);
-
-/**
  * Describes the message tandem.prefill.v1.PrefillResponse.
  * Use `create(PrefillResponseSchema)` to create a new message.
  */
 export const PrefillResponseSchema = /*@__PURE__*/
-  messageDesc(file_tandem_prefill_v1_prefill, 5);
+  messageDesc(file_tandem_prefill_v1_prefill, 2);
 
 /**
  * Describes the message tandem.prefill.v1.PrefillTopLogprob.
  * Use `create(PrefillTopLogprobSchema)` to create a new message.
  */
 export const PrefillTopLogprobSchema = /*@__PURE__*/
-  messageDesc(file_tandem_prefill_v1_prefill, 6);
+  messageDesc(file_tandem_prefill_v1_prefill, 3);
 
 /**
  * @generated from service tandem.prefill.v1.Prefill

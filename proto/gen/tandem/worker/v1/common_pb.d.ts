@@ -13,6 +13,83 @@ import type { Message } from "@bufbuild/protobuf";
 export declare const file_tandem_worker_v1_common: GenFile;
 
 /**
+ * Sampling filters: the one form of sampling parameters on the wire (the router's Generate and a
+ * decode worker's Prefill call carry the same message, so a prefill worker samples the first token
+ * exactly as the decode worker would). Absent optional fields take the neutral (OpenAI default)
+ * value; each worker resolves them once, at its edge.
+ *
+ * @generated from message tandem.worker.v1.SamplingParams
+ */
+export declare type SamplingParams = Message<"tandem.worker.v1.SamplingParams"> & {
+  /**
+   * Absent: 1.0. 0 means greedy.
+   *
+   * @generated from field: optional double temperature = 1;
+   */
+  temperature?: number | undefined;
+
+  /**
+   * Absent: 1.0 (off).
+   *
+   * @generated from field: optional double top_p = 2;
+   */
+  topP?: number | undefined;
+
+  /**
+   * 0: off.
+   *
+   * @generated from field: int32 top_k = 3;
+   */
+  topK: number;
+
+  /**
+   * 0: off.
+   *
+   * @generated from field: double min_p = 4;
+   */
+  minP: number;
+
+  /**
+   * Absent: 1.0 (off). Multiplicative, HF style, over prompt and output tokens.
+   *
+   * @generated from field: optional double repetition_penalty = 5;
+   */
+  repetitionPenalty?: number | undefined;
+
+  /**
+   * 0: off. OpenAI style, additive, over output tokens.
+   *
+   * @generated from field: double frequency_penalty = 6;
+   */
+  frequencyPenalty: number;
+
+  /**
+   * @generated from field: double presence_penalty = 7;
+   */
+  presencePenalty: number;
+
+  /**
+   * Token id -> bias added to its logit.
+   *
+   * @generated from field: map<uint32, double> logit_bias = 8;
+   */
+  logitBias: { [key: number]: number };
+
+  /**
+   * Absent: a fresh random draw per request.
+   *
+   * @generated from field: optional uint64 seed = 9;
+   */
+  seed?: bigint | undefined;
+};
+
+/**
+ * Describes the message tandem.worker.v1.SamplingParams.
+ * Use `create(SamplingParamsSchema)` to create a new message.
+ */
+export declare const SamplingParamsSchema: GenMessage<SamplingParams>;
+
+/**
  * The paged KV pool: [numLayers][2 (K, V)][numPages][pageSize][numKvHeads][headDim] in dtype.
  *
  * @generated from message tandem.worker.v1.KvLayout

@@ -10,35 +10,42 @@ import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/code
  * Describes the file tandem/worker/v1/common.proto.
  */
 export const file_tandem_worker_v1_common = /*@__PURE__*/
-  fileDesc("Ch10YW5kZW0vd29ya2VyL3YxL2NvbW1vbi5wcm90bxIQdGFuZGVtLndvcmtlci52MSKPAQoIS3ZMYXlvdXQSEQoJcGFnZV9zaXplGAEgASgNEhEKCW51bV9wYWdlcxgCIAEoDRISCgpudW1fbGF5ZXJzGAMgASgNEhQKDG51bV9rdl9oZWFkcxgEIAEoDRIQCghoZWFkX2RpbRgFIAEoDRINCgVkdHlwZRgGIAEoCRISCgpwYWdlX2J5dGVzGAcgASgEIsMBCgpMb2FkUmVwb3J0EhMKC251bV93YWl0aW5nGAEgASgNEhMKC251bV9ydW5uaW5nGAIgASgNEhYKDm51bV9mcmVlX3BhZ2VzGAMgASgNEhcKD251bV90b3RhbF9wYWdlcxgEIAEoDRIbChNudW1fZXZpY3RhYmxlX3BhZ2VzGAUgASgNEiEKGW51bV9xdWV1ZWRfcHJlZmlsbF90b2tlbnMYBiABKA0SGgoSbnVtX3J1bm5pbmdfdG9rZW5zGAcgASgNIlgKC0NhY2hlZEJsb2NrEhEKCW5hbWVzcGFjZRgBIAEoCRIMCgRoYXNoGAIgASgGEhgKC3BhcmVudF9oYXNoGAMgASgGSACIAQFCDgoMX3BhcmVudF9oYXNoIp8BCg5CbG9ja0R1bXBDaHVuaxIRCgl3b3JrZXJfaWQYASABKAkSCwoDc2VxGAIgASgEEhMKC2NodW5rX2luZGV4GAMgASgNEhIKCm51bV9jaHVua3MYBCABKA0SLQoGYmxvY2tzGAUgAygLMh0udGFuZGVtLndvcmtlci52MS5DYWNoZWRCbG9jaxIVCg1zdGFydGVkX2F0X21zGAYgASgEKlEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhAKDFJPTEVfVU5JRklFRBABEhAKDFJPTEVfUFJFRklMTBACEg8KC1JPTEVfREVDT0RFEANiBnByb3RvMw");
+  fileDesc("Ch10YW5kZW0vd29ya2VyL3YxL2NvbW1vbi5wcm90bxIQdGFuZGVtLndvcmtlci52MSL2AgoOU2FtcGxpbmdQYXJhbXMSGAoLdGVtcGVyYXR1cmUYASABKAFIAIgBARISCgV0b3BfcBgCIAEoAUgBiAEBEg0KBXRvcF9rGAMgASgFEg0KBW1pbl9wGAQgASgBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgFIAEoAUgCiAEBEhkKEWZyZXF1ZW5jeV9wZW5hbHR5GAYgASgBEhgKEHByZXNlbmNlX3BlbmFsdHkYByABKAESQwoKbG9naXRfYmlhcxgIIAMoCzIvLnRhbmRlbS53b3JrZXIudjEuU2FtcGxpbmdQYXJhbXMuTG9naXRCaWFzRW50cnkSEQoEc2VlZBgJIAEoBEgDiAEBGjAKDkxvZ2l0Qmlhc0VudHJ5EgsKA2tleRgBIAEoDRINCgV2YWx1ZRgCIAEoAToCOAFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIVChNfcmVwZXRpdGlvbl9wZW5hbHR5QgcKBV9zZWVkIo8BCghLdkxheW91dBIRCglwYWdlX3NpemUYASABKA0SEQoJbnVtX3BhZ2VzGAIgASgNEhIKCm51bV9sYXllcnMYAyABKA0SFAoMbnVtX2t2X2hlYWRzGAQgASgNEhAKCGhlYWRfZGltGAUgASgNEg0KBWR0eXBlGAYgASgJEhIKCnBhZ2VfYnl0ZXMYByABKAQiwwEKCkxvYWRSZXBvcnQSEwoLbnVtX3dhaXRpbmcYASABKA0SEwoLbnVtX3J1bm5pbmcYAiABKA0SFgoObnVtX2ZyZWVfcGFnZXMYAyABKA0SFwoPbnVtX3RvdGFsX3BhZ2VzGAQgASgNEhsKE251bV9ldmljdGFibGVfcGFnZXMYBSABKA0SIQoZbnVtX3F1ZXVlZF9wcmVmaWxsX3Rva2VucxgGIAEoDRIaChJudW1fcnVubmluZ190b2tlbnMYByABKA0iWAoLQ2FjaGVkQmxvY2sSEQoJbmFtZXNwYWNlGAEgASgJEgwKBGhhc2gYAiABKAYSGAoLcGFyZW50X2hhc2gYAyABKAZIAIgBAUIOCgxfcGFyZW50X2hhc2ginwEKDkJsb2NrRHVtcENodW5rEhEKCXdvcmtlcl9pZBgBIAEoCRILCgNzZXEYAiABKAQSEwoLY2h1bmtfaW5kZXgYAyABKA0SEgoKbnVtX2NodW5rcxgEIAEoDRItCgZibG9ja3MYBSADKAsyHS50YW5kZW0ud29ya2VyLnYxLkNhY2hlZEJsb2NrEhUKDXN0YXJ0ZWRfYXRfbXMYBiABKAQqUQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9VTklGSUVEEAESEAoMUk9MRV9QUkVGSUxMEAISDwoLUk9MRV9ERUNPREUQA2IGcHJvdG8z");
+
+/**
+ * Describes the message tandem.worker.v1.SamplingParams.
+ * Use `create(SamplingParamsSchema)` to create a new message.
+ */
+export const SamplingParamsSchema = /*@__PURE__*/
+  messageDesc(file_tandem_worker_v1_common, 0);
 
 /**
  * Describes the message tandem.worker.v1.KvLayout.
  * Use `create(KvLayoutSchema)` to create a new message.
  */
 export const KvLayoutSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 0);
+  messageDesc(file_tandem_worker_v1_common, 1);
 
 /**
  * Describes the message tandem.worker.v1.LoadReport.
  * Use `create(LoadReportSchema)` to create a new message.
  */
 export const LoadReportSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 1);
+  messageDesc(file_tandem_worker_v1_common, 2);
 
 /**
  * Describes the message tandem.worker.v1.CachedBlock.
  * Use `create(CachedBlockSchema)` to create a new message.
  */
 export const CachedBlockSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 2);
+  messageDesc(file_tandem_worker_v1_common, 3);
 
 /**
  * Describes the message tandem.worker.v1.BlockDumpChunk.
  * Use `create(BlockDumpChunkSchema)` to create a new message.
  */
 export const BlockDumpChunkSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 3);
+  messageDesc(file_tandem_worker_v1_common, 4);
 
 /**
  * Describes the enum tandem.worker.v1.Role.

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   choosePrefill,
-  defaultPrefillChoiceParams,
-  type PrefillChoiceRequest,
+  defaultPrefillPolicyParams,
+  type PrefillRequest,
   type PrefillWorkerView,
-} from '../src/policy/prefill-choice.ts';
+} from '../src/policy/prefill-policy.ts';
 
 function view(workerId: string, slot: number, extra: Partial<PrefillWorkerView> = {}): PrefillWorkerView {
   return {
@@ -21,7 +21,7 @@ function view(workerId: string, slot: number, extra: Partial<PrefillWorkerView> 
   };
 }
 
-const request: PrefillChoiceRequest = {
+const request: PrefillRequest = {
   numPromptTokens: 200,
   numCachedOnDecode: 0,
   decodePageSize: 16,
@@ -39,7 +39,7 @@ test('the prefill worker holding the prefix wins; the record names every cost te
     request,
     [view('p-a', 0), view('p-b', 1)],
     depths({ 1: 12 }),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(decision.type, 'remote');
   if (decision.type !== 'remote') return;
@@ -61,7 +61,7 @@ test('a long queue outweighs a cached prefix: queued tokens are in the prefill t
     request,
     [view('p-a', 0), view('p-b', 1, { numQueuedPrefillTokens: 1000 })],
     depths({ 1: 12 }),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(decision.type === 'remote' && decision.workerId, 'p-a');
 });
@@ -71,7 +71,7 @@ test('transfer cost: a prefill worker on the decode worker host wins a close cal
     request,
     [view('p-a', 0, { sameHostAsDecode: false }), view('p-b', 1)],
     depths({}),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(decision.type === 'remote' && decision.workerId, 'p-b');
   if (decision.type !== 'remote') return;
@@ -83,20 +83,20 @@ test('ties go to the least recently picked, then the smaller id', () => {
     request,
     [view('p-b', 1), view('p-a', 0)],
     depths({}),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(fresh.type === 'remote' && fresh.workerId, 'p-a');
   const later = choosePrefill(
     request,
     [view('p-a', 0, { lastPickedSeq: 3 }), view('p-b', 1, { lastPickedSeq: 0 })],
     depths({}),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(later.type === 'remote' && later.workerId, 'p-b');
 });
 
 test('threshold: fewer uncached tokens on the decode worker than N -> local, with the candidates scored', () => {
-  const params = { ...defaultPrefillChoiceParams, disaggThreshold: 64 };
+  const params = { ...defaultPrefillPolicyParams, disaggThreshold: 64 };
   const cachedOnDecode = choosePrefill(
     { ...request, numCachedOnDecode: 176 },
     [view('p-a', 0)],
@@ -120,13 +120,13 @@ test('threshold: fewer uncached tokens on the decode worker than N -> local, wit
     { ...request, numCachedOnDecode: 200 },
     [view('p-a', 0)],
     depths({}),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(zero.type, 'remote');
 });
 
 test('no prefill worker known: no decision (the decode worker decides)', () => {
-  assert.deepEqual(choosePrefill(request, [], depths({}), defaultPrefillChoiceParams), {
+  assert.deepEqual(choosePrefill(request, [], depths({}), defaultPrefillPolicyParams), {
     type: 'undecided',
     reason: 'no prefill worker known',
   });
@@ -137,7 +137,7 @@ test('a prefill worker without an index slot is chosen by load only', () => {
     request,
     [view('p-a', -1, { numQueuedPrefillTokens: 0 }), view('p-b', 1, { numQueuedPrefillTokens: 300 })],
     depths({ 1: 2 }),
-    defaultPrefillChoiceParams,
+    defaultPrefillPolicyParams,
   );
   assert.equal(decision.type === 'remote' && decision.workerId, 'p-a');
   if (decision.type !== 'remote') return;

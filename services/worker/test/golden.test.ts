@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createGrpcClient, type GrpcClient } from '@tandem/common';
+import { demoModelDir, fixture, fixtureNames } from '@tandem/common/testing';
 import { FinishReason, Worker } from '@tandem/proto';
 import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
-import { demoModelDir, fixtureNames, loadGolden, modelDir } from './fixtures.ts';
-import { greedyRequest } from './generate-client.ts';
-import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
+import { greedyRequest, startWorkerProcess, type WorkerProcess } from '@tandem/worker/testing';
 
 interface TextCase {
   id: string;
@@ -45,13 +44,13 @@ async function streamText(
 }
 
 const models = [
-  ...fixtureNames.map((name) => ({ name, dir: modelDir(name), maxTokens: 24 })),
+  ...fixtureNames.map((name) => ({ name, dir: fixture(name).dir, maxTokens: 24 })),
   { name: 'tandem-demo-code', dir: demoModelDir, maxTokens: 48 },
 ];
 
 for (const model of models) {
   describe(`golden ${model.name} over gRPC`, () => {
-    const golden = loadGolden(model.dir);
+    const golden = fixture(model.name).golden;
     let worker: WorkerProcess;
     let client: GrpcClient<typeof Worker>;
     let tokenizer: TextTokenizer;

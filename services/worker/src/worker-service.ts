@@ -14,8 +14,8 @@ import {
 } from './convert.ts';
 import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { toServiceError, WorkerDrainingError } from './errors.ts';
-import { type PrefillChoice, prefillChoiceFromWire } from './pd/prefill-choice.ts';
-import type { RoleExtras } from './pd/roles.ts';
+import { type PrefillDecision, prefillDecisionFromWire } from './prefill-decision.ts';
+import type { WorkerRole, WorkerRoleName } from './role.ts';
 
 export interface WorkerServiceOptions {
   workerId: string;
@@ -27,8 +27,8 @@ export interface WorkerServiceOptions {
   /** The last KV-event sequence number published on NATS (or the engine's, without NATS). */
   kvSeq: () => number;
   logger: Logger;
-  /** The prefill / decode role's additions (null: unified). */
-  roleExtras?: RoleExtras | null;
+  /** The role this worker runs (null: unified). */
+  role: WorkerRole | null;
 }
 
 const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
@@ -53,6 +53,10 @@ export class WorkerService {
 
   get numRunning(): number {
     return this.#running.size;
+  }
+
+  get roleName(): WorkerRoleName {
+    return this.#options.role?.name ?? 'unified';
   }
 
   /** Stop taking requests (Health says DRAINING; Generate fails with UNAVAILABLE). */
@@ -95,7 +99,7 @@ export class WorkerService {
           modelName: model.modelName,
           architecture: model.modelInfo.architecture,
           modelType: model.modelInfo.modelType,
-          role: wireRoles[this.#options.roleExtras?.role ?? 'unified'],
+          role: wireRoles[this.roleName],
           kvLayout: toWireKvLayout(model.kvLayout),
           load: toWireLoad(this.#options.engine.load()),
           vocabSize: model.modelInfo.vocabSize,
@@ -111,7 +115,7 @@ export class WorkerService {
   }
 
   #transferProgress(): { kvTransfersInFlight: number; kvBytesInFlight: bigint } {
-    const progress = this.#options.roleExtras?.transferProgress() ?? { numTransfers: 0, numBytes: 0 };
+    const progress = this.#options.role?.transferProgress() ?? { numTransfers: 0, numBytes: 0 };
     return { kvTransfersInFlight: progress.numTransfers, kvBytesInFlight: BigInt(progress.numBytes) };
   }
 
@@ -137,21 +141,20 @@ export class WorkerService {
       });
     }
     // Disaggregation: the router's decision (a named prefill worker, or local), or none.
-    let prefillChoice: PrefillChoice;
+    let decision: PrefillDecision;
     try {
-      prefillChoice = prefillChoiceFromWire(wireRequest.prefill);
+      decision = prefillDecisionFromWire(wireRequest.prefill);
     } catch (error) {
       throw toServiceError(error);
     }
-    const hooksFor = this.#options.roleExtras?.hooksFor ?? null;
-    if (prefillChoice.type === 'remote' && hooksFor === null) {
+    const hooks = this.#options.role?.generateHooks(request, decision, wireRequest) ?? null;
+    if (decision.type === 'remote' && hooks === null) {
       throw toServiceError(
         new UnimplementedError(`worker ${this.#options.workerId} is not a decode worker: no remote prefill`, {
           param: 'prefill',
         }),
       );
     }
-    const hooks = hooksFor === null ? {} : hooksFor(request, prefillChoice);
     const controller = new AbortController();
     const onClientGone = (): void => controller.abort();
     context.signal.addEventListener('abort', onClientGone, { once: true });
@@ -165,7 +168,7 @@ export class WorkerService {
       n: request.n,
     });
     try {
-      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks)) {
+      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks ?? {})) {
         numTokens += chunk.tokenIds.length;
         yield toGenerateResponse(chunk);
       }

@@ -1,10 +1,10 @@
-// The router's prefill decision for one Generate (GenerateRequest.prefill), as the decode worker
-// acts on it: a named prefill worker, a local prefill, or no decision (a direct gRPC client), in
-// which case the decode worker chooses from the prefill workers it discovered.
+// The router's prefill decision for one Generate (GenerateRequest.prefill), read once at the
+// worker's edge: a named prefill worker, a local prefill, or no decision (a direct gRPC client),
+// in which case a decode worker chooses from the prefill workers it discovered.
 import { InvalidArgumentError } from '@tandem/common';
 import { type PrefillEndpoint, PrefillMode } from '@tandem/proto';
 
-export type PrefillChoice =
+export type PrefillDecision =
   /** These prefill workers (gRPC host:port), in order; then the discovered ones; then local. */
   | { type: 'remote'; addresses: readonly string[] }
   /** Prefill here; ask no prefill worker. */
@@ -13,7 +13,7 @@ export type PrefillChoice =
   | { type: 'undecided' };
 
 /** Reads the wire field; a REMOTE endpoint without an address is the caller's error. */
-export function prefillChoiceFromWire(endpoint: PrefillEndpoint | undefined): PrefillChoice {
+export function prefillDecisionFromWire(endpoint: PrefillEndpoint | undefined): PrefillDecision {
   if (endpoint === undefined) return { type: 'undecided' };
   switch (endpoint.mode) {
     case PrefillMode.LOCAL:

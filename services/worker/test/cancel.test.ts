@@ -15,10 +15,9 @@ import {
   InvalidArgumentError,
   UnimplementedError,
 } from '@tandem/common';
+import { fixtureDir } from '@tandem/common/testing';
 import { FinishReason, Worker } from '@tandem/proto';
-import { modelDir } from './fixtures.ts';
-import { generate, greedyRequest } from './generate-client.ts';
-import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
+import { generate, greedyRequest, startWorkerProcess, type WorkerProcess } from '@tandem/worker/testing';
 
 const longPrompt = Array.from({ length: 40 }, (_, i) => (i * 7 + 3) % 500);
 
@@ -47,7 +46,7 @@ describe('cancellation over gRPC', () => {
   before(async () => {
     worker = await startWorkerProcess([
       '--model',
-      modelDir('tiny-llama'),
+      fixtureDir('tiny-llama'),
       '--nats',
       'none',
       '--redis',
@@ -169,7 +168,7 @@ describe('cancellation over gRPC', () => {
 test('the CLI rejects a role that does not exist, clearly', () => {
   // (prefill and decode roles are exercised by test/e2e/pd-workers.test.ts)
   const bin = new URL('../../cli/bin/tandem', import.meta.url).pathname;
-  const result = spawnSync(bin, ['worker', '--role', 'bogus', '--model', modelDir('tiny-llama')], {
+  const result = spawnSync(bin, ['worker', '--role', 'bogus', '--model', fixtureDir('tiny-llama')], {
     encoding: 'utf8',
   });
   assert.equal(result.status, 2);

@@ -13,6 +13,7 @@ import {
   type GenerateRequest as WireGenerateRequest,
   type KvLayout as WireKvLayout,
   type LoadReport as WireLoadReport,
+  type SamplingParams as WireSamplingParams,
 } from '@tandem/proto';
 import type { BlockDump, GenerateRequest, KvEvent, LoadReport, TokenChunk } from '@tandem/runtime';
 import type { KvLayout, SamplingParams } from './engine-port.ts';
@@ -71,7 +72,7 @@ export function toEngineRequest(request: WireGenerateRequest, limits: RequestLim
   return {
     requestId: request.requestId,
     promptTokenIds: prompt,
-    sampling: toSamplingParams(request, limits),
+    sampling: samplingFromWire(request.sampling, request.logprobs ? request.topLogprobs : 0, limits),
     maxTokens: request.maxTokens,
     minTokens: request.minTokens,
     stopTokenIds: request.stopTokenIds,
@@ -82,8 +83,16 @@ export function toEngineRequest(request: WireGenerateRequest, limits: RequestLim
   };
 }
 
-function toSamplingParams(request: WireGenerateRequest, limits: RequestLimits): SamplingParams {
-  const wire = request.sampling;
+/**
+ * The executor's sampling parameters for the wire message: the one conversion, at the worker's
+ * edge (Generate on any worker, Prefill on a prefill worker: both resolve the same message the same
+ * way, so a prefill worker samples the first token exactly as the decode worker would).
+ */
+export function samplingFromWire(
+  wire: WireSamplingParams | undefined,
+  numTopLogprobs: number,
+  limits: Pick<RequestLimits, 'vocabSize'>,
+): SamplingParams {
   const temperature = finite(wire?.temperature ?? 1, 'temperature');
   if (temperature < 0) throw invalid('temperature', 'temperature must be >= 0');
   const topP = finite(wire?.topP ?? 1, 'top_p');
@@ -115,7 +124,7 @@ function toSamplingParams(request: WireGenerateRequest, limits: RequestLimits): 
     logitBias,
     // The executor draws from a 53-bit seed; wider seeds keep their low bits.
     seed: wire?.seed === undefined ? null : Number(BigInt.asUintN(53, wire.seed)),
-    numTopLogprobs: request.logprobs ? request.topLogprobs : 0,
+    numTopLogprobs,
     allowedTokenIds: null,
   };
 }

@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGrpcClient, type GrpcClient, UnavailableError } from '@tandem/common';
+import { fixture, fixtureDir } from '@tandem/common/testing';
 import { FinishReason, type GenerateResponse, ServingStatus, Worker } from '@tandem/proto';
-import { loadGolden, modelDir } from './fixtures.ts';
-import { generate, greedyRequest } from './generate-client.ts';
-import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
+import { generate, greedyRequest, startWorkerProcess, type WorkerProcess } from '@tandem/worker/testing';
 
-const golden = loadGolden(modelDir('tiny-llama'));
+const golden = fixture('tiny-llama').golden;
 const goldenCase = golden.cases!.find((c) => c.prompt_ids.length === 16)! as {
   prompt_ids: number[];
   greedy_ids: number[];
@@ -24,7 +23,7 @@ describe('request features over gRPC', () => {
   before(async () => {
     worker = await startWorkerProcess([
       '--model',
-      modelDir('tiny-llama'),
+      fixtureDir('tiny-llama'),
       '--nats',
       'none',
       '--redis',

@@ -6,19 +6,27 @@
 // candidate; when none is left the hook rejects and the engine prefills locally.
 // Contract kept for the engine: fill() settles only when nothing writes into the pages any more
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
-import type { Logger } from '@tandem/common';
+import { createGrpcClient, FailedPreconditionError, type GrpcClient, type Logger } from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
-import { PrefillClient, type PrefillResponseWire } from '@tandem/prefill';
+import { Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
-import type { PrefillChoice } from './prefill-choice.ts';
+import type { PrefillDecision } from '@tandem/worker';
 import type { PrefillDirectory } from './prefill-directory.ts';
 
 /** Not anyone's failure: the engine prefills this prompt locally (it is short, or cached here). */
-class BelowThresholdError extends Error {
+class BelowThresholdError extends FailedPreconditionError {
   constructor(numUncached: number, threshold: number) {
     super(`${numUncached} uncached prompt tokens, below the disaggregation threshold ${threshold}`);
-    this.name = 'BelowThresholdError';
   }
+}
+
+/**
+ * The sampling a prefill worker samples the first token with: the Generate call's own wire
+ * message, passed on as received (the prefill worker resolves it exactly as this worker did).
+ */
+export interface PrefillSampling {
+  sampling: SamplingParams | undefined;
+  topLogprobs: number;
 }
 
 export interface RemotePrefillOptions {
@@ -66,7 +74,7 @@ export class RemotePrefillHost {
   private readonly engine: Engine;
   private readonly leaseMs: number;
   private readonly logger: Logger | null;
-  private readonly clients = new Map<string, PrefillClient>();
+  private readonly clients = new Map<string, GrpcClient<typeof Prefill>>();
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
   private closed = false;
@@ -99,7 +107,7 @@ export class RemotePrefillHost {
    *   part of the prompt reaches the threshold (decided at reservation, when this engine's cache
    *   hit is known), else local.
    */
-  hooksFor(request: GenerateRequest, choice: PrefillChoice): GenerateHooks {
+  hooksFor(request: GenerateRequest, choice: PrefillDecision, sampling: PrefillSampling): GenerateHooks {
     if (choice.type === 'local') {
       this.stats.numLocalByRequest++;
       return {};
@@ -110,7 +118,7 @@ export class RemotePrefillHost {
           fill: (reservation, signal) => {
             const named = choice.addresses;
             const discovered = (this.directory?.candidates() ?? []).filter((a) => !named.includes(a));
-            return this.fill(request, [...named, ...discovered], reservation, signal);
+            return this.fill(request, sampling, [...named, ...discovered], reservation, signal);
           },
         },
       };
@@ -125,7 +133,7 @@ export class RemotePrefillHost {
             this.stats.numBelowThreshold++;
             return Promise.reject(new BelowThresholdError(numUncached, this.disaggThreshold));
           }
-          return this.fill(request, candidates, reservation, signal);
+          return this.fill(request, sampling, candidates, reservation, signal);
         },
       },
     };
@@ -140,10 +148,10 @@ export class RemotePrefillHost {
     this.clients.clear();
   }
 
-  private client(address: string): PrefillClient {
+  private client(address: string): GrpcClient<typeof Prefill> {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = new PrefillClient(address);
+      client = createGrpcClient(Prefill, address);
       this.clients.set(address, client);
     }
     return client;
@@ -151,6 +159,7 @@ export class RemotePrefillHost {
 
   private async fill(
     request: GenerateRequest,
+    sampling: PrefillSampling,
     addresses: readonly string[],
     reservation: PrefillReservation,
     signal: AbortSignal,
@@ -160,7 +169,7 @@ export class RemotePrefillHost {
       if (signal.aborted || this.closed) break;
       const untrack = this.directory?.track(address, reservation.numPromptTokens) ?? (() => {});
       try {
-        const response = await this.attempt(request, address, reservation, signal);
+        const response = await this.attempt(request, sampling, address, reservation, signal);
         this.stats.numRemotePrefills++;
         this.logger?.info('remote prefill done', {
           requestId: request.requestId,
@@ -168,13 +177,13 @@ export class RemotePrefillHost {
           numPromptTokens: reservation.numPromptTokens,
           numCachedHere: reservation.numCachedTokens,
           numCachedThere: response.numCachedTokens,
-          bytes: response.bytesSent,
+          bytes: Number(response.bytesSent),
         });
-        this.stats.numBytesReceived += response.bytesSent;
+        this.stats.numBytesReceived += Number(response.bytesSent);
         return {
           tokenId: response.firstTokenId,
           logprob: response.logprob,
-          topLogprobs: response.topLogprobs,
+          topLogprobs: response.topLogprobs.map(({ tokenId, logprob }) => ({ tokenId, logprob })),
         };
       } catch (error) {
         lastError = error;
@@ -195,10 +204,11 @@ export class RemotePrefillHost {
   /** One prefill worker, one transfer; settles only when nothing writes into the pages any more. */
   private async attempt(
     request: GenerateRequest,
+    sampling: PrefillSampling,
     address: string,
     reservation: PrefillReservation,
     signal: AbortSignal,
-  ): Promise<PrefillResponseWire> {
+  ): Promise<PrefillResponse> {
     const pageSize = this.engine.pageSize;
     const firstPageIndex = reservation.numCachedTokens / pageSize;
     if (!Number.isInteger(firstPageIndex)) throw new RangeError('cached prefix is not page aligned');
@@ -212,8 +222,9 @@ export class RemotePrefillHost {
       {
         requestId: request.requestId,
         promptTokenIds: [...request.promptTokenIds],
-        sampling: request.sampling,
-        cacheNamespace: request.cacheNamespace,
+        ...(sampling.sampling === undefined ? {} : { sampling: sampling.sampling }),
+        topLogprobs: sampling.topLogprobs,
+        ...(request.cacheNamespace === null ? {} : { cacheNamespace: request.cacheNamespace }),
         destination: {
           host: this.kvEndpoint.host,
           port: this.kvEndpoint.port,

@@ -1,8 +1,7 @@
-// Worker membership outside Kubernetes: WorkerAnnounce on NATS (join, heartbeat, leave) plus a
-// Redis lease key with a TTL renewed on every heartbeat, so a worker that dies without a word
-// disappears within the lease TTL. Also publishes the load report every second and answers
-// block-dump requests.
-import { type Logger, type NatsConnection, type Redis, redisKeys, subjects } from '@tandem/common';
+// Worker membership: WorkerAnnounce on NATS (join, heartbeat, leave) plus the Redis lease
+// (common's WorkerLease) renewed on every heartbeat, so a worker that dies without a word disappears within
+// the lease TTL. Also publishes the load report every second and answers block-dump requests.
+import { type Logger, type NatsConnection, subjects, type WorkerLease } from '@tandem/common';
 import {
   AnnounceKind,
   BlockDumpChunkSchema,
@@ -18,10 +17,12 @@ import {
 } from '@tandem/proto';
 import { toDumpChunks, toWireLoad } from './convert.ts';
 import type { WorkerEngine } from './engine-port.ts';
+import type { WorkerRoleName } from './role.ts';
 
 export interface AnnouncerOptions {
   nc: NatsConnection;
-  redis: Redis | null;
+  /** Null without Redis. */
+  lease: WorkerLease | null;
   engine: WorkerEngine;
   workerId: string;
   grpcAddress: string;
@@ -34,8 +35,7 @@ export interface AnnouncerOptions {
   leaseTtlMs: number;
   loadIntervalMs: number;
   logger: Logger;
-  /** Default 'unified'. */
-  role?: 'unified' | 'prefill' | 'decode';
+  role: WorkerRoleName;
 }
 
 export class Announcer {
@@ -63,13 +63,13 @@ export class Announcer {
       },
     });
     await nc.flush();
-    await this.#renewLease();
+    await this.#options.lease?.renew();
     this.#announce(AnnounceKind.JOIN);
     this.#heartbeatTimer = setInterval(() => {
       this.#announce(AnnounceKind.HEARTBEAT);
-      this.#renewLease().catch((error: unknown) =>
-        this.#options.logger.warn('lease renewal failed', { error }),
-      );
+      this.#options.lease
+        ?.renew()
+        .catch((error: unknown) => this.#options.logger.warn('lease renewal failed', { error }));
     }, this.#options.heartbeatIntervalMs);
     this.#loadTimer = setInterval(() => this.publishLoad(), this.#options.loadIntervalMs);
     this.#heartbeatTimer.unref();
@@ -102,7 +102,7 @@ export class Announcer {
     this.#dumpSubscription = null;
     this.#announce(AnnounceKind.LEAVE);
     try {
-      await this.#options.redis?.del(redisKeys.workerLease(this.#options.workerId));
+      await this.#options.lease?.release();
       await this.#options.nc.flush();
     } catch (error) {
       this.#options.logger.warn('deregistration incomplete', { error });
@@ -116,7 +116,7 @@ export class Announcer {
       workerId: o.workerId,
       grpcAddress: o.grpcAddress,
       modelName: o.modelName,
-      role: { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE }[o.role ?? 'unified'],
+      role: { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE }[o.role],
       kvLayout: o.kvLayout,
       startedAtMs: BigInt(o.startedAtMs),
       leaseTtlMs: o.leaseTtlMs,
@@ -128,18 +128,5 @@ export class Announcer {
     } catch (error) {
       o.logger.warn('announce failed', { error, kind });
     }
-  }
-
-  async #renewLease(): Promise<void> {
-    const o = this.#options;
-    if (o.redis === null) return;
-    const value = JSON.stringify({
-      workerId: o.workerId,
-      grpcAddress: o.grpcAddress,
-      modelName: o.modelName,
-      role: o.role ?? 'unified',
-      startedAtMs: o.startedAtMs,
-    });
-    await o.redis.set(redisKeys.workerLease(o.workerId), value, 'PX', o.leaseTtlMs);
   }
 }

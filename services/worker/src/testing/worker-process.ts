@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 
-const tandemBin = new URL('../../cli/bin/tandem', import.meta.url).pathname;
+const tandemBin = new URL('../../../cli/bin/tandem', import.meta.url).pathname;
 
 export interface WorkerProcess {
   readonly workerId: string;

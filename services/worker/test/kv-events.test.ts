@@ -19,6 +19,7 @@ import {
   subjects,
 } from '@tandem/common';
 import {
+  fixtureDir,
   startNatsServer,
   startRedisServer,
   type TestNatsServer,
@@ -36,9 +37,7 @@ import {
   WorkerLoadSchema,
 } from '@tandem/proto';
 import { blockHashes } from '@tandem/tokenizer';
-import { modelDir } from './fixtures.ts';
-import { generate, greedyRequest } from './generate-client.ts';
-import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
+import { generate, greedyRequest, startWorkerProcess, type WorkerProcess } from '@tandem/worker/testing';
 
 const workerId = 'kv-test-worker';
 const pageSize = 4;
@@ -126,7 +125,7 @@ describe('KV events, dumps and membership on NATS', () => {
     await follower.start();
     worker = await startWorkerProcess([
       '--model',
-      modelDir('tiny-llama'),
+      fixtureDir('tiny-llama'),
       '--nats',
       nats.url,
       '--redis',
@@ -260,7 +259,7 @@ describe('KV events, dumps and membership on NATS', () => {
     const numGapsBefore = follower.gaps.length;
     worker = await startWorkerProcess([
       '--model',
-      modelDir('tiny-llama'),
+      fixtureDir('tiny-llama'),
       '--nats',
       nats.url,
       '--worker-id',

@@ -1,7 +1,8 @@
-// A unified worker: the Worker gRPC service on one engine, plus (when NATS is configured) KV events,
-// load reports, announcements and dumps, and (when Redis is configured) a lease. close() is the
-// SIGTERM path: stop taking requests, leave, let running requests finish for a grace period, then
-// abort the rest and release everything.
+// The worker process host: the Worker gRPC service on one engine, plus (when NATS is configured)
+// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, and the
+// role it runs (role.ts; none: unified). close() is the SIGTERM path (drain): stop taking
+// requests, deregister, let running requests finish for a grace period, then abort the rest and
+// release everything.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -15,17 +16,32 @@ import {
   type NatsConnection,
   type Redis,
   shutdownGrpcServer,
+  WorkerLease,
 } from '@tandem/common';
 import { Worker } from '@tandem/proto';
+import type { Engine } from '@tandem/runtime';
 import { Announcer } from './announcer.ts';
 import { toWireKvLayout } from './convert.ts';
-import type { ModelFacts, WorkerEngine } from './engine-port.ts';
+import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
-import type { RoleExtras } from './pd/roles.ts';
+import type { RoleFactory, RoleOptions, WorkerRole } from './role.ts';
 import { WorkerService } from './worker-service.ts';
 
-export interface UnifiedWorkerOptions {
-  engine: WorkerEngine;
+/** How often a worker speaks up on the events plane (worker-options.ts has the flags). */
+export interface PresenceTimings {
+  heartbeatIntervalMs: number;
+  leaseTtlMs: number;
+  loadIntervalMs: number;
+}
+
+export const defaultPresenceTimings: PresenceTimings = {
+  heartbeatIntervalMs: 2000,
+  leaseTtlMs: 10_000,
+  loadIntervalMs: 1000,
+};
+
+export interface WorkerHostOptions {
+  engine: Engine;
   model: ModelFacts;
   /** 'cpu' or 'cuda:N' (reported in Info). */
   device: string;
@@ -39,15 +55,13 @@ export interface UnifiedWorkerOptions {
   workerId?: string | null;
   natsUrl: string | null;
   redisUrl: string | null;
-  heartbeatIntervalMs?: number;
-  leaseTtlMs?: number;
-  loadIntervalMs?: number;
+  timings?: PresenceTimings;
   logger: Logger;
-  /** The prefill / decode role's additions (pd/roles.ts); null or absent: unified. */
-  roleExtras?: RoleExtras | null;
+  /** The role to run, and its flags; null: unified. */
+  role?: { factory: RoleFactory; options: RoleOptions } | null;
 }
 
-export interface UnifiedWorker {
+export interface WorkerHost {
   readonly workerId: string;
   readonly port: number;
   readonly grpcAddress: string;
@@ -63,8 +77,9 @@ function defaultWorkerId(port: number): string {
   return `${host}-${port}-${randomBytes(3).toString('hex')}`;
 }
 
-export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise<UnifiedWorker> {
+export async function startWorker(options: WorkerHostOptions): Promise<WorkerHost> {
   const host = options.host ?? '127.0.0.1';
+  const timings = options.timings ?? defaultPresenceTimings;
   const startedAtMs = Date.now();
   const server = new grpc.Server({
     'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -78,54 +93,76 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
   const advertisedHost = host === '0.0.0.0' || host === '::' ? hostname() : host;
   const grpcAddress = options.advertiseAddress ?? `${advertisedHost}:${port}`;
   const logger = options.logger.child({ workerId });
+  const { engine, model } = options;
 
   let nc: NatsConnection | null = null;
   let redis: Redis | null = null;
   let publisher: KvEventPublisher | null = null;
   let unsubscribeKv: (() => void) | null = null;
   let announcer: Announcer | null = null;
+  let role: WorkerRole | null = null;
   try {
     if (options.natsUrl !== null) {
       nc = await connectNats({ url: options.natsUrl, name: `tandem-worker-${workerId}` });
       publisher = new KvEventPublisher(nc, workerId, startedAtMs, logger);
-      unsubscribeKv = options.engine.onKvEvent(publisher.push);
+      unsubscribeKv = engine.onKvEvent(publisher.push);
     }
     if (options.redisUrl !== null) {
       redis = await connectRedis({ url: options.redisUrl, name: `tandem-worker-${workerId}` });
     }
-    const kvSeq = (): number => publisher?.publishedSeq ?? options.engine.dumpBlocks().seq;
+    if (options.role != null) {
+      role = await options.role.factory(
+        { engine, modelName: model.modelName, workerId, nc, logger },
+        options.role.options,
+      );
+    }
+    const roleName = role?.name ?? 'unified';
+    const kvSeq = (): number => publisher?.publishedSeq ?? engine.dumpBlocks().seq;
     const service = new WorkerService({
       workerId,
-      engine: options.engine,
-      model: options.model,
+      engine,
+      model,
       device: options.device,
       startedAtMs,
       kvSeq,
       logger,
-      roleExtras: options.roleExtras ?? null,
+      role,
     });
     addGrpcService(server, Worker, service.implementation());
-    options.roleExtras?.extendServer(server);
+    role?.addServices(server);
     if (nc !== null) {
+      const lease =
+        redis === null
+          ? null
+          : new WorkerLease(
+              redis,
+              { workerId, grpcAddress, modelName: model.modelName, role: roleName, startedAtMs },
+              timings.leaseTtlMs,
+            );
       announcer = new Announcer({
         nc,
-        redis,
-        engine: options.engine,
+        lease,
+        engine,
         workerId,
         grpcAddress,
-        modelName: options.model.modelName,
-        kvLayout: toWireKvLayout(options.model.kvLayout),
+        modelName: model.modelName,
+        kvLayout: toWireKvLayout(model.kvLayout),
         startedAtMs,
         kvSeq,
-        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 2000,
-        leaseTtlMs: options.leaseTtlMs ?? 10_000,
-        loadIntervalMs: options.loadIntervalMs ?? 1000,
+        heartbeatIntervalMs: timings.heartbeatIntervalMs,
+        leaseTtlMs: timings.leaseTtlMs,
+        loadIntervalMs: timings.loadIntervalMs,
         logger,
-        role: options.roleExtras?.role ?? 'unified',
+        role: roleName,
       });
       await announcer.start();
     }
-    logger.info('worker serving', { grpcAddress, nats: options.natsUrl, redis: options.redisUrl });
+    logger.info('worker serving', {
+      grpcAddress,
+      role: roleName,
+      nats: options.natsUrl,
+      redis: options.redisUrl,
+    });
 
     let closing: Promise<void> | null = null;
     const close = async (graceMs = 10_000): Promise<void> => {
@@ -138,14 +175,14 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
         service.abortAll();
         await service.waitIdle(2000);
       }
-      options.roleExtras?.abortAll();
-      await options.roleExtras?.close();
+      role?.abortAll();
+      await role?.close();
       await shutdownGrpcServer(server, 2000);
       unsubscribeKv?.();
       publisher?.flush();
       await nc?.drain().catch(() => {});
       redis?.disconnect();
-      await options.engine.close();
+      await engine.close();
       logger.info('worker stopped');
     };
     return {
@@ -160,6 +197,7 @@ export async function startUnifiedWorker(options: UnifiedWorkerOptions): Promise
     };
   } catch (error) {
     unsubscribeKv?.();
+    await role?.close().catch(() => {});
     await nc?.close().catch(() => {});
     redis?.disconnect();
     server.forceShutdown();

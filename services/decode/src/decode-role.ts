@@ -1,0 +1,35 @@
+// The decode role: a kvtransfer receiver on the engine's KV pool and the remotePrefill hook for
+// requests the router sends to a prefill worker (or that carry no decision: then this worker picks
+// one of the prefill workers discovery knows, on the host's NATS connection).
+import type { RoleFactory } from '@tandem/worker';
+import { PrefillDirectory } from './prefill-directory.ts';
+import { RemotePrefillHost } from './remote-prefill.ts';
+
+export const decodeRole: RoleFactory = async (context, options) => {
+  const { engine, modelName, logger } = context;
+  const directory = new PrefillDirectory({ nc: context.nc, modelName, pageSize: engine.pageSize, logger });
+  const host = new RemotePrefillHost({
+    directory,
+    disaggThreshold: options.disaggThreshold,
+    engine,
+    modelName,
+    kvHost: options.kvHost,
+    kvAdvertiseHost: options.kvAdvertiseHost,
+    leaseMs: options.prefillLeaseMs,
+    logger,
+  });
+  logger.info('kv receiver listening', host.kvEndpoint);
+  return {
+    name: 'decode',
+    addServices: () => {},
+    generateHooks: (request, decision, wire) =>
+      host.hooksFor(request, decision, {
+        sampling: wire.sampling,
+        topLogprobs: wire.logprobs ? wire.topLogprobs : 0,
+      }),
+    transferProgress: () => host.transferProgress(),
+    numRunning: () => 0,
+    abortAll: () => {},
+    close: async () => host.close(),
+  };
+};

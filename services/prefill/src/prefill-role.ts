@@ -1,0 +1,27 @@
+// The prefill role: the Prefill gRPC service on the worker's server, computing prompts on the
+// worker's engine and pushing their KV into decode workers' pages through a kvtransfer sender pool.
+import { addGrpcService } from '@tandem/common';
+import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
+import { Prefill } from '@tandem/proto';
+import type { RoleFactory } from '@tandem/worker';
+import { KvSenderPool } from './kv-sender-pool.ts';
+import { PrefillService } from './prefill-service.ts';
+
+export const prefillRole: RoleFactory = async (context, options) => {
+  const { engine, modelName } = context;
+  const senders = new KvSenderPool({
+    spec: specFromLayout(modelName, engine.kvLayout),
+    region: MemoryRegion.fromKvLayout(engine.kvLayout),
+    numStreams: options.kvStreams,
+  });
+  const service = new PrefillService({ engine, senders });
+  return {
+    name: 'prefill',
+    addServices: (server) => addGrpcService(server, Prefill, service.implementation()),
+    generateHooks: () => null,
+    transferProgress: () => ({ numTransfers: 0, numBytes: 0 }),
+    numRunning: () => service.numRunning,
+    abortAll: () => service.abortAll(),
+    close: () => senders.close(),
+  };
+};

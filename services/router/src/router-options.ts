@@ -1,0 +1,247 @@
+// `tandem router`'s options, declared once (common/options.ts): flags, environment, defaults. The
+// tuning numbers of the router are options too, each documented here; RouterApp takes the result.
+import {
+  ConfigError,
+  defaultNatsUrl,
+  defineOptions,
+  type Logger,
+  logLevelOption,
+  type OptionValues,
+} from '@tandem/common';
+import { type AdmissionParams, defaultAdmissionParams } from './cluster/admission.ts';
+import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import {
+  type CacheAwareConfig,
+  defaultCacheAwareConfig,
+  type PolicyName,
+  policyNames,
+} from './policy/policies.ts';
+import { defaultPrefillPolicyParams, type PrefillPolicyParams } from './policy/prefill-policy.ts';
+
+export const routerOptions = defineOptions('router', '--model DIR [options]', {
+  model: {
+    type: 'string',
+    default: null,
+    valueName: 'DIR',
+    doc: 'the checkpoint folder the workers serve: tokenizer and chat template (required)',
+  },
+  port: { type: 'int', default: 8000, min: 0, max: 65535, doc: 'HTTP port (0 picks a free one)' },
+  host: { type: 'string', default: '127.0.0.1', valueName: 'ADDR', doc: 'listen address' },
+  policy: { type: 'string', default: 'cache_aware', choices: policyNames, doc: 'routing policy' },
+  'served-model-name': {
+    type: 'string',
+    default: null,
+    valueName: 'NAME',
+    doc: "the model name clients use (default the folder's name)",
+  },
+  nats: {
+    type: 'string',
+    default: defaultNatsUrl,
+    env: 'NATS_URL',
+    valueName: 'URL',
+    doc: 'NATS (required)',
+  },
+  redis: {
+    type: 'string',
+    default: null,
+    env: 'REDIS_URL',
+    valueName: 'URL',
+    doc: 'Redis for state shared by router replicas: worker leases, in-flight counts (none or unset: this replica alone)',
+  },
+  'replica-id': {
+    type: 'string',
+    default: null,
+    valueName: 'ID',
+    doc: 'unique per router replica (default random)',
+  },
+  seed: { type: 'int', default: 0, doc: 'seed of the random / power_of_two policies' },
+  'max-concurrent': {
+    type: 'int',
+    default: defaultAdmissionParams.maxConcurrent,
+    min: 1,
+    doc: 'admitted requests at once',
+  },
+  'max-queued': {
+    type: 'int',
+    default: defaultAdmissionParams.maxQueued,
+    min: 0,
+    doc: 'requests waiting beyond that before 429',
+  },
+  'retry-after-ms': {
+    type: 'int',
+    default: defaultAdmissionParams.retryAfterMs,
+    min: 0,
+    doc: 'Retry-After of a 429 from a full admission queue',
+  },
+  'request-timeout-s': { type: 'int', default: 600, min: 1, doc: 'per-request deadline' },
+  'disagg-threshold': {
+    type: 'int',
+    default: defaultPrefillPolicyParams.disaggThreshold,
+    min: 0,
+    doc: 'decode workers prefill locally when fewer than N prompt tokens are uncached on them; else the router names a prefill worker (0: every prompt goes through one when the router knows one)',
+  },
+  'max-attempts': {
+    type: 'int',
+    default: 3,
+    min: 1,
+    doc: 'tries per request before its first token, each on another worker',
+  },
+  'breaker-failures': {
+    type: 'int',
+    default: defaultCircuitBreakerParams.failureThreshold,
+    min: 1,
+    doc: "consecutive failures that open a worker's circuit breaker",
+  },
+  'breaker-open-ms': {
+    type: 'int',
+    default: defaultCircuitBreakerParams.openMs,
+    min: 1,
+    doc: 'how long an open breaker keeps traffic off before a probe',
+  },
+  'optimistic-ttl-ms': {
+    type: 'int',
+    default: 3000,
+    min: 1,
+    doc: "life of the index entries a routed prompt adds until the worker's KV events confirm them",
+  },
+  'default-prefill-rate': {
+    type: 'number',
+    default: 2,
+    min: 0.001,
+    doc: 'prefill tokens per ms assumed for a worker before any measurement',
+  },
+  'prefill-rate-alpha': {
+    type: 'number',
+    default: 0.2,
+    min: 0,
+    max: 1,
+    doc: 'weight of a new time-to-first-token measurement in the prefill-rate EWMA',
+  },
+  'duplicate-prefill-weight': {
+    type: 'number',
+    default: defaultCacheAwareConfig.duplicatePrefillWeight,
+    min: 0,
+    doc: 'cache_aware: price of recomputing a prefix another worker holds (README: Routing)',
+  },
+  'worker-lease-ttl-ms': {
+    type: 'int',
+    default: 10_000,
+    min: 100,
+    doc: 'silence after which a worker whose announcement named no TTL is dropped (if its lease is gone)',
+  },
+  'inflight-refresh-ms': {
+    type: 'int',
+    default: 500,
+    min: 10,
+    doc: 'period of the full refresh of in-flight counts shared through Redis',
+  },
+  'replica-ttl-ms': {
+    type: 'int',
+    default: 10_000,
+    min: 100,
+    doc: "a crashed replica's in-flight counts expire from Redis after this long",
+  },
+  'max-body-bytes': {
+    type: 'int',
+    default: 32 * 1024 * 1024,
+    min: 1024,
+    doc: 'largest request body accepted (413 beyond)',
+  },
+  'decision-log-size': {
+    type: 'int',
+    default: 10_000,
+    min: 0,
+    doc: 'routing decisions kept for GET /debug/routing/{request_id}',
+  },
+  ...logLevelOption,
+});
+
+export type RouterValues = OptionValues<typeof routerOptions.specs>;
+
+export interface RouterOptions {
+  modelDir: string;
+  servedModelName: string | null;
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  policy: PolicyName;
+  natsUrl: string;
+  /** null: no Redis (no lease discovery, in-flight counts are this router's only). */
+  redisUrl: string | null;
+  /** Unique per replica (default: random). */
+  replicaId: string | null;
+  cacheAware: CacheAwareConfig;
+  admission: AdmissionParams;
+  breaker: CircuitBreakerParams;
+  /** How long an optimistic index entry lives without a confirming event. */
+  optimisticTtlMs: number;
+  maxAttempts: number;
+  requestTimeoutMs: number;
+  /** Seed of the policies' random source. */
+  seed: number;
+  decisionLogSize: number;
+  defaultPrefillTokensPerMs: number;
+  /** Weight of a new measurement in the prefill-rate EWMA. */
+  prefillRateAlpha: number;
+  /** Silence after which a worker whose announcement named no lease TTL is dropped. */
+  defaultLeaseTtlMs: number;
+  /** Full refresh period of the in-flight counts shared through Redis. */
+  inflightRefreshMs: number;
+  /** A crashed replica's in-flight counts expire after this long. */
+  replicaTtlMs: number;
+  /** Largest request body accepted. */
+  maxBodyBytes: number;
+  /**
+   * Conditional disaggregation: a decode worker prefills locally when fewer than this many prompt
+   * tokens are uncached on it; otherwise the router names a prefill worker (0: always one).
+   */
+  disaggThreshold: number;
+  /** The prefill-worker choice's transfer rates and tie tolerances. */
+  prefillChoice: Omit<PrefillPolicyParams, 'disaggThreshold'>;
+  logger: Logger;
+}
+
+/** RouterOptions from the declared options (the only place flags become RouterOptions). */
+export function routerOptionsFrom(values: RouterValues, logger: Logger): RouterOptions {
+  if (values.model === null) throw new ConfigError('--model DIR is required', { param: '--model' });
+  return {
+    ...defaultsFrom(values),
+    modelDir: values.model,
+    logger,
+  };
+}
+
+function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'logger'> {
+  return {
+    servedModelName: values['served-model-name'],
+    host: values.host,
+    port: values.port,
+    policy: values.policy,
+    natsUrl: values.nats,
+    redisUrl: values.redis === 'none' ? null : values.redis,
+    replicaId: values['replica-id'],
+    cacheAware: { ...defaultCacheAwareConfig, duplicatePrefillWeight: values['duplicate-prefill-weight'] },
+    admission: {
+      maxConcurrent: values['max-concurrent'],
+      maxQueued: values['max-queued'],
+      retryAfterMs: values['retry-after-ms'],
+    },
+    breaker: { failureThreshold: values['breaker-failures'], openMs: values['breaker-open-ms'] },
+    optimisticTtlMs: values['optimistic-ttl-ms'],
+    maxAttempts: values['max-attempts'],
+    requestTimeoutMs: values['request-timeout-s'] * 1000,
+    seed: values.seed,
+    decisionLogSize: values['decision-log-size'],
+    defaultPrefillTokensPerMs: values['default-prefill-rate'],
+    prefillRateAlpha: values['prefill-rate-alpha'],
+    defaultLeaseTtlMs: values['worker-lease-ttl-ms'],
+    inflightRefreshMs: values['inflight-refresh-ms'],
+    replicaTtlMs: values['replica-ttl-ms'],
+    maxBodyBytes: values['max-body-bytes'],
+    disaggThreshold: values['disagg-threshold'],
+    prefillChoice: defaultPrefillPolicyParams,
+  };
+}
+
+/** Every option at its declared default (what an embedding, like `tandem up`, starts from). */
+export const defaultRouterOptions = defaultsFrom(routerOptions.parse([], {}));
