@@ -218,7 +218,7 @@ describe('sampling', () => {
       const id = o.samples[0]?.tokenId ?? -1;
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
-    for (const [id, count] of counts) assert.ok((probs[id] ?? 0) > 0, `drew ${id}, which top-k removed`);
+    for (const [id, _count] of counts) assert.ok((probs[id] ?? 0) > 0, `drew ${id}, which top-k removed`);
     for (let id = 0; id < probs.length; id++) {
       const p = probs[id] ?? 0;
       if (p === 0) continue;

@@ -1,6 +1,5 @@
-// Environment and flag helpers that fail with a ConfigError naming the variable or flag.
+// Environment helpers and the local stack's default URLs (options.ts declares commands' flags).
 import { ConfigError } from './errors.ts';
-import { parseIntStrict } from './options.ts';
 
 /** The variable's value, or `fallback` when unset or empty. */
 export function envString(name: string, fallback: string): string;
@@ -8,19 +7,6 @@ export function envString(name: string, fallback: null): string | null;
 export function envString(name: string, fallback: string | null): string | null {
   const value = process.env[name];
   return value === undefined || value === '' ? fallback : value;
-}
-
-export function envInt(name: string, fallback: number): number {
-  const value = envString(name, null);
-  return value === null ? fallback : parseIntStrict(value, name);
-}
-
-export function envBool(name: string, fallback: boolean): boolean {
-  const value = envString(name, null);
-  if (value === null) return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(value.toLowerCase())) return true;
-  if (['0', 'false', 'no', 'off'].includes(value.toLowerCase())) return false;
-  throw new ConfigError(`${name} must be a boolean (1/0, true/false), got '${value}'`, { param: name });
 }
 
 /** host:port of a URL such as nats://127.0.0.1:4222 or redis://h:6379/0 (default port when absent). */

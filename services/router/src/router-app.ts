@@ -5,14 +5,13 @@ import { randomUUID } from 'node:crypto';
 import {
   connectNats,
   connectRedis,
-  type Logger,
   type NatsConnection,
   type Redis,
   requestBlockDump,
   seededRandom,
   subjects,
 } from '@tandem/common';
-import { fromBinary, KvEventBatchSchema, WorkerAnnounceSchema, WorkerLoadSchema } from '@tandem/proto';
+import { fromBinary, KvEventBatchSchema } from '@tandem/proto';
 import { AdmissionQueue } from './cluster/admission.ts';
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
@@ -180,26 +179,7 @@ export class RouterApp {
       () => admission.numQueued,
     );
 
-    nc.subscribe(subjects.announce, {
-      callback: (error, message) => {
-        if (error !== null) return;
-        try {
-          registry.onAnnounce(fromBinary(WorkerAnnounceSchema, message.data), Date.now());
-        } catch (cause) {
-          logger.warn('bad announcement', { error: cause });
-        }
-      },
-    });
-    nc.subscribe(subjects.loadAll, {
-      callback: (error, message) => {
-        if (error !== null) return;
-        try {
-          registry.onLoad(fromBinary(WorkerLoadSchema, message.data), Date.now());
-        } catch (cause) {
-          logger.warn('bad load report', { error: cause });
-        }
-      },
-    });
+    registry.follow(nc);
     nc.subscribe(subjects.kvEventsAll, {
       callback: (error, message) => {
         if (error !== null) return;

@@ -8,10 +8,12 @@ import {
   createGrpcClient,
   type DirectoryEvent,
   type DiscoveredWorker,
+  followWorkers,
   type GrpcClient,
   kvBytesPerPageOf,
   type Logger,
   leaseAlive,
+  type NatsConnection,
   type Redis,
   readLeases,
   WorkerDirectory,
@@ -123,6 +125,7 @@ export class WorkerRegistry {
   readonly #logger: Logger;
   readonly #redis: Redis | null;
   readonly #directory: WorkerDirectory<RoutedWorker>;
+  #unfollow: () => void = () => {};
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
     this.#params = params;
@@ -173,6 +176,11 @@ export class WorkerRegistry {
     let count = 0;
     for (const { worker } of this.#directory.entries()) if (worker.role !== 'prefill') count++;
     return count;
+  }
+
+  /** Follows the workers' announcements and load reports on NATS (until close). */
+  follow(nc: NatsConnection): void {
+    this.#unfollow = followWorkers(nc, this.#directory, this.#logger);
   }
 
   onAnnounce(announce: WorkerAnnounce, nowMs: number): void {
@@ -299,6 +307,7 @@ export class WorkerRegistry {
   }
 
   close(): void {
+    this.#unfollow();
     this.#directory.clear();
   }
 
