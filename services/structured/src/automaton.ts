@@ -1,0 +1,386 @@
+// A grammar compiled to one flat pushdown automaton: every rule that stays a call (the root,
+// recursive rules, shared rules, rules too big to copy) is a minimal DFA over byte classes,
+// and all of them live in shared typed arrays indexed by a global state id. Non-recursive
+// rules are inlined, so most JSON schemas become a single DFA and need no stack at all.
+import type { CharSet } from './char-set.ts';
+import { type ByteClasses, byteClassesOf, determinize, minimize, type RuleDfa, trim } from './dfa.ts';
+import { ConstraintTooLargeError, InvalidGrammarError, UnsatisfiableConstraintError } from './errors.ts';
+import { type Expr, exprSize, type Grammar } from './grammar.ts';
+import { buildNfa, type Nfa } from './nfa.ts';
+
+export interface AutomatonOptions {
+  /** The request field the grammar came from (errors name it). */
+  param: string;
+  /** Upper bound on NFA and DFA states (each). Default 200,000. */
+  maxStates?: number;
+}
+
+/** A call edge's return state when the caller has nothing left to do after the call. */
+export const tailReturn = -1;
+
+export class Automaton {
+  readonly numStates: number;
+  readonly numClasses: number;
+  /** [256] byte -> byte class */
+  readonly classOf: Uint8Array;
+  /** [numStates * numClasses] next state or -1 */
+  readonly trans: Int32Array;
+  /** [numStates] 1 where the state's rule may end */
+  readonly final: Uint8Array;
+  /** [numStates] 1 where the state reads at least one byte */
+  readonly hasBytes: Uint8Array;
+  /** [numStates + 1] offsets into callStarts / callReturns */
+  readonly callOffsets: Int32Array;
+  /** callee start state per call edge */
+  readonly callStarts: Int32Array;
+  /** return state per call edge, or tailReturn */
+  readonly callReturns: Int32Array;
+  /** [numStates] fewest bytes that finish the state's rule (calls included) */
+  readonly bytesToFinish: Int32Array;
+  readonly rootStart: number;
+
+  constructor(fields: {
+    classOf: Uint8Array;
+    numClasses: number;
+    trans: Int32Array;
+    final: Uint8Array;
+    callOffsets: Int32Array;
+    callStarts: Int32Array;
+    callReturns: Int32Array;
+    bytesToFinish: Int32Array;
+  }) {
+    this.classOf = fields.classOf;
+    this.numClasses = fields.numClasses;
+    this.trans = fields.trans;
+    this.final = fields.final;
+    this.callOffsets = fields.callOffsets;
+    this.callStarts = fields.callStarts;
+    this.callReturns = fields.callReturns;
+    this.bytesToFinish = fields.bytesToFinish;
+    this.numStates = fields.final.length;
+    this.hasBytes = new Uint8Array(this.numStates);
+    for (let s = 0; s < this.numStates; s++) {
+      for (let c = 0; c < this.numClasses; c++) {
+        if ((this.trans[s * this.numClasses + c] as number) >= 0) {
+          this.hasBytes[s] = 1;
+          break;
+        }
+      }
+    }
+    this.rootStart = 0;
+  }
+
+  /** Next state after `byte`, or -1. */
+  step(state: number, byte: number): number {
+    return this.trans[state * this.numClasses + (this.classOf[byte] as number)] as number;
+  }
+}
+
+const defaultMaxStates = 200_000;
+const inlineBudget = 20_000;
+
+export function compileAutomaton(grammar: Grammar, alphabet: CharSet, options: AutomatonOptions): Automaton {
+  const { param } = options;
+  const maxStates = options.maxStates ?? defaultMaxStates;
+  const tooLarge = (): never => {
+    throw new ConstraintTooLargeError(`the constraint needs more than ${maxStates} automaton states`, param);
+  };
+  const callRules = chooseCallRules(grammar, param);
+  const callIndex = new Map(callRules.map((name, i) => [name, i]));
+  const nfas: Nfa[] = callRules.map((name) =>
+    buildNfa((grammar.rules.get(name) as { expr: Expr }).expr, {
+      rules: grammar.rules,
+      callIndex,
+      alphabet,
+      maxStates,
+      onTooLarge: tooLarge,
+    }),
+  );
+  const classes = byteClassesOf(nfas);
+  const raw = nfas.map((nfa) => determinize(nfa, classes, maxStates, tooLarge));
+  const dfas = trimAll(raw, classes.numClasses);
+  if (dfas[0] === null) {
+    throw new UnsatisfiableConstraintError(
+      'no output satisfies the constraint (with the characters this model can produce)',
+      param,
+    );
+  }
+  const minimal = dfas.map((dfa) => (dfa === null ? null : minimize(dfa, classes.numClasses)));
+  rejectLeftRecursion(minimal, callRules, param);
+  return flatten(minimal, classes, maxStates, tooLarge);
+}
+
+/** Root first; then rules that are recursive, marked shared, or too big to copy everywhere. */
+function chooseCallRules(grammar: Grammar, param: string): string[] {
+  const names = [...grammar.rules.keys()];
+  const refs = new Map<string, Map<string, number>>();
+  for (const name of names) {
+    const counts = new Map<string, number>();
+    collectRefs((grammar.rules.get(name) as { expr: Expr }).expr, 1, counts);
+    for (const target of counts.keys()) {
+      if (!grammar.rules.has(target)) throw new InvalidGrammarError(`rule "${target}" is not defined`, param);
+    }
+    refs.set(name, counts);
+  }
+  if (!grammar.rules.has(grammar.root))
+    throw new InvalidGrammarError(`rule "${grammar.root}" is not defined`, param);
+  const recursive = recursiveRules(names, refs);
+  const calls = new Set<string>([grammar.root]);
+  for (const name of names)
+    if (recursive.has(name) || grammar.rules.get(name)?.shared === true) calls.add(name);
+  // Sizes with every non-call reference inlined; big rules used often become calls too.
+  const sizes = new Map<string, number>();
+  const sizeOf = (name: string): number => {
+    if (calls.has(name)) return 1;
+    const known = sizes.get(name);
+    if (known !== undefined) return known;
+    sizes.set(name, 1);
+    const size = exprSize((grammar.rules.get(name) as { expr: Expr }).expr, sizeOf);
+    sizes.set(name, size);
+    return size;
+  };
+  const uses = new Map<string, number>();
+  for (const counts of refs.values())
+    for (const [target, n] of counts) uses.set(target, (uses.get(target) ?? 0) + n);
+  for (const name of names) {
+    const size = sizeOf(name);
+    if (!calls.has(name) && size > 16 && size * (uses.get(name) ?? 0) > inlineBudget) {
+      calls.add(name);
+      sizes.clear();
+    }
+  }
+  return [grammar.root, ...names.filter((name) => name !== grammar.root && calls.has(name))];
+}
+
+function collectRefs(expr: Expr, multiplicity: number, counts: Map<string, number>): void {
+  switch (expr.type) {
+    case 'chars':
+      return;
+    case 'seq':
+    case 'alt':
+      for (const item of expr.items) collectRefs(item, multiplicity, counts);
+      return;
+    case 'repeat':
+      collectRefs(expr.item, multiplicity * Math.max(1, expr.max ?? expr.min + 1), counts);
+      return;
+    case 'ref':
+      counts.set(expr.rule, (counts.get(expr.rule) ?? 0) + multiplicity);
+  }
+}
+
+/** Rules on a reference cycle (Tarjan's strongly connected components). */
+function recursiveRules(
+  names: readonly string[],
+  refs: ReadonlyMap<string, Map<string, number>>,
+): Set<string> {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const out = new Set<string>();
+  let counter = 0;
+  const visit = (v: string): void => {
+    index.set(v, counter);
+    low.set(v, counter);
+    counter++;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of refs.get(v)?.keys() ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop() as string;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1 || refs.get(v)?.has(v) === true) for (const name of component) out.add(name);
+    }
+  };
+  for (const name of names) if (!index.has(name)) visit(name);
+  return out;
+}
+
+/** Trims every rule, dropping calls into rules that cannot finish, until nothing changes. */
+function trimAll(dfas: readonly RuleDfa[], numClasses: number): (RuleDfa | null)[] {
+  let productive = dfas.map(() => true);
+  for (;;) {
+    const current = productive;
+    const trimmed = dfas.map((dfa, i) =>
+      current[i] === true ? trim(dfa, numClasses, (r) => current[r] === true) : null,
+    );
+    const next = trimmed.map((dfa) => dfa !== null);
+    if (next.every((v, i) => v === current[i])) return trimmed;
+    productive = next;
+  }
+}
+
+function rejectLeftRecursion(
+  dfas: readonly (RuleDfa | null)[],
+  names: readonly string[],
+  param: string,
+): void {
+  const nullable = dfas.map(() => false);
+  for (let changed = true; changed; ) {
+    changed = false;
+    dfas.forEach((dfa, r) => {
+      if (dfa !== null && !nullable[r] && reachesWithoutBytes(dfa, nullable).final) {
+        nullable[r] = true;
+        changed = true;
+      }
+    });
+  }
+  const leftCalls = dfas.map((dfa) =>
+    dfa === null ? new Set<number>() : reachesWithoutBytes(dfa, nullable).called,
+  );
+  const state = dfas.map(() => 0); // 0 unvisited, 1 on path, 2 done
+  const visit = (r: number): void => {
+    state[r] = 1;
+    for (const callee of leftCalls[r] as Set<number>) {
+      if (state[callee] === 1) {
+        throw new InvalidGrammarError(
+          `rule "${names[callee]}" is left-recursive (rewrite it with repetition)`,
+          param,
+        );
+      }
+      if (state[callee] === 0) visit(callee);
+    }
+    state[r] = 2;
+  };
+  dfas.forEach((_, r) => {
+    if (state[r] === 0) visit(r);
+  });
+}
+
+/** From the start, through calls to nullable rules only: can it finish, and which rules does it call? */
+function reachesWithoutBytes(
+  dfa: RuleDfa,
+  nullable: readonly boolean[],
+): { final: boolean; called: Set<number> } {
+  const seen = new Set<number>([0]);
+  const stack = [0];
+  const called = new Set<number>();
+  let final = false;
+  while (stack.length > 0) {
+    const s = stack.pop() as number;
+    if (dfa.final[s] === 1) final = true;
+    const edges = dfa.calls[s] as number[];
+    for (let i = 0; i < edges.length; i += 2) {
+      const callee = edges[i] as number;
+      called.add(callee);
+      const target = edges[i + 1] as number;
+      if (nullable[callee] === true && !seen.has(target)) {
+        seen.add(target);
+        stack.push(target);
+      }
+    }
+  }
+  return { final, called };
+}
+
+function flatten(
+  dfas: readonly (RuleDfa | null)[],
+  classes: ByteClasses,
+  maxStates: number,
+  tooLarge: () => never,
+): Automaton {
+  const { numClasses } = classes;
+  const offsets: number[] = [];
+  let total = 0;
+  for (const dfa of dfas) {
+    offsets.push(total);
+    total += dfa?.numStates ?? 0;
+  }
+  if (total > maxStates) tooLarge();
+  const trans = new Int32Array(total * numClasses).fill(-1);
+  const final = new Uint8Array(total);
+  const callLists: number[][] = [];
+  dfas.forEach((dfa, r) => {
+    if (dfa === null) return;
+    const base = offsets[r] as number;
+    for (let s = 0; s < dfa.numStates; s++) {
+      final[base + s] = dfa.final[s] as number;
+      for (let c = 0; c < numClasses; c++) {
+        const t = dfa.trans[s * numClasses + c] as number;
+        if (t >= 0) trans[(base + s) * numClasses + c] = base + t;
+      }
+      const edges = dfa.calls[s] as number[];
+      const list: number[] = [];
+      for (let i = 0; i < edges.length; i += 2)
+        list.push(offsets[edges[i] as number] as number, base + (edges[i + 1] as number));
+      callLists[base + s] = list;
+    }
+  });
+  const callOffsets = new Int32Array(total + 1);
+  const starts: number[] = [];
+  const returns: number[] = [];
+  const isSink = (s: number): boolean => {
+    if (final[s] !== 1 || (callLists[s] as number[]).length > 0) return false;
+    for (let c = 0; c < numClasses; c++) if ((trans[s * numClasses + c] as number) >= 0) return false;
+    return true;
+  };
+  for (let s = 0; s < total; s++) {
+    callOffsets[s] = starts.length;
+    const list = callLists[s] as number[];
+    for (let i = 0; i < list.length; i += 2) {
+      const ret = list[i + 1] as number;
+      starts.push(list[i] as number);
+      returns.push(isSink(ret) ? tailReturn : ret);
+    }
+  }
+  callOffsets[total] = starts.length;
+  const callStarts = Int32Array.from(starts);
+  const callReturns = Int32Array.from(returns);
+  const bytesToFinish = finishDistances(trans, final, numClasses, callOffsets, callStarts, callReturns);
+  return new Automaton({
+    classOf: classes.classOf,
+    numClasses,
+    trans,
+    final,
+    callOffsets,
+    callStarts,
+    callReturns,
+    bytesToFinish,
+  });
+}
+
+/** Fewest bytes from each state to the end of its rule (Bellman-Ford over bytes and calls). */
+function finishDistances(
+  trans: Int32Array,
+  final: Uint8Array,
+  numClasses: number,
+  callOffsets: Int32Array,
+  callStarts: Int32Array,
+  callReturns: Int32Array,
+): Int32Array {
+  const n = final.length;
+  const infinity = 0x3fffffff;
+  const dist = new Int32Array(n).fill(infinity);
+  for (let s = 0; s < n; s++) if (final[s] === 1) dist[s] = 0;
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (let s = 0; s < n; s++) {
+      let best = dist[s] as number;
+      for (let c = 0; c < numClasses; c++) {
+        const t = trans[s * numClasses + c] as number;
+        if (t >= 0 && (dist[t] as number) + 1 < best) best = (dist[t] as number) + 1;
+      }
+      for (let e = callOffsets[s] as number; e < (callOffsets[s + 1] as number); e++) {
+        const ret = callReturns[e] as number;
+        const cost =
+          (dist[callStarts[e] as number] as number) + (ret === tailReturn ? 0 : (dist[ret] as number));
+        if (cost < best) best = cost;
+      }
+      if (best < (dist[s] as number)) {
+        dist[s] = best;
+        changed = true;
+      }
+    }
+  }
+  return dist;
+}

@@ -1,0 +1,118 @@
+// The entry point: compiles a constraint spec (JSON Schema, json_object, regex, choice, EBNF)
+// against one vocabulary, caching compiled grammars by the spec's canonical JSON so that the
+// same schema is compiled once for every request that sends it.
+import { compileAutomaton } from './automaton.ts';
+import { CompiledGrammar } from './compiled-grammar.ts';
+import { parseEbnf } from './ebnf.ts';
+import { InvalidChoiceError } from './errors.ts';
+import { alt, type Grammar, literal } from './grammar.ts';
+import type { JsonFormatOptions } from './json-grammar.ts';
+import { jsonObjectGrammar, jsonSchemaGrammar } from './json-schema.ts';
+import { parseRegex } from './regex.ts';
+import { ClassifyScratch } from './state-masks.ts';
+import { TokenTrie } from './token-trie.ts';
+import type { Vocabulary } from './vocabulary.ts';
+
+/**
+ * What to constrain the output to. `param` is the request field the constraint came from;
+ * errors name it (or a field below it). Defaults: `response_format.json_schema.schema`,
+ * `response_format`, `regex`, `choice`, `grammar`.
+ */
+export type ConstraintSpec =
+  | { type: 'json_schema'; schema: unknown; param?: string }
+  | { type: 'json_object'; param?: string }
+  | { type: 'regex'; pattern: string; param?: string }
+  | { type: 'choice'; choices: readonly string[]; param?: string }
+  | { type: 'grammar'; grammar: string; param?: string };
+
+export interface CompilerOptions {
+  /** JSON whitespace for json_schema and json_object. */
+  json?: JsonFormatOptions;
+  /** Compiled grammars kept (least recently used dropped). Default 256. */
+  cacheSize?: number;
+  /** Automaton state limit per constraint. Default 200,000. */
+  maxStates?: number;
+}
+
+export class GrammarCompiler {
+  readonly vocabulary: Vocabulary;
+  readonly trie: TokenTrie;
+  private readonly options: CompilerOptions;
+  private readonly scratch: ClassifyScratch;
+  private readonly cache = new Map<string, CompiledGrammar>();
+
+  constructor(vocabulary: Vocabulary, options: CompilerOptions = {}) {
+    this.vocabulary = vocabulary;
+    this.options = options;
+    this.trie = new TokenTrie(vocabulary);
+    this.scratch = new ClassifyScratch(this.trie);
+  }
+
+  /** The compiled constraint (from the cache when the same spec was compiled before). */
+  compile(spec: ConstraintSpec): CompiledGrammar {
+    const key = canonicalJson(spec);
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      this.cache.delete(key);
+      this.cache.set(key, cached);
+      return cached;
+    }
+    const param = spec.param ?? defaultParams[spec.type];
+    const automaton = compileAutomaton(this.grammarOf(spec, param), this.vocabulary.alphabet, {
+      param,
+      ...(this.options.maxStates === undefined ? {} : { maxStates: this.options.maxStates }),
+    });
+    const compiled = new CompiledGrammar(key, automaton, this.vocabulary, this.trie, this.scratch);
+    this.cache.set(key, compiled);
+    if (this.cache.size > (this.options.cacheSize ?? 256)) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done !== true) this.cache.delete(oldest.value);
+    }
+    return compiled;
+  }
+
+  private grammarOf(spec: ConstraintSpec, param: string): Grammar {
+    const json = this.options.json ?? {};
+    switch (spec.type) {
+      case 'json_schema':
+        return jsonSchemaGrammar(spec.schema, param, json);
+      case 'json_object':
+        return jsonObjectGrammar(json);
+      case 'regex':
+        return { rules: new Map([['root', { expr: parseRegex(spec.pattern, param) }]]), root: 'root' };
+      case 'choice':
+        return { rules: new Map([['root', { expr: choiceExpr(spec.choices, param) }]]), root: 'root' };
+      case 'grammar':
+        return parseEbnf(spec.grammar, param);
+    }
+  }
+}
+
+const defaultParams: Readonly<Record<ConstraintSpec['type'], string>> = {
+  json_schema: 'response_format.json_schema.schema',
+  json_object: 'response_format',
+  regex: 'regex',
+  choice: 'choice',
+  grammar: 'grammar',
+};
+
+function choiceExpr(choices: readonly string[], param: string) {
+  if (!Array.isArray(choices) || choices.length === 0) {
+    throw new InvalidChoiceError('choice must be a non-empty list of strings', param);
+  }
+  choices.forEach((choice, i) => {
+    if (typeof choice !== 'string')
+      throw new InvalidChoiceError('choice must hold only strings', `${param}[${i}]`);
+  });
+  return alt(...choices.map((choice) => literal(choice)));
+}
+
+/** JSON with object keys sorted, so equal specs share one cache entry. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const key of Object.keys(v).sort()) sorted[key] = (v as Record<string, unknown>)[key];
+    return sorted;
+  });
+}
