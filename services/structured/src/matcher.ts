@@ -98,7 +98,7 @@ export class GrammarMatcher {
    * words) for every allowed token, clearing the others. Returns the number allowed.
    */
   fillNextTokenBitmask(mask: Uint32Array): number {
-    const { automaton, vocabulary } = this.grammar;
+    const { vocabulary } = this.grammar;
     const words = Math.ceil(vocabulary.size / 32);
     if (mask.length < words) throw new RangeError(`mask has ${mask.length} words, needs ${words}`);
     mask.fill(0);
@@ -117,7 +117,6 @@ export class GrammarMatcher {
     if (this.canTerminate()) {
       for (const id of vocabulary.eosTokenIds) mask[id >>> 5] = (mask[id >>> 5] as number) | (1 << (id & 31));
     }
-    void automaton;
     return countBits(mask, words);
   }
 
@@ -163,6 +162,7 @@ export class GrammarMatcher {
   }
 
   private acceptBytes(bytes: Uint8Array): boolean {
+    if (bytes.length === 0) return true;
     const flags = advance(this.grammar.automaton, this.pool, this.configs, bytes, this.next, this.scratch);
     if (flags < 0) return false;
     this.configs.copyFrom(this.next);
