@@ -47,7 +47,7 @@ function candidates(b: Bounds, random: () => number): string[] {
   for (const anchor of anchors) {
     for (const delta of [0, 1e-9, 1e-4, 0.01, 0.5, 1, 10]) {
       for (const v of [anchor + delta, anchor - delta]) {
-        out.push(String(v), v.toFixed(2), v.toFixed(6), String(Math.round(v)), `${v.toFixed(3)}0`);
+        out.push(String(v), v.toFixed(2), v.toFixed(6), v.toFixed(9), String(Math.round(v)), `${v.toFixed(3)}0`);
       }
     }
   }
