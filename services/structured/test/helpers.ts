@@ -89,7 +89,10 @@ export function randomWalk(
         }
       }
     }
-    assert.ok(matcher.acceptToken(pick), `allowed token ${pick} was refused after ${JSON.stringify(lenient(bytes))}`);
+    assert.ok(
+      matcher.acceptToken(pick),
+      `allowed token ${pick} was refused after ${JSON.stringify(lenient(bytes))}`,
+    );
     if (vocabulary.eosTokenIds.includes(pick)) return { text: decode(bytes), tokenIds, completed: true };
     tokenIds.push(pick);
     bytes.push(...(vocabulary.tokenBytes[pick] as Uint8Array));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GrammarCompiler, type ConstraintSpec } from '../src/compiler.ts';
+import { type ConstraintSpec, GrammarCompiler } from '../src/compiler.ts';
 import { bitmaskToIds, type GrammarMatcher } from '../src/matcher.ts';
 import type { Vocabulary } from '../src/vocabulary.ts';
 import { loadVocabulary, seededRandom } from './helpers.ts';
@@ -110,8 +110,14 @@ describe('matcher lifecycle', () => {
   it('compiles a spec once per compiler (canonical key)', async () => {
     const vocabulary = await loadVocabulary('demo');
     const compiler = new GrammarCompiler(vocabulary);
-    const a = compiler.compile({ type: 'json_schema', schema: { type: 'object', properties: { x: { type: 'string' } } } });
-    const b = compiler.compile({ schema: { properties: { x: { type: 'string' } }, type: 'object' }, type: 'json_schema' });
+    const a = compiler.compile({
+      type: 'json_schema',
+      schema: { type: 'object', properties: { x: { type: 'string' } } },
+    });
+    const b = compiler.compile({
+      schema: { properties: { x: { type: 'string' } }, type: 'object' },
+      type: 'json_schema',
+    });
     assert.equal(a, b);
   });
 

@@ -47,7 +47,14 @@ function candidates(b: Bounds, random: () => number): string[] {
   for (const anchor of anchors) {
     for (const delta of [0, 1e-9, 1e-4, 0.01, 0.5, 1, 10]) {
       for (const v of [anchor + delta, anchor - delta]) {
-        out.push(String(v), v.toFixed(2), v.toFixed(6), v.toFixed(9), String(Math.round(v)), `${v.toFixed(3)}0`);
+        out.push(
+          String(v),
+          v.toFixed(2),
+          v.toFixed(6),
+          v.toFixed(9),
+          String(Math.round(v)),
+          `${v.toFixed(3)}0`,
+        );
       }
     }
   }
@@ -71,7 +78,10 @@ describe('number bounds', () => {
         const lowest = Math.max(bounds.minimum ?? -1e15, (bounds.exclusiveMinimum ?? -1e15) + 1e-9);
         const highest = Math.min(bounds.maximum ?? 1e15, (bounds.exclusiveMaximum ?? 1e15) - 1e-9);
         if (type === 'integer' && Math.ceil(lowest) > Math.floor(highest)) {
-          assert.throws(() => compiler.compile({ type: 'json_schema', schema: { type, ...bounds } }), /no integer/);
+          assert.throws(
+            () => compiler.compile({ type: 'json_schema', schema: { type, ...bounds } }),
+            /no integer/,
+          );
           return;
         }
         const grammar = compiler.compile({ type: 'json_schema', schema: { type, ...bounds } });
@@ -84,7 +94,11 @@ describe('number bounds', () => {
           // Outputs never have "-0" or more than 15 digits; everything else must match exactly.
           const negativeZero = text.startsWith('-') && Number(text) === 0;
           if (negativeZero || (wellFormed && digits > 15)) continue;
-          assert.equal(accepts(() => grammar.newMatcher(), text), expected, text);
+          assert.equal(
+            accepts(() => grammar.newMatcher(), text),
+            expected,
+            text,
+          );
           if (expected) numAccepted++;
         }
         assert.ok(numAccepted > 0, 'some candidates lie within the bounds');
@@ -102,7 +116,12 @@ describe('number bounds', () => {
 
   it('refuses bounds no number satisfies, naming the bound', () => {
     assert.throws(
-      () => compiler.compile({ type: 'json_schema', schema: { type: 'integer', minimum: 1.2, maximum: 1.8 }, param: 'p' }),
+      () =>
+        compiler.compile({
+          type: 'json_schema',
+          schema: { type: 'integer', minimum: 1.2, maximum: 1.8 },
+          param: 'p',
+        }),
       (error: Error & { param?: string }) => error.param === 'p.maximum',
     );
   });

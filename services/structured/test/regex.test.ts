@@ -51,7 +51,11 @@ describe('regex constraints', () => {
       for (let i = 0; i < 3000; i++) {
         const text = randomString(random, alphabet);
         const expected = reference.test(text);
-        assert.equal(accepts(() => grammar.newMatcher(), text), expected, JSON.stringify(text));
+        assert.equal(
+          accepts(() => grammar.newMatcher(), text),
+          expected,
+          JSON.stringify(text),
+        );
       }
       for (let i = 0; i < 10; i++) {
         const walk = randomWalk(grammar.newMatcher(), vocabulary, random, { freeSteps: 8 });

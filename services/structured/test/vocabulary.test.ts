@@ -11,7 +11,10 @@ import { checkpointDirs, loadVocabulary } from './helpers.ts';
 
 function referenceTokenizer(dir: string): Tokenizer {
   const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as object;
-  const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   return new Tokenizer(json, config);
 }
 
@@ -61,7 +64,8 @@ describe('alphabet', () => {
     const vocabulary = await loadVocabulary('tinyLlama');
     assert.equal(vocabulary.encoding.type, 'metaspace');
     assert.ok(vocabulary.alphabet.has(' '.codePointAt(0) as number), 'the ▁ token spells a space');
-    for (const ch of '{}[]":,0123456789abcXYZ\n\t') assert.ok(vocabulary.alphabet.has(ch.codePointAt(0) as number), ch);
+    for (const ch of '{}[]":,0123456789abcXYZ\n\t')
+      assert.ok(vocabulary.alphabet.has(ch.codePointAt(0) as number), ch);
     assert.ok(!vocabulary.alphabet.has('é'.codePointAt(0) as number));
     assert.ok(!vocabulary.alphabet.has(0x2581), 'the ▁ character itself is never produced');
   });
@@ -93,7 +97,10 @@ describe('Metaspace with byte fallback (Llama 2 / Mistral style)', () => {
     const vocabulary = Vocabulary.fromTokenizerJson(tokenizerJson, { eos_token: '</s>' }, { vocabSize: 300 });
     assert.deepEqual(vocabulary.encoding, { type: 'metaspace', replacement: '▁', byteFallback: true });
     assert.deepEqual([...(vocabulary.tokenBytes[3 + 0xe9] as Uint8Array)], [0xe9]);
-    assert.deepEqual([...(vocabulary.tokenBytes[259] as Uint8Array)], [...new TextEncoder().encode(' hello')]);
+    assert.deepEqual(
+      [...(vocabulary.tokenBytes[259] as Uint8Array)],
+      [...new TextEncoder().encode(' hello')],
+    );
     assert.equal(vocabulary.tokenBytes[299], null, 'ids past the tokenizer are never produced');
     assert.deepEqual([...vocabulary.eosTokenIds], [2]);
     assert.ok(vocabulary.alphabet.equals(CharSet.all));
