@@ -29,6 +29,8 @@ export class Automaton {
   readonly final: Uint8Array;
   /** [numStates] 1 where the state reads at least one byte */
   readonly hasBytes: Uint8Array;
+  /** [numStates] 1 where the state only reads bytes: not final, no calls (no stack work) */
+  readonly bytesOnly: Uint8Array;
   /** [numStates + 1] offsets into callStarts / callReturns */
   readonly callOffsets: Int32Array;
   /** callee start state per call edge */
@@ -38,8 +40,11 @@ export class Automaton {
   /** [numStates] fewest bytes that finish the state's rule (calls included) */
   readonly bytesToFinish: Int32Array;
   readonly rootStart: number;
+  /** [numRules + 1] first state of each call rule (rule 0 is the root) */
+  readonly ruleOffsets: Int32Array;
 
   constructor(fields: {
+    ruleOffsets: Int32Array;
     classOf: Uint8Array;
     numClasses: number;
     trans: Int32Array;
@@ -49,6 +54,7 @@ export class Automaton {
     callReturns: Int32Array;
     bytesToFinish: Int32Array;
   }) {
+    this.ruleOffsets = fields.ruleOffsets;
     this.classOf = fields.classOf;
     this.numClasses = fields.numClasses;
     this.trans = fields.trans;
@@ -67,7 +73,29 @@ export class Automaton {
         }
       }
     }
+    this.bytesOnly = new Uint8Array(this.numStates);
+    for (let s = 0; s < this.numStates; s++) {
+      const noCalls = this.callOffsets[s] === this.callOffsets[s + 1];
+      if (this.hasBytes[s] === 1 && this.final[s] === 0 && noCalls) this.bytesOnly[s] = 1;
+    }
     this.rootStart = 0;
+  }
+
+  /** The call rule `state` belongs to (0: the root). */
+  ruleOf(state: number): number {
+    let lo = 0;
+    let hi = this.ruleOffsets.length - 2;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.ruleOffsets[mid] as number) <= state) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Number of states of call rule `rule`. */
+  ruleSize(rule: number): number {
+    return (this.ruleOffsets[rule + 1] as number) - (this.ruleOffsets[rule] as number);
   }
 
   /** Next state after `byte`, or -1. */
@@ -206,18 +234,22 @@ function recursiveRules(
   return out;
 }
 
-/** Trims every rule, dropping calls into rules that cannot finish, until nothing changes. */
+/**
+ * Trims every rule, calls counting only into rules that can finish: the least fixpoint, found
+ * by growing the set of such rules from none (a rule that only calls itself never finishes).
+ */
 function trimAll(dfas: readonly RuleDfa[], numClasses: number): (RuleDfa | null)[] {
-  let productive = dfas.map(() => true);
+  let productive = dfas.map(() => false);
   for (;;) {
     const current = productive;
-    const trimmed = dfas.map((dfa, i) =>
-      current[i] === true ? trim(dfa, numClasses, (r) => current[r] === true) : null,
-    );
-    const next = trimmed.map((dfa) => dfa !== null);
-    if (next.every((v, i) => v === current[i])) return trimmed;
+    const next = dfas.map((dfa) => trim(dfa, numClasses, (r) => current[r] === true) !== null);
+    if (next.every((v, i) => v === current[i])) break;
     productive = next;
   }
+  const finishing = productive;
+  return dfas.map((dfa, i) =>
+    finishing[i] === true ? trim(dfa, numClasses, (r) => finishing[r] === true) : null,
+  );
 }
 
 function rejectLeftRecursion(
@@ -338,6 +370,7 @@ function flatten(
   const callReturns = Int32Array.from(returns);
   const bytesToFinish = finishDistances(trans, final, numClasses, callOffsets, callStarts, callReturns);
   return new Automaton({
+    ruleOffsets: Int32Array.from([...offsets, total]),
     classOf: classes.classOf,
     numClasses,
     trans,
@@ -349,7 +382,7 @@ function flatten(
   });
 }
 
-/** Fewest bytes from each state to the end of its rule (Bellman-Ford over bytes and calls). */
+/** Fewest bytes from each state to the end of its rule (calls cost their callee's fewest). */
 function finishDistances(
   trans: Int32Array,
   final: Uint8Array,
@@ -361,10 +394,32 @@ function finishDistances(
   const n = final.length;
   const infinity = 0x3fffffff;
   const dist = new Int32Array(n).fill(infinity);
-  for (let s = 0; s < n; s++) if (final[s] === 1) dist[s] = 0;
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (let s = 0; s < n; s++) {
+  // Who depends on whom: s is recomputed when a byte target, callee start or return state improves.
+  const dependents: number[][] = Array.from({ length: n }, () => []);
+  for (let s = 0; s < n; s++) {
+    for (let c = 0; c < numClasses; c++) {
+      const t = trans[s * numClasses + c] as number;
+      if (t >= 0) (dependents[t] as number[]).push(s);
+    }
+    for (let e = callOffsets[s] as number; e < (callOffsets[s + 1] as number); e++) {
+      (dependents[callStarts[e] as number] as number[]).push(s);
+      const ret = callReturns[e] as number;
+      if (ret !== tailReturn) (dependents[ret] as number[]).push(s);
+    }
+  }
+  const queue: number[] = [];
+  const queued = new Uint8Array(n);
+  for (let s = 0; s < n; s++) {
+    if (final[s] === 1) {
+      dist[s] = 0;
+      queue.push(s);
+      queued[s] = 1;
+    }
+  }
+  for (let head = 0; head < queue.length; head++) {
+    const q = queue[head] as number;
+    queued[q] = 0;
+    for (const s of dependents[q] as number[]) {
       let best = dist[s] as number;
       for (let c = 0; c < numClasses; c++) {
         const t = trans[s * numClasses + c] as number;
@@ -378,7 +433,10 @@ function finishDistances(
       }
       if (best < (dist[s] as number)) {
         dist[s] = best;
-        changed = true;
+        if (queued[s] === 0) {
+          queued[s] = 1;
+          queue.push(s);
+        }
       }
     }
   }

@@ -5,10 +5,34 @@
 import type { Automaton } from './automaton.ts';
 import { GrammarMatcher } from './matcher.ts';
 import { type ClassifyScratch, classify, type StateMasks } from './state-masks.ts';
+import { stateSignature } from './state-signature.ts';
 import type { TokenTrie } from './token-trie.ts';
+import { UncertainChecker } from './uncertain-check.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
 const checkedCacheLimit = 4096;
+
+/** Masks of small call-free states, by signature, shared by the grammars of one vocabulary. */
+export class SharedMasks {
+  private readonly masks = new Map<string, StateMasks>();
+  private readonly limit: number;
+
+  constructor(limit = 1024) {
+    this.limit = limit;
+  }
+
+  get(signature: string): StateMasks | null {
+    return this.masks.get(signature) ?? null;
+  }
+
+  set(signature: string, masks: StateMasks): void {
+    if (this.masks.size >= this.limit) {
+      const oldest = this.masks.keys().next();
+      if (oldest.done !== true) this.masks.delete(oldest.value);
+    }
+    this.masks.set(signature, masks);
+  }
+}
 
 export class CompiledGrammar {
   /** The cache key of the constraint (canonical JSON of the spec). */
@@ -19,6 +43,9 @@ export class CompiledGrammar {
   /** Per state: its masks once computed. */
   private readonly stateMasks: (StateMasks | null)[];
   private readonly scratch: ClassifyScratch;
+  private readonly shared: SharedMasks;
+  /** Scratch for matchers' uncertain-token checks (one at a time: JavaScript is single-threaded). */
+  readonly uncertainChecker: UncertainChecker;
   /** Parse configuration (states and stacks) -> uncertain tokens that passed there; LRU. */
   private readonly checked = new Map<string, Int32Array>();
 
@@ -28,8 +55,11 @@ export class CompiledGrammar {
     vocabulary: Vocabulary,
     trie: TokenTrie,
     scratch: ClassifyScratch,
+    shared: SharedMasks,
   ) {
     this.key = key;
+    this.shared = shared;
+    this.uncertainChecker = new UncertainChecker(vocabulary.maxTokenBytes);
     this.automaton = automaton;
     this.vocabulary = vocabulary;
     this.trie = trie;
@@ -45,7 +75,12 @@ export class CompiledGrammar {
   masksOf(state: number): StateMasks {
     let masks = this.stateMasks[state];
     if (masks === null || masks === undefined) {
-      masks = classify(this.automaton, this.trie, state, this.vocabulary.size, this.scratch);
+      const signature = stateSignature(this.automaton, state);
+      masks = signature === null ? null : this.shared.get(signature);
+      if (masks === null) {
+        masks = classify(this.automaton, this.trie, state, this.vocabulary.size, this.scratch);
+        if (signature !== null) this.shared.set(signature, masks);
+      }
       this.stateMasks[state] = masks;
     }
     return masks;

@@ -2,7 +2,7 @@
 // against one vocabulary, caching compiled grammars by the spec's canonical JSON so that the
 // same schema is compiled once for every request that sends it.
 import { compileAutomaton } from './automaton.ts';
-import { CompiledGrammar } from './compiled-grammar.ts';
+import { CompiledGrammar, SharedMasks } from './compiled-grammar.ts';
 import { parseEbnf } from './ebnf.ts';
 import { InvalidChoiceError } from './errors.ts';
 import { alt, type Grammar, literal } from './grammar.ts';
@@ -32,6 +32,11 @@ export interface CompilerOptions {
   cacheSize?: number;
   /** Automaton state limit per constraint. Default 200,000. */
   maxStates?: number;
+  /**
+   * Classify every automaton state's tokens in compile() (default true), so that no decode
+   * step pays for it; false classifies each state when a matcher first reaches it.
+   */
+  precompute?: boolean;
 }
 
 export class GrammarCompiler {
@@ -40,6 +45,7 @@ export class GrammarCompiler {
   private readonly options: CompilerOptions;
   private readonly scratch: ClassifyScratch;
   private readonly cache = new Map<string, CompiledGrammar>();
+  private readonly shared = new SharedMasks();
 
   constructor(vocabulary: Vocabulary, options: CompilerOptions = {}) {
     this.vocabulary = vocabulary;
@@ -62,7 +68,15 @@ export class GrammarCompiler {
       param,
       ...(this.options.maxStates === undefined ? {} : { maxStates: this.options.maxStates }),
     });
-    const compiled = new CompiledGrammar(key, automaton, this.vocabulary, this.trie, this.scratch);
+    const compiled = new CompiledGrammar(
+      key,
+      automaton,
+      this.vocabulary,
+      this.trie,
+      this.scratch,
+      this.shared,
+    );
+    if (this.options.precompute ?? true) compiled.precompute();
     this.cache.set(key, compiled);
     if (this.cache.size > (this.options.cacheSize ?? 256)) {
       const oldest = this.cache.keys().next();

@@ -190,59 +190,156 @@ export function trim(
   return { numStates: order.length, trans, final, calls };
 }
 
-/** Moore refinement: merges states no input (bytes or calls) can tell apart. Start stays 0. */
+/**
+ * Hopcroft's partition refinement: merges states no input (bytes or calls) can tell apart.
+ * Calls are symbols of their own (one per callee). The start state stays 0.
+ */
 export function minimize(dfa: RuleDfa, numClasses: number): RuleDfa {
   const n = dfa.numStates;
-  let block = Int32Array.from(dfa.final);
-  let numBlocks = new Set(block).size;
-  for (;;) {
-    const signatures = new Map<string, number>();
-    const next = new Int32Array(n);
-    for (let s = 0; s < n; s++) {
-      const parts: number[] = [block[s] as number];
-      for (let c = 0; c < numClasses; c++) {
-        const t = dfa.trans[s * numClasses + c] as number;
-        parts.push(t >= 0 ? (block[t] as number) : -1);
-      }
-      const edges = dfa.calls[s] as number[];
-      const callParts: string[] = [];
-      for (let i = 0; i < edges.length; i += 2)
-        callParts.push(`${edges[i]}:${block[edges[i + 1] as number]}`);
-      const key = `${parts.join(',')}|${callParts.sort().join(',')}`;
-      let id = signatures.get(key);
-      if (id === undefined) {
-        id = signatures.size;
-        signatures.set(key, id);
-      }
-      next[s] = id;
+  const dead = n; // an explicit sink for missing transitions
+  const total = n + 1;
+  // Symbols: byte classes, then one per callee rule.
+  const callees = new Map<number, number>();
+  for (const edges of dfa.calls)
+    for (let i = 0; i < edges.length; i += 2)
+      if (!callees.has(edges[i] as number)) callees.set(edges[i] as number, numClasses + callees.size);
+  const numSymbols = numClasses + callees.size;
+  const target = new Int32Array(total * numSymbols).fill(dead);
+  for (let s = 0; s < n; s++) {
+    for (let c = 0; c < numClasses; c++) {
+      const t = dfa.trans[s * numClasses + c] as number;
+      if (t >= 0) target[s * numSymbols + c] = t;
     }
-    const stable = signatures.size === numBlocks;
-    block = next;
-    numBlocks = signatures.size;
-    if (stable) break;
+    const edges = dfa.calls[s] as number[];
+    for (let i = 0; i < edges.length; i += 2)
+      target[s * numSymbols + (callees.get(edges[i] as number) as number)] = edges[i + 1] as number;
   }
-  // Renumber blocks so that the start's block is 0.
-  const order = new Int32Array(numBlocks).fill(-1);
+  // Inverse transitions: for (symbol, t), the states that go to t on it.
+  const inverseStart = new Int32Array(numSymbols * total + 1);
+  for (let s = 0; s < total; s++) {
+    for (let a = 0; a < numSymbols; a++) {
+      const key = a * total + (target[s * numSymbols + a] as number) + 1;
+      inverseStart[key] = (inverseStart[key] as number) + 1;
+    }
+  }
+  for (let i = 1; i < inverseStart.length; i++)
+    inverseStart[i] = (inverseStart[i] as number) + (inverseStart[i - 1] as number);
+  const inverse = new Int32Array(total * numSymbols);
+  const fill = inverseStart.slice(0, -1);
+  for (let s = 0; s < total; s++) {
+    for (let a = 0; a < numSymbols; a++) {
+      const key = a * total + (target[s * numSymbols + a] as number);
+      inverse[fill[key] as number] = s;
+      fill[key] = (fill[key] as number) + 1;
+    }
+  }
+  // Blocks as ranges of `elements`; `location` is each state's index in it.
+  const elements = new Int32Array(total);
+  const location = new Int32Array(total);
+  const block = new Int32Array(total);
+  const blockStart: number[] = [];
+  const blockEnd: number[] = [];
+  const marked: number[] = [];
+  let k = 0;
+  for (const wantFinal of [1, 0]) {
+    const first = k;
+    for (let s = 0; s < total; s++) {
+      if ((s < n ? (dfa.final[s] as number) : 0) === wantFinal) {
+        elements[k] = s;
+        location[s] = k;
+        block[s] = blockStart.length;
+        k++;
+      }
+    }
+    if (k > first) {
+      blockStart.push(first);
+      blockEnd.push(k);
+      marked.push(0);
+    }
+  }
+  const work: number[] = blockStart.map((_, b) => b);
+  const inWork = blockStart.map(() => true);
+  const touched: number[] = [];
+  while (work.length > 0) {
+    const a = work.pop() as number;
+    inWork[a] = false;
+    // Snapshot the splitter block (it may split while we use it).
+    const members: number[] = [];
+    for (let i = blockStart[a] as number; i < (blockEnd[a] as number); i++)
+      members.push(elements[i] as number);
+    for (let sym = 0; sym < numSymbols; sym++) {
+      for (const t of members) {
+        const key = sym * total + t;
+        for (let i = inverseStart[key] as number; i < (inverseStart[key + 1] as number); i++) {
+          const s = inverse[i] as number;
+          const b = block[s] as number;
+          // Move s into the marked prefix of its block.
+          const markEnd = (blockStart[b] as number) + (marked[b] as number);
+          const at = location[s] as number;
+          if (at < markEnd) continue;
+          const other = elements[markEnd] as number;
+          elements[markEnd] = s;
+          location[s] = markEnd;
+          elements[at] = other;
+          location[other] = at;
+          if (marked[b] === 0) touched.push(b);
+          marked[b] = (marked[b] as number) + 1;
+        }
+      }
+      for (const b of touched) {
+        const size = (blockEnd[b] as number) - (blockStart[b] as number);
+        const m = marked[b] as number;
+        marked[b] = 0;
+        if (m === size) continue;
+        // Split: the marked prefix becomes a new block.
+        const fresh = blockStart.length;
+        blockStart.push(blockStart[b] as number);
+        blockEnd.push((blockStart[b] as number) + m);
+        marked.push(0);
+        blockStart[b] = (blockStart[b] as number) + m;
+        for (let i = blockStart[fresh] as number; i < (blockEnd[fresh] as number); i++)
+          block[elements[i] as number] = fresh;
+        if (inWork[b] === true) {
+          work.push(fresh);
+          inWork.push(true);
+        } else {
+          const smaller = m <= size - m ? fresh : b;
+          inWork.push(false);
+          work.push(smaller);
+          inWork[smaller] = true;
+        }
+      }
+      touched.length = 0;
+    }
+  }
+  // Renumber: the start's block is 0; the dead state's block is dropped.
+  const deadBlock = block[dead] as number;
+  const order = new Int32Array(blockStart.length).fill(-1);
   let count = 0;
   order[block[0] as number] = count++;
-  for (let s = 0; s < n; s++) if (order[block[s] as number] === -1) order[block[s] as number] = count++;
-  const trans = new Int32Array(numBlocks * numClasses).fill(-1);
-  const final = new Uint8Array(numBlocks);
-  const calls: number[][] = Array.from({ length: numBlocks }, () => []);
-  const done = new Uint8Array(numBlocks);
+  for (let s = 0; s < n; s++)
+    if (order[block[s] as number] === -1 && block[s] !== deadBlock) order[block[s] as number] = count++;
+  const trans = new Int32Array(count * numClasses).fill(-1);
+  const final = new Uint8Array(count);
+  const calls: number[][] = Array.from({ length: count }, () => []);
+  const done = new Uint8Array(count);
   for (let s = 0; s < n; s++) {
+    if (block[s] === deadBlock) continue;
     const b = order[block[s] as number] as number;
     if (done[b] === 1) continue;
     done[b] = 1;
     final[b] = dfa.final[s] as number;
     for (let c = 0; c < numClasses; c++) {
       const t = dfa.trans[s * numClasses + c] as number;
-      trans[b * numClasses + c] = t >= 0 ? (order[block[t] as number] as number) : -1;
+      trans[b * numClasses + c] =
+        t >= 0 && block[t] !== deadBlock ? (order[block[t] as number] as number) : -1;
     }
     const edges = dfa.calls[s] as number[];
     const out = calls[b] as number[];
-    for (let i = 0; i < edges.length; i += 2)
-      out.push(edges[i] as number, order[block[edges[i + 1] as number] as number] as number);
+    for (let i = 0; i < edges.length; i += 2) {
+      const t = edges[i + 1] as number;
+      if (block[t] !== deadBlock) out.push(edges[i] as number, order[block[t] as number] as number);
+    }
   }
-  return { numStates: numBlocks, trans, final, calls };
+  return { numStates: count, trans, final, calls };
 }

@@ -16,7 +16,6 @@ export class GrammarMatcher {
   private completed = false;
   private readonly next = new ConfigList();
   private readonly scratch = new ConfigList();
-  private readonly single = new ConfigList(1);
 
   constructor(grammar: CompiledGrammar) {
     this.grammar = grammar;
@@ -135,17 +134,24 @@ export class GrammarMatcher {
     const { automaton, vocabulary } = this.grammar;
     const passed: number[] = [];
     const d = this.configs.data;
+    const skip = (id: number): boolean => (((mask[id >>> 5] as number) >>> (id & 31)) & 1) === 1;
     for (let k = 0; k < this.configs.length; k += 2) {
       const { uncertain } = this.grammar.masksOf(d[k] as number);
-      this.single.clear();
-      this.single.add(d[k] as number, d[k + 1] as number);
-      for (const id of uncertain) {
-        if (((mask[id >>> 5] as number) >>> (id & 31)) & 1) continue;
-        const bytes = vocabulary.tokenBytes[id] as Uint8Array;
-        if (advance(automaton, this.pool, this.single, bytes, this.next, this.scratch) >= 0) {
-          passed.push(id);
-          mask[id >>> 5] = (mask[id >>> 5] as number) | (1 << (id & 31));
-        }
+      if (uncertain.length === 0) continue;
+      const start = passed.length;
+      this.grammar.uncertainChecker.check(
+        automaton,
+        this.pool,
+        d[k] as number,
+        d[k + 1] as number,
+        uncertain,
+        vocabulary.tokenBytes,
+        skip,
+        passed,
+      );
+      for (let i = start; i < passed.length; i++) {
+        const id = passed[i] as number;
+        mask[id >>> 5] = (mask[id >>> 5] as number) | (1 << (id & 31));
       }
     }
     const result = Int32Array.from(passed);

@@ -49,19 +49,27 @@ export class StateMasks {
 
 /** Reusable buffers for classify(); one per compiler (not re-entrant). */
 export class ClassifyScratch {
-  /** Configurations per trie depth. */
+  /** Per trie depth: the one configuration (state, parent) when `many` is 0. */
+  readonly state: Int32Array;
+  readonly parent: Int32Array;
+  /** Per trie depth: 1 when the configurations are in `levels` instead (several, or stack work). */
+  readonly many: Uint8Array;
   readonly levels: ConfigList[];
   /** Per depth: the rule may end (the caller would continue) after this prefix. */
   readonly ended: Uint8Array;
   /** Per depth: an ending happened strictly before this prefix's last byte. */
   readonly endedBefore: Uint8Array;
-  accepted: Int32Array;
-  uncertain: Int32Array;
+  readonly accepted: Int32Array;
+  readonly uncertain: Int32Array;
 
   constructor(trie: TokenTrie) {
-    this.levels = Array.from({ length: trie.maxDepth + 1 }, () => new ConfigList());
-    this.ended = new Uint8Array(trie.maxDepth + 1);
-    this.endedBefore = new Uint8Array(trie.maxDepth + 1);
+    const depths = trie.maxDepth + 1;
+    this.state = new Int32Array(depths);
+    this.parent = new Int32Array(depths);
+    this.many = new Uint8Array(depths);
+    this.levels = Array.from({ length: depths }, () => new ConfigList());
+    this.ended = new Uint8Array(depths);
+    this.endedBefore = new Uint8Array(depths);
     this.accepted = new Int32Array(trie.tokenIds.length);
     this.uncertain = new Int32Array(trie.tokenIds.length);
   }
@@ -70,58 +78,71 @@ export class ClassifyScratch {
 export function classify(
   automaton: Automaton,
   trie: TokenTrie,
-  state: number,
+  start: number,
   vocabSize: number,
   scratch: ClassifyScratch,
 ): StateMasks {
-  const { trans, numClasses, classOf, final, callOffsets } = automaton;
+  const { trans, numClasses, classOf, bytesOnly } = automaton;
   const { byte, depth, subtreeEnd, tokensStart, ownEnd, tokensEnd, tokenIds, numNodes } = trie;
-  const { levels, ended, endedBefore, accepted, uncertain } = scratch;
+  const { state, parent, many, levels, ended, endedBefore, accepted, uncertain } = scratch;
   const pool = new StackPool();
   let numAccepted = 0;
   let numUncertain = 0;
-  const root = levels[0] as ConfigList;
-  root.clear();
-  root.add(state, contextNode);
+  state[0] = start;
+  parent[0] = contextNode;
+  many[0] = 0;
   ended[0] = 0;
   endedBefore[0] = 0;
   let node = 1;
   while (node < numNodes) {
     const d = depth[node] as number;
-    const parentLevel = levels[d - 1] as ConfigList;
-    const level = levels[d] as ConfigList;
-    level.clear();
     const b = classOf[byte[node] as number] as number;
     let flags = 0;
-    const pd = parentLevel.data;
-    if (parentLevel.length === 2) {
-      // One configuration: the common case, stepped without close() unless it calls or ends.
-      const t = trans[(pd[0] as number) * numClasses + b] as number;
+    // The configurations after this node's byte: one in state/parent[d], or levels[d].
+    let count = 0;
+    if (many[d - 1] === 0) {
+      const t = trans[(state[d - 1] as number) * numClasses + b] as number;
       if (t >= 0) {
-        if (final[t] === 0 && callOffsets[t] === callOffsets[t + 1]) level.add(t, pd[1] as number);
-        else flags = close(automaton, pool, t, pd[1] as number, level);
+        if (bytesOnly[t] === 1) {
+          state[d] = t;
+          parent[d] = parent[d - 1] as number;
+          many[d] = 0;
+          count = 1;
+        } else {
+          const level = levels[d] as ConfigList;
+          level.clear();
+          flags = close(automaton, pool, t, parent[d - 1] as number, level);
+          count = settle(level, d, scratch);
+        }
       }
     } else {
-      for (let k = 0; k < parentLevel.length; k += 2) {
+      const from = levels[d - 1] as ConfigList;
+      const level = levels[d] as ConfigList;
+      level.clear();
+      const pd = from.data;
+      for (let k = 0; k < from.length; k += 2) {
         const t = trans[(pd[k] as number) * numClasses + b] as number;
         if (t >= 0) flags |= close(automaton, pool, t, pd[k + 1] as number, level);
       }
+      count = settle(level, d, scratch);
     }
     const before = (endedBefore[d - 1] as number) | (ended[d - 1] as number);
     const hasEnded = (flags & reachedContextEnd) !== 0;
-    if (level.length === 0 && !hasEnded) {
-      if (before !== 0)
-        for (let i = tokensStart[node] as number; i < (tokensEnd[node] as number); i++)
+    if (count === 0 && !hasEnded) {
+      if (before !== 0) {
+        const end = tokensEnd[node] as number;
+        for (let i = tokensStart[node] as number; i < end; i++)
           uncertain[numUncertain++] = tokenIds[i] as number;
+      }
       node = subtreeEnd[node] as number;
       continue;
     }
-    for (let i = tokensStart[node] as number; i < (ownEnd[node] as number); i++)
-      accepted[numAccepted++] = tokenIds[i] as number;
-    if (level.length === 0) {
+    const own = ownEnd[node] as number;
+    for (let i = tokensStart[node] as number; i < own; i++) accepted[numAccepted++] = tokenIds[i] as number;
+    if (count === 0) {
       // The rule ended exactly here: longer tokens continue in the caller.
-      for (let i = ownEnd[node] as number; i < (tokensEnd[node] as number); i++)
-        uncertain[numUncertain++] = tokenIds[i] as number;
+      const end = tokensEnd[node] as number;
+      for (let i = own; i < end; i++) uncertain[numUncertain++] = tokenIds[i] as number;
       node = subtreeEnd[node] as number;
       continue;
     }
@@ -130,4 +151,15 @@ export function classify(
     node++;
   }
   return new StateMasks(accepted.slice(0, numAccepted), uncertain.slice(0, numUncertain), vocabSize);
+}
+
+/** Records level d as one configuration (fast path) or many; returns how many. */
+function settle(level: ConfigList, d: number, scratch: ClassifyScratch): number {
+  const count = level.count;
+  if (count === 1) {
+    scratch.state[d] = level.data[0] as number;
+    scratch.parent[d] = level.data[1] as number;
+    scratch.many[d] = 0;
+  } else scratch.many[d] = 1;
+  return count;
 }
