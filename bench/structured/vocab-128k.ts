@@ -116,13 +116,13 @@ function trainBpe(texts: readonly string[]): string[] {
       const pair = (word[i] as number) * shift + (word[i + 1] as number);
       pairCount.set(pair, (pairCount.get(pair) ?? 0) + sign * (freq[w] as number));
       if (sign > 0) {
-        let set = pairWords.get(pair);
-        if (set === undefined) pairWords.set(pair, (set = new Set()));
-        set.add(w);
+        const set = pairWords.get(pair);
+        if (set === undefined) pairWords.set(pair, new Set([w]));
+        else set.add(w);
       }
     }
   };
-  words.forEach((_, w) => addPairs(w, 1));
+  for (let w = 0; w < words.length; w++) addPairs(w, 1);
   const heap = new MaxHeap();
   for (const [pair, n] of pairCount) heap.push(n, pair);
   while (tokens.length < regularTokens && heap.size > 0) {
