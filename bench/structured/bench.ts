@@ -116,6 +116,18 @@ const specs: Record<string, ConstraintSpec> = {
       $ref: '#/$defs/node',
     },
   },
+  'json_schema (maxLength 64 strings)': {
+    type: 'json_schema',
+    schema: {
+      type: 'object',
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 64 },
+        city: { type: 'string', maxLength: 64 },
+      },
+      required: ['name', 'city'],
+      additionalProperties: false,
+    },
+  },
   json_object: { type: 'json_object' },
   'regex (email)': { type: 'regex', pattern: '[a-z0-9._%+-]{1,30}@[a-z0-9-]{1,20}(\\.[a-z]{2,6}){1,2}' },
   'choice (10)': {

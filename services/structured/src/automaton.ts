@@ -42,6 +42,8 @@ export class Automaton {
   readonly rootStart: number;
   /** [numRules + 1] first state of each call rule (rule 0 is the root) */
   readonly ruleOffsets: Int32Array;
+  /** [numRules] 1 where some call edge enters the rule (0: only the root, never called) */
+  readonly ruleCalled: Uint8Array;
 
   constructor(fields: {
     ruleOffsets: Int32Array;
@@ -79,6 +81,8 @@ export class Automaton {
       if (this.hasBytes[s] === 1 && this.final[s] === 0 && noCalls) this.bytesOnly[s] = 1;
     }
     this.rootStart = 0;
+    this.ruleCalled = new Uint8Array(this.ruleOffsets.length - 1);
+    for (const start of this.callStarts) this.ruleCalled[this.ruleOf(start)] = 1;
   }
 
   /** The call rule `state` belongs to (0: the root). */

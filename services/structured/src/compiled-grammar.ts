@@ -4,33 +4,48 @@
 // its mask is assembled from caches after the first step). Shared by every matcher of it.
 import type { Automaton } from './automaton.ts';
 import { GrammarMatcher } from './matcher.ts';
-import { type ClassifyScratch, classify, type StateMasks } from './state-masks.ts';
-import { stateSignature } from './state-signature.ts';
+import { type ClassifyScratch, classify, type StateMasks, type TokenRests } from './state-masks.ts';
+import { type SignatureRegistry, StateKeys } from './state-signature.ts';
 import type { TokenTrie } from './token-trie.ts';
 import { UncertainChecker } from './uncertain-check.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
 const checkedCacheLimit = 4096;
 
-/** Masks of small call-free states, by signature, shared by the grammars of one vocabulary. */
+/**
+ * Masks of grammar-independent states (see state-signature.ts), shared by the grammars of one
+ * vocabulary, least recently used dropped beyond a memory budget.
+ */
 export class SharedMasks {
+  readonly registry: SignatureRegistry;
+  /** The rests of uncertain tokens, for every grammar of the vocabulary. */
+  readonly tokenRests: TokenRests;
   private readonly masks = new Map<string, StateMasks>();
-  private readonly limit: number;
+  private readonly maxBytes: number;
+  private bytes = 0;
 
-  constructor(limit = 1024) {
-    this.limit = limit;
+  constructor(registry: SignatureRegistry, tokenRests: TokenRests, maxBytes = 256 * 1024 * 1024) {
+    this.registry = registry;
+    this.tokenRests = tokenRests;
+    this.maxBytes = maxBytes;
   }
 
-  get(signature: string): StateMasks | null {
-    return this.masks.get(signature) ?? null;
+  get(key: string): StateMasks | null {
+    const masks = this.masks.get(key);
+    if (masks === undefined) return null;
+    this.masks.delete(key);
+    this.masks.set(key, masks);
+    return masks;
   }
 
-  set(signature: string, masks: StateMasks): void {
-    if (this.masks.size >= this.limit) {
-      const oldest = this.masks.keys().next();
-      if (oldest.done !== true) this.masks.delete(oldest.value);
+  set(key: string, masks: StateMasks): void {
+    this.masks.set(key, masks);
+    this.bytes += masks.byteSize;
+    for (const [oldKey, old] of this.masks) {
+      if (this.bytes <= this.maxBytes || this.masks.size <= 1) break;
+      this.masks.delete(oldKey);
+      this.bytes -= old.byteSize;
     }
-    this.masks.set(signature, masks);
   }
 }
 
@@ -44,6 +59,7 @@ export class CompiledGrammar {
   private readonly stateMasks: (StateMasks | null)[];
   private readonly scratch: ClassifyScratch;
   private readonly shared: SharedMasks;
+  private readonly stateKeys: StateKeys;
   /** Scratch for matchers' uncertain-token checks (one at a time: JavaScript is single-threaded). */
   readonly uncertainChecker: UncertainChecker;
   /** Parse configuration (states and stacks) -> uncertain tokens that passed there; LRU. */
@@ -59,7 +75,8 @@ export class CompiledGrammar {
   ) {
     this.key = key;
     this.shared = shared;
-    this.uncertainChecker = new UncertainChecker(vocabulary.maxTokenBytes);
+    this.stateKeys = new StateKeys(automaton, shared.registry);
+    this.uncertainChecker = new UncertainChecker(shared.tokenRests);
     this.automaton = automaton;
     this.vocabulary = vocabulary;
     this.trie = trie;
@@ -75,11 +92,19 @@ export class CompiledGrammar {
   masksOf(state: number): StateMasks {
     let masks = this.stateMasks[state];
     if (masks === null || masks === undefined) {
-      const signature = stateSignature(this.automaton, state);
-      masks = signature === null ? null : this.shared.get(signature);
+      const key = this.stateKeys.keyOf(state);
+      masks = key === null ? null : this.shared.get(key);
       if (masks === null) {
-        masks = classify(this.automaton, this.trie, state, this.vocabulary.size, this.scratch);
-        if (signature !== null) this.shared.set(signature, masks);
+        masks = classify(
+          this.automaton,
+          this.trie,
+          state,
+          this.vocabulary.size,
+          this.scratch,
+          this.shared.tokenRests,
+          this.vocabulary.tokenBytes,
+        );
+        if (key !== null) this.shared.set(key, masks);
       }
       this.stateMasks[state] = masks;
     }
@@ -94,6 +119,14 @@ export class CompiledGrammar {
   /** How many states have their masks computed. */
   get numClassifiedStates(): number {
     return this.stateMasks.reduce((n, masks) => n + (masks === null ? 0 : 1), 0);
+  }
+
+  /** Bytes of memory the automaton and the masks computed so far hold (masks shared by signature included). */
+  get byteSize(): number {
+    const a = this.automaton;
+    let bytes = a.trans.byteLength + a.callStarts.byteLength * 2 + a.numStates * 16;
+    for (const masks of this.stateMasks) if (masks !== null) bytes += masks.byteSize;
+    return bytes;
   }
 
   lookupChecked(key: string): Int32Array | null {

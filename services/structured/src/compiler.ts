@@ -9,7 +9,8 @@ import { alt, type Grammar, literal } from './grammar.ts';
 import type { JsonFormatOptions } from './json-grammar.ts';
 import { jsonObjectGrammar, jsonSchemaGrammar } from './json-schema.ts';
 import { parseRegex } from './regex.ts';
-import { ClassifyScratch } from './state-masks.ts';
+import { ClassifyScratch, TokenRests } from './state-masks.ts';
+import { SignatureRegistry } from './state-signature.ts';
 import { TokenTrie } from './token-trie.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
@@ -30,6 +31,8 @@ export interface CompilerOptions {
   json?: JsonFormatOptions;
   /** Compiled grammars kept (least recently used dropped). Default 256. */
   cacheSize?: number;
+  /** Memory the kept grammars may hold together (least recently used dropped). Default 512 MiB. */
+  cacheBytes?: number;
   /** Automaton state limit per constraint. Default 200,000. */
   maxStates?: number;
   /**
@@ -45,7 +48,7 @@ export class GrammarCompiler {
   private readonly options: CompilerOptions;
   private readonly scratch: ClassifyScratch;
   private readonly cache = new Map<string, CompiledGrammar>();
-  private readonly shared = new SharedMasks();
+  private readonly shared = new SharedMasks(new SignatureRegistry(), new TokenRests());
 
   constructor(vocabulary: Vocabulary, options: CompilerOptions = {}) {
     this.vocabulary = vocabulary;
@@ -78,11 +81,21 @@ export class GrammarCompiler {
     );
     if (this.options.precompute ?? true) compiled.precompute();
     this.cache.set(key, compiled);
-    if (this.cache.size > (this.options.cacheSize ?? 256)) {
-      const oldest = this.cache.keys().next();
-      if (oldest.done !== true) this.cache.delete(oldest.value);
-    }
+    this.evict();
     return compiled;
+  }
+
+  /** Drops least recently used grammars beyond the count and memory budgets (the newest stays). */
+  private evict(): void {
+    const maxCount = this.options.cacheSize ?? 256;
+    const maxBytes = this.options.cacheBytes ?? 512 * 1024 * 1024;
+    let bytes = 0;
+    for (const grammar of this.cache.values()) bytes += grammar.byteSize;
+    for (const [key, grammar] of this.cache) {
+      if (this.cache.size <= 1 || (this.cache.size <= maxCount && bytes <= maxBytes)) break;
+      this.cache.delete(key);
+      bytes -= grammar.byteSize;
+    }
   }
 
   private grammarOf(spec: ConstraintSpec, param: string): Grammar {

@@ -326,6 +326,7 @@ class SchemaConverter {
     const format = readString(schema, 'format', path);
     const pattern = readString(schema, 'pattern', path);
     const quote = literal('"');
+    // Each kind of string is a shared rule: its masks are computed once per vocabulary.
     if (format !== null) {
       const formatPattern = formatPatterns[format];
       if (formatPattern === undefined) {
@@ -340,15 +341,26 @@ class SchemaConverter {
           join(path, 'format'),
         );
       }
-      return seq(quote, jsonEscapedExpr(parseRegex(formatPattern, join(path, 'format'))), quote);
+      return this.sharedRule(`json-format:${format}`, () =>
+        seq(quote, jsonEscapedExpr(parseRegex(formatPattern, join(path, 'format'))), quote),
+      );
     }
     if (pattern !== null) {
       if (hasLength)
         throw new UnsupportedSchemaError('"pattern" cannot be combined with lengths', join(path, 'pattern'));
-      return seq(quote, jsonEscapedExpr(parseRegex(pattern, join(path, 'pattern'))), quote);
+      return this.sharedRule(`json-pattern:${pattern}`, () =>
+        seq(quote, jsonEscapedExpr(parseRegex(pattern, join(path, 'pattern'))), quote),
+      );
     }
     if (!hasLength) return this.stringRule();
-    return seq(quote, repeat(stringChar, minLength, maxLength), quote);
+    return this.sharedRule(`json-string{${minLength},${maxLength ?? ''}}`, () =>
+      seq(quote, repeat(stringChar, minLength, maxLength), quote),
+    );
+  }
+
+  private sharedRule(name: string, build: () => Expr): Expr {
+    if (!this.rules.has(name)) this.rules.set(name, { expr: build(), shared: true });
+    return ref(name);
   }
 
   private number(schema: SchemaObject, path: string, integer: boolean): Expr {

@@ -136,19 +136,10 @@ export class GrammarMatcher {
     const d = this.configs.data;
     const skip = (id: number): boolean => (((mask[id >>> 5] as number) >>> (id & 31)) & 1) === 1;
     for (let k = 0; k < this.configs.length; k += 2) {
-      const { uncertain } = this.grammar.masksOf(d[k] as number);
-      if (uncertain.length === 0) continue;
+      const masks = this.grammar.masksOf(d[k] as number);
+      if (masks.uncertain.length === 0) continue;
       const start = passed.length;
-      this.grammar.uncertainChecker.check(
-        automaton,
-        this.pool,
-        d[k] as number,
-        d[k + 1] as number,
-        uncertain,
-        vocabulary.tokenBytes,
-        skip,
-        passed,
-      );
+      this.grammar.uncertainChecker.check(automaton, this.pool, d[k + 1] as number, masks, skip, passed);
       for (let i = start; i < passed.length; i++) {
         const id = passed[i] as number;
         mask[id >>> 5] = (mask[id >>> 5] as number) | (1 << (id & 31));

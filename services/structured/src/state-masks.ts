@@ -2,25 +2,37 @@
 // adaptive token mask): walking the token trie from the state, each token is
 //   accepted:  some path reads all its bytes without leaving the state's rule, so it is allowed
 //              whatever called the rule;
-//   uncertain: it can only be read by finishing the rule and continuing in the caller, so the
-//              matcher checks it against the real stack;
+//   uncertain: it can only be read by finishing the rule part-way through the token and going
+//              on in the caller; we keep the rests of the token after each place the rule can
+//              finish (as ids of a vocabulary-wide table of byte strings), and the matcher
+//              checks those rests against the real caller;
 //   rejected:  everything else.
-// Dead prefixes prune whole subtrees. Computed once per state per grammar and cached.
+// Dead prefixes prune whole subtrees. Computed once per state (see compiled-grammar.ts).
 import type { Automaton } from './automaton.ts';
 import { ConfigList, close, contextNode, reachedContextEnd, StackPool } from './stack.ts';
 import type { TokenTrie } from './token-trie.ts';
 
-/** Tokens accepted by a state, as ids when few or as a bitmask when many. */
+/** Tokens accepted by a state (as ids when few, as a bitmask when many) and the uncertain ones. */
 export class StateMasks {
   /** Sorted accepted ids, or null when `acceptedBits` holds them. */
   readonly acceptedIds: Int32Array | null;
   /** [ceil(vocabSize / 32)] accepted bits, or null when `acceptedIds` holds them. */
   readonly acceptedBits: Uint32Array | null;
   readonly numAccepted: number;
-  /** Tokens to check against the real stack. */
+  /** Tokens to check against the real caller, in trie (byte) order. */
   readonly uncertain: Int32Array;
+  /** uncertain[i] is allowed if the caller reads one of rests[restStart[i] .. restStart[i + 1]). */
+  readonly restStart: Int32Array;
+  /** Ids in the compiler's TokenRests. */
+  readonly rests: Int32Array;
 
-  constructor(accepted: Int32Array, uncertain: Int32Array, vocabSize: number) {
+  constructor(
+    accepted: Int32Array,
+    uncertain: Int32Array,
+    restStart: Int32Array,
+    rests: Int32Array,
+    vocabSize: number,
+  ) {
     const words = Math.ceil(vocabSize / 32);
     this.numAccepted = accepted.length;
     if (accepted.length > words) {
@@ -33,6 +45,19 @@ export class StateMasks {
       this.acceptedBits = null;
     }
     this.uncertain = uncertain;
+    this.restStart = restStart;
+    this.rests = rests;
+  }
+
+  /** Bytes held (for the compiler's cache budget). */
+  get byteSize(): number {
+    return (
+      (this.acceptedBits?.byteLength ?? 0) +
+      (this.acceptedIds?.byteLength ?? 0) +
+      this.uncertain.byteLength +
+      this.restStart.byteLength +
+      this.rests.byteLength
+    );
   }
 
   /** ORs the accepted tokens into `mask`. */
@@ -55,12 +80,14 @@ export class ClassifyScratch {
   /** Per trie depth: 1 when the configurations are in `levels` instead (several, or stack work). */
   readonly many: Uint8Array;
   readonly levels: ConfigList[];
-  /** Per depth: the rule may end (the caller would continue) after this prefix. */
-  readonly ended: Uint8Array;
-  /** Per depth: an ending happened strictly before this prefix's last byte. */
-  readonly endedBefore: Uint8Array;
+  /** Per depth: how many of the depths 1..d on the current path may end the rule... */
+  readonly numEnds: Int32Array;
+  /** ...and which: endDepths[0 .. numEnds[d]). */
+  readonly endDepths: Uint16Array;
   readonly accepted: Int32Array;
   readonly uncertain: Int32Array;
+  readonly restStart: Int32Array;
+  rests: Int32Array;
 
   constructor(trie: TokenTrie) {
     const depths = trie.maxDepth + 1;
@@ -68,10 +95,30 @@ export class ClassifyScratch {
     this.parent = new Int32Array(depths);
     this.many = new Uint8Array(depths);
     this.levels = Array.from({ length: depths }, () => new ConfigList());
-    this.ended = new Uint8Array(depths);
-    this.endedBefore = new Uint8Array(depths);
+    this.numEnds = new Int32Array(depths);
+    this.endDepths = new Uint16Array(depths);
     this.accepted = new Int32Array(trie.tokenIds.length);
     this.uncertain = new Int32Array(trie.tokenIds.length);
+    this.restStart = new Int32Array(trie.tokenIds.length + 1);
+    this.rests = new Int32Array(1024);
+  }
+}
+
+/** The byte strings that follow a rule's end inside tokens, interned (one table per vocabulary). */
+export class TokenRests {
+  private readonly ids = new Map<string, number>();
+  readonly bytes: Uint8Array[] = [];
+
+  idOf(token: Uint8Array, offset: number): number {
+    const rest = token.subarray(offset);
+    const key = String.fromCharCode(...rest);
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = this.bytes.length;
+      this.ids.set(key, id);
+      this.bytes.push(rest);
+    }
+    return id;
   }
 }
 
@@ -81,18 +128,40 @@ export function classify(
   start: number,
   vocabSize: number,
   scratch: ClassifyScratch,
+  tokenRests: TokenRests,
+  tokenBytes: readonly (Uint8Array | null)[],
 ): StateMasks {
   const { trans, numClasses, classOf, bytesOnly } = automaton;
   const { byte, depth, subtreeEnd, tokensStart, ownEnd, tokensEnd, tokenIds, numNodes } = trie;
-  const { state, parent, many, levels, ended, endedBefore, accepted, uncertain } = scratch;
+  const { state, parent, many, levels, numEnds, endDepths, accepted, uncertain, restStart } = scratch;
   const pool = new StackPool();
+  // A rule nothing calls (the root) ending inside a token ends the output: the rest is refused.
+  const callerless = automaton.ruleCalled[automaton.ruleOf(start)] === 0;
   let numAccepted = 0;
   let numUncertain = 0;
+  let numRests = 0;
+  /** Tokens tokenIds[from, to) are uncertain, leaving the rule at the first `ends` end depths. */
+  const addUncertain = (from: number, to: number, ends: number): void => {
+    if (callerless) return;
+    for (let i = from; i < to; i++) {
+      const id = tokenIds[i] as number;
+      uncertain[numUncertain] = id;
+      restStart[numUncertain] = numRests;
+      numUncertain++;
+      if (numRests + ends > scratch.rests.length) {
+        const bigger = new Int32Array(Math.max(scratch.rests.length * 2, numRests + ends));
+        bigger.set(scratch.rests);
+        scratch.rests = bigger;
+      }
+      const bytes = tokenBytes[id] as Uint8Array;
+      for (let e = 0; e < ends; e++)
+        scratch.rests[numRests++] = tokenRests.idOf(bytes, endDepths[e] as number);
+    }
+  };
   state[0] = start;
   parent[0] = contextNode;
   many[0] = 0;
-  ended[0] = 0;
-  endedBefore[0] = 0;
+  numEnds[0] = 0;
   let node = 1;
   while (node < numNodes) {
     const d = depth[node] as number;
@@ -126,31 +195,33 @@ export function classify(
       }
       count = settle(level, d, scratch);
     }
-    const before = (endedBefore[d - 1] as number) | (ended[d - 1] as number);
+    const endsBefore = numEnds[d - 1] as number;
     const hasEnded = (flags & reachedContextEnd) !== 0;
     if (count === 0 && !hasEnded) {
-      if (before !== 0) {
-        const end = tokensEnd[node] as number;
-        for (let i = tokensStart[node] as number; i < end; i++)
-          uncertain[numUncertain++] = tokenIds[i] as number;
-      }
+      if (endsBefore > 0) addUncertain(tokensStart[node] as number, tokensEnd[node] as number, endsBefore);
       node = subtreeEnd[node] as number;
       continue;
     }
     const own = ownEnd[node] as number;
     for (let i = tokensStart[node] as number; i < own; i++) accepted[numAccepted++] = tokenIds[i] as number;
+    if (hasEnded) endDepths[endsBefore] = d;
+    numEnds[d] = endsBefore + (hasEnded ? 1 : 0);
     if (count === 0) {
       // The rule ended exactly here: longer tokens continue in the caller.
-      const end = tokensEnd[node] as number;
-      for (let i = own; i < end; i++) uncertain[numUncertain++] = tokenIds[i] as number;
+      addUncertain(own, tokensEnd[node] as number, numEnds[d] as number);
       node = subtreeEnd[node] as number;
       continue;
     }
-    ended[d] = hasEnded ? 1 : 0;
-    endedBefore[d] = before;
     node++;
   }
-  return new StateMasks(accepted.slice(0, numAccepted), uncertain.slice(0, numUncertain), vocabSize);
+  restStart[numUncertain] = numRests;
+  return new StateMasks(
+    accepted.slice(0, numAccepted),
+    uncertain.slice(0, numUncertain),
+    restStart.slice(0, numUncertain + 1),
+    scratch.rests.slice(0, numRests),
+    vocabSize,
+  );
 }
 
 /** Records level d as one configuration (fast path) or many; returns how many. */

@@ -43,11 +43,16 @@ export class Vocabulary {
   ) {
     this.encoding = encoding;
     this.size = size;
-    this.tokenBytes = tokenBytes;
     this.eosTokenIds = Int32Array.from(eosTokenIds.filter((id) => id >= 0 && id < size));
-    this.alphabet = spellableAlphabet(tokenBytes);
+    // EOS ends a sequence wherever it comes from; it is never text a grammar reads.
+    if (this.eosTokenIds.some((id) => tokenBytes[id] !== null)) {
+      const copy = [...tokenBytes];
+      for (const id of this.eosTokenIds) copy[id] = null;
+      this.tokenBytes = copy;
+    } else this.tokenBytes = tokenBytes;
+    this.alphabet = spellableAlphabet(this.tokenBytes);
     let longest = 0;
-    for (const bytes of tokenBytes) if (bytes !== null && bytes.length > longest) longest = bytes.length;
+    for (const bytes of this.tokenBytes) if (bytes !== null && bytes.length > longest) longest = bytes.length;
     this.maxTokenBytes = longest;
   }
 
@@ -182,6 +187,9 @@ function tokenContent(value: unknown): string | null {
  * With all 256 single-byte tokens that is every character.
  */
 function spellableAlphabet(tokenBytes: readonly (Uint8Array | null)[]): CharSet {
+  const singleBytes = new Set<number>();
+  for (const bytes of tokenBytes) if (bytes?.length === 1) singleBytes.add(bytes[0] as number);
+  if (singleBytes.size === 256) return CharSet.all;
   const spellings = new Set<string>();
   const candidates = new Set<number>();
   const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -190,9 +198,6 @@ function spellableAlphabet(tokenBytes: readonly (Uint8Array | null)[]): CharSet 
     spellings.add(String.fromCharCode(...bytes));
     for (const ch of decoder.decode(bytes)) candidates.add(ch.codePointAt(0) ?? 0);
   }
-  let singleBytes = 0;
-  for (let b = 0; b < 256; b++) if (spellings.has(String.fromCharCode(b))) singleBytes++;
-  if (singleBytes === 256) return CharSet.all;
   const spellable: number[] = [];
   for (const codePoint of candidates) {
     const key = String.fromCharCode(...encodeUtf8(codePoint));

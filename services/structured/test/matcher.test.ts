@@ -121,6 +121,24 @@ describe('matcher lifecycle', () => {
     assert.equal(a, b);
   });
 
+  it('drops least recently used grammars beyond the count and memory budgets', async () => {
+    const vocabulary = await loadVocabulary('demo');
+    const spec = (pattern: string): ConstraintSpec => ({ type: 'regex', pattern });
+    const byCount = new GrammarCompiler(vocabulary, { cacheSize: 2 });
+    const a = byCount.compile(spec('a+'));
+    byCount.compile(spec('b+'));
+    assert.equal(byCount.compile(spec('a+')), a, 'still cached');
+    byCount.compile(spec('c+'));
+    assert.notEqual(byCount.compile(spec('b+')), null);
+    assert.equal(byCount.compile(spec('a+')) === a, false, 'a was the least recently used');
+    const byBytes = new GrammarCompiler(vocabulary, { cacheBytes: 1 });
+    const x = byBytes.compile(spec('x+'));
+    assert.ok(x.byteSize > 1);
+    assert.equal(byBytes.compile(spec('x+')), x, 'the newest grammar always stays');
+    byBytes.compile(spec('y+'));
+    assert.notEqual(byBytes.compile(spec('x+')), x);
+  });
+
   it('fills a mask longer than the tokenizer when the model vocabulary is padded', async () => {
     const { Vocabulary } = await import('../src/vocabulary.ts');
     const { checkpointDirs } = await import('./helpers.ts');

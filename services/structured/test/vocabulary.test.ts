@@ -106,6 +106,12 @@ describe('Metaspace with byte fallback (Llama 2 / Mistral style)', () => {
     assert.ok(vocabulary.alphabet.equals(CharSet.all));
   });
 
+  it('never gives an EOS id bytes, even when it is an ordinary vocabulary entry', () => {
+    const vocabulary = Vocabulary.fromTokenizerJson(tokenizerJson, {}, { eosTokenIds: [260] });
+    assert.equal(vocabulary.tokenBytes[260], null);
+    assert.deepEqual([...vocabulary.eosTokenIds], [260]);
+  });
+
   it('refuses a vocabSize below the largest id and a decoder of another kind', () => {
     assert.throws(() => Vocabulary.fromTokenizerJson(tokenizerJson, {}, { vocabSize: 10 }), VocabularyError);
     assert.throws(
