@@ -131,7 +131,7 @@ export class GrammarMatcher {
     const key = this.configurationKey();
     const cached = this.grammar.lookupChecked(key);
     if (cached !== null) return cached;
-    const { automaton, vocabulary } = this.grammar;
+    const { automaton } = this.grammar;
     const passed: number[] = [];
     const d = this.configs.data;
     const skip = (id: number): boolean => (((mask[id >>> 5] as number) >>> (id & 31)) & 1) === 1;
