@@ -4,7 +4,7 @@
 import { compileAutomaton } from './automaton.ts';
 import { CompiledGrammar, SharedMasks } from './compiled-grammar.ts';
 import { parseEbnf } from './ebnf.ts';
-import { InvalidChoiceError } from './errors.ts';
+import { InvalidChoiceError, VocabularyError } from './errors.ts';
 import { alt, type Grammar, literal } from './grammar.ts';
 import type { JsonFormatOptions } from './json-grammar.ts';
 import { jsonObjectGrammar, jsonSchemaGrammar } from './json-schema.ts';
@@ -51,6 +51,12 @@ export class GrammarCompiler {
   private readonly shared = new SharedMasks(new SignatureRegistry(), new TokenRests());
 
   constructor(vocabulary: Vocabulary, options: CompilerOptions = {}) {
+    if (vocabulary.eosTokenIds.length === 0) {
+      // Without an EOS id a finished output could not be ended: the mask would be empty.
+      throw new VocabularyError('constrained decoding needs the vocabulary to name an EOS token', {
+        param: 'eosTokenIds',
+      });
+    }
     this.vocabulary = vocabulary;
     this.options = options;
     this.trie = new TokenTrie(vocabulary);

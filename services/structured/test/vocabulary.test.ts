@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { CharSet } from '../src/char-set.ts';
+import { GrammarCompiler } from '../src/compiler.ts';
 import { VocabularyError } from '../src/errors.ts';
 import { TokenTrie } from '../src/token-trie.ts';
 import { Vocabulary } from '../src/vocabulary.ts';
@@ -110,6 +111,12 @@ describe('Metaspace with byte fallback (Llama 2 / Mistral style)', () => {
     const vocabulary = Vocabulary.fromTokenizerJson(tokenizerJson, {}, { eosTokenIds: [260] });
     assert.equal(vocabulary.tokenBytes[260], null);
     assert.deepEqual([...vocabulary.eosTokenIds], [260]);
+  });
+
+  it('is refused by the compiler when it names no EOS id (a finished output could not end)', () => {
+    const vocabulary = Vocabulary.fromTokenizerJson(tokenizerJson, {});
+    assert.equal(vocabulary.eosTokenIds.length, 0);
+    assert.throws(() => new GrammarCompiler(vocabulary), VocabularyError);
   });
 
   it('refuses a vocabSize below the largest id and a decoder of another kind', () => {
