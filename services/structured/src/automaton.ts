@@ -31,6 +31,13 @@ export class Automaton {
   readonly hasBytes: Uint8Array;
   /** [numStates] 1 where the state only reads bytes: not final, no calls (no stack work) */
   readonly bytesOnly: Uint8Array;
+  /**
+   * Runs, for skipping whole trie subtrees: [numStates * 8] the bytes (256 bits) that lead from
+   * each state to its most common next state, and [numStates] how many such bytes in a row
+   * stay on that chain (a self-loop: unbounded; a string's length counter: what is left).
+   */
+  readonly runBytes: Uint32Array;
+  readonly runLength: Int32Array;
   /** [numStates + 1] offsets into callStarts / callReturns */
   readonly callOffsets: Int32Array;
   /** callee start state per call edge */
@@ -80,6 +87,7 @@ export class Automaton {
       const noCalls = this.callOffsets[s] === this.callOffsets[s + 1];
       if (this.hasBytes[s] === 1 && this.final[s] === 0 && noCalls) this.bytesOnly[s] = 1;
     }
+    [this.runBytes, this.runLength] = runs(this.trans, this.numClasses, this.classOf, this.numStates);
     this.rootStart = 0;
     this.ruleCalled = new Uint8Array(this.ruleOffsets.length - 1);
     for (const start of this.callStarts) this.ruleCalled[this.ruleOf(start)] = 1;
@@ -106,6 +114,67 @@ export class Automaton {
   step(state: number, byte: number): number {
     return this.trans[state * this.numClasses + (this.classOf[byte] as number)] as number;
   }
+}
+
+/** See Automaton.runBytes / runLength. */
+function runs(
+  trans: Int32Array,
+  numClasses: number,
+  classOf: Uint8Array,
+  numStates: number,
+): [Uint32Array, Int32Array] {
+  const bytes = new Uint32Array(numStates * 8);
+  const next = new Int32Array(numStates).fill(-1);
+  const classSize = new Int32Array(numClasses);
+  for (let b = 0; b < 256; b++)
+    classSize[classOf[b] as number] = (classSize[classOf[b] as number] as number) + 1;
+  const counts = new Map<number, number>();
+  for (let s = 0; s < numStates; s++) {
+    counts.clear();
+    let best = -1;
+    let bestCount = 0;
+    for (let c = 0; c < numClasses; c++) {
+      const t = trans[s * numClasses + c] as number;
+      if (t < 0) continue;
+      const n = (counts.get(t) ?? 0) + (classSize[c] as number);
+      counts.set(t, n);
+      if (n > bestCount || (n === bestCount && t < best)) [best, bestCount] = [t, n];
+    }
+    next[s] = best;
+    if (best < 0) continue;
+    for (let b = 0; b < 256; b++) {
+      if (trans[s * numClasses + (classOf[b] as number)] === best)
+        bytes[s * 8 + (b >>> 5)] = (bytes[s * 8 + (b >>> 5)] as number) | (1 << (b & 31));
+    }
+  }
+  // runLength(s) = 1 + runLength(next) when next's run bytes include s's; cycles are unbounded.
+  const unbounded = 0x3fffffff;
+  const length = new Int32Array(numStates).fill(-1); // -1 unknown, -2 on the current path
+  const within = (inner: number, outer: number): boolean => {
+    for (let w = 0; w < 8; w++)
+      if (((bytes[inner * 8 + w] as number) & ~(bytes[outer * 8 + w] as number)) !== 0) return false;
+    return true;
+  };
+  for (let s = 0; s < numStates; s++) {
+    if (length[s] !== -1) continue;
+    const path: number[] = [];
+    let v = s;
+    // Walk the chain until a known length, an end, or a cycle.
+    while (v >= 0 && length[v] === -1) {
+      length[v] = -2;
+      path.push(v);
+      const t = next[v] as number;
+      v = t >= 0 && within(v, t) ? t : -1;
+    }
+    let tail = v < 0 ? 0 : length[v] === -2 ? unbounded : (length[v] as number);
+    for (let i = path.length - 1; i >= 0; i--) {
+      const u = path[i] as number;
+      if ((next[u] as number) < 0) tail = 0;
+      else tail = tail >= unbounded ? unbounded : tail + 1;
+      length[u] = tail;
+    }
+  }
+  return [bytes, length];
 }
 
 const defaultMaxStates = 200_000;

@@ -106,20 +106,39 @@ export class ClassifyScratch {
 
 /** The byte strings that follow a rule's end inside tokens, interned (one table per vocabulary). */
 export class TokenRests {
-  private readonly ids = new Map<string, number>();
+  /** token id * 65536 + offset -> rest id */
+  private readonly byTokenOffset = new Map<number, number>();
+  /** hash of the bytes -> rest ids with that hash */
+  private readonly byHash = new Map<number, number[]>();
   readonly bytes: Uint8Array[] = [];
 
-  idOf(token: Uint8Array, offset: number): number {
+  idOf(tokenId: number, token: Uint8Array, offset: number): number {
+    const key = tokenId * 65536 + offset;
+    const known = this.byTokenOffset.get(key);
+    if (known !== undefined) return known;
     const rest = token.subarray(offset);
-    const key = String.fromCharCode(...rest);
-    let id = this.ids.get(key);
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < rest.length; i++) hash = Math.imul(hash ^ (rest[i] as number), 0x01000193);
+    let bucket = this.byHash.get(hash);
+    if (bucket === undefined) {
+      bucket = [];
+      this.byHash.set(hash, bucket);
+    }
+    let id = bucket.find((candidate) => sameBytes(this.bytes[candidate] as Uint8Array, rest));
     if (id === undefined) {
       id = this.bytes.length;
-      this.ids.set(key, id);
       this.bytes.push(rest);
+      bucket.push(id);
     }
+    this.byTokenOffset.set(key, id);
     return id;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function classify(
@@ -131,8 +150,19 @@ export function classify(
   tokenRests: TokenRests,
   tokenBytes: readonly (Uint8Array | null)[],
 ): StateMasks {
-  const { trans, numClasses, classOf, bytesOnly } = automaton;
-  const { byte, depth, subtreeEnd, tokensStart, ownEnd, tokensEnd, tokenIds, numNodes } = trie;
+  const { trans, numClasses, classOf, bytesOnly, runBytes, runLength } = automaton;
+  const {
+    byte,
+    depth,
+    subtreeEnd,
+    tokensStart,
+    ownEnd,
+    tokensEnd,
+    tokenIds,
+    numNodes,
+    bytesBelow,
+    depthBelow,
+  } = trie;
   const { state, parent, many, levels, numEnds, endDepths, accepted, uncertain, restStart } = scratch;
   const pool = new StackPool();
   // A rule nothing calls (the root) ending inside a token ends the output: the rest is refused.
@@ -155,7 +185,7 @@ export function classify(
       }
       const bytes = tokenBytes[id] as Uint8Array;
       for (let e = 0; e < ends; e++)
-        scratch.rests[numRests++] = tokenRests.idOf(bytes, endDepths[e] as number);
+        scratch.rests[numRests++] = tokenRests.idOf(id, bytes, endDepths[e] as number);
     }
   };
   state[0] = start;
@@ -172,6 +202,17 @@ export function classify(
     if (many[d - 1] === 0) {
       const t = trans[(state[d - 1] as number) * numClasses + b] as number;
       if (t >= 0) {
+        if (
+          (runLength[t] as number) >= (depthBelow[node] as number) &&
+          within(bytesBelow, node, runBytes, t)
+        ) {
+          // Every byte below follows t's run, which is long enough: the whole subtree is accepted.
+          const end = tokensEnd[node] as number;
+          for (let i = tokensStart[node] as number; i < end; i++)
+            accepted[numAccepted++] = tokenIds[i] as number;
+          node = subtreeEnd[node] as number;
+          continue;
+        }
         if (bytesOnly[t] === 1) {
           state[d] = t;
           parent[d] = parent[d - 1] as number;
@@ -222,6 +263,15 @@ export function classify(
     scratch.rests.slice(0, numRests),
     vocabSize,
   );
+}
+
+/** Whether every byte below `node` is one of `state`'s run bytes. */
+function within(bytesBelow: Uint32Array, node: number, runBytes: Uint32Array, state: number): boolean {
+  const s = state * 8;
+  const n = node * 8;
+  for (let w = 0; w < 8; w++)
+    if (((bytesBelow[n + w] as number) & ~(runBytes[s + w] as number)) !== 0) return false;
+  return true;
 }
 
 /** Records level d as one configuration (fast path) or many; returns how many. */

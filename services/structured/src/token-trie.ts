@@ -19,6 +19,10 @@ export class TokenTrie {
   /** Grammar tokens (non-empty bytes) in depth-first order. */
   readonly tokenIds: Int32Array;
   readonly maxDepth: number;
+  /** [numNodes * 8] the bytes (256 bits) that occur below each node (its own byte excluded) */
+  readonly bytesBelow: Uint32Array;
+  /** [numNodes] the longest token below the node minus the node's depth */
+  readonly depthBelow: Uint16Array;
 
   constructor(vocabulary: Vocabulary) {
     const { tokenBytes } = vocabulary;
@@ -68,6 +72,30 @@ export class TokenTrie {
     this.tokensEnd = Int32Array.from(tokensEnd);
     this.tokenIds = Int32Array.from(ids);
     this.maxDepth = maxDepth;
+    // Children come after their parent in depth-first order, so a backward pass folds each
+    // node's bytes into its parent.
+    const below = new Uint32Array(this.numNodes * 8);
+    const parentAt: number[] = [];
+    const parentOf = new Int32Array(this.numNodes).fill(-1);
+    for (let node = 1; node < this.numNodes; node++) {
+      const d = this.depth[node] as number;
+      parentAt[d] = node;
+      parentOf[node] = d === 1 ? 0 : (parentAt[d - 1] as number);
+    }
+    for (let node = this.numNodes - 1; node >= 1; node--) {
+      const p = parentOf[node] as number;
+      const b = this.byte[node] as number;
+      below[p * 8 + (b >>> 5)] = (below[p * 8 + (b >>> 5)] as number) | (1 << (b & 31));
+      for (let w = 0; w < 8; w++)
+        below[p * 8 + w] = (below[p * 8 + w] as number) | (below[node * 8 + w] as number);
+    }
+    this.bytesBelow = below;
+    const depthBelow = new Uint16Array(this.numNodes);
+    for (let node = this.numNodes - 1; node >= 1; node--) {
+      const p = parentOf[node] as number;
+      depthBelow[p] = Math.max(depthBelow[p] as number, (depthBelow[node] as number) + 1);
+    }
+    this.depthBelow = depthBelow;
   }
 }
 
