@@ -2,8 +2,9 @@
 // (computed on first use, or all at once by precompute()), and a cache of which uncertain
 // tokens passed for a whole parse configuration (the state inside a long string repeats, so
 // its mask is assembled from caches after the first step). Shared by every matcher of it.
-import type { Automaton } from './automaton.ts';
+import { type Automaton, tailReturn } from './automaton.ts';
 import { GrammarMatcher } from './matcher.ts';
+import { StackPool } from './stack.ts';
 import { type ClassifyScratch, classify, type StateMasks, type TokenRests } from './state-masks.ts';
 import { type SignatureRegistry, StateKeys } from './state-signature.ts';
 import type { TokenTrie } from './token-trie.ts';
@@ -113,7 +114,21 @@ export class CompiledGrammar {
 
   /** Classifies every state that reads bytes now, so that no decode step pays for it later. */
   precompute(): void {
-    for (let s = 0; s < this.automaton.numStates; s++) if (this.automaton.hasBytes[s] === 1) this.masksOf(s);
+    const a = this.automaton;
+    for (let s = 0; s < a.numStates; s++) if (a.hasBytes[s] === 1) this.masksOf(s);
+    // Judge each called rule's uncertain rests against every state that calls it (a return
+    // state), so that the first step after a new caller does not pay for it either.
+    const pool = new StackPool();
+    for (let s = 0; s < a.numStates; s++) {
+      for (let e = a.callOffsets[s] as number; e < (a.callOffsets[s + 1] as number); e++) {
+        const returnState = a.callReturns[e] as number;
+        if (returnState === tailReturn) continue;
+        const rule = a.ruleOf(a.callStarts[e] as number);
+        for (let t = a.ruleOffsets[rule] as number; t < (a.ruleOffsets[rule + 1] as number); t++) {
+          if (a.hasBytes[t] === 1) this.uncertainChecker.judgeAgainst(a, pool, returnState, this.masksOf(t));
+        }
+      }
+    }
   }
 
   /** How many states have their masks computed. */

@@ -84,6 +84,23 @@ export class UncertainChecker {
     }
   }
 
+  /** Judges every rest of `masks`' uncertain tokens against `callerState` alone (a warm-up). */
+  judgeAgainst(automaton: Automaton, pool: StackPool, callerState: number, masks: StateMasks): void {
+    let local =
+      this.byCallerState.get(callerState) ?? this.grown(this.byCallerState, callerState, new Uint8Array(0));
+    for (const rest of masks.rests) {
+      if (rest >= local.length) local = this.grown(this.byCallerState, callerState, local);
+      if (local[rest] === unknown) {
+        local[rest] = this.readLocally(
+          automaton,
+          pool,
+          callerState,
+          this.tokenRests.bytes[rest] as Uint8Array,
+        );
+      }
+    }
+  }
+
   /** Reads `bytes` from `state` with nothing known below it. */
   private readLocally(automaton: Automaton, pool: StackPool, state: number, bytes: Uint8Array): number {
     let current = this.current;

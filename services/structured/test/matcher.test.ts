@@ -22,6 +22,20 @@ const specs: ConstraintSpec[] = [
     },
   },
   { type: 'grammar', grammar: 'root ::= list\nlist ::= "[" (item ("," item)*)? "]"\nitem ::= [a-z]+ | list' },
+  {
+    type: 'json_schema',
+    schema: {
+      type: 'array',
+      items: {
+        anyOf: [
+          { type: 'string', maxLength: 3 },
+          { type: 'string', format: 'date' },
+          { type: 'number', minimum: -1, maximum: 1 },
+        ],
+      },
+      maxItems: 4,
+    },
+  },
   { type: 'regex', pattern: '(ab|a)*c{1,3}' },
   { type: 'choice', choices: ['alpha', 'alphabet', 'beta'] },
 ];
