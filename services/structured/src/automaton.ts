@@ -2,10 +2,12 @@
 // recursive rules, shared rules, rules too big to copy) is a minimal DFA over byte classes,
 // and all of them live in shared typed arrays indexed by a global state id. Non-recursive
 // rules are inlined, so most JSON schemas become a single DFA and need no stack at all.
+import { finishDistances, runs, tailReturn } from './automaton-tables.ts';
+import { chooseCallRules } from './call-rules.ts';
 import type { CharSet } from './char-set.ts';
 import { type ByteClasses, byteClassesOf, determinize, minimize, type RuleDfa, trim } from './dfa.ts';
 import { ConstraintTooLargeError, InvalidGrammarError, UnsatisfiableConstraintError } from './errors.ts';
-import { type Expr, exprSize, type Grammar } from './grammar.ts';
+import type { Expr, Grammar } from './grammar.ts';
 import { buildNfa, type Nfa } from './nfa.ts';
 
 export interface AutomatonOptions {
@@ -15,8 +17,7 @@ export interface AutomatonOptions {
   maxStates?: number;
 }
 
-/** A call edge's return state when the caller has nothing left to do after the call. */
-export const tailReturn = -1;
+export { tailReturn };
 
 export class Automaton {
   readonly numStates: number;
@@ -116,69 +117,7 @@ export class Automaton {
   }
 }
 
-/** See Automaton.runBytes / runLength. */
-function runs(
-  trans: Int32Array,
-  numClasses: number,
-  classOf: Uint8Array,
-  numStates: number,
-): [Uint32Array, Int32Array] {
-  const bytes = new Uint32Array(numStates * 8);
-  const next = new Int32Array(numStates).fill(-1);
-  const classSize = new Int32Array(numClasses);
-  for (let b = 0; b < 256; b++)
-    classSize[classOf[b] as number] = (classSize[classOf[b] as number] as number) + 1;
-  const counts = new Map<number, number>();
-  for (let s = 0; s < numStates; s++) {
-    counts.clear();
-    let best = -1;
-    let bestCount = 0;
-    for (let c = 0; c < numClasses; c++) {
-      const t = trans[s * numClasses + c] as number;
-      if (t < 0) continue;
-      const n = (counts.get(t) ?? 0) + (classSize[c] as number);
-      counts.set(t, n);
-      if (n > bestCount || (n === bestCount && t < best)) [best, bestCount] = [t, n];
-    }
-    next[s] = best;
-    if (best < 0) continue;
-    for (let b = 0; b < 256; b++) {
-      if (trans[s * numClasses + (classOf[b] as number)] === best)
-        bytes[s * 8 + (b >>> 5)] = (bytes[s * 8 + (b >>> 5)] as number) | (1 << (b & 31));
-    }
-  }
-  // runLength(s) = 1 + runLength(next) when next's run bytes include s's; cycles are unbounded.
-  const unbounded = 0x3fffffff;
-  const length = new Int32Array(numStates).fill(-1); // -1 unknown, -2 on the current path
-  const within = (inner: number, outer: number): boolean => {
-    for (let w = 0; w < 8; w++)
-      if (((bytes[inner * 8 + w] as number) & ~(bytes[outer * 8 + w] as number)) !== 0) return false;
-    return true;
-  };
-  for (let s = 0; s < numStates; s++) {
-    if (length[s] !== -1) continue;
-    const path: number[] = [];
-    let v = s;
-    // Walk the chain until a known length, an end, or a cycle.
-    while (v >= 0 && length[v] === -1) {
-      length[v] = -2;
-      path.push(v);
-      const t = next[v] as number;
-      v = t >= 0 && within(v, t) ? t : -1;
-    }
-    let tail = v < 0 ? 0 : length[v] === -2 ? unbounded : (length[v] as number);
-    for (let i = path.length - 1; i >= 0; i--) {
-      const u = path[i] as number;
-      if ((next[u] as number) < 0) tail = 0;
-      else tail = tail >= unbounded ? unbounded : tail + 1;
-      length[u] = tail;
-    }
-  }
-  return [bytes, length];
-}
-
 const defaultMaxStates = 200_000;
-const inlineBudget = 20_000;
 
 export function compileAutomaton(grammar: Grammar, alphabet: CharSet, options: AutomatonOptions): Automaton {
   const { param } = options;
@@ -209,102 +148,6 @@ export function compileAutomaton(grammar: Grammar, alphabet: CharSet, options: A
   const minimal = dfas.map((dfa) => (dfa === null ? null : minimize(dfa, classes.numClasses)));
   rejectLeftRecursion(minimal, callRules, param);
   return flatten(minimal, classes, maxStates, tooLarge);
-}
-
-/** Root first; then rules that are recursive, marked shared, or too big to copy everywhere. */
-function chooseCallRules(grammar: Grammar, param: string): string[] {
-  const names = [...grammar.rules.keys()];
-  const refs = new Map<string, Map<string, number>>();
-  for (const name of names) {
-    const counts = new Map<string, number>();
-    collectRefs((grammar.rules.get(name) as { expr: Expr }).expr, 1, counts);
-    for (const target of counts.keys()) {
-      if (!grammar.rules.has(target)) throw new InvalidGrammarError(`rule "${target}" is not defined`, param);
-    }
-    refs.set(name, counts);
-  }
-  if (!grammar.rules.has(grammar.root))
-    throw new InvalidGrammarError(`rule "${grammar.root}" is not defined`, param);
-  const recursive = recursiveRules(names, refs);
-  const calls = new Set<string>([grammar.root]);
-  for (const name of names)
-    if (recursive.has(name) || grammar.rules.get(name)?.shared === true) calls.add(name);
-  // Sizes with every non-call reference inlined; big rules used often become calls too.
-  const sizes = new Map<string, number>();
-  const sizeOf = (name: string): number => {
-    if (calls.has(name)) return 1;
-    const known = sizes.get(name);
-    if (known !== undefined) return known;
-    sizes.set(name, 1);
-    const size = exprSize((grammar.rules.get(name) as { expr: Expr }).expr, sizeOf);
-    sizes.set(name, size);
-    return size;
-  };
-  const uses = new Map<string, number>();
-  for (const counts of refs.values())
-    for (const [target, n] of counts) uses.set(target, (uses.get(target) ?? 0) + n);
-  for (const name of names) {
-    const size = sizeOf(name);
-    if (!calls.has(name) && size > 16 && size * (uses.get(name) ?? 0) > inlineBudget) {
-      calls.add(name);
-      sizes.clear();
-    }
-  }
-  return [grammar.root, ...names.filter((name) => name !== grammar.root && calls.has(name))];
-}
-
-function collectRefs(expr: Expr, multiplicity: number, counts: Map<string, number>): void {
-  switch (expr.type) {
-    case 'chars':
-      return;
-    case 'seq':
-    case 'alt':
-      for (const item of expr.items) collectRefs(item, multiplicity, counts);
-      return;
-    case 'repeat':
-      collectRefs(expr.item, multiplicity * Math.max(1, expr.max ?? expr.min + 1), counts);
-      return;
-    case 'ref':
-      counts.set(expr.rule, (counts.get(expr.rule) ?? 0) + multiplicity);
-  }
-}
-
-/** Rules on a reference cycle (Tarjan's strongly connected components). */
-function recursiveRules(
-  names: readonly string[],
-  refs: ReadonlyMap<string, Map<string, number>>,
-): Set<string> {
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const onStack = new Set<string>();
-  const stack: string[] = [];
-  const out = new Set<string>();
-  let counter = 0;
-  const visit = (v: string): void => {
-    index.set(v, counter);
-    low.set(v, counter);
-    counter++;
-    stack.push(v);
-    onStack.add(v);
-    for (const w of refs.get(v)?.keys() ?? []) {
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
-      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
-    }
-    if (low.get(v) === index.get(v)) {
-      const component: string[] = [];
-      let w: string;
-      do {
-        w = stack.pop() as string;
-        onStack.delete(w);
-        component.push(w);
-      } while (w !== v);
-      if (component.length > 1 || refs.get(v)?.has(v) === true) for (const name of component) out.add(name);
-    }
-  };
-  for (const name of names) if (!index.has(name)) visit(name);
-  return out;
 }
 
 /**
@@ -453,65 +296,4 @@ function flatten(
     callReturns,
     bytesToFinish,
   });
-}
-
-/** Fewest bytes from each state to the end of its rule (calls cost their callee's fewest). */
-function finishDistances(
-  trans: Int32Array,
-  final: Uint8Array,
-  numClasses: number,
-  callOffsets: Int32Array,
-  callStarts: Int32Array,
-  callReturns: Int32Array,
-): Int32Array {
-  const n = final.length;
-  const infinity = 0x3fffffff;
-  const dist = new Int32Array(n).fill(infinity);
-  // Who depends on whom: s is recomputed when a byte target, callee start or return state improves.
-  const dependents: number[][] = Array.from({ length: n }, () => []);
-  for (let s = 0; s < n; s++) {
-    for (let c = 0; c < numClasses; c++) {
-      const t = trans[s * numClasses + c] as number;
-      if (t >= 0) (dependents[t] as number[]).push(s);
-    }
-    for (let e = callOffsets[s] as number; e < (callOffsets[s + 1] as number); e++) {
-      (dependents[callStarts[e] as number] as number[]).push(s);
-      const ret = callReturns[e] as number;
-      if (ret !== tailReturn) (dependents[ret] as number[]).push(s);
-    }
-  }
-  const queue: number[] = [];
-  const queued = new Uint8Array(n);
-  for (let s = 0; s < n; s++) {
-    if (final[s] === 1) {
-      dist[s] = 0;
-      queue.push(s);
-      queued[s] = 1;
-    }
-  }
-  for (let head = 0; head < queue.length; head++) {
-    const q = queue[head] as number;
-    queued[q] = 0;
-    for (const s of dependents[q] as number[]) {
-      let best = dist[s] as number;
-      for (let c = 0; c < numClasses; c++) {
-        const t = trans[s * numClasses + c] as number;
-        if (t >= 0 && (dist[t] as number) + 1 < best) best = (dist[t] as number) + 1;
-      }
-      for (let e = callOffsets[s] as number; e < (callOffsets[s + 1] as number); e++) {
-        const ret = callReturns[e] as number;
-        const cost =
-          (dist[callStarts[e] as number] as number) + (ret === tailReturn ? 0 : (dist[ret] as number));
-        if (cost < best) best = cost;
-      }
-      if (best < (dist[s] as number)) {
-        dist[s] = best;
-        if (queued[s] === 0) {
-          queued[s] = 1;
-          queue.push(s);
-        }
-      }
-    }
-  }
-  return dist;
 }
