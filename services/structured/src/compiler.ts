@@ -4,7 +4,7 @@
 import { compileAutomaton } from './automaton.ts';
 import { CompiledGrammar, SharedMasks } from './compiled-grammar.ts';
 import { parseEbnf } from './ebnf.ts';
-import { InvalidChoiceError, VocabularyError } from './errors.ts';
+import { InvalidChoiceError, UnsupportedSchemaError, VocabularyError } from './errors.ts';
 import { alt, type Grammar, literal } from './grammar.ts';
 import type { JsonFormatOptions } from './json-grammar.ts';
 import { jsonObjectGrammar, jsonSchemaGrammar } from './json-schema.ts';
@@ -65,14 +65,19 @@ export class GrammarCompiler {
 
   /** The compiled constraint (from the cache when the same spec was compiled before). */
   compile(spec: ConstraintSpec): CompiledGrammar {
+    const param = spec.param ?? defaultParams[spec.type];
     const key = canonicalJson(spec);
+    if (key === null)
+      throw new UnsupportedSchemaError(
+        `specs nested deeper than ${maxSpecDepth} levels are not supported`,
+        param,
+      );
     const cached = this.cache.get(key);
     if (cached !== undefined) {
       this.cache.delete(key);
       this.cache.set(key, cached);
       return cached;
     }
-    const param = spec.param ?? defaultParams[spec.type];
     const automaton = compileAutomaton(this.grammarOf(spec, param), this.vocabulary.alphabet, {
       param,
       ...(this.options.maxStates === undefined ? {} : { maxStates: this.options.maxStates }),
@@ -140,12 +145,38 @@ function choiceExpr(choices: readonly string[], param: string) {
   return alt(...choices.map((choice) => literal(choice)));
 }
 
-/** JSON with object keys sorted, so equal specs share one cache entry. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const key of Object.keys(v).sort()) sorted[key] = (v as Record<string, unknown>)[key];
-    return sorted;
-  });
+/** Deeper specs are refused before anything recurses over them. */
+const maxSpecDepth = 256;
+
+/** JSON with object keys sorted, so equal specs share one cache entry; null when too deep. */
+export function canonicalJson(value: unknown): string | null {
+  const parts: string[] = [];
+  const write = (v: unknown, depth: number): boolean => {
+    if (depth > maxSpecDepth) return false;
+    if (typeof v !== 'object' || v === null) {
+      parts.push(JSON.stringify(v) ?? 'null');
+      return true;
+    }
+    if (Array.isArray(v)) {
+      parts.push('[');
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) parts.push(',');
+        if (!write(v[i], depth + 1)) return false;
+      }
+      parts.push(']');
+      return true;
+    }
+    parts.push('{');
+    let first = true;
+    for (const key of Object.keys(v).sort()) {
+      const item = (v as Record<string, unknown>)[key];
+      if (item === undefined) continue;
+      parts.push(`${first ? '' : ','}${JSON.stringify(key)}:`);
+      first = false;
+      if (!write(item, depth + 1)) return false;
+    }
+    parts.push('}');
+    return true;
+  };
+  return write(value, 0) ? parts.join('') : null;
 }

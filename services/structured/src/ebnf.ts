@@ -24,6 +24,8 @@ export function parseEbnf(text: string, param: string): Grammar {
   return new EbnfParser(text, param).parse();
 }
 
+/** Deeper group nesting is refused (the parser recurses). */
+const maxGroupDepth = 256;
 const nameStart = /[A-Za-z_]/;
 const namePart = /[A-Za-z0-9_-]/;
 
@@ -31,6 +33,7 @@ class EbnfParser {
   private readonly text: string;
   private readonly param: string;
   private pos = 0;
+  private depth = 0;
 
   constructor(text: string, param: string) {
     this.text = text;
@@ -148,11 +151,13 @@ class EbnfParser {
     }
     if (c === '(') {
       const start = this.pos;
+      if (++this.depth > maxGroupDepth) this.fail(`groups nested deeper than ${maxGroupDepth}`);
       this.pos++;
       const inner = this.alternation();
       this.skipSpace();
       if (this.text[this.pos] !== ')') this.fail('missing ")"', start);
       this.pos++;
+      this.depth--;
       return inner;
     }
     if (c === '/') return this.regex();

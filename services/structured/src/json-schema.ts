@@ -54,6 +54,9 @@ export function jsonObjectGrammar(options: JsonFormatOptions = {}): Grammar {
   return { rules, root: 'json-object' };
 }
 
+/** Deeper schemas are refused (the conversion recurses). */
+const maxNesting = 128;
+
 class SchemaConverter {
   private readonly document: unknown;
   private readonly param: string;
@@ -61,6 +64,7 @@ class SchemaConverter {
   private readonly ws: Expr;
   private readonly rules = new Map<string, Rule>();
   private numRules = 0;
+  private depth = 0;
 
   constructor(document: unknown, param: string, options: JsonFormatOptions) {
     this.document = document;
@@ -126,6 +130,20 @@ class SchemaConverter {
   }
 
   private value(schema: unknown, path: string): Expr {
+    if (++this.depth > maxNesting) {
+      throw new UnsupportedSchemaError(
+        `schemas nested deeper than ${maxNesting} levels are not supported`,
+        path,
+      );
+    }
+    try {
+      return this.valueAt(schema, path);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private valueAt(schema: unknown, path: string): Expr {
     if (schema === true) return this.anyValue();
     if (schema === false) throw new UnsatisfiableConstraintError('the schema `false` matches nothing', path);
     if (!isSchemaObject(schema))

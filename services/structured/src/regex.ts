@@ -19,6 +19,8 @@ const space = CharSet.fromString(' \t\n\r\f\v');
 /** `.`: any character but line terminators (as JavaScript's RegExp). */
 const dot = CharSet.of(0x0a, 0x0d, 0x2028, 0x2029).complement();
 const maxRepeat = 10_000;
+/** Deeper group nesting is refused (the parser recurses). */
+const maxGroupDepth = 256;
 
 export function parseRegex(pattern: string, param: string): Expr {
   return new RegexParser(pattern, param).parse();
@@ -27,6 +29,7 @@ export function parseRegex(pattern: string, param: string): Expr {
 class RegexParser {
   private readonly chars: number[];
   private pos = 0;
+  private depth = 0;
   private readonly param: string;
   private readonly source: string;
 
@@ -44,7 +47,8 @@ class RegexParser {
   }
 
   private fail(message: string, at = this.pos): never {
-    throw new InvalidRegexError(`invalid regex ${JSON.stringify(this.source)}: ${message}`, this.param, at);
+    const shown = this.source.length > 80 ? `${this.source.slice(0, 77)}...` : this.source;
+    throw new InvalidRegexError(`invalid regex ${JSON.stringify(shown)}: ${message}`, this.param, at);
   }
 
   private peek(offset = 0): number {
@@ -121,6 +125,7 @@ class RegexParser {
     const c = this.peek();
     const start = this.pos;
     if (c === 0x28 /* ( */) {
+      if (++this.depth > maxGroupDepth) this.fail(`groups nested deeper than ${maxGroupDepth}`);
       this.pos++;
       if (this.peek() === 0x3f /* ? */) {
         const next = this.peek(1);
@@ -133,6 +138,7 @@ class RegexParser {
       const inner = this.alternation(false);
       if (this.peek() !== 0x29) this.fail('missing ")"', start);
       this.pos++;
+      this.depth--;
       return inner;
     }
     if (c === 0x5b /* [ */) return chars(this.characterClass());

@@ -64,6 +64,7 @@ ws     ::= [ \\t]?`,
     ['no rules', '# nothing', /no rules/],
     ['matches nothing', 'root ::= a\na ::= a "x"', /left-recursive|no output/],
     ['empty language', 'root ::= "a" b\nb ::= "b" b', /no output satisfies/],
+    ['absurd nesting', `root ::= ${'('.repeat(5000)}"a"${')'.repeat(5000)}`, /nested deeper than 256/],
   ];
   for (const [name, grammar, message] of errors) {
     it(`refuses: ${name}`, () => {

@@ -315,6 +315,22 @@ describe('json_schema errors name the field', () => {
     });
   }
 
+  it('refuses absurd nesting with a 400 instead of overflowing the stack', () => {
+    let deep: object = { type: 'string' };
+    for (let i = 0; i < 5000; i++) deep = { type: 'array', items: deep };
+    assert.throws(
+      () => compiler.compile({ type: 'json_schema', schema: deep }),
+      (error: unknown) => error instanceof UnsupportedSchemaError && error.param === base,
+    );
+    let nested: object = { type: 'string' };
+    for (let i = 0; i < 150; i++) nested = { type: 'array', items: nested };
+    assert.throws(
+      () => compiler.compile({ type: 'json_schema', schema: nested }),
+      (error: unknown) =>
+        error instanceof UnsupportedSchemaError && /nested deeper than 128/.test(error.message),
+    );
+  });
+
   it('uses the caller-given param as the base', () => {
     assert.throws(
       () =>

@@ -78,6 +78,7 @@ describe('regex constraints', () => {
       ['a^b', /only supported at the start/],
       ['a$b', /only supported at the end/],
       ['[z-a]', /out of order/],
+      [`${'('.repeat(5000)}a${')'.repeat(5000)}`, /nested deeper than 256/],
     ];
     for (const [pattern, message] of bad) {
       assert.throws(
