@@ -56,6 +56,10 @@ function collectRefs(expr: Expr, multiplicity: number, counts: Map<string, numbe
     case 'alt':
       for (const item of expr.items) collectRefs(item, multiplicity, counts);
       return;
+    case 'separated':
+      for (const item of expr.items) collectRefs(item.expr, multiplicity * 2, counts);
+      collectRefs(expr.separator, multiplicity * 2 * expr.items.length, counts);
+      return;
     case 'repeat':
       collectRefs(expr.item, multiplicity * Math.max(1, expr.max ?? expr.min + 1), counts);
       return;

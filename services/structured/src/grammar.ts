@@ -8,7 +8,19 @@ export type Expr =
   | { type: 'seq'; items: readonly Expr[] }
   | { type: 'alt'; items: readonly Expr[] }
   | { type: 'repeat'; item: Expr; min: number; max: number | null }
-  | { type: 'ref'; rule: string };
+  | { type: 'ref'; rule: string }
+  | SeparatedList;
+
+/**
+ * The items in order, each present when required or optionally, the present ones separated by
+ * `separator` (a JSON object's members). Built in linear size, where spelling it out with
+ * alternatives would take quadratic size.
+ */
+export interface SeparatedList {
+  type: 'separated';
+  items: readonly { expr: Expr; required: boolean }[];
+  separator: Expr;
+}
 
 export interface Rule {
   expr: Expr;
@@ -99,5 +111,14 @@ export function exprSize(expr: Expr, ruleSize: (rule: string) => number): number
       return exprSize(expr.item, ruleSize) * Math.max(1, expr.max ?? expr.min + 1);
     case 'ref':
       return ruleSize(expr.rule);
+    case 'separated':
+      return expr.items.reduce(
+        (sum, item) => sum + 2 * (exprSize(item.expr, ruleSize) + exprSize(expr.separator, ruleSize)),
+        1,
+      );
   }
+}
+
+export function separated(items: readonly { expr: Expr; required: boolean }[], separator: Expr): Expr {
+  return { type: 'separated', items, separator };
 }

@@ -124,5 +124,11 @@ export function jsonEscapedExpr(expr: Expr): Expr {
       return repeat(jsonEscapedExpr(expr.item), expr.min, expr.max);
     case 'ref':
       return expr;
+    case 'separated':
+      return {
+        type: 'separated',
+        items: expr.items.map((item) => ({ expr: jsonEscapedExpr(item.expr), required: item.required })),
+        separator: jsonEscapedExpr(expr.separator),
+      };
   }
 }

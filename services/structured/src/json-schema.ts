@@ -14,6 +14,7 @@ import {
   type Rule,
   ref,
   repeat,
+  separated,
   seq,
   star,
 } from './grammar.ts';
@@ -255,25 +256,12 @@ class SchemaConverter {
         this.sub(properties[name], join(join(path, 'properties'), name)),
       ),
     );
-    const isRequired = names.map((name) => required.has(name));
-    const firstRequired = isRequired.indexOf(true);
-    if (firstRequired >= 0) {
-      // Optional members before the first required one carry their comma after them.
-      const items: Expr[] = [];
-      members.forEach((member, i) => {
-        if (i < firstRequired) items.push(optional(seq(member, comma)));
-        else if (i === firstRequired) items.push(member);
-        else items.push(isRequired[i] ? seq(comma, member) : optional(seq(comma, member)));
-      });
-      return seq(open, this.ws, seq(...items), this.ws, close);
-    }
-    // All optional: choose the first present member, then any of the later ones.
-    const body = alt(
-      ...members.map((member, i) =>
-        seq(member, ...members.slice(i + 1).map((later) => optional(seq(comma, later)))),
-      ),
+    // In declaration order; optional members may be left out.
+    const body = separated(
+      members.map((member, i) => ({ expr: member, required: required.has(names[i] as string) })),
+      comma,
     );
-    return seq(open, this.ws, optional(seq(body, this.ws)), close);
+    return seq(open, this.ws, body, this.ws, close);
   }
 
   private required(schema: SchemaObject, properties: SchemaObject, path: string): Set<string> {

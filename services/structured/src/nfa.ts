@@ -2,7 +2,7 @@
 // edges to the rules that stay calls (recursive or shared ones); every other rule reference is
 // inlined. Characters become UTF-8 byte chains here, cut down to the vocabulary's alphabet.
 import type { CharSet } from './char-set.ts';
-import type { Expr, Rule } from './grammar.ts';
+import type { Expr, Rule, SeparatedList } from './grammar.ts';
 import { utf8Sequences } from './utf8.ts';
 
 export interface Nfa {
@@ -78,6 +78,9 @@ class NfaBuilder {
       case 'repeat':
         this.buildRepeat(expr.item, expr.min, expr.max, from, to);
         return;
+      case 'separated':
+        this.buildSeparated(expr, from, to);
+        return;
       case 'ref': {
         const index = this.context.callIndex.get(expr.rule);
         if (index !== undefined) {
@@ -94,6 +97,33 @@ class NfaBuilder {
 
   private epsilon(from: number, to: number): void {
     (this.eps[from] as number[]).push(to);
+  }
+
+  /**
+   * Two states per position: nothing emitted yet (E_i) or something (S_i). An item goes from
+   * E_i to S_i+1 as is, from S_i to S_i+1 after the separator; an optional one may be skipped.
+   */
+  private buildSeparated(expr: SeparatedList, from: number, to: number): void {
+    let none = from; // E_i
+    let some = this.newState(); // S_i (unreachable at i = 0)
+    expr.items.forEach((item, i) => {
+      const nextNone = item.required ? -1 : this.newState();
+      const nextSome = this.newState();
+      if (none >= 0) {
+        this.build(item.expr, none, nextSome);
+        if (!item.required) this.epsilon(none, nextNone);
+      }
+      if (i > 0) {
+        const afterSeparator = this.newState();
+        this.build(expr.separator, some, afterSeparator);
+        this.build(item.expr, afterSeparator, nextSome);
+        if (!item.required) this.epsilon(some, nextSome);
+      }
+      none = nextNone;
+      some = nextSome;
+    });
+    if (none >= 0) this.epsilon(none, to);
+    this.epsilon(some, to);
   }
 
   private buildRepeat(item: Expr, min: number, max: number | null, from: number, to: number): void {
