@@ -5,7 +5,15 @@
 import { finishDistances, runs, tailReturn } from './automaton-tables.ts';
 import { chooseCallRules } from './call-rules.ts';
 import type { CharSet } from './char-set.ts';
-import { type ByteClasses, byteClassesOf, determinize, minimize, type RuleDfa, trim } from './dfa.ts';
+import {
+  type ByteClasses,
+  byteClassesOf,
+  canFinish,
+  determinize,
+  minimize,
+  type RuleDfa,
+  trim,
+} from './dfa.ts';
 import { ConstraintTooLargeError, InvalidGrammarError, UnsatisfiableConstraintError } from './errors.ts';
 import type { Expr, Grammar } from './grammar.ts';
 import { buildNfa, type Nfa } from './nfa.ts';
@@ -155,12 +163,15 @@ export function compileAutomaton(grammar: Grammar, alphabet: CharSet, options: A
  * by growing the set of such rules from none (a rule that only calls itself never finishes).
  */
 function trimAll(dfas: readonly RuleDfa[], numClasses: number): (RuleDfa | null)[] {
-  let productive = dfas.map(() => false);
-  for (;;) {
-    const current = productive;
-    const next = dfas.map((dfa) => trim(dfa, numClasses, (r) => current[r] === true) !== null);
-    if (next.every((v, i) => v === current[i])) break;
-    productive = next;
+  const productive = dfas.map(() => false);
+  for (let changed = true; changed; ) {
+    changed = false;
+    dfas.forEach((dfa, r) => {
+      if (!productive[r] && canFinish(dfa, numClasses, (callee) => productive[callee] === true)) {
+        productive[r] = true;
+        changed = true;
+      }
+    });
   }
   const finishing = productive;
   return dfas.map((dfa, i) =>

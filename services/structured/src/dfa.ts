@@ -112,6 +112,28 @@ function epsilonClosure(nfa: Nfa, seeds: readonly number[]): number[] {
   return [...seen].sort((a, b) => a - b);
 }
 
+/** Whether the start reaches a final state (calls count only into `productive` rules). */
+export function canFinish(dfa: RuleDfa, numClasses: number, productive: (rule: number) => boolean): boolean {
+  const seen = new Uint8Array(dfa.numStates);
+  const stack = [0];
+  seen[0] = 1;
+  while (stack.length > 0) {
+    const s = stack.pop() as number;
+    if (dfa.final[s] === 1) return true;
+    const visit = (t: number): void => {
+      if (t >= 0 && seen[t] === 0) {
+        seen[t] = 1;
+        stack.push(t);
+      }
+    };
+    for (let c = 0; c < numClasses; c++) visit(dfa.trans[s * numClasses + c] as number);
+    const edges = dfa.calls[s] as number[];
+    for (let i = 0; i < edges.length; i += 2)
+      if (productive(edges[i] as number)) visit(edges[i + 1] as number);
+  }
+  return false;
+}
+
 /**
  * Keeps the states reachable from the start that can reach a final state; call edges count
  * only into `productive` rules. Returns null when the start itself cannot finish.
