@@ -205,23 +205,13 @@ for (const [name, spec] of Object.entries(specs)) {
   const coldStart = performance.now();
   const sample = runSequence(grammar.newMatcher(), 1000, cold);
   const firstSequenceMs = performance.now() - coldStart;
-  const classifiedAfterFirst = grammar.numClassifiedStates;
   const warm: Timings = { fill: [], ids: [], accept: [], tokens: 0 };
   for (let s = 0; s < numSequences; s++) runSequence(grammar.newMatcher(), 2000 + s, warm);
-  const precomputeStart = performance.now();
-  grammar.precompute();
-  const precomputeMs = performance.now() - precomputeStart;
   const fill = percentiles(warm.fill);
   results[name] = {
     compileMs: Math.round(compileMs * 10) / 10,
     automatonStates: grammar.automaton.numStates,
-    firstSequence: {
-      tokens: cold.tokens,
-      ms: Math.round(firstSequenceMs),
-      fillUs: percentiles(cold.fill),
-      statesClassified: classifiedAfterFirst,
-    },
-    restOfStatesPrecomputeMs: Math.round(precomputeMs),
+    firstSequence: { tokens: cold.tokens, ms: Math.round(firstSequenceMs), fillUs: percentiles(cold.fill) },
     warm: {
       sequences: numSequences,
       tokens: warm.tokens,
