@@ -35,6 +35,7 @@ export function defaultSampling(): SamplingParams {
     seed: null,
     numTopLogprobs: 0,
     allowedTokenIds: null,
+    allowedTokenMask: null,
   };
 }
 
@@ -70,6 +71,7 @@ function toNativeSequence(seq: SequenceInput): NativeSequenceInput {
       logitBiasValues,
       seed: s.seed,
       allowedTokenIds: s.allowedTokenIds,
+      allowedTokenMask: s.allowedTokenMask,
     },
     promptTokenIds: seq.promptTokenIds,
     outputTokenIds: seq.outputTokenIds,

@@ -51,6 +51,7 @@ export interface NativeSampling {
   logitBiasValues: Float32Array | null;
   seed: number | null;
   allowedTokenIds: Int32Array | null;
+  allowedTokenMask: Uint32Array | null;
 }
 
 export interface NativeSequenceInput {

@@ -89,8 +89,15 @@ export interface SamplingParams {
   seed: number | null;
   /** How many top alternatives to return with each sample (0: none). */
   numTopLogprobs: number;
-  /** Reserved for structured output: only these ids may be sampled (null: all). */
+  /** Only these ids may be sampled (null: all). */
   allowedTokenIds: Int32Array | null;
+  /**
+   * Constrained decoding: bit `id & 31` of word `id >>> 5` set means id may be sampled (null: all).
+   * At least ceil(vocabSize / 32) words; bits at or past vocabSize are ignored; it must allow some
+   * token. With allowedTokenIds too, a token must be in both. A bitmask rather than an id list:
+   * 16 KiB for a 128k vocabulary whatever the grammar allows, filled straight from the matcher.
+   */
+  allowedTokenMask: Uint32Array | null;
 }
 
 /** One sequence's share of a batched forward pass: a prefill chunk or a decode step. */

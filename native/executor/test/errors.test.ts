@@ -10,6 +10,7 @@ import {
   AddonMissingError,
   CheckpointError,
   DeviceError,
+  defaultSampling,
   Executor,
   ExecutorClosedError,
   InvalidBatchError,
@@ -257,6 +258,37 @@ describe('bad batches', () => {
       /sample index 3/,
     ],
     ['empty tokenIds', { tokenIds: new Int32Array(0), pageTable: Int32Array.of(0) }, /tokenIds is empty/],
+    [
+      'allowedTokenMask shorter than the vocabulary',
+      {
+        tokenIds: Int32Array.of(1),
+        pageTable: Int32Array.of(0),
+        sampling: { ...defaultSampling(), allowedTokenMask: new Uint32Array(3).fill(~0) },
+      },
+      /allowedTokenMask has 3 words, the vocabulary needs 16/,
+    ],
+    [
+      'allowedTokenMask allowing nothing',
+      {
+        tokenIds: Int32Array.of(1),
+        pageTable: Int32Array.of(0),
+        sampling: { ...defaultSampling(), allowedTokenMask: new Uint32Array(17).fill(0) },
+      },
+      /allowedTokenMask allows no token/,
+    ],
+    [
+      'allowedTokenMask and allowedTokenIds with nothing in common',
+      {
+        tokenIds: Int32Array.of(1),
+        pageTable: Int32Array.of(0),
+        sampling: {
+          ...defaultSampling(),
+          allowedTokenIds: Int32Array.of(1, 2),
+          allowedTokenMask: Uint32Array.from({ length: 16 }, (_, w) => (w === 0 ? 1 : 0)),
+        },
+      },
+      /allowedTokenMask allows no token/,
+    ],
   ];
   for (const [name, input, message] of cases) {
     test(name, async () => {

@@ -2,6 +2,8 @@
 // and penalty matches a reference computed here from the returned raw logits; draws follow the
 // returned distribution.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { defaultSampling, Executor, type SamplingParams, type SequenceInput } from '../src/index.ts';
 import {
@@ -16,6 +18,17 @@ import {
 const fixture = loadFixtures().find((f) => f.name === 'tiny-qwen2');
 assert.ok(fixture);
 const prompt = fixture.cases[4]?.prompt_ids ?? [];
+const vocabSize = (
+  JSON.parse(readFileSync(join(fixture.dir, 'config.json'), 'utf8')) as { vocab_size: number }
+).vocab_size;
+
+/** Constrained decoding's input form: every third id (2, 5, 8, ...) and the last one. */
+function everyThirdMask(): Uint32Array {
+  const mask = new Uint32Array(Math.ceil(vocabSize / 32));
+  for (let id = 2; id < vocabSize; id += 3) mask[id >>> 5] = (mask[id >>> 5] ?? 0) | (1 << (id & 31));
+  mask[(vocabSize - 1) >>> 5] = (mask[(vocabSize - 1) >>> 5] ?? 0) | (1 << ((vocabSize - 1) & 31));
+  return mask;
+}
 
 /** The documented order: bias, mask, repetition, frequency/presence, temperature, top-k, top-p, min-p. */
 function referenceProbs(
@@ -30,6 +43,11 @@ function referenceProbs(
   if (sp.allowedTokenIds !== null) {
     const allowed = new Set(sp.allowedTokenIds);
     for (let i = 0; i < n; i++) if (!allowed.has(i)) work[i] = Number.NEGATIVE_INFINITY;
+  }
+  if (sp.allowedTokenMask !== null) {
+    const mask = sp.allowedTokenMask;
+    for (let i = 0; i < n; i++)
+      if ((((mask[i >>> 5] ?? 0) >>> (i & 31)) & 1) === 0) work[i] = Number.NEGATIVE_INFINITY;
   }
   if (sp.repetitionPenalty !== 1) {
     for (const id of new Set([...promptIds, ...outputIds])) {
@@ -155,6 +173,12 @@ describe('sampling', () => {
       },
     ],
     ['allowed token ids', { temperature: 1.0, allowedTokenIds: Int32Array.of(11, 22, 33, 44) }],
+    ['allowed token bitmask', { temperature: 0.9, allowedTokenMask: everyThirdMask() }],
+    ['greedy under a bitmask', { temperature: 0, allowedTokenMask: everyThirdMask() }],
+    [
+      'allowed ids and bitmask together',
+      { temperature: 1.0, allowedTokenIds: Int32Array.of(5, 11, 26, 47), allowedTokenMask: everyThirdMask() },
+    ],
     [
       'greedy with penalties and bias',
       { temperature: 0, repetitionPenalty: 2, logitBias: new Map([[77, 3]]) },

@@ -126,6 +126,9 @@ export function samplingFromWire(
     seed: wire?.seed === undefined ? null : Number(BigInt.asUintN(53, wire.seed)),
     numTopLogprobs,
     allowedTokenIds: null,
+    // A constrained request's mask changes every step: the runtime sets it per step from the
+    // request's constraint (GenerateRequest.constraint), not here.
+    allowedTokenMask: null,
   };
 }
 

@@ -58,6 +58,14 @@ SamplingParams readSampling(const Napi::Env& env, const Napi::Value& value) {
   Napi::Value allowed = o.Get("allowedTokenIds");
   if (!allowed.IsNull() && !allowed.IsUndefined() && sp.allowedTokenIds.empty())
     invalid(env, "allowedTokenIds must not be empty (null allows every token)");
+  Napi::Value mask = o.Get("allowedTokenMask");
+  if (!mask.IsNull() && !mask.IsUndefined()) {
+    if (!mask.IsTypedArray() || mask.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      invalid(env, "allowedTokenMask must be a Uint32Array or null");
+    auto words = mask.As<Napi::Uint32Array>();
+    if (words.ElementLength() == 0) invalid(env, "allowedTokenMask must not be empty (null allows every token)");
+    sp.allowedTokenMask.assign(words.Data(), words.Data() + words.ElementLength());
+  }
   return sp;
 }
 

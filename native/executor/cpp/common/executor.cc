@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 #include "tandem/errors.h"
 
 namespace tandem {
@@ -90,6 +92,25 @@ void validateBatch(const std::vector<SequenceInput>& batch, const ModelConfig& c
     // In-vocabulary ids: a non-empty allowed set always leaves at least one candidate.
     for (int32_t id : sp.allowedTokenIds)
       if (id < 0 || id >= config.vocabSize) throw InvalidInputError(where + "allowed token id " + std::to_string(id) + " is outside the vocabulary");
+    if (!sp.allowedTokenMask.empty()) {
+      // Long enough for every id, and allowing one at least (with the id list: one of those).
+      const size_t words = (static_cast<size_t>(config.vocabSize) + 31) / 32;
+      if (sp.allowedTokenMask.size() < words)
+        throw InvalidInputError(where + "allowedTokenMask has " + std::to_string(sp.allowedTokenMask.size()) +
+                                " words, the vocabulary needs " + std::to_string(words));
+      auto allows = [&](int32_t id) { return ((sp.allowedTokenMask[id >> 5] >> (id & 31)) & 1u) != 0; };
+      bool any = false;
+      if (!sp.allowedTokenIds.empty()) {
+        for (int32_t id : sp.allowedTokenIds) any = any || allows(id);
+      } else {
+        for (int32_t id = 0; id < config.vocabSize && !any; id += 32) {
+          const uint32_t bits = sp.allowedTokenMask[id >> 5];
+          const int32_t inVocab = std::min(32, config.vocabSize - id);
+          any = (inVocab == 32 ? bits : bits & ((1u << inVocab) - 1u)) != 0;
+        }
+      }
+      if (!any) throw InvalidInputError(where + "allowedTokenMask allows no token of the vocabulary");
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // Order of operations (documented in README.md; tests compute the same reference):
-//   logit bias -> allowed-token mask -> repetition penalty (prompt + output, HF rule) ->
+//   logit bias -> allowed-token ids and bitmask -> repetition penalty (prompt + output, HF rule) ->
 //   frequency / presence penalties (output) -> greedy argmax when temperature == 0, else
 //   divide by temperature -> softmax -> top-k -> renormalise -> top-p -> min-p -> renormalise
 //   -> one draw u = uniformDraw(seed, position) over the tokens in id order.
@@ -69,6 +69,11 @@ void sampleToken(const float* logits, int32_t vocabSize, const SequenceInput& se
       if (id >= 0 && id < vocabSize) allowed[id] = 1;
     for (int32_t i = 0; i < vocabSize; i++)
       if (!allowed[i]) work[i] = negInf;
+  }
+  if (!sp.allowedTokenMask.empty()) {
+    const uint32_t* mask = sp.allowedTokenMask.data();
+    for (int32_t i = 0; i < vocabSize; i++)
+      if (((mask[i >> 5] >> (i & 31)) & 1u) == 0) work[i] = negInf;
   }
   if (sp.repetitionPenalty != 1.0f) {
     std::vector<char> seen(static_cast<size_t>(vocabSize), 0);

@@ -74,6 +74,7 @@ DevicePlan CudaBackend::uploadPlan(const ForwardPlan& plan) {
                oBlocks = packer.add(plan.blocks), oMmaBlocks = packer.add(plan.mmaBlocks),
                oRowTokens = packer.add(plan.logitRowTokens), oRows = packer.add(plan.rows),
                oEdits = packer.add(plan.edits), oAllowed = packer.add(plan.allowed),
+               oMasks = packer.add(plan.masks),
                oStochastic = packer.add(plan.stochasticRows);
   ws_.hostMeta.ensure(packer.bytes());
   packer.copyTo(ws_.hostMeta.data());
@@ -92,6 +93,7 @@ DevicePlan CudaBackend::uploadPlan(const ForwardPlan& plan) {
   dev.rows = static_cast<const SampleRow*>(at(oRows));
   dev.edits = static_cast<const LogitEdit*>(at(oEdits));
   dev.allowed = static_cast<const int32_t*>(at(oAllowed));
+  dev.masks = static_cast<const uint32_t*>(at(oMasks));
   dev.stochasticRows = static_cast<const int32_t*>(at(oStochastic));
   return dev;
 }
@@ -249,6 +251,7 @@ void CudaBackend::sampleLogits(const ForwardPlan& plan, const DevicePlan& dev, c
   sa.rows = dev.rows;
   sa.edits = dev.edits;
   sa.allowed = dev.allowed;
+  sa.masks = dev.masks;
   sa.numRows = numRows;
   sa.vocab = V;
   sa.maxTop = topWidth;

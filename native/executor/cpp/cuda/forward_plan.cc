@@ -48,7 +48,7 @@ bool mmaAttentionDisabled() { return envEquals("TANDEM_CUDA_ATTENTION", "simt");
 bool splitKvDisabled() { return envEquals("TANDEM_CUDA_SPLIT_KV", "off"); }
 
 // Appends one sequence's logits rows (its sample rows; every token under teacher forcing) with
-// their logit edits and allowed-token list. s: the sequence's index in the batch; tokenBase: the
+// their logit edits, allowed-token list and bitmask. s: the sequence's index in the batch; tokenBase: the
 // index of its first token in plan.tokens.
 void planRows(ForwardPlan& plan, const SequenceInput& seq, size_t s, int32_t tokenBase, int32_t V,
               std::mt19937_64& seedSource) {
@@ -76,6 +76,13 @@ void planRows(ForwardPlan& plan, const SequenceInput& seq, size_t s, int32_t tok
   for (const auto& [id, e] : editById) plan.edits.push_back(e);
   const int32_t allowedOffset = static_cast<int32_t>(plan.allowed.size());
   plan.allowed.insert(plan.allowed.end(), sp.allowedTokenIds.begin(), sp.allowedTokenIds.end());
+  int32_t maskOffset = -1;
+  if (!sp.allowedTokenMask.empty()) {
+    // Validated: at least ceil(V / 32) words; only those are uploaded.
+    maskOffset = static_cast<int32_t>(plan.masks.size());
+    const size_t words = (static_cast<size_t>(V) + 31) / 32;
+    plan.masks.insert(plan.masks.end(), sp.allowedTokenMask.begin(), sp.allowedTokenMask.begin() + words);
+  }
   const int32_t numTop = std::min(std::max(sp.numTopLogprobs, 0), V);
   const uint64_t seed = sp.hasSeed ? sp.seed : seedSource();
 
@@ -100,6 +107,7 @@ void planRows(ForwardPlan& plan, const SequenceInput& seq, size_t s, int32_t tok
       row.numEdits = static_cast<int32_t>(editById.size());
       row.allowedOffset = allowedOffset;
       row.numAllowed = static_cast<int32_t>(sp.allowedTokenIds.size());
+      row.maskOffset = maskOffset;
       row.returnProbs = seq.returnProbs ? 1 : 0;
       row.seed = seed;
       row.position = int64_t{seq.startPos} + i + 1;

@@ -36,6 +36,7 @@ struct ForwardPlan {
   std::vector<SampleRow> rows;          // [numRows] how each row is sampled
   std::vector<LogitEdit> edits;         // biased / penalised tokens; a row's from its editOffset
   std::vector<int32_t> allowed;         // allowed-token lists; a row's from its allowedOffset
+  std::vector<uint32_t> masks;          // allowed-token bitmasks, ceil(vocab / 32) words each; a row's from its maskOffset
   std::vector<int32_t> stochasticRows;  // [numStochastic] row index of each stochastic row
   // Not uploaded.
   std::vector<RowRef> rowRefs;  // [numRows]
@@ -64,6 +65,7 @@ struct DevicePlan {
   const SampleRow* rows;
   const LogitEdit* edits;
   const int32_t* allowed;
+  const uint32_t* masks;
   const int32_t* stochasticRows;
 };
 

@@ -122,6 +122,12 @@ __global__ void __launch_bounds__(kThreads) rowKernel(SamplingArgs a, float* row
     if (id >= 0 && id < V) work[id] = logits[id];
   }
   __syncthreads();
+  if (row.maskOffset >= 0) {
+    const uint32_t* mask = a.masks + row.maskOffset;
+    for (int32_t i = threadIdx.x; i < V; i += kThreads)
+      if (((mask[i >> 5] >> (i & 31)) & 1u) == 0) work[i] = negInf;
+    __syncthreads();
+  }
   for (int32_t j = threadIdx.x; j < row.numEdits; j += kThreads) {
     const LogitEdit e = a.edits[row.editOffset + j];
     float w = work[e.tokenId];

@@ -1,5 +1,5 @@
 // Sampling and log-probabilities on the device, with the CPU sampler's semantics
-// (cpp/common/sampler.cc): logit bias -> allowed mask -> repetition penalty -> frequency /
+// (cpp/common/sampler.cc): logit bias -> allowed ids and bitmask -> repetition penalty -> frequency /
 // presence penalties -> greedy argmax, or temperature -> softmax -> top-k -> top-p -> min-p ->
 // one draw u = uniformDraw(seed, position) walked over the kept tokens in id order.
 // logprobs and top logprobs always describe the raw distribution (log-softmax of the logits).
@@ -37,6 +37,7 @@ struct SampleRow {
   int32_t numTop = 0;  // top logprobs wanted (<= maxTop)
   int32_t editOffset = 0, numEdits = 0;
   int32_t allowedOffset = 0, numAllowed = 0;  // numAllowed 0: every token allowed
+  int32_t maskOffset = -1;                    // first word of the row's allowed bitmask in masks; -1: none
   int32_t stochasticIndex = -1;               // row in the stochastic buffers, or -1
   int32_t returnProbs = 0;
   uint64_t seed = 0;
@@ -57,6 +58,7 @@ struct SamplingArgs {
   const SampleRow* rows;     // [numRows]
   const LogitEdit* edits;
   const int32_t* allowed;
+  const uint32_t* masks;     // allowed-token bitmasks, ceil(vocab / 32) words each (bit id & 31 of word id >> 5)
   int32_t numRows = 0, vocab = 0, maxTop = 0;
   SampleResults results;
   float* rowLogSumExp;       // [numRows] scratch

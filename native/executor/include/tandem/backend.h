@@ -29,6 +29,10 @@ struct SamplingParams {
   uint64_t seed = 0;
   int32_t numTopLogprobs = 0;
   std::vector<int32_t> allowedTokenIds;  // empty: all allowed
+  // Bit (id & 31) of word (id >> 5) set: id may be sampled (constrained decoding); empty: all
+  // allowed. At least ceil(vocab / 32) words; bits at or past vocab are ignored. With both this
+  // and allowedTokenIds, a token must be in both.
+  std::vector<uint32_t> allowedTokenMask;
 };
 
 struct SequenceInput {

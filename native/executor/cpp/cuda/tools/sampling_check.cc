@@ -43,6 +43,17 @@ std::vector<Named> parameterSets(int32_t vocab) {
   p = base();
   for (int32_t id = 5; id < 5 + 10 * 7; id += 7) p.allowedTokenIds.push_back(id);
   sets.push_back({"allowed", p});
+  // Constrained decoding's bitmask: every 3rd id and the last one; then with the id list (both hold).
+  std::vector<uint32_t> mask((static_cast<size_t>(vocab) + 31) / 32, 0u);
+  for (int32_t id = 2; id < vocab; id += 3) mask[id >> 5] |= 1u << (id & 31);
+  mask[(vocab - 1) >> 5] |= 1u << ((vocab - 1) & 31);
+  p = base(), p.temperature = 0.9f, p.allowedTokenMask = mask;
+  sets.push_back({"mask", p});
+  p = base(), p.temperature = 0.0f, p.allowedTokenMask = mask;
+  sets.push_back({"greedy+mask", p});
+  p = base(), p.allowedTokenMask = mask;
+  for (int32_t id = 5; id < 5 + 10 * 7; id += 7) p.allowedTokenIds.push_back(id);
+  sets.push_back({"allowed+mask", p});
   p = base(), p.temperature = 0.0f, p.repetitionPenalty = 1.5f, p.logitBias = {{11, 3.0f}};
   sets.push_back({"greedy+penalty", p});
   p = base(), p.temperature = 1.0f, p.seed = 99;
