@@ -84,6 +84,7 @@ const requestTemplate: GenerateRequest = {
   n: 1,
   logprobs: false,
   cacheNamespace: null,
+  constraint: null,
 };
 
 /** The executor's part (not timed): one sampled token per sequence that asked for one. */

@@ -101,6 +101,7 @@ export function greedyRequest(requestId: string, promptTokenIds: number[], maxTo
     n: 1,
     logprobs: false,
     cacheNamespace: null,
+    constraint: null,
   };
 }
 

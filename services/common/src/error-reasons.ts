@@ -56,6 +56,16 @@ export const errorReasons = {
   chat_template_failed: 'invalid_argument', // the template rejected these messages
   chat_template_unusable: 'failed_precondition', // none in the checkpoint, or it does not parse
 
+  // @tandem/structured: constrained decoding (each a 400 naming the field at fault).
+  invalid_json_schema: 'invalid_argument', // a malformed schema or keyword value
+  unsupported_json_schema: 'invalid_argument', // a keyword the constrained decoder does not generate for
+  invalid_regex: 'invalid_argument',
+  invalid_grammar: 'invalid_argument',
+  invalid_choice: 'invalid_argument',
+  unsatisfiable_constraint: 'invalid_argument', // no output (in this vocabulary) can satisfy it
+  constraint_too_large: 'invalid_argument',
+  constraint_violated: 'internal', // a sampled token the constraint did not allow (a bug)
+
   // @tandem/runtime: the engine and its scheduler.
   invalid_generate_request: 'invalid_argument',
   invalid_scheduler_options: 'invalid_argument',

@@ -26,6 +26,7 @@ export const decodeRole: RoleFactory = async (context, options) => {
       host.hooksFor(request, decision, {
         sampling: wire.sampling,
         topLogprobs: wire.logprobs ? wire.topLogprobs : 0,
+        constraint: wire.constraint,
       }),
     transferProgress: () => host.transferProgress(),
     numRunning: () => 0,

@@ -8,7 +8,7 @@
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
 import { createGrpcClient, FailedPreconditionError, type GrpcClient, type Logger } from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
-import { Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
+import { type OutputConstraint, Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
 import type { PrefillDecision } from '@tandem/worker';
 import type { PrefillDirectory } from './prefill-directory.ts';
@@ -27,6 +27,8 @@ class BelowThresholdError extends FailedPreconditionError {
 export interface PrefillSampling {
   sampling: SamplingParams | undefined;
   topLogprobs: number;
+  /** The Generate call's constraint: P samples the first token under its mask. */
+  constraint?: OutputConstraint | undefined;
 }
 
 export interface RemotePrefillOptions {
@@ -224,6 +226,7 @@ export class RemotePrefillHost {
         promptTokenIds: [...request.promptTokenIds],
         ...(sampling.sampling === undefined ? {} : { sampling: sampling.sampling }),
         topLogprobs: sampling.topLogprobs,
+        ...(sampling.constraint === undefined ? {} : { constraint: sampling.constraint }),
         ...(request.cacheNamespace === null ? {} : { cacheNamespace: request.cacheNamespace }),
         destination: {
           host: this.kvEndpoint.host,

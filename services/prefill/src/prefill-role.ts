@@ -14,7 +14,7 @@ export const prefillRole: RoleFactory = async (context, options) => {
     region: MemoryRegion.fromKvLayout(engine.kvLayout),
     numStreams: options.kvStreams,
   });
-  const service = new PrefillService({ engine, senders });
+  const service = new PrefillService({ engine, senders, constraints: context.constraints });
   return {
     name: 'prefill',
     addServices: (server) => addGrpcService(server, Prefill, service.implementation()),

@@ -4,11 +4,16 @@
 // the executor has written it, while the later layers compute; the cached prefix goes at once;
 // the commit follows the first token, which is returned. The pages are released when the call
 // ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
-import { type CallContext, type GrpcServiceImpl, InvalidArgumentError } from '@tandem/common';
+import {
+  type CallContext,
+  type GrpcServiceImpl,
+  InvalidArgumentError,
+  UnimplementedError,
+} from '@tandem/common';
 import { isKvTransferError, type KvSender } from '@tandem/kvtransfer';
 import type { MessageInitShape, Prefill, PrefillRequest, PrefillResponseSchema } from '@tandem/proto';
-import type { ComputedPages, Engine, SamplingParams, TokenChunk } from '@tandem/runtime';
-import { samplingFromWire } from '@tandem/worker';
+import type { ComputedPages, Engine, SamplingParams, TokenChunk, TokenConstraint } from '@tandem/runtime';
+import { type OutputConstraints, samplingFromWire } from '@tandem/worker';
 import {
   KvDestinationError,
   PrefillCancelledError,
@@ -37,6 +42,8 @@ interface PrefillJob {
   promptTokenIds: readonly number[];
   /** Exactly what the decode worker samples with (the same wire message, resolved the same way). */
   sampling: SamplingParams;
+  /** The Generate call's constraint, compiled: the first token is sampled under its mask. */
+  constraint: TokenConstraint | null;
   cacheNamespace: string | null;
   destination: KvDestination;
   /** Everything for this request is freed after this long, done or not. */
@@ -78,12 +85,14 @@ export class PrefillService {
   };
   private readonly engine: Engine;
   private readonly senders: KvSenderPool;
+  private readonly constraints: OutputConstraints | null;
   private readonly running = new Map<string, AbortController>();
   private nextCallId = 0;
 
-  constructor(options: { engine: Engine; senders: KvSenderPool }) {
+  constructor(options: { engine: Engine; senders: KvSenderPool; constraints?: OutputConstraints | null }) {
     this.engine = options.engine;
     this.senders = options.senders;
+    this.constraints = options.constraints ?? null;
   }
 
   get numRunning(): number {
@@ -95,11 +104,11 @@ export class PrefillService {
   }
 
   implementation(): GrpcServiceImpl<typeof Prefill> {
-    return { prefill: (request, context) => this.handle(this.#toJob(request), context) };
+    return { prefill: async (request, context) => this.handle(await this.#toJob(request), context) };
   }
 
   /** The wire request resolved once: sampling as the decode worker resolves it, fields checked. */
-  #toJob(request: PrefillRequest): PrefillJob {
+  async #toJob(request: PrefillRequest): Promise<PrefillJob> {
     const dest = request.destination;
     if (dest === undefined) {
       throw new InvalidArgumentError('a Prefill call needs a destination', { param: 'destination' });
@@ -108,6 +117,7 @@ export class PrefillService {
       requestId: request.requestId,
       promptTokenIds: request.promptTokenIds,
       sampling: samplingFromWire(request.sampling, request.topLogprobs, this.engine.modelInfo),
+      constraint: request.constraint === undefined ? null : await this.#compile(request.constraint),
       cacheNamespace: request.cacheNamespace ?? null,
       destination: {
         host: dest.host,
@@ -119,6 +129,18 @@ export class PrefillService {
       },
       leaseMs: request.leaseMs,
     };
+  }
+
+  /** Compiled off the engine's thread, before the prompt is queued. */
+  #compile(wire: NonNullable<PrefillRequest['constraint']>): Promise<TokenConstraint> {
+    if (this.constraints === null) {
+      return Promise.reject(
+        new UnimplementedError('this prefill worker does not decode with constraints', {
+          param: 'constraint',
+        }),
+      );
+    }
+    return this.constraints.compile(wire);
   }
 
   async handle(request: PrefillJob, context: CallContext): Promise<PrefillResult> {
@@ -254,6 +276,7 @@ export class PrefillService {
           n: 1,
           logprobs: true,
           cacheNamespace: request.cacheNamespace,
+          constraint: request.constraint,
         },
         signal,
         { prefillOnly: { onComputed, onLayerComputed } },

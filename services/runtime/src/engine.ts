@@ -4,6 +4,7 @@
 
 import { Executor } from '@tandem/executor';
 import { ChunkStream } from './chunk-stream.ts';
+import type { TokenConstraint } from './constraint.ts';
 import { EngineClosedError, ExecutorFailedError } from './errors.ts';
 import type {
   ExecutorOptions,
@@ -16,6 +17,7 @@ import type {
 import { type BlockDump, type KvEvent, type KvEventListener, KvEventLog } from './kv-events.ts';
 import { type GenerateHooks, type ScheduledBatch, Scheduler } from './scheduler.ts';
 
+export type { TokenConstraint, TokenMatcher } from './constraint.ts';
 export type { GenerateHooks } from './scheduler.ts';
 export type {
   ComputedPages,
@@ -44,6 +46,11 @@ export interface GenerateRequest {
   logprobs: boolean;
   /** Prefix-cache salt; null is the default namespace (''). */
   cacheNamespace: string | null;
+  /**
+   * Constrained decoding (null: none): every choice's output matches it. Compile it before
+   * generate() (compiling can take seconds; the step loop only fills masks and accepts tokens).
+   */
+  constraint: TokenConstraint | null;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

@@ -26,7 +26,15 @@ export class OutputProcessor {
     const numOutput = seq.numOutputTokens;
     let finishReason: FinishReason | null = null;
     let matchedStopTokenId: number | null = null;
-    if (numOutput >= request.minTokens) {
+    const matcher = seq.constraint?.matcher ?? null;
+    if (matcher !== null && !matcher.acceptToken(token)) {
+      // The executor sampled outside the mask (it cannot) or a remote prefill did not apply it.
+      finishReason = 'abort';
+    } else if (matcher?.isCompleted() === true) {
+      // The constrained output is complete (EOS accepted): nothing else may follow, whatever
+      // ignore_eos or min_tokens say.
+      finishReason = 'stop';
+    } else if (numOutput >= request.minTokens) {
       if (!request.ignoreEos && this.eosTokenIds.has(token)) {
         finishReason = 'stop';
       } else if (request.stopTokenIds.includes(token)) {
@@ -41,7 +49,9 @@ export class OutputProcessor {
     ) {
       finishReason = 'length';
     }
-    emitChunk(seq, [token], sample, finishReason, matchedStopTokenId);
+    // A refused token is not output: the choice ends without it.
+    if (finishReason === 'abort') emitChunk(seq, [], null, 'abort', null);
+    else emitChunk(seq, [token], sample, finishReason, matchedStopTokenId);
     return finishReason;
   }
 }

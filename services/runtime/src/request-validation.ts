@@ -56,6 +56,13 @@ export function validateRequest(request: GenerateRequest, limits: RequestLimits)
       );
     }
   }
+  const constraint = request.constraint;
+  if (constraint !== null && vocabSize !== null && constraint.maskWords * 32 < vocabSize) {
+    throw new InvalidGenerateRequestError(
+      `the constraint's masks (${constraint.maskWords} words) do not cover the ${vocabSize}-token vocabulary`,
+      'constraint',
+    );
+  }
   const maxModelLen = limits.maxModelLen;
   if (maxModelLen !== null && promptTokenIds.length >= maxModelLen) {
     throw new RequestTooLongError(

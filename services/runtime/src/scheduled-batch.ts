@@ -45,7 +45,7 @@ export function sequenceInput(item: ScheduledItem, pageSize: number): SequenceIn
   for (let i = seq.numSyncedPages; i < numPages; i++) seq.pageTableBuffer[i] = seq.pageTable[i]!;
   if (numPages > seq.numSyncedPages) seq.numSyncedPages = numPages;
   const pageTable = seq.pageTableBuffer.subarray(0, numPages);
-  const s = seq.sampling;
+  const s = item.sample && seq.constraint !== null ? seq.constraint.nextSampling() : seq.sampling;
   const penalized = s.repetitionPenalty !== 1 || s.frequencyPenalty !== 0 || s.presencePenalty !== 0;
   return {
     tokenIds,

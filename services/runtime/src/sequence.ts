@@ -1,6 +1,7 @@
 // One choice of one request as the scheduler sees it: its tokens, how many have KV in its pages,
 // and the pages it holds. A request with n choices has n sequences sharing one RequestState.
 
+import { ChoiceConstraint } from './constraint.ts';
 import type { FinishReason, GenerateRequest, TokenChunk } from './engine.ts';
 import type { SamplingParams } from './executor-port.ts';
 import type { RadixNode } from './radix-cache.ts';
@@ -74,6 +75,8 @@ export class Sequence {
   readonly state: RequestState;
   readonly choiceIndex: number;
   readonly sampling: SamplingParams;
+  /** Constrained decoding: this choice's matcher and mask (null: unconstrained). */
+  readonly constraint: ChoiceConstraint | null;
   /** Prompt then generated tokens. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;
@@ -116,6 +119,8 @@ export class Sequence {
       seed === null || choiceIndex === 0
         ? request.sampling
         : { ...request.sampling, seed: seed + choiceIndex };
+    this.constraint =
+      request.constraint === null ? null : new ChoiceConstraint(request.constraint, this.sampling);
   }
 
   private promptArray: Int32Array | null = null;

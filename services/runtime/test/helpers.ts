@@ -22,6 +22,7 @@ export function request(
     n: 1,
     logprobs: false,
     cacheNamespace: null,
+    constraint: null,
     ...extra,
   };
 }

@@ -50,39 +50,60 @@ export class SharedMasks {
   }
 }
 
+/**
+ * What classifies a state on first use: the compiler's trie and scratch, and the masks shared
+ * by the grammars of its vocabulary.
+ */
+export interface StateClassifier {
+  readonly trie: TokenTrie;
+  readonly scratch: ClassifyScratch;
+  readonly shared: SharedMasks;
+}
+
+/**
+ * Where a grammar's state masks come from: classified here on first use, or restored from a
+ * compiler on another thread (transfer.ts), which classified every state that reads bytes (masks
+ * null for the others) and judged its uncertain tokens with `uncertainChecker`'s rests.
+ */
+export type MaskSource =
+  | { type: 'classify'; classifier: StateClassifier }
+  | { type: 'restored'; stateMasks: (StateMasks | null)[]; uncertainChecker: UncertainChecker };
+
 export class CompiledGrammar {
   /** The cache key of the constraint (canonical JSON of the spec). */
   readonly key: string;
   readonly automaton: Automaton;
   readonly vocabulary: Vocabulary;
-  readonly trie: TokenTrie;
   /** Per state: its masks once computed. */
   private readonly stateMasks: (StateMasks | null)[];
-  private readonly scratch: ClassifyScratch;
-  private readonly shared: SharedMasks;
-  private readonly stateKeys: StateKeys;
+  /** null for a restored grammar: its states all came classified. */
+  private readonly classifier: StateClassifier | null;
+  private readonly stateKeys: StateKeys | null;
   /** Scratch for matchers' uncertain-token checks (one at a time: JavaScript is single-threaded). */
   readonly uncertainChecker: UncertainChecker;
   /** Parse configuration (states and stacks) -> uncertain tokens that passed there; LRU. */
   private readonly checked = new Map<string, Int32Array>();
 
-  constructor(
-    key: string,
-    automaton: Automaton,
-    vocabulary: Vocabulary,
-    trie: TokenTrie,
-    scratch: ClassifyScratch,
-    shared: SharedMasks,
-  ) {
+  constructor(key: string, automaton: Automaton, vocabulary: Vocabulary, source: MaskSource) {
     this.key = key;
-    this.shared = shared;
-    this.stateKeys = new StateKeys(automaton, shared.registry);
-    this.uncertainChecker = new UncertainChecker(shared.tokenRests);
     this.automaton = automaton;
     this.vocabulary = vocabulary;
-    this.trie = trie;
-    this.scratch = scratch;
-    this.stateMasks = new Array(automaton.numStates).fill(null);
+    if (source.type === 'classify') {
+      this.classifier = source.classifier;
+      this.stateKeys = new StateKeys(automaton, source.classifier.shared.registry);
+      this.uncertainChecker = new UncertainChecker(source.classifier.shared.tokenRests);
+      this.stateMasks = new Array(automaton.numStates).fill(null);
+    } else {
+      this.classifier = null;
+      this.stateKeys = null;
+      this.uncertainChecker = source.uncertainChecker;
+      this.stateMasks = source.stateMasks;
+    }
+  }
+
+  /** Words of a mask over the vocabulary: ceil(vocabulary size / 32). */
+  get maskWords(): number {
+    return Math.ceil(this.vocabulary.size / 32);
   }
 
   newMatcher(): GrammarMatcher {
@@ -93,23 +114,34 @@ export class CompiledGrammar {
   masksOf(state: number): StateMasks {
     let masks = this.stateMasks[state];
     if (masks === null || masks === undefined) {
-      const key = this.stateKeys.keyOf(state);
-      masks = key === null ? null : this.shared.get(key);
+      const classifier = this.classifier;
+      const stateKeys = this.stateKeys;
+      if (classifier === null || stateKeys === null) {
+        // A restored grammar carries every state that reads bytes, the only ones matchers reach.
+        throw new RangeError(`state ${state} of a restored grammar has no masks`);
+      }
+      const key = stateKeys.keyOf(state);
+      masks = key === null ? null : classifier.shared.get(key);
       if (masks === null) {
         masks = classify(
           this.automaton,
-          this.trie,
+          classifier.trie,
           state,
           this.vocabulary.size,
-          this.scratch,
-          this.shared.tokenRests,
+          classifier.scratch,
+          classifier.shared.tokenRests,
           this.vocabulary.tokenBytes,
         );
-        if (key !== null) this.shared.set(key, masks);
+        if (key !== null) classifier.shared.set(key, masks);
       }
       this.stateMasks[state] = masks;
     }
     return masks;
+  }
+
+  /** The masks computed so far, per state (null: not classified). */
+  get classifiedMasks(): readonly (StateMasks | null)[] {
+    return this.stateMasks;
   }
 
   /** Classifies every state that reads bytes now, so that no decode step pays for it later. */

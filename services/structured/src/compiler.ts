@@ -6,6 +6,7 @@ import { CompiledGrammar, SharedMasks } from './compiled-grammar.ts';
 import { parseEbnf } from './ebnf.ts';
 import { InvalidChoiceError, UnsupportedSchemaError, VocabularyError } from './errors.ts';
 import { alt, type Grammar, literal } from './grammar.ts';
+import { withSchemaRules } from './grammar-schemas.ts';
 import type { JsonFormatOptions } from './json-grammar.ts';
 import { jsonObjectGrammar, jsonSchemaGrammar } from './json-schema.ts';
 import { parseRegex } from './regex.ts';
@@ -24,7 +25,18 @@ export type ConstraintSpec =
   | { type: 'json_object'; param?: string }
   | { type: 'regex'; pattern: string; param?: string }
   | { type: 'choice'; choices: readonly string[]; param?: string }
-  | { type: 'grammar'; grammar: string; param?: string };
+  | {
+      type: 'grammar';
+      grammar: string;
+      /**
+       * Rules defined by JSON Schemas (name -> schema): the grammar refers to each name as a rule
+       * matching one JSON value valid against it.
+       */
+      schemas?: Readonly<Record<string, unknown>>;
+      /** The request field of each schema (errors name fields under it); default `<param>.schemas.<name>`. */
+      schemaParams?: Readonly<Record<string, string>>;
+      param?: string;
+    };
 
 export interface CompilerOptions {
   /** JSON whitespace for json_schema and json_object. */
@@ -48,6 +60,8 @@ export class GrammarCompiler {
   private readonly options: CompilerOptions;
   private readonly scratch: ClassifyScratch;
   private readonly cache = new Map<string, CompiledGrammar>();
+  /** Keys of specs check() accepted (least recently used dropped past cacheSize). */
+  private readonly checked = new Map<string, true>();
   private readonly shared = new SharedMasks(new SignatureRegistry(), new TokenRests());
 
   constructor(vocabulary: Vocabulary, options: CompilerOptions = {}) {
@@ -61,6 +75,11 @@ export class GrammarCompiler {
     this.options = options;
     this.trie = new TokenTrie(vocabulary);
     this.scratch = new ClassifyScratch(this.trie);
+  }
+
+  /** The rests of uncertain tokens this compiler interned (what transfers to other threads carry). */
+  get tokenRests(): TokenRests {
+    return this.shared.tokenRests;
   }
 
   /** The compiled constraint (from the cache when the same spec was compiled before). */
@@ -82,18 +101,42 @@ export class GrammarCompiler {
       param,
       ...(this.options.maxStates === undefined ? {} : { maxStates: this.options.maxStates }),
     });
-    const compiled = new CompiledGrammar(
-      key,
-      automaton,
-      this.vocabulary,
-      this.trie,
-      this.scratch,
-      this.shared,
-    );
+    const compiled = new CompiledGrammar(key, automaton, this.vocabulary, {
+      type: 'classify',
+      classifier: { trie: this.trie, scratch: this.scratch, shared: this.shared },
+    });
     if (this.options.precompute ?? true) compiled.precompute();
     this.cache.set(key, compiled);
     this.evict();
     return compiled;
+  }
+
+  /**
+   * Validates a spec without classifying any token (what a gateway needs to answer 400 early):
+   * the grammar and its automaton are built, so every error compile() would raise for the spec
+   * is raised here, far cheaper. Accepted specs are remembered.
+   */
+  check(spec: ConstraintSpec): void {
+    const param = spec.param ?? defaultParams[spec.type];
+    const key = canonicalJson(spec);
+    if (key === null)
+      throw new UnsupportedSchemaError(
+        `specs nested deeper than ${maxSpecDepth} levels are not supported`,
+        param,
+      );
+    if (this.cache.has(key) || this.checked.delete(key)) {
+      this.checked.set(key, true);
+      return;
+    }
+    compileAutomaton(this.grammarOf(spec, param), this.vocabulary.alphabet, {
+      param,
+      ...(this.options.maxStates === undefined ? {} : { maxStates: this.options.maxStates }),
+    });
+    this.checked.set(key, true);
+    if (this.checked.size > (this.options.cacheSize ?? 256) * 16) {
+      const oldest = this.checked.keys().next();
+      if (oldest.done !== true) this.checked.delete(oldest.value);
+    }
   }
 
   /** Drops least recently used grammars beyond the count and memory budgets (the newest stays). */
@@ -120,8 +163,18 @@ export class GrammarCompiler {
         return { rules: new Map([['root', { expr: parseRegex(spec.pattern, param) }]]), root: 'root' };
       case 'choice':
         return { rules: new Map([['root', { expr: choiceExpr(spec.choices, param) }]]), root: 'root' };
-      case 'grammar':
-        return parseEbnf(spec.grammar, param);
+      case 'grammar': {
+        const grammar = parseEbnf(spec.grammar, param);
+        if (spec.schemas === undefined) return grammar;
+        const schemaParams = spec.schemaParams ?? {};
+        return withSchemaRules(
+          grammar,
+          spec.schemas,
+          param,
+          (name) => schemaParams[name] ?? `${param}.schemas.${name}`,
+          json,
+        );
+      }
     }
   }
 }

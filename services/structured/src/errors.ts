@@ -6,14 +6,14 @@ import { ConfigError, InvalidArgumentError } from '@tandem/common';
 /** A JSON Schema that is malformed (wrong type for a keyword, min above max, dangling $ref). */
 export class InvalidSchemaError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'invalid_json_schema' });
   }
 }
 
 /** A keyword or keyword value this library does not generate for (refused, never ignored). */
 export class UnsupportedSchemaError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'unsupported_json_schema' });
   }
 }
 
@@ -23,7 +23,7 @@ export class InvalidRegexError extends InvalidArgumentError {
   readonly position: number;
 
   constructor(message: string, param: string, position: number) {
-    super(`${message} at offset ${position}`, { param });
+    super(`${message} at offset ${position}`, { param, reason: 'invalid_regex' });
     this.position = position;
   }
 }
@@ -31,21 +31,21 @@ export class InvalidRegexError extends InvalidArgumentError {
 /** An EBNF grammar that does not parse, names an undefined rule, or is left-recursive. */
 export class InvalidGrammarError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'invalid_grammar' });
   }
 }
 
 /** A constraint that no output can satisfy (with this model's vocabulary). */
 export class UnsatisfiableConstraintError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'unsatisfiable_constraint' });
   }
 }
 
 /** A constraint whose automaton would exceed the state limit (e.g. huge bounded repeats). */
 export class ConstraintTooLargeError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'constraint_too_large' });
   }
 }
 
@@ -55,6 +55,6 @@ export class VocabularyError extends ConfigError {}
 /** A `choice` list that is empty or holds something other than strings. */
 export class InvalidChoiceError extends InvalidArgumentError {
   constructor(message: string, param: string) {
-    super(message, { param });
+    super(message, { param, reason: 'invalid_choice' });
   }
 }

@@ -26,21 +26,27 @@ export class StateMasks {
   /** Ids in the compiler's TokenRests. */
   readonly rests: Int32Array;
 
+  /** `accepted`: the accepted ids, or (restoring masks made elsewhere) their bitmask and count. */
   constructor(
-    accepted: Int32Array,
+    accepted: Int32Array | { bits: Uint32Array; count: number },
     uncertain: Int32Array,
     restStart: Int32Array,
     rests: Int32Array,
     vocabSize: number,
   ) {
     const words = Math.ceil(vocabSize / 32);
-    this.numAccepted = accepted.length;
-    if (accepted.length > words) {
+    if (!(accepted instanceof Int32Array)) {
+      this.numAccepted = accepted.count;
+      this.acceptedBits = accepted.bits;
+      this.acceptedIds = null;
+    } else if (accepted.length > words) {
+      this.numAccepted = accepted.length;
       const bits = new Uint32Array(words);
       for (const id of accepted) bits[id >>> 5] = (bits[id >>> 5] as number) | (1 << (id & 31));
       this.acceptedBits = bits;
       this.acceptedIds = null;
     } else {
+      this.numAccepted = accepted.length;
       this.acceptedIds = accepted.sort();
       this.acceptedBits = null;
     }
@@ -132,6 +138,17 @@ export class TokenRests {
     }
     this.byTokenOffset.set(key, id);
     return id;
+  }
+
+  /**
+   * Appends rests another thread's table interned (ids `start`, `start + 1`, ...), so this table
+   * mirrors it: grammars restored from that thread refer to rests by its ids.
+   */
+  adopt(start: number, rests: readonly Uint8Array[]): void {
+    if (start !== this.bytes.length) {
+      throw new RangeError(`rests from id ${start} do not follow this table's ${this.bytes.length}`);
+    }
+    this.bytes.push(...rests);
   }
 }
 

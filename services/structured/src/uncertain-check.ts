@@ -36,6 +36,16 @@ export class UncertainChecker {
     this.tokenRests = tokenRests;
   }
 
+  /** The verdicts per caller state so far (precompute's warm-up), to restore on another thread. */
+  callerVerdicts(): [number, Uint8Array][] {
+    return [...this.byCallerState];
+  }
+
+  /** Takes verdicts another thread's checker reached (callerVerdicts()), over the same rest ids. */
+  adoptCallerVerdicts(verdicts: readonly [number, Uint8Array][]): void {
+    for (const [state, results] of verdicts) this.byCallerState.set(state, results);
+  }
+
   /** Appends to `passed` the uncertain tokens of `masks` allowed under `parent`; skips `skip(id)`. */
   check(
     automaton: Automaton,

@@ -17,6 +17,18 @@ export interface VocabularyOptions {
   eosTokenIds?: readonly number[];
 }
 
+/** A Vocabulary as structured-clone data (toTransfer / fromTransfer). */
+export interface VocabularyTransfer {
+  encoding: TokenEncoding;
+  size: number;
+  /** Every token's bytes, concatenated; token id's are data[offsets[id], offsets[id + 1]). */
+  data: Uint8Array;
+  offsets: Int32Array;
+  /** 1 where the token is never grammar text. */
+  isNull: Uint8Array;
+  eosTokenIds: Int32Array;
+}
+
 interface TokenizerJson {
   model?: { type?: unknown; vocab?: unknown; byte_fallback?: unknown; unk_token?: unknown; unk_id?: unknown };
   decoder?: unknown;
@@ -54,6 +66,38 @@ export class Vocabulary {
     let longest = 0;
     for (const bytes of this.tokenBytes) if (bytes !== null && bytes.length > longest) longest = bytes.length;
     this.maxTokenBytes = longest;
+  }
+
+  /** This vocabulary as plain data for another thread (token bytes packed into one buffer). */
+  toTransfer(): VocabularyTransfer {
+    let total = 0;
+    for (const bytes of this.tokenBytes) total += bytes?.length ?? 0;
+    const data = new Uint8Array(total);
+    const offsets = new Int32Array(this.size + 1);
+    const isNull = new Uint8Array(this.size);
+    let at = 0;
+    for (let id = 0; id < this.size; id++) {
+      offsets[id] = at;
+      const bytes = this.tokenBytes[id] ?? null;
+      if (bytes === null) isNull[id] = 1;
+      else {
+        data.set(bytes, at);
+        at += bytes.length;
+      }
+    }
+    offsets[this.size] = at;
+    return { encoding: this.encoding, size: this.size, data, offsets, isNull, eosTokenIds: this.eosTokenIds };
+  }
+
+  static fromTransfer(transfer: VocabularyTransfer): Vocabulary {
+    const tokenBytes: (Uint8Array | null)[] = new Array(transfer.size);
+    for (let id = 0; id < transfer.size; id++) {
+      tokenBytes[id] =
+        transfer.isNull[id] === 1
+          ? null
+          : transfer.data.subarray(transfer.offsets[id] as number, transfer.offsets[id + 1] as number);
+    }
+    return new Vocabulary(transfer.encoding, transfer.size, tokenBytes, [...transfer.eosTokenIds]);
   }
 
   /** From parsed tokenizer.json and tokenizer_config.json. */

@@ -80,6 +80,8 @@ export function toEngineRequest(request: WireGenerateRequest, limits: RequestLim
     n,
     logprobs: request.logprobs,
     cacheNamespace: request.cacheNamespace ?? null,
+    // request.constraint is compiled asynchronously (constraints.ts), then set by the service.
+    constraint: null,
   };
 }
 

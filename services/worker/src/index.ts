@@ -1,5 +1,6 @@
 // @tandem/worker: the worker process host (flags, gRPC server, announcer, lease, KV-event
 // publisher, drain) that the prefill and decode roles plug into; alone, a unified worker.
+export { OutputConstraints, specFromWire } from './constraints.ts';
 export * from './convert.ts';
 export type { ModelFacts, WorkerEngine } from './engine-port.ts';
 export * from './errors.ts';

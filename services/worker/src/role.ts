@@ -5,6 +5,7 @@
 import type { grpc, Logger, NatsConnection } from '@tandem/common';
 import type { GenerateRequest as WireGenerateRequest } from '@tandem/proto';
 import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
+import type { OutputConstraints } from './constraints.ts';
 import type { PrefillDecision } from './prefill-decision.ts';
 
 export type RoleName = 'prefill' | 'decode';
@@ -19,6 +20,8 @@ export interface RoleContext {
   workerId: string;
   /** The host's NATS connection (discovery of other workers), or null without NATS. */
   nc: NatsConnection | null;
+  /** The host's constraint compiler (null: constrained requests are refused). */
+  constraints: OutputConstraints | null;
   logger: Logger;
 }
 

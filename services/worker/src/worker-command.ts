@@ -6,6 +6,7 @@ import { basename, resolve } from 'node:path';
 import { ConfigError, type Logger, type OptionValues, runCommand, untilSignal } from '@tandem/common';
 import { parseDevice } from '@tandem/executor';
 import { Engine } from '@tandem/runtime';
+import { OutputConstraints } from './constraints.ts';
 import type { RoleFactory, RoleName } from './role.ts';
 import { startWorker } from './worker-host.ts';
 import { workerOptions } from './worker-options.ts';
@@ -49,6 +50,7 @@ async function serve(
     },
   });
   const modelName = values['served-model-name'] ?? basename(modelDir);
+  const constraints = OutputConstraints.start(modelDir, engine.modelInfo.vocabSize, logger);
   const kvHost = values['kv-host'] ?? values.host;
   const role = values.role === 'unified' ? null : values.role;
   let worker: Awaited<ReturnType<typeof startWorker>>;
@@ -69,6 +71,7 @@ async function serve(
         loadIntervalMs: values['load-interval-ms'],
       },
       logger,
+      constraints,
       role:
         role === null
           ? null
@@ -85,6 +88,7 @@ async function serve(
     });
   } catch (error) {
     await engine.close();
+    await constraints.close();
     throw error;
   }
   // One JSON line on stdout: how launchers and tests learn the bound port.

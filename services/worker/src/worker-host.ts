@@ -21,6 +21,7 @@ import {
 import { Worker } from '@tandem/proto';
 import type { Engine } from '@tandem/runtime';
 import { Announcer } from './announcer.ts';
+import type { OutputConstraints } from './constraints.ts';
 import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
@@ -59,6 +60,8 @@ export interface WorkerHostOptions {
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
   role?: { factory: RoleFactory; options: RoleOptions } | null;
+  /** Compiles output constraints (structured outputs); null or absent: constrained requests are refused. */
+  constraints?: OutputConstraints | null;
 }
 
 export interface WorkerHost {
@@ -94,6 +97,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   const grpcAddress = options.advertiseAddress ?? `${advertisedHost}:${port}`;
   const logger = options.logger.child({ workerId });
   const { engine, model } = options;
+  const constraints = options.constraints ?? null;
 
   let nc: NatsConnection | null = null;
   let redis: Redis | null = null;
@@ -112,7 +116,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, logger },
+        { engine, modelName: model.modelName, workerId, nc, constraints, logger },
         options.role.options,
       );
     }
@@ -127,6 +131,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       kvSeq,
       logger,
       role,
+      constraints,
     });
     addGrpcService(server, Worker, service.implementation());
     role?.addServices(server);
@@ -183,6 +188,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       await nc?.drain().catch(() => {});
       redis?.disconnect();
       await engine.close();
+      await constraints?.close();
       logger.info('worker stopped');
     };
     return {

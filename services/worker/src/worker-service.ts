@@ -3,7 +3,10 @@
 // engine then frees everything the request held.
 import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
 import { AlreadyExistsError, UnimplementedError } from '@tandem/common';
+import type { OutputConstraint } from '@tandem/proto';
 import { Role, ServingStatus, type Worker } from '@tandem/proto';
+import type { TokenConstraint } from '@tandem/runtime';
+import type { OutputConstraints } from './constraints.ts';
 import {
   type RequestLimits,
   toDumpChunks,
@@ -29,6 +32,8 @@ export interface WorkerServiceOptions {
   logger: Logger;
   /** The role this worker runs (null: unified). */
   role: WorkerRole | null;
+  /** Compiles requests' output constraints (null: constrained requests are refused). */
+  constraints: OutputConstraints | null;
 }
 
 const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
@@ -119,6 +124,20 @@ export class WorkerService {
     return { kvTransfersInFlight: progress.numTransfers, kvBytesInFlight: BigInt(progress.numBytes) };
   }
 
+  async #compileConstraint(wire: OutputConstraint): Promise<TokenConstraint> {
+    const constraints = this.#options.constraints;
+    try {
+      if (constraints === null) {
+        throw new UnimplementedError(`worker ${this.#options.workerId} does not decode with constraints`, {
+          param: 'constraint',
+        });
+      }
+      return await constraints.compile(wire);
+    } catch (error) {
+      throw toServiceError(error);
+    }
+  }
+
   async *#dumpBlocks(maxBlocksPerChunk: number) {
     const dump = this.#options.engine.dumpBlocks();
     yield* toDumpChunks(this.#options.workerId, this.#options.startedAtMs, dump, maxBlocksPerChunk);
@@ -154,6 +173,11 @@ export class WorkerService {
           param: 'prefill',
         }),
       );
+    }
+    if (wireRequest.constraint !== undefined) {
+      // Compiled off the decode loop (a worker thread) before the request is queued.
+      request.constraint = await this.#compileConstraint(wireRequest.constraint);
+      if (context.signal.aborted) return;
     }
     const controller = new AbortController();
     const onClientGone = (): void => controller.abort();

@@ -9,7 +9,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { SamplingParams } from "../../worker/v1/common_pb.js";
+import type { OutputConstraint, SamplingParams } from "../../worker/v1/common_pb.js";
 
 /**
  * Describes the file tandem/prefill/v1/prefill.proto.
@@ -73,6 +73,14 @@ export declare type PrefillRequest = Message<"tandem.prefill.v1.PrefillRequest">
    * @generated from field: uint32 top_logprobs = 8;
    */
   topLogprobs: number;
+
+  /**
+   * The Generate call's constraint, as D received it: P samples the first token under its mask
+   * (and D's matcher then accepts that token).
+   *
+   * @generated from field: tandem.worker.v1.OutputConstraint constraint = 9;
+   */
+  constraint?: OutputConstraint | undefined;
 };
 
 /**

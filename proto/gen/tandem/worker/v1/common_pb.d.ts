@@ -90,6 +90,134 @@ export declare type SamplingParams = Message<"tandem.worker.v1.SamplingParams"> 
 export declare const SamplingParamsSchema: GenMessage<SamplingParams>;
 
 /**
+ * Constrained decoding (structured outputs, tool calls): every choice's output must match this.
+ * The worker compiles it against the model's vocabulary (@tandem/structured, cached per spec, off
+ * the decode loop) before admitting the request, and masks the allowed tokens at every step. The
+ * router validated it already; a worker still refuses a bad one with INVALID_ARGUMENT naming the
+ * field. The Generate call and a decode worker's Prefill call carry the same message.
+ *
+ * @generated from message tandem.worker.v1.OutputConstraint
+ */
+export declare type OutputConstraint = Message<"tandem.worker.v1.OutputConstraint"> & {
+  /**
+   * @generated from oneof tandem.worker.v1.OutputConstraint.kind
+   */
+  kind: {
+    /**
+     * A JSON Schema (as JSON text) the output validates against.
+     *
+     * @generated from field: string json_schema = 1;
+     */
+    value: string;
+    case: "jsonSchema";
+  } | {
+    /**
+     * Any JSON object (OpenAI's response_format json_object).
+     *
+     * @generated from field: tandem.worker.v1.JsonObjectConstraint json_object = 2;
+     */
+    value: JsonObjectConstraint;
+    case: "jsonObject";
+  } | {
+    /**
+     * A regular expression the whole output matches.
+     *
+     * @generated from field: string regex = 3;
+     */
+    value: string;
+    case: "regex";
+  } | {
+    /**
+     * Exactly one of these strings.
+     *
+     * @generated from field: tandem.worker.v1.ChoiceConstraint choice = 4;
+     */
+    value: ChoiceConstraint;
+    case: "choice";
+  } | {
+    /**
+     * An EBNF grammar (GBNF or Lark style), optionally with rules defined by JSON Schemas.
+     *
+     * @generated from field: tandem.worker.v1.GrammarConstraint grammar = 5;
+     */
+    value: GrammarConstraint;
+    case: "grammar";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The request field the constraint came from (a refusal names fields under it).
+   *
+   * @generated from field: string param = 6;
+   */
+  param: string;
+};
+
+/**
+ * Describes the message tandem.worker.v1.OutputConstraint.
+ * Use `create(OutputConstraintSchema)` to create a new message.
+ */
+export declare const OutputConstraintSchema: GenMessage<OutputConstraint>;
+
+/**
+ * @generated from message tandem.worker.v1.JsonObjectConstraint
+ */
+export declare type JsonObjectConstraint = Message<"tandem.worker.v1.JsonObjectConstraint"> & {
+};
+
+/**
+ * Describes the message tandem.worker.v1.JsonObjectConstraint.
+ * Use `create(JsonObjectConstraintSchema)` to create a new message.
+ */
+export declare const JsonObjectConstraintSchema: GenMessage<JsonObjectConstraint>;
+
+/**
+ * @generated from message tandem.worker.v1.ChoiceConstraint
+ */
+export declare type ChoiceConstraint = Message<"tandem.worker.v1.ChoiceConstraint"> & {
+  /**
+   * @generated from field: repeated string choices = 1;
+   */
+  choices: string[];
+};
+
+/**
+ * Describes the message tandem.worker.v1.ChoiceConstraint.
+ * Use `create(ChoiceConstraintSchema)` to create a new message.
+ */
+export declare const ChoiceConstraintSchema: GenMessage<ChoiceConstraint>;
+
+/**
+ * @generated from message tandem.worker.v1.GrammarConstraint
+ */
+export declare type GrammarConstraint = Message<"tandem.worker.v1.GrammarConstraint"> & {
+  /**
+   * @generated from field: string grammar = 1;
+   */
+  grammar: string;
+
+  /**
+   * Rule name -> JSON Schema (as JSON text): the grammar refers to the name as a rule that matches
+   * one JSON value valid against it (tool calls: fixed text around each tool's parameters).
+   *
+   * @generated from field: map<string, string> schemas = 2;
+   */
+  schemas: { [key: string]: string };
+
+  /**
+   * Rule name -> the request field its schema came from.
+   *
+   * @generated from field: map<string, string> schema_params = 3;
+   */
+  schemaParams: { [key: string]: string };
+};
+
+/**
+ * Describes the message tandem.worker.v1.GrammarConstraint.
+ * Use `create(GrammarConstraintSchema)` to create a new message.
+ */
+export declare const GrammarConstraintSchema: GenMessage<GrammarConstraint>;
+
+/**
  * The paged KV pool: [numLayers][2 (K, V)][numPages][pageSize][numKvHeads][headDim] in dtype.
  *
  * @generated from message tandem.worker.v1.KvLayout

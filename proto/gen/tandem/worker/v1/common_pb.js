@@ -10,7 +10,7 @@ import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/code
  * Describes the file tandem/worker/v1/common.proto.
  */
 export const file_tandem_worker_v1_common = /*@__PURE__*/
-  fileDesc("Ch10YW5kZW0vd29ya2VyL3YxL2NvbW1vbi5wcm90bxIQdGFuZGVtLndvcmtlci52MSL2AgoOU2FtcGxpbmdQYXJhbXMSGAoLdGVtcGVyYXR1cmUYASABKAFIAIgBARISCgV0b3BfcBgCIAEoAUgBiAEBEg0KBXRvcF9rGAMgASgFEg0KBW1pbl9wGAQgASgBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgFIAEoAUgCiAEBEhkKEWZyZXF1ZW5jeV9wZW5hbHR5GAYgASgBEhgKEHByZXNlbmNlX3BlbmFsdHkYByABKAESQwoKbG9naXRfYmlhcxgIIAMoCzIvLnRhbmRlbS53b3JrZXIudjEuU2FtcGxpbmdQYXJhbXMuTG9naXRCaWFzRW50cnkSEQoEc2VlZBgJIAEoBEgDiAEBGjAKDkxvZ2l0Qmlhc0VudHJ5EgsKA2tleRgBIAEoDRINCgV2YWx1ZRgCIAEoAToCOAFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIVChNfcmVwZXRpdGlvbl9wZW5hbHR5QgcKBV9zZWVkIo8BCghLdkxheW91dBIRCglwYWdlX3NpemUYASABKA0SEQoJbnVtX3BhZ2VzGAIgASgNEhIKCm51bV9sYXllcnMYAyABKA0SFAoMbnVtX2t2X2hlYWRzGAQgASgNEhAKCGhlYWRfZGltGAUgASgNEg0KBWR0eXBlGAYgASgJEhIKCnBhZ2VfYnl0ZXMYByABKAQiwwEKCkxvYWRSZXBvcnQSEwoLbnVtX3dhaXRpbmcYASABKA0SEwoLbnVtX3J1bm5pbmcYAiABKA0SFgoObnVtX2ZyZWVfcGFnZXMYAyABKA0SFwoPbnVtX3RvdGFsX3BhZ2VzGAQgASgNEhsKE251bV9ldmljdGFibGVfcGFnZXMYBSABKA0SIQoZbnVtX3F1ZXVlZF9wcmVmaWxsX3Rva2VucxgGIAEoDRIaChJudW1fcnVubmluZ190b2tlbnMYByABKA0iWAoLQ2FjaGVkQmxvY2sSEQoJbmFtZXNwYWNlGAEgASgJEgwKBGhhc2gYAiABKAYSGAoLcGFyZW50X2hhc2gYAyABKAZIAIgBAUIOCgxfcGFyZW50X2hhc2ginwEKDkJsb2NrRHVtcENodW5rEhEKCXdvcmtlcl9pZBgBIAEoCRILCgNzZXEYAiABKAQSEwoLY2h1bmtfaW5kZXgYAyABKA0SEgoKbnVtX2NodW5rcxgEIAEoDRItCgZibG9ja3MYBSADKAsyHS50YW5kZW0ud29ya2VyLnYxLkNhY2hlZEJsb2NrEhUKDXN0YXJ0ZWRfYXRfbXMYBiABKAQqUQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9VTklGSUVEEAESEAoMUk9MRV9QUkVGSUxMEAISDwoLUk9MRV9ERUNPREUQA2IGcHJvdG8z");
+  fileDesc("Ch10YW5kZW0vd29ya2VyL3YxL2NvbW1vbi5wcm90bxIQdGFuZGVtLndvcmtlci52MSL2AgoOU2FtcGxpbmdQYXJhbXMSGAoLdGVtcGVyYXR1cmUYASABKAFIAIgBARISCgV0b3BfcBgCIAEoAUgBiAEBEg0KBXRvcF9rGAMgASgFEg0KBW1pbl9wGAQgASgBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgFIAEoAUgCiAEBEhkKEWZyZXF1ZW5jeV9wZW5hbHR5GAYgASgBEhgKEHByZXNlbmNlX3BlbmFsdHkYByABKAESQwoKbG9naXRfYmlhcxgIIAMoCzIvLnRhbmRlbS53b3JrZXIudjEuU2FtcGxpbmdQYXJhbXMuTG9naXRCaWFzRW50cnkSEQoEc2VlZBgJIAEoBEgDiAEBGjAKDkxvZ2l0Qmlhc0VudHJ5EgsKA2tleRgBIAEoDRINCgV2YWx1ZRgCIAEoAToCOAFCDgoMX3RlbXBlcmF0dXJlQggKBl90b3BfcEIVChNfcmVwZXRpdGlvbl9wZW5hbHR5QgcKBV9zZWVkIv4BChBPdXRwdXRDb25zdHJhaW50EhUKC2pzb25fc2NoZW1hGAEgASgJSAASPQoLanNvbl9vYmplY3QYAiABKAsyJi50YW5kZW0ud29ya2VyLnYxLkpzb25PYmplY3RDb25zdHJhaW50SAASDwoFcmVnZXgYAyABKAlIABI0CgZjaG9pY2UYBCABKAsyIi50YW5kZW0ud29ya2VyLnYxLkNob2ljZUNvbnN0cmFpbnRIABI2CgdncmFtbWFyGAUgASgLMiMudGFuZGVtLndvcmtlci52MS5HcmFtbWFyQ29uc3RyYWludEgAEg0KBXBhcmFtGAYgASgJQgYKBGtpbmQiFgoUSnNvbk9iamVjdENvbnN0cmFpbnQiIwoQQ2hvaWNlQ29uc3RyYWludBIPCgdjaG9pY2VzGAEgAygJIpoCChFHcmFtbWFyQ29uc3RyYWludBIPCgdncmFtbWFyGAEgASgJEkEKB3NjaGVtYXMYAiADKAsyMC50YW5kZW0ud29ya2VyLnYxLkdyYW1tYXJDb25zdHJhaW50LlNjaGVtYXNFbnRyeRJMCg1zY2hlbWFfcGFyYW1zGAMgAygLMjUudGFuZGVtLndvcmtlci52MS5HcmFtbWFyQ29uc3RyYWludC5TY2hlbWFQYXJhbXNFbnRyeRouCgxTY2hlbWFzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARozChFTY2hlbWFQYXJhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo8BCghLdkxheW91dBIRCglwYWdlX3NpemUYASABKA0SEQoJbnVtX3BhZ2VzGAIgASgNEhIKCm51bV9sYXllcnMYAyABKA0SFAoMbnVtX2t2X2hlYWRzGAQgASgNEhAKCGhlYWRfZGltGAUgASgNEg0KBWR0eXBlGAYgASgJEhIKCnBhZ2VfYnl0ZXMYByABKAQiwwEKCkxvYWRSZXBvcnQSEwoLbnVtX3dhaXRpbmcYASABKA0SEwoLbnVtX3J1bm5pbmcYAiABKA0SFgoObnVtX2ZyZWVfcGFnZXMYAyABKA0SFwoPbnVtX3RvdGFsX3BhZ2VzGAQgASgNEhsKE251bV9ldmljdGFibGVfcGFnZXMYBSABKA0SIQoZbnVtX3F1ZXVlZF9wcmVmaWxsX3Rva2VucxgGIAEoDRIaChJudW1fcnVubmluZ190b2tlbnMYByABKA0iWAoLQ2FjaGVkQmxvY2sSEQoJbmFtZXNwYWNlGAEgASgJEgwKBGhhc2gYAiABKAYSGAoLcGFyZW50X2hhc2gYAyABKAZIAIgBAUIOCgxfcGFyZW50X2hhc2ginwEKDkJsb2NrRHVtcENodW5rEhEKCXdvcmtlcl9pZBgBIAEoCRILCgNzZXEYAiABKAQSEwoLY2h1bmtfaW5kZXgYAyABKA0SEgoKbnVtX2NodW5rcxgEIAEoDRItCgZibG9ja3MYBSADKAsyHS50YW5kZW0ud29ya2VyLnYxLkNhY2hlZEJsb2NrEhUKDXN0YXJ0ZWRfYXRfbXMYBiABKAQqUQoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEAoMUk9MRV9VTklGSUVEEAESEAoMUk9MRV9QUkVGSUxMEAISDwoLUk9MRV9ERUNPREUQA2IGcHJvdG8z");
 
 /**
  * Describes the message tandem.worker.v1.SamplingParams.
@@ -20,32 +20,60 @@ export const SamplingParamsSchema = /*@__PURE__*/
   messageDesc(file_tandem_worker_v1_common, 0);
 
 /**
+ * Describes the message tandem.worker.v1.OutputConstraint.
+ * Use `create(OutputConstraintSchema)` to create a new message.
+ */
+export const OutputConstraintSchema = /*@__PURE__*/
+  messageDesc(file_tandem_worker_v1_common, 1);
+
+/**
+ * Describes the message tandem.worker.v1.JsonObjectConstraint.
+ * Use `create(JsonObjectConstraintSchema)` to create a new message.
+ */
+export const JsonObjectConstraintSchema = /*@__PURE__*/
+  messageDesc(file_tandem_worker_v1_common, 2);
+
+/**
+ * Describes the message tandem.worker.v1.ChoiceConstraint.
+ * Use `create(ChoiceConstraintSchema)` to create a new message.
+ */
+export const ChoiceConstraintSchema = /*@__PURE__*/
+  messageDesc(file_tandem_worker_v1_common, 3);
+
+/**
+ * Describes the message tandem.worker.v1.GrammarConstraint.
+ * Use `create(GrammarConstraintSchema)` to create a new message.
+ */
+export const GrammarConstraintSchema = /*@__PURE__*/
+  messageDesc(file_tandem_worker_v1_common, 4);
+
+/**
  * Describes the message tandem.worker.v1.KvLayout.
  * Use `create(KvLayoutSchema)` to create a new message.
  */
 export const KvLayoutSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 1);
+  messageDesc(file_tandem_worker_v1_common, 5);
 
 /**
  * Describes the message tandem.worker.v1.LoadReport.
  * Use `create(LoadReportSchema)` to create a new message.
  */
 export const LoadReportSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 2);
+  messageDesc(file_tandem_worker_v1_common, 6);
 
 /**
  * Describes the message tandem.worker.v1.CachedBlock.
  * Use `create(CachedBlockSchema)` to create a new message.
  */
 export const CachedBlockSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 3);
+  messageDesc(file_tandem_worker_v1_common, 7);
 
 /**
  * Describes the message tandem.worker.v1.BlockDumpChunk.
  * Use `create(BlockDumpChunkSchema)` to create a new message.
  */
 export const BlockDumpChunkSchema = /*@__PURE__*/
-  messageDesc(file_tandem_worker_v1_common, 4);
+  messageDesc(file_tandem_worker_v1_common, 8);
 
 /**
  * Describes the enum tandem.worker.v1.Role.

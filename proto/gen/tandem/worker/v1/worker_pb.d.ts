@@ -8,7 +8,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { BlockDumpChunkSchema, KvLayout, LoadReport, Role, SamplingParams } from "./common_pb.js";
+import type { BlockDumpChunkSchema, KvLayout, LoadReport, OutputConstraint, Role, SamplingParams } from "./common_pb.js";
 
 /**
  * Describes the file tandem/worker/v1/worker.proto.
@@ -133,7 +133,14 @@ export declare type GenerateRequest = Message<"tandem.worker.v1.GenerateRequest"
   cacheNamespace?: string | undefined;
 
   /**
-   * 12..19 reserved for request options to come.
+   * Constrained decoding: every choice's output matches it (absent: unconstrained).
+   *
+   * @generated from field: tandem.worker.v1.OutputConstraint constraint = 12;
+   */
+  constraint?: OutputConstraint | undefined;
+
+  /**
+   * 13..19 reserved for request options to come.
    * Disaggregation: who prefills the prompt (see PrefillMode). Absent: a decode worker decides
    * itself; a unified worker always prefills locally.
    *
