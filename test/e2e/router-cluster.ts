@@ -73,14 +73,15 @@ export async function startBackplane(): Promise<{ nats: TestNatsServer; redis: T
   return { nats, redis };
 }
 
+/** A router for `modelDir` (or several models: a list of folders). */
 export async function startRouter(
-  modelDir: string,
+  modelDir: string | readonly string[],
   backplane: { nats: TestNatsServer; redis: TestRedisServer },
   overrides: Partial<RouterOptions> = {},
 ): Promise<RouterApp> {
   return RouterApp.start({
     ...defaultRouterOptions,
-    modelDir,
+    models: (typeof modelDir === 'string' ? [modelDir] : modelDir).map((dir) => ({ dir, servedName: null })),
     port: 0,
     natsUrl: backplane.nats.url,
     redisUrl: backplane.redis.url,

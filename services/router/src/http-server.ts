@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CancelledError, type Logger, TimeoutError } from '@tandem/common';
 import type { DecisionLog } from './cluster/decision-log.ts';
-import { InvalidRequestError, RouteNotFoundError } from './errors.ts';
+import { InvalidRequestError, ModelNotFoundError, RouteNotFoundError } from './errors.ts';
 import type { RouterMetrics } from './metrics.ts';
 import { renderError } from './openai/errors.ts';
 import type { RequestContext, ResponseSink, RouterService } from './service.ts';
@@ -18,7 +18,6 @@ export interface HttpServerParams {
   logger: Logger;
   /** Health: whether at least one worker can take requests. */
   isReady: () => boolean;
-  modelCreatedAtS: number;
   /** Per-request deadline. */
   requestTimeoutMs: number;
   maxBodyBytes: number;
@@ -184,12 +183,9 @@ export class RouterHttpServer {
         case 'GET /v1/models':
           sendJson(response, 200, {
             object: 'list',
-            data: this.#params.service.modelNames.slice(0, 1).map((id) => ({
-              id,
-              object: 'model',
-              created: this.#params.modelCreatedAtS,
-              owned_by: 'tandem',
-            })),
+            data: this.#params.service
+              .listModels()
+              .map((model) => ({ ...model, object: 'model', owned_by: 'tandem' })),
           });
           break;
         case 'GET /health':
@@ -213,15 +209,11 @@ export class RouterHttpServer {
             sendJson(response, 200, { request_id: id, decisions: records });
           } else if (request.method === 'GET' && url.pathname.startsWith('/v1/models/')) {
             const id = decodeURIComponent(url.pathname.slice('/v1/models/'.length));
-            if (!this.#params.service.modelNames.includes(id)) {
-              throw new RouteNotFoundError(`The model \`${id}\` does not exist`, { param: 'model' });
+            const model = this.#params.service.describeModel(id);
+            if (model === null) {
+              throw new ModelNotFoundError(`The model \`${id}\` does not exist`, 'model');
             }
-            sendJson(response, 200, {
-              id,
-              object: 'model',
-              created: this.#params.modelCreatedAtS,
-              owned_by: 'tandem',
-            });
+            sendJson(response, 200, { ...model, object: 'model', owned_by: 'tandem' });
           } else {
             throw new RouteNotFoundError(`no route ${route}`);
           }

@@ -5,8 +5,16 @@ import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError } from '@tandem/common';
 import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
+import { UnsupportedError } from './errors.ts';
 import type { IncrementalDecoder } from './openai/choice-output.ts';
-import type { ChatRequest } from './openai/request.ts';
+import type { ChatMessage, ChatRequest } from './openai/request.ts';
+import {
+  detectToolCallFormat,
+  type ToolCallFormat,
+  type ToolCallFormatName,
+  templateRendersTools,
+  toolCallFormat,
+} from './tools/formats.ts';
 
 export interface ServedModel {
   /** What /v1/models lists and requests must name. */
@@ -24,9 +32,41 @@ export interface ServedModel {
   createDecoder(skipSpecialTokens: boolean): IncrementalDecoder;
   /** One token as text (logprob entries). */
   renderToken(tokenId: number): string;
+  /** How the model writes tool calls (from its chat template or --tool-call-parser), or null. */
+  toolFormat: ToolCallFormat | null;
 }
 
-export async function loadServedModel(dir: string, servedName: string | null): Promise<ServedModel> {
+/** `auto`: from the chat template (tools/formats.ts); else that format. */
+export type ToolCallParserChoice = 'auto' | ToolCallFormatName;
+
+/** Whether a request's tools are in play: given, and tool_choice is not none. */
+export function usesTools(request: ChatRequest): boolean {
+  return request.tools.tools.length > 0 && request.tools.choice.type !== 'none';
+}
+
+/** A message as chat templates read it (transformers' / vLLM's shape: arguments as objects). */
+function templateMessage(m: ChatMessage): Record<string, unknown> & { role: string; content: unknown } {
+  const message: Record<string, unknown> & { role: string; content: unknown } = {
+    role: m.role,
+    content: m.content,
+  };
+  if (m.name !== null) message.name = m.name;
+  if (m.toolCalls !== null) {
+    message.tool_calls = m.toolCalls.map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    }));
+  }
+  if (m.toolCallId !== null) message.tool_call_id = m.toolCallId;
+  return message;
+}
+
+export async function loadServedModel(
+  dir: string,
+  servedName: string | null,
+  toolCallParser: ToolCallParserChoice = 'auto',
+): Promise<ServedModel> {
   const absolute = resolve(dir);
   let config: Record<string, unknown>;
   try {
@@ -40,6 +80,13 @@ export async function loadServedModel(dir: string, servedName: string | null): P
   const folderName = basename(absolute);
   const name = servedName ?? folderName;
   const tokenText = new Map<number, string>();
+  const templateSource = tokenizer.chatTemplate?.source ?? null;
+  const rendersTools = templateRendersTools(templateSource);
+  const toolFormat = !rendersTools
+    ? null
+    : toolCallParser === 'auto'
+      ? detectToolCallFormat(templateSource)
+      : toolCallFormat(toolCallParser);
   return {
     name,
     aliases: name === folderName ? [] : [folderName],
@@ -48,16 +95,20 @@ export async function loadServedModel(dir: string, servedName: string | null): P
     createdAtS: Math.floor(Date.now() / 1000),
     tokenizer,
     encodeChat: (request) => {
-      const messages = request.messages.map((m) =>
-        m.name === null
-          ? { role: m.role, content: m.content }
-          : { role: m.role, content: m.content, name: m.name },
-      );
+      const messages = request.messages.map(templateMessage);
+      const variables: Record<string, unknown> = { ...request.chatTemplateKwargs };
+      if (usesTools(request)) {
+        // A template that never reads `tools` would silently hide them from the model.
+        if (toolFormat === null) {
+          throw new UnsupportedError(`the chat template of model '${name}' does not render tools`, 'tools');
+        }
+        variables.tools = request.tools.tools.map((tool) => tool.raw);
+      }
       // A template that rejects these messages (roles that must alternate...) throws a
       // ChatTemplateError: a 400 naming `messages`.
       let text = tokenizer.applyChatTemplate(messages, {
         addGenerationPrompt: request.addGenerationPrompt,
-        variables: request.chatTemplateKwargs,
+        variables,
       });
       if (request.continueFinalMessage) {
         // Cut the template's end-of-turn after the final (assistant) message, as vLLM does.
@@ -73,6 +124,7 @@ export async function loadServedModel(dir: string, servedName: string | null): P
       const detokenizer = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens });
       return { push: (tokenId) => detokenizer.push([tokenId]), flush: () => detokenizer.flush() };
     },
+    toolFormat,
     renderToken: (tokenId) => {
       const cached = tokenText.get(tokenId);
       if (cached !== undefined) return cached;

@@ -1,8 +1,10 @@
-// Assembles a router process: the served model, NATS subscriptions (announcements, load reports,
-// KV events), Redis (leases, shared in-flight counts), the KV index, the policy, the prefill-worker
-// choice for decode workers, admission and the HTTP server.
+// Assembles a router process: per served model (model-route.ts) its checkpoint, worker registry,
+// KV index, policy and prefill-worker choice, constraint checker; shared by all: NATS
+// subscriptions (announcements, load reports, KV events), Redis (leases, shared in-flight counts),
+// admission and the HTTP server.
 import { randomUUID } from 'node:crypto';
 import {
+  ConfigError,
   connectNats,
   connectRedis,
   type NatsConnection,
@@ -23,7 +25,9 @@ import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
 import { KvIndex } from './kv/kv-index.ts';
 import { RouterMetrics } from './metrics.ts';
-import { loadServedModel } from './model.ts';
+import { loadServedModel, type ServedModel } from './model.ts';
+import { type ModelRoute, ModelRoutes } from './model-route.ts';
+import { ConstraintChecker } from './openai/constraint-check.ts';
 import { createPolicy } from './policy/policies.ts';
 import type { RouterOptions } from './router-options.ts';
 
@@ -34,6 +38,9 @@ const housekeepingMs = 1000;
 export class RouterApp {
   readonly port: number;
   readonly url: string;
+  /** Every served model's route (registry, index, dispatcher...), by name. */
+  readonly routes: ModelRoutes;
+  /** The first --model's registry, index, KV sync and dispatcher. */
   readonly registry: WorkerRegistry;
   readonly index: KvIndex;
   readonly kvSync: KvEventSync;
@@ -48,10 +55,7 @@ export class RouterApp {
   private constructor(parts: {
     port: number;
     host: string;
-    registry: WorkerRegistry;
-    index: KvIndex;
-    kvSync: KvEventSync;
-    dispatcher: Dispatcher;
+    routes: ModelRoutes;
     nc: NatsConnection;
     redis: Redis | null;
     http: RouterHttpServer;
@@ -60,10 +64,12 @@ export class RouterApp {
   }) {
     this.port = parts.port;
     this.url = `http://${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
-    this.registry = parts.registry;
-    this.index = parts.index;
-    this.kvSync = parts.kvSync;
-    this.dispatcher = parts.dispatcher;
+    this.routes = parts.routes;
+    const first = parts.routes.all()[0] as ModelRoute;
+    this.registry = first.registry;
+    this.index = first.index;
+    this.kvSync = first.kvSync;
+    this.dispatcher = first.dispatcher;
     this.#nc = parts.nc;
     this.#redis = parts.redis;
     this.#http = parts.http;
@@ -71,9 +77,25 @@ export class RouterApp {
     this.#timer = parts.timer;
   }
 
+  /** The route of a served model name (or alias), or null. */
+  route(modelName: string): ModelRoute | null {
+    return this.routes.get(modelName);
+  }
+
   static async start(options: RouterOptions): Promise<RouterApp> {
     const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
-    const model = await loadServedModel(options.modelDir, options.servedModelName);
+    if (options.models.length === 0) throw new ConfigError('--model DIR is required', { param: '--model' });
+    const models = await Promise.all(
+      options.models.map((m) => loadServedModel(m.dir, m.servedName, options.toolCallParser)),
+    );
+    const seen = new Set<string>();
+    for (const model of models) {
+      if (seen.has(model.name))
+        throw new ConfigError(`two --model flags serve the name '${model.name}'`, {
+          param: '--served-model-name',
+        });
+      seen.add(model.name);
+    }
     const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
     const redis =
       options.redisUrl === null
@@ -85,23 +107,24 @@ export class RouterApp {
       () => nc.drain().catch(() => {}),
     ];
     try {
-      return await RouterApp.#startOn(options, replicaId, model, nc, redis, undo);
+      return await RouterApp.#startOn(options, replicaId, models, nc, redis, undo);
     } catch (error) {
       for (const step of undo.reverse()) await step();
       throw error;
     }
   }
 
-  /** The rest of start(), once NATS and Redis are connected; pushes its undo steps on `undo`. */
-  static async #startOn(
+  /** One model's registry, index, KV sync, dispatcher and constraint checker. */
+  static #route(
     options: RouterOptions,
     replicaId: string,
-    model: Awaited<ReturnType<typeof loadServedModel>>,
+    model: ServedModel,
     nc: NatsConnection,
     redis: Redis | null,
-    undo: (() => Promise<void> | void)[],
-  ): Promise<RouterApp> {
+    shared: { inflight: InflightCounts; metrics: RouterMetrics; decisions: DecisionLog },
+  ): ModelRoute {
     const { logger } = options;
+    const { inflight, metrics, decisions } = shared;
     const index = new KvIndex({ optimisticTtlMs: options.optimisticTtlMs });
     const kvSync = new KvEventSync(index, (workerId) => requestBlockDump(nc, workerId), logger);
     const registry = new WorkerRegistry(
@@ -115,14 +138,13 @@ export class RouterApp {
       redis,
       logger,
     );
-    const inflight = new InflightCounts(
-      redis,
-      { replicaId, replicaTtlMs: options.replicaTtlMs, refreshMs: options.inflightRefreshMs },
+    const routedFeed = new RoutedFeed(
+      nc,
+      replicaId,
+      index,
       logger,
+      (workerId) => registry.get(workerId) !== null,
     );
-    const metrics = new RouterMetrics();
-    const decisions = new DecisionLog(options.decisionLogSize);
-    const routedFeed = new RoutedFeed(nc, replicaId, index, logger);
     const dispatcher = new Dispatcher({
       policy: createPolicy(options.policy, options.cacheAware),
       index,
@@ -156,22 +178,59 @@ export class RouterApp {
         inflight.forget(event.workerId);
       }
     });
-    const admission = new AdmissionQueue(options.admission);
-    const service = new RouterService({
-      model,
-      dispatcher,
-      admission,
-      metrics,
-      pageSize: () => registry.pageSize,
+    const constraints = ConstraintChecker.start(model.dir, model.name, logger);
+    return { model, registry, index, kvSync, dispatcher, constraints };
+  }
+
+  /** The rest of start(), once NATS and Redis are connected; pushes its undo steps on `undo`. */
+  static async #startOn(
+    options: RouterOptions,
+    replicaId: string,
+    models: ServedModel[],
+    nc: NatsConnection,
+    redis: Redis | null,
+    undo: (() => Promise<void> | void)[],
+  ): Promise<RouterApp> {
+    const { logger } = options;
+    const inflight = new InflightCounts(
+      redis,
+      { replicaId, replicaTtlMs: options.replicaTtlMs, refreshMs: options.inflightRefreshMs },
+      logger,
+    );
+    const metrics = new RouterMetrics();
+    const decisions = new DecisionLog(options.decisionLogSize);
+    const routes = new ModelRoutes(
+      models.map((model) =>
+        RouterApp.#route(options, replicaId, model, nc, redis, { inflight, metrics, decisions }),
+      ),
+    );
+    undo.push(async () => {
+      for (const route of routes.all()) await route.constraints.close();
     });
-    metrics.gauge('tandem_router_workers', 'Workers this router can route to', () => registry.size);
-    metrics.gauge('tandem_router_kv_index_blocks', 'Blocks in the KV index', () => index.numBlocks);
+    const admission = new AdmissionQueue(options.admission);
+    const service = new RouterService({ models: routes, admission, metrics });
+    const sumOver = (f: (route: ModelRoute) => number) => () =>
+      routes.all().reduce((sum, route) => sum + f(route), 0);
+    metrics.gauge(
+      'tandem_router_workers',
+      'Workers this router can route to',
+      sumOver((r) => r.registry.size),
+    );
+    metrics.gauge(
+      'tandem_router_kv_index_blocks',
+      'Blocks in the KV index',
+      sumOver((r) => r.index.numBlocks),
+    );
     metrics.gauge(
       'tandem_router_kv_index_pending_blocks',
       'Optimistic index entries',
-      () => index.numPendingBlocks,
+      sumOver((r) => r.index.numPendingBlocks),
     );
-    metrics.gauge('tandem_router_kv_resyncs_total', 'KV index resyncs from dumps', () => kvSync.numResyncs);
+    metrics.gauge(
+      'tandem_router_kv_resyncs_total',
+      'KV index resyncs from dumps',
+      sumOver((r) => r.kvSync.numResyncs),
+    );
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
     metrics.gauge(
       'tandem_router_requests_queued',
@@ -179,15 +238,15 @@ export class RouterApp {
       () => admission.numQueued,
     );
 
-    registry.follow(nc);
+    for (const route of routes.all()) route.registry.follow(nc);
     nc.subscribe(subjects.kvEventsAll, {
       callback: (error, message) => {
         if (error !== null) return;
         try {
           const batch = fromBinary(KvEventBatchSchema, message.data);
-          // Only this model's workers; one that has not announced yet is synced from a dump
+          // Only served models' workers; one that has not announced yet is synced from a dump
           // once it has (its load reports show where its events are).
-          if (registry.get(batch.workerId) !== null) kvSync.onBatch(batch);
+          routes.ownerOf(batch.workerId)?.kvSync.onBatch(batch);
         } catch (cause) {
           logger.warn('bad KV event batch', { error: cause });
         }
@@ -197,18 +256,22 @@ export class RouterApp {
     inflight.start();
     undo.push(async () => {
       await inflight.stop();
-      registry.close();
+      for (const route of routes.all()) route.registry.close();
     });
-    try {
-      await registry.discoverFromLeases(Date.now());
-    } catch (error) {
-      logger.warn('lease discovery failed', { error });
+    for (const route of routes.all()) {
+      try {
+        await route.registry.discoverFromLeases(Date.now());
+      } catch (error) {
+        logger.warn('lease discovery failed', { error, model: route.model.name });
+      }
     }
     const timer = setInterval(() => {
-      registry
-        .expireSilent(Date.now())
-        .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
-      void registry.probeUnhealthy(Date.now());
+      for (const route of routes.all()) {
+        route.registry
+          .expireSilent(Date.now())
+          .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
+        void route.registry.probeUnhealthy(Date.now());
+      }
     }, housekeepingMs);
     timer.unref();
     undo.push(() => clearInterval(timer));
@@ -218,8 +281,10 @@ export class RouterApp {
       decisions,
       metrics,
       logger,
-      isReady: () => registry.all().some((worker) => worker.breaker.allows(Date.now())),
-      modelCreatedAtS: model.createdAtS,
+      isReady: () =>
+        routes
+          .all()
+          .some((route) => route.registry.all().some((worker) => worker.breaker.allows(Date.now()))),
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,
     });
@@ -235,23 +300,11 @@ export class RouterApp {
     }
     logger.info('router listening', {
       url: `http://${options.host}:${port}`,
-      model: model.name,
+      models: models.map((model) => model.name),
       policy: options.policy,
       replicaId,
     });
-    return new RouterApp({
-      port,
-      host: options.host,
-      registry,
-      index,
-      kvSync,
-      dispatcher,
-      nc,
-      redis,
-      http,
-      inflight,
-      timer,
-    });
+    return new RouterApp({ port, host: options.host, routes, nc, redis, http, inflight, timer });
   }
 
   async close(): Promise<void> {
@@ -260,7 +313,10 @@ export class RouterApp {
     clearInterval(this.#timer);
     await this.#http.close();
     await this.#inflight.stop();
-    this.registry.close();
+    for (const route of this.routes.all()) {
+      route.registry.close();
+      await route.constraints.close();
+    }
     await this.#nc.drain().catch(() => {});
     this.#redis?.disconnect();
   }

@@ -10,6 +10,7 @@ import {
 } from '@tandem/common';
 import { type AdmissionParams, defaultAdmissionParams } from './cluster/admission.ts';
 import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import type { ToolCallParserChoice } from './model.ts';
 import {
   type CacheAwareConfig,
   defaultCacheAwareConfig,
@@ -17,22 +18,27 @@ import {
   policyNames,
 } from './policy/policies.ts';
 import { defaultPrefillPolicyParams, type PrefillPolicyParams } from './policy/prefill-policy.ts';
+import { toolCallFormatNames } from './tools/formats.ts';
 
-export const routerOptions = defineOptions('router', '--model DIR [options]', {
+export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 ...] [options]', {
   model: {
-    type: 'string',
-    default: null,
+    type: 'list',
     valueName: 'DIR',
-    doc: 'the checkpoint folder the workers serve: tokenizer and chat template (required)',
+    doc: 'a checkpoint folder workers serve (tokenizer, chat template); repeat for several models, each routed by its name (required)',
   },
   port: { type: 'int', default: 8000, min: 0, max: 65535, doc: 'HTTP port (0 picks a free one)' },
   host: { type: 'string', default: '127.0.0.1', valueName: 'ADDR', doc: 'listen address' },
   policy: { type: 'string', default: 'cache_aware', choices: policyNames, doc: 'routing policy' },
   'served-model-name': {
-    type: 'string',
-    default: null,
+    type: 'list',
     valueName: 'NAME',
-    doc: "the model name clients use (default the folder's name)",
+    doc: "the name clients use for the --model of the same position (default the folder's name)",
+  },
+  'tool-call-parser': {
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', ...toolCallFormatNames],
+    doc: "how models write tool calls: auto reads each model's chat template (Hermes <tool_call> tags, else Llama 3 JSON)",
   },
   nats: {
     type: 'string',
@@ -158,9 +164,17 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
 
 export type RouterValues = OptionValues<typeof routerOptions.specs>;
 
+/** A served model: its checkpoint folder and the name clients use (null: the folder's name). */
+export interface ServedModelOption {
+  dir: string;
+  servedName: string | null;
+}
+
 export interface RouterOptions {
-  modelDir: string;
-  servedModelName: string | null;
+  /** The models served, each routed by its name (at least one). */
+  models: ServedModelOption[];
+  /** How models write tool calls ('auto': from each chat template). */
+  toolCallParser: ToolCallParserChoice;
   host: string;
   /** 0: any free port. */
   port: number;
@@ -203,17 +217,23 @@ export interface RouterOptions {
 
 /** RouterOptions from the declared options (the only place flags become RouterOptions). */
 export function routerOptionsFrom(values: RouterValues, logger: Logger): RouterOptions {
-  if (values.model === null) throw new ConfigError('--model DIR is required', { param: '--model' });
+  if (values.model.length === 0) throw new ConfigError('--model DIR is required', { param: '--model' });
+  const names = values['served-model-name'];
+  if (names.length > values.model.length) {
+    throw new ConfigError('more --served-model-name flags than --model flags', {
+      param: '--served-model-name',
+    });
+  }
   return {
     ...defaultsFrom(values),
-    modelDir: values.model,
+    models: values.model.map((dir, i) => ({ dir, servedName: names[i] ?? null })),
     logger,
   };
 }
 
-function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'logger'> {
+function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'logger'> {
   return {
-    servedModelName: values['served-model-name'],
+    toolCallParser: values['tool-call-parser'],
     host: values.host,
     port: values.port,
     policy: values.policy,

@@ -1,13 +1,15 @@
-// The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
-// route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
+// The request lifecycle behind the HTTP routes: validate, pick the model's route, tokenize, check
+// the output constraint, admit, check the context, route and run every prompt, and hand the
+// client OpenAI-shaped results (whole or as SSE), tool calls parsed out of chat choices.
+import { randomBytes } from 'node:crypto';
 import { blockHashes } from '@tandem/tokenizer';
 import type { AdmissionQueue } from './cluster/admission.ts';
-import type { Dispatcher } from './cluster/dispatcher.ts';
-import { ContextLengthError, InvalidRequestError } from './errors.ts';
+import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
 import { toBlockKeys } from './kv/block-keys.ts';
 import type { RouterMetrics } from './metrics.ts';
-import type { ServedModel } from './model.ts';
+import { type ServedModel, usesTools } from './model.ts';
+import type { ModelRoute, ModelRoutes } from './model-route.ts';
 import {
   type ChatLogprobEntry,
   type CompletionLogprobs,
@@ -26,6 +28,8 @@ import {
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
+import type { ToolCallFormat } from './tools/formats.ts';
+import { collectToolDeltas, ToolCallParser, type ToolDelta } from './tools/tool-call-parser.ts';
 
 /** Where a response goes: the HTTP layer implements it (headers are sent on the first write). */
 export interface ResponseSink {
@@ -45,13 +49,16 @@ export interface RequestContext {
 }
 
 export interface ServiceParams {
-  model: ServedModel;
-  dispatcher: Dispatcher;
+  /** The served models, each with its workers, index and dispatcher. */
+  models: ModelRoutes;
   admission: AdmissionQueue;
   metrics: RouterMetrics;
-  /** Tokens per KV page (all workers of a model share it). */
-  /** The model's KV page size (prompts are hashed in it), or null before any worker joined. */
-  pageSize: () => number | null;
+}
+
+/** A /v1/models entry. */
+export interface ModelListing {
+  id: string;
+  created: number;
 }
 
 /** Makes worker-facing request ids unique within this router process. */
@@ -70,17 +77,45 @@ export class RouterService {
     this.#params = params;
   }
 
+  /** Every name requests may use (served names and aliases). */
   get modelNames(): string[] {
-    return [this.#params.model.name, ...this.#params.model.aliases];
+    return this.#params.models.acceptedNames;
+  }
+
+  /** GET /v1/models: the served names, in --model order. */
+  listModels(): ModelListing[] {
+    return this.#params.models.all().map(({ model }) => ({ id: model.name, created: model.createdAtS }));
+  }
+
+  /** GET /v1/models/{id}: a served name or alias, or null. */
+  describeModel(id: string): ModelListing | null {
+    const route = this.#params.models.get(id);
+    return route === null ? null : { id, created: route.model.createdAtS };
+  }
+
+  #route(name: string): ModelRoute {
+    const route = this.#params.models.get(name);
+    if (route === null) throw new ModelNotFoundError(`The model \`${name}\` does not exist`, 'model');
+    return route;
   }
 
   async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateChatRequest(body, {
+    const validated = validateChatRequest(body, {
       ...defaultValidationLimits,
       servedModelNames: this.modelNames,
     });
-    const tokenIds = this.#params.model.encodeChat(request);
-    await this.#execute(request, [{ tokenIds, echoText: '' }], 'messages', context, sink);
+    const route = this.#route(validated.model);
+    const tokenIds = route.model.encodeChat(validated);
+    // Tool calls are parsed out of the text unless another constraint shapes it (JSON, a regex...).
+    const tools = validated.tools;
+    const forced = tools.choice.type === 'required' || tools.choice.type === 'function';
+    const parseToolCalls = usesTools(validated) && (forced || validated.options.constraint === null);
+    const toolFormat = parseToolCalls ? route.model.toolFormat : null;
+    let constraint = validated.options.constraint;
+    if (forced && toolFormat !== null) constraint = await route.constraints.forToolCalls(toolFormat, tools);
+    else if (constraint !== null) await route.constraints.check(constraint);
+    const request: ChatRequest = { ...validated, options: { ...validated.options, constraint } };
+    await this.#execute(route, request, [{ tokenIds, echoText: '' }], 'messages', context, sink, toolFormat);
   }
 
   async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
@@ -88,7 +123,9 @@ export class RouterService {
       ...defaultValidationLimits,
       servedModelNames: this.modelNames,
     });
-    const { model } = this.#params;
+    const route = this.#route(request.model);
+    if (request.options.constraint !== null) await route.constraints.check(request.options.constraint);
+    const { model } = route;
     const prompts = request.prompts.map((prompt): PreparedPrompt => {
       const tokenIds = prompt.type === 'text' ? model.encodeText(prompt.text) : prompt.tokenIds;
       const echoText = !request.echo
@@ -98,11 +135,16 @@ export class RouterService {
           : model.decode(prompt.tokenIds);
       return { tokenIds, echoText };
     });
-    await this.#execute(request, prompts, 'prompt', context, sink);
+    await this.#execute(route, request, prompts, 'prompt', context, sink, null);
   }
 
-  #maxTokensFor(numPromptTokens: number, options: GenerationOptions, promptParam: string): number {
-    const { maxModelLen } = this.#params.model;
+  #maxTokensFor(
+    model: ServedModel,
+    numPromptTokens: number,
+    options: GenerationOptions,
+    promptParam: string,
+  ): number {
+    const { maxModelLen } = model;
     if (numPromptTokens === 0) {
       throw new InvalidRequestError(`the ${promptParam} encode to no tokens`, promptParam);
     }
@@ -126,22 +168,25 @@ export class RouterService {
   }
 
   async #execute(
+    route: ModelRoute,
     request: ChatRequest | CompletionRequest,
     prompts: PreparedPrompt[],
     promptParam: string,
     context: RequestContext,
     sink: ResponseSink,
+    toolFormat: ToolCallFormat | null,
   ): Promise<void> {
     const { options } = request;
-    const maxTokens = prompts.map((p) => this.#maxTokensFor(p.tokenIds.length, options, promptParam));
+    const { model, dispatcher, registry } = route;
+    const maxTokens = prompts.map((p) => this.#maxTokensFor(model, p.tokenIds.length, options, promptParam));
     const release = await this.#params.admission.admit(context.signal);
     const startedAtMs = performance.now();
     try {
-      const formatter = new ResponseFormatter(request, this.#params.model, context.requestId, prompts, sink);
-      const pageSize = this.#params.pageSize();
+      const formatter = new ResponseFormatter(request, model, context.requestId, prompts, sink, toolFormat);
+      const pageSize = registry.pageSize;
       const usages = await Promise.all(
         prompts.map((prompt, promptIndex) =>
-          runPrompt(this.#params.dispatcher, {
+          runPrompt(dispatcher, {
             dispatch: {
               requestId: context.requestId,
               workerRequestId: `${context.requestId}-${promptIndex}-${(++workerCallSeq).toString(36)}`,
@@ -152,7 +197,7 @@ export class RouterService {
               maxTokens: maxTokens[promptIndex]!,
             },
             firstChoiceIndex: promptIndex * options.n,
-            model: this.#params.model,
+            model,
             onEvent: (event) => formatter.onEvent(event),
             signal: context.signal,
           }),
@@ -189,6 +234,34 @@ interface ChoiceAccumulator {
   stopReason: string | number | null;
   /** Streaming: the role chunk (chat) or echo text (completion) went out. */
   opened: boolean;
+  /** Chat with tools: the tool calls found in the text so far (null: plain content). */
+  toolParser: ToolCallParser | null;
+}
+
+/** OpenAI-style tool call ids: call_ and 24 random characters. */
+function newToolCallId(): string {
+  return `call_${randomBytes(18).toString('base64url').slice(0, 24)}`;
+}
+
+/** A chunk's delta for one piece of a chat choice's output. */
+function deltaOf(piece: ToolDelta): Record<string, unknown> {
+  switch (piece.type) {
+    case 'content':
+      return { content: piece.text };
+    case 'call':
+      return {
+        tool_calls: [
+          {
+            index: piece.index,
+            id: piece.id,
+            type: 'function',
+            function: { name: piece.name, arguments: '' },
+          },
+        ],
+      };
+    case 'arguments':
+      return { tool_calls: [{ index: piece.index, function: { arguments: piece.text } }] };
+  }
 }
 
 /** Builds chat / text-completion bodies and chunks exactly as OpenAI shapes them. */
@@ -204,12 +277,14 @@ class ResponseFormatter {
   /** Tokens released to the client so far (continuous usage stats). */
   #numCompletionTokens = 0;
 
+  /** toolFormat: parse tool calls out of chat choices in this format (null: none). */
   constructor(
     request: ChatRequest | CompletionRequest,
     model: ServedModel,
     requestId: string,
     prompts: readonly PreparedPrompt[],
     sink: ResponseSink,
+    toolFormat: ToolCallFormat | null,
   ) {
     this.#request = request;
     this.#model = model;
@@ -225,6 +300,7 @@ class ResponseFormatter {
       finishReason: null,
       stopReason: null,
       opened: false,
+      toolParser: toolFormat === null ? null : new ToolCallParser(toolFormat.syntax, newToolCallId),
     }));
   }
 
@@ -265,18 +341,24 @@ class ResponseFormatter {
           },
         ]);
       }
-      if (event.text.length > 0 || (chatEntries !== null && chatEntries.length > 0)) {
-        this.#chunk([
-          {
-            index: event.index,
-            delta: { content: event.text },
-            logprobs: chatEntries === null ? null : { content: chatEntries, refusal: null },
-            finish_reason: null,
-          },
-        ]);
+      const parser = choice.toolParser;
+      const pieces: ToolDelta[] =
+        parser === null
+          ? event.text.length > 0
+            ? [{ type: 'content', text: event.text }]
+            : []
+          : [...parser.push(event.text), ...(event.finishReason !== null ? parser.finish() : [])];
+      let logprobs =
+        chatEntries === null || chatEntries.length === 0 ? null : { content: chatEntries, refusal: null };
+      if (pieces.length === 0 && logprobs !== null) pieces.push({ type: 'content', text: '' });
+      for (const piece of pieces) {
+        this.#chunk([{ index: event.index, delta: deltaOf(piece), logprobs, finish_reason: null }]);
+        logprobs = null;
       }
       if (event.finishReason !== null) {
-        this.#chunk([{ index: event.index, delta: {}, logprobs: null, finish_reason: event.finishReason }]);
+        this.#chunk([
+          { index: event.index, delta: {}, logprobs: null, finish_reason: this.#finishReasonOf(choice) },
+        ]);
       }
       return;
     }
@@ -314,9 +396,9 @@ class ResponseFormatter {
         object: 'chat.completion',
         choices: this.#choices.map((choice, index) => ({
           index,
-          message: { role: 'assistant', content: choice.text, refusal: null },
+          message: this.#message(choice),
           logprobs: options.logprobs ? { content: choice.chatLogprobs, refusal: null } : null,
-          finish_reason: choice.finishReason,
+          finish_reason: this.#finishReasonOf(choice),
           stop_reason: choice.stopReason,
         })),
         usage,
@@ -336,6 +418,28 @@ class ResponseFormatter {
       });
     }
     this.#sink.end();
+  }
+
+  /** A whole chat choice's message: its content, and its tool calls when it made any. */
+  #message(choice: ChoiceAccumulator): Record<string, unknown> {
+    const parser = choice.toolParser;
+    if (parser === null) return { role: 'assistant', content: choice.text, refusal: null };
+    const { content, calls } = collectToolDeltas([...parser.push(choice.text), ...parser.finish()]);
+    const message: Record<string, unknown> = { role: 'assistant', content, refusal: null };
+    if (calls.length > 0) {
+      message.tool_calls = calls.map((call) => ({
+        id: call.id,
+        type: 'function',
+        function: { name: call.name, arguments: call.arguments },
+      }));
+    }
+    return message;
+  }
+
+  /** 'tool_calls' for a choice that ended by making calls (OpenAI's finish reason). */
+  #finishReasonOf(choice: ChoiceAccumulator): OpenAiFinishReason | null {
+    const made = choice.toolParser !== null && choice.toolParser.numCalls > 0;
+    return made && choice.finishReason === 'stop' ? 'tool_calls' : choice.finishReason;
   }
 
   #chunk(choices: unknown[], usage: Usage | null = null): void {

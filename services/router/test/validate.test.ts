@@ -77,13 +77,122 @@ test('each bad field is named in the error', () => {
   assert.equal(paramOf(chat({ stop: [1] })), 'stop.0');
   assert.equal(paramOf(chat({ messages: [] })), 'messages');
   assert.equal(paramOf(chat({ messages: [{ role: 'robot', content: 'x' }] })), 'messages.0.role');
-  assert.equal(paramOf(chat({ tools: [{ type: 'function' }] })), 'tools');
+  assert.equal(paramOf(chat({ tools: [{ type: 'function' }] })), 'tools.0.function');
+  const tool = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } };
+  assert.equal(
+    paramOf(chat({ tools: [{ type: 'function', function: { name: 'a b' } }] })),
+    'tools.0.function.name',
+  );
+  assert.equal(paramOf(chat({ tools: [tool, tool] })), 'tools.1.function.name');
+  assert.equal(paramOf(chat({ tool_choice: 'required' })), 'tool_choice');
+  assert.equal(
+    paramOf(chat({ tools: [tool], tool_choice: { type: 'function', function: { name: 'other' } } })),
+    'tool_choice.function.name',
+  );
+  assert.equal(paramOf(chat({ functions: [] })), 'functions');
+  assert.equal(paramOf(chat({ messages: [{ role: 'tool', content: 'x' }] })), 'messages.0.tool_call_id');
+  assert.equal(
+    paramOf(chat({ messages: [{ role: 'user', content: 'x', tool_calls: [] }] })),
+    'messages.0.tool_calls',
+  );
+  assert.equal(
+    paramOf(
+      chat({
+        messages: [
+          {
+            role: 'assistant',
+            tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{' } }],
+          },
+        ],
+      }),
+    ),
+    'messages.0.tool_calls.0.function.arguments',
+  );
+  assert.equal(
+    paramOf(chat({ tools: [tool], tool_choice: 'required', response_format: { type: 'json_object' } })),
+    'tool_choice',
+  );
+  assert.equal(
+    paramOf(chat({ response_format: { type: 'json_schema', json_schema: {} } })),
+    'response_format.json_schema.name',
+  );
+  assert.equal(paramOf(chat({ response_format: { type: 'xml' } })), 'response_format.type');
+  assert.equal(paramOf(chat({ guided_regex: 5 })), 'guided_regex');
+  assert.equal(paramOf(chat({ guided_choice: [] })), 'guided_choice');
+  assert.equal(paramOf(chat({ guided_json: '{not json' })), 'guided_json');
+  assert.equal(paramOf(chat({ structured_outputs: { choice: ['a', 1] } })), 'structured_outputs.choice.1');
+  assert.equal(
+    paramOf(chat({ response_format: { type: 'json_object' }, guided_regex: 'a+' })),
+    'guided_regex',
+  );
   assert.equal(paramOf(chat({ min_tokens: 9, max_tokens: 3 })), 'min_tokens');
   const completion = (extra: object) => () => validateCompletionRequest({ model: 'm', ...extra }, limits);
   assert.equal(paramOf(completion({})), 'prompt');
   assert.equal(paramOf(completion({ prompt: [1, -2] })), 'prompt.1');
   assert.equal(paramOf(completion({ prompt: 'x', logprobs: 50 })), 'logprobs');
   assert.equal(paramOf(completion({ prompt: 'x', suffix: 'y' })), 'suffix');
+});
+
+test('output constraints and tools normalize', () => {
+  const chat = (extra: object) => validateChatRequest({ model: 'm', messages, ...extra }, limits);
+  assert.equal(chat({}).options.constraint, null);
+  assert.equal(chat({ response_format: { type: 'text' } }).options.constraint, null);
+  assert.deepEqual(chat({ response_format: { type: 'json_object' } }).options.constraint, {
+    type: 'json_object',
+    param: 'response_format',
+  });
+  const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+  assert.deepEqual(
+    chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema, strict: true } } })
+      .options.constraint,
+    { type: 'json_schema', schema, param: 'response_format.json_schema.schema' },
+  );
+  assert.deepEqual(chat({ guided_json: JSON.stringify(schema) }).options.constraint, {
+    type: 'json_schema',
+    schema,
+    param: 'guided_json',
+  });
+  assert.deepEqual(chat({ structured_outputs: { regex: 'a+' } }).options.constraint, {
+    type: 'regex',
+    pattern: 'a+',
+    param: 'structured_outputs.regex',
+  });
+  assert.deepEqual(chat({ guided_choice: ['x', 'y'] }).options.constraint, {
+    type: 'choice',
+    choices: ['x', 'y'],
+    param: 'guided_choice',
+  });
+  assert.deepEqual(
+    validateCompletionRequest({ model: 'm', prompt: 'p', guided_grammar: 'root ::= "a"' }, limits).options
+      .constraint,
+    { type: 'grammar', grammar: 'root ::= "a"', param: 'guided_grammar' },
+  );
+  const tool = { type: 'function', function: { name: 'f', parameters: { type: 'object' } } };
+  const withTools = chat({ tools: [tool] });
+  assert.deepEqual(withTools.tools.choice, { type: 'auto' });
+  assert.equal(withTools.tools.parallel, true);
+  assert.equal(withTools.tools.tools[0]?.name, 'f');
+  const named = chat({
+    tools: [tool],
+    tool_choice: { type: 'function', function: { name: 'f' } },
+    parallel_tool_calls: false,
+  });
+  assert.deepEqual(named.tools.choice, { type: 'function', name: 'f' });
+  assert.equal(named.tools.parallel, false);
+  const roundTrip = chat({
+    messages: [
+      { role: 'user', content: 'weather?' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"x": 1}' } }],
+      },
+      { role: 'tool', tool_call_id: 'c1', content: 'sunny' },
+    ],
+  });
+  assert.deepEqual(roundTrip.messages[1]?.toolCalls, [{ id: 'c1', name: 'f', arguments: { x: 1 } }]);
+  assert.equal(roundTrip.messages[1]?.content, '');
+  assert.equal(roundTrip.messages[2]?.toolCallId, 'c1');
 });
 
 test('completions accept text, token ids and batches; default max_tokens is 16', () => {

@@ -1,8 +1,9 @@
 // `tandem up`: the whole stack on this machine. Makes NATS and Redis reachable (starting local
 // ones, installing Debian's packages when root, or saying exactly what to install or set), starts
 // the worker processes (services/cli/bin/tandem worker ...), then the router in this process,
-// prints the URL and stops everything on Ctrl-C / SIGTERM. Workers are listed as specs (role,
-// device), so the disaggregated layout (--prefill / --decode) adds specs, not a new code path.
+// prints the URL and stops everything on Ctrl-C / SIGTERM. Workers are listed as specs (model,
+// role, device), so the disaggregated layout (--prefill / --decode) and several models
+// (--model repeated: the layout once per model, one router for all) add specs, not code paths.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
@@ -30,10 +31,9 @@ const demoModelDir = join(repoRoot, 'deploy', 'models', 'tandem-demo-code');
 
 const upOptions = defineOptions('up', '[options]', {
   model: {
-    type: 'string',
-    default: demoModelDir,
+    type: 'list',
     valueName: 'DIR',
-    doc: 'checkpoint to serve (default deploy/models/tandem-demo-code)',
+    doc: 'checkpoint to serve (default deploy/models/tandem-demo-code); repeat to serve several models, each with the worker layout below, behind one router',
   },
   port: { type: 'int', default: 8000, min: 0, max: 65535, doc: 'router HTTP port' },
   prefill: { type: 'int', default: null, min: 1, max: 64, doc: 'prefill workers (default 1) ...' },
@@ -65,10 +65,9 @@ const upOptions = defineOptions('up', '[options]', {
   },
   policy: { type: 'string', default: 'cache_aware', choices: policyNames, doc: 'routing policy' },
   'served-model-name': {
-    type: 'string',
-    default: null,
+    type: 'list',
     valueName: 'NAME',
-    doc: "the name clients use (default the folder's name)",
+    doc: "the name clients use for the --model of the same position (default the folder's name)",
   },
   nats: {
     type: 'string',
@@ -89,11 +88,33 @@ const upOptions = defineOptions('up', '[options]', {
 
 type UpValues = OptionValues<typeof upOptions.specs>;
 
+/** A model to serve: its folder and the name it is served under (null: the folder's name). */
+interface ModelToServe {
+  dir: string;
+  servedName: string | null;
+}
+
 /** One worker process to start. */
 interface WorkerSpec {
+  model: ModelToServe;
   role: 'unified' | 'prefill' | 'decode';
   device: string;
   workerId: string;
+}
+
+function modelsToServe(values: UpValues): ModelToServe[] {
+  const dirs = values.model.length === 0 ? [demoModelDir] : values.model;
+  const names = values['served-model-name'];
+  if (names.length > dirs.length) {
+    throw new ConfigError('more --served-model-name flags than --model flags', {
+      param: '--served-model-name',
+    });
+  }
+  return dirs.map((dir, i) => ({ dir: resolve(dir), servedName: names[i] ?? null }));
+}
+
+function servedNameOf(model: ModelToServe): string {
+  return model.servedName ?? model.dir.split('/').at(-1) ?? model.dir;
 }
 
 interface RunningWorker {
@@ -115,7 +136,18 @@ function countVisibleGpus(): number {
   }
 }
 
-function workerSpecs(values: UpValues): WorkerSpec[] {
+/** The worker layout, once per model (model i's workers are named up-<pid>-m<i>-<role>-<j>). */
+function workerSpecs(values: UpValues, models: readonly ModelToServe[]): WorkerSpec[] {
+  return models.flatMap((model, m) =>
+    layoutSpecs(values).map((spec) => ({
+      ...spec,
+      model,
+      workerId: models.length === 1 ? spec.workerId : spec.workerId.replace(/^up-(\d+)-/, `up-$1-m${m}-`),
+    })),
+  );
+}
+
+function layoutSpecs(values: UpValues): Omit<WorkerSpec, 'model'>[] {
   const device = values.device;
   const numGpus = device === 'cuda' ? countVisibleGpus() : 0;
   if (device === 'cuda' && numGpus === 0) {
@@ -151,16 +183,25 @@ function workerSpecs(values: UpValues): WorkerSpec[] {
 
 async function startWorkerProcess(
   spec: WorkerSpec,
-  modelDir: string,
   natsUrl: string,
   redisUrl: string,
   values: UpValues,
   logger: Logger,
 ): Promise<RunningWorker> {
-  const args = ['worker', '--role', spec.role, '--model', modelDir, '--port', '0', '--device', spec.device];
+  const args = [
+    'worker',
+    '--role',
+    spec.role,
+    '--model',
+    spec.model.dir,
+    '--port',
+    '0',
+    '--device',
+    spec.device,
+  ];
   args.push('--nats', natsUrl, '--redis', redisUrl, '--worker-id', spec.workerId);
   args.push('--log-level', values['log-level']);
-  if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
+  if (spec.model.servedName !== null) args.push('--served-model-name', spec.model.servedName);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
   const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
@@ -215,14 +256,14 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
   };
   const stopped = untilSignal(logger);
   try {
-    const modelDir = resolve(values.model);
-    const specs = workerSpecs(values);
+    const models = modelsToServe(values);
+    const specs = workerSpecs(values, models);
     const nats = await ensureNats(logger, values.nats);
     services.push(nats);
     const redis = await ensureRedis(logger, values.redis);
     services.push(redis);
     for (const spec of specs) {
-      const worker = await startWorkerProcess(spec, modelDir, nats.url, redis.url, values, logger);
+      const worker = await startWorkerProcess(spec, nats.url, redis.url, values, logger);
       workers.push(worker);
       worker.child.once('exit', (code, signal) => {
         if (!stopping) logger.error('a worker exited', { workerId: spec.workerId, code, signal });
@@ -230,8 +271,7 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
     }
     router = await RouterApp.start({
       ...defaultRouterOptions,
-      modelDir,
-      servedModelName: values['served-model-name'],
+      models,
       host: '127.0.0.1',
       port: values.port,
       policy: values.policy,
@@ -242,16 +282,20 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
     });
     const deadline = Date.now() + 15_000;
     // The router routes to unified and decode workers and names the prefill worker for each prompt.
-    const numRoutable = workers.filter((w) => w.spec.role !== 'prefill').length;
-    const numPrefill = workers.length - numRoutable;
-    while (
-      (router.registry.size < numRoutable || router.registry.prefillWorkers().length < numPrefill) &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const seesAll = (r: RouterApp): boolean =>
+      models.every((model) => {
+        const route = r.route(servedNameOf(model));
+        const mine = workers.filter((w) => w.spec.model === model);
+        const numRoutable = mine.filter((w) => w.spec.role !== 'prefill').length;
+        return (
+          route !== null &&
+          route.registry.size >= numRoutable &&
+          route.registry.prefillWorkers().length >= mine.length - numRoutable
+        );
+      });
+    while (!seesAll(router) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     process.stdout.write(
-      `tandem is up: ${router.url}/v1 (model ${values['served-model-name'] ?? modelDir.split('/').at(-1)}, ` +
+      `tandem is up: ${router.url}/v1 (model${models.length === 1 ? '' : 's'} ${models.map(servedNameOf).join(', ')}, ` +
         `${describeWorkers(workers)}, policy ${values.policy}). Ctrl-C stops it.\n`,
     );
   } catch (error) {

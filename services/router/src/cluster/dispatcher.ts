@@ -14,6 +14,7 @@ import {
 import { NoWorkersError } from '../errors.ts';
 import type { BlockKeys } from '../kv/block-keys.ts';
 import type { KvIndex } from '../kv/kv-index.ts';
+import { constraintToWire } from '../openai/constraint-wire.ts';
 import type { GenerationOptions } from '../openai/request.ts';
 import {
   choosePrefill,
@@ -342,6 +343,7 @@ function toWireRequest(
     n: options.n,
     logprobs: options.logprobs,
     topLogprobs: options.topLogprobs,
+    ...(options.constraint === null ? {} : { constraint: constraintToWire(options.constraint) }),
     ...(prefill === undefined ? {} : { prefill }),
   };
 }

@@ -20,7 +20,14 @@ export class RoutedFeed {
   readonly #replicaId: string;
   readonly #encoder = new TextEncoder();
 
-  constructor(nc: NatsConnection, replicaId: string, index: KvIndex, logger: Logger) {
+  /** `owns`: whether a worker is this index's model's (one feed per model; default every worker). */
+  constructor(
+    nc: NatsConnection,
+    replicaId: string,
+    index: KvIndex,
+    logger: Logger,
+    owns: (workerId: string) => boolean = () => true,
+  ) {
     this.#nc = nc;
     this.#replicaId = replicaId;
     const decoder = new TextDecoder();
@@ -29,7 +36,7 @@ export class RoutedFeed {
         if (error !== null) return;
         try {
           const routed = JSON.parse(decoder.decode(message.data)) as RoutedMessage;
-          if (routed.replicaId === replicaId) return;
+          if (routed.replicaId === replicaId || !owns(routed.workerId)) return;
           const bytes = Buffer.from(routed.keys, 'base64');
           const keys = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2).slice();
           index.insertOptimistic(routed.workerId, keys, Date.now());

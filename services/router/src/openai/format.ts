@@ -1,7 +1,7 @@
 // OpenAI response bodies and stream chunks, field for field as api.openai.com sends them.
 import type { ReleasedToken } from './choice-output.ts';
 
-export type OpenAiFinishReason = 'stop' | 'length';
+export type OpenAiFinishReason = 'stop' | 'length' | 'tool_calls';
 
 export interface Usage {
   prompt_tokens: number;

@@ -1,4 +1,6 @@
 // The router's normalized view of an OpenAI request, after validation (openai/validate.ts).
+import type { ConstraintSpec } from '@tandem/structured';
+import type { MessageToolCall, ToolsRequest } from '../tools/tool-request.ts';
 
 export interface SamplingOptions {
   /** 0 means greedy. */
@@ -36,6 +38,11 @@ export interface GenerationOptions {
   includeUsage: boolean;
   /** Put a usage object on every streamed chunk (vLLM's stream_options.continuous_usage_stats). */
   continuousUsageStats: boolean;
+  /**
+   * Constrained decoding (response_format, guided_*, structured_outputs; or tool calls that
+   * tool_choice requires): every choice's output matches it. null: unconstrained.
+   */
+  constraint: ConstraintSpec | null;
 }
 
 export type ChatRole = 'system' | 'developer' | 'user' | 'assistant' | 'tool';
@@ -44,6 +51,10 @@ export interface ChatMessage {
   role: ChatRole;
   content: string;
   name: string | null;
+  /** An assistant message's tool calls (null: none). */
+  toolCalls: MessageToolCall[] | null;
+  /** A tool message: the call it answers (null otherwise). */
+  toolCallId: string | null;
 }
 
 export interface ChatRequest {
@@ -55,6 +66,8 @@ export interface ChatRequest {
   continueFinalMessage: boolean;
   /** Extra variables for the chat template. */
   chatTemplateKwargs: Record<string, unknown>;
+  /** tools, tool_choice, parallel_tool_calls (no tools: an empty list, choice none). */
+  tools: ToolsRequest;
   options: GenerationOptions;
 }
 

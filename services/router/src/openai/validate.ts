@@ -2,6 +2,7 @@
 // extras) into ParsedRequest. Unknown fields are ignored, as vLLM does; known fields tandem
 // cannot honour are rejected with the field named.
 import { InvalidRequestError, ModelNotFoundError, UnsupportedError } from '../errors.ts';
+import { type MessageToolCall, readMessageToolCalls, readToolsRequest } from '../tools/tool-request.ts';
 import {
   checkNumber,
   fail,
@@ -25,6 +26,7 @@ import type {
   GenerationOptions,
   SamplingOptions,
 } from './request.ts';
+import { readOutputConstraint } from './response-format.ts';
 
 export interface ValidationLimits {
   /** Names this router answers to. */
@@ -162,6 +164,7 @@ function readOptions(
     stream,
     includeUsage,
     continuousUsageStats,
+    constraint: readOutputConstraint(body),
   };
 }
 
@@ -196,8 +199,17 @@ function readMessages(body: JsonObject): ChatMessage[] {
     if (typeof role !== 'string' || !chatRoles.includes(role as ChatRole)) {
       fail(`${param}.role`, `'${param}.role' must be one of ${chatRoles.join(', ')}`);
     }
+    let toolCalls: MessageToolCall[] | null = null;
     if (message.tool_calls !== undefined && message.tool_calls !== null) {
-      throw new UnsupportedError('tool calls are not supported', `${param}.tool_calls`);
+      if (role !== 'assistant')
+        fail(`${param}.tool_calls`, `'${param}.tool_calls' is only allowed on assistant messages`);
+      toolCalls = readMessageToolCalls(message.tool_calls, `${param}.tool_calls`);
+    }
+    let toolCallId: string | null = null;
+    if (role === 'tool') {
+      if (typeof message.tool_call_id !== 'string')
+        fail(`${param}.tool_call_id`, `'${param}.tool_call_id' is required on tool messages`);
+      toolCallId = message.tool_call_id;
     }
     const name = message.name === undefined || message.name === null ? null : message.name;
     if (name !== null && typeof name !== 'string') fail(`${param}.name`, `'${param}.name' must be a string`);
@@ -205,39 +217,25 @@ function readMessages(body: JsonObject): ChatMessage[] {
       role: role as ChatRole,
       content: readContent(message.content ?? null, `${param}.content`),
       name,
+      toolCalls,
+      toolCallId,
     };
   });
-}
-
-function rejectUnsupportedChatFields(body: JsonObject): void {
-  const tools = optional(body, 'tools');
-  if (tools !== null && (!Array.isArray(tools) || tools.length > 0)) {
-    throw new UnsupportedError('tools are not supported', 'tools');
-  }
-  if (optional(body, 'functions') !== null)
-    throw new UnsupportedError('functions are not supported', 'functions');
-  const toolChoice = optional(body, 'tool_choice');
-  if (toolChoice !== null && toolChoice !== 'none' && toolChoice !== 'auto') {
-    throw new UnsupportedError('tool_choice is not supported', 'tool_choice');
-  }
-  const format = optional(body, 'response_format');
-  if (format !== null) {
-    if (!isObject(format)) fail('response_format', "'response_format' must be an object");
-    if (format.type !== 'text') {
-      throw new UnsupportedError(
-        `response_format '${String(format.type)}' is not supported`,
-        'response_format',
-      );
-    }
-  }
 }
 
 export function validateChatRequest(rawBody: unknown, limits: ValidationLimits): ChatRequest {
   const body = requireObject(rawBody);
   const model = readModel(body, limits);
   const messages = readMessages(body);
-  rejectUnsupportedChatFields(body);
+  const tools = readToolsRequest(body);
   const options = readOptions(body, limits, readChatLogprobs(body, limits), null);
+  const forced = tools.choice.type === 'required' || tools.choice.type === 'function';
+  if (forced && options.constraint !== null) {
+    fail(
+      'tool_choice',
+      "'tool_choice' that requires a tool call cannot be combined with an output constraint",
+    );
+  }
   const continueFinalMessage = readBoolean(body, 'continue_final_message', false);
   const addGenerationPrompt = readBoolean(body, 'add_generation_prompt', !continueFinalMessage);
   if (continueFinalMessage && addGenerationPrompt) {
@@ -259,6 +257,7 @@ export function validateChatRequest(rawBody: unknown, limits: ValidationLimits):
     addGenerationPrompt,
     continueFinalMessage,
     chatTemplateKwargs: kwargs ?? {},
+    tools,
     options,
   };
 }
