@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { toolCallFormat } from '../src/tools/formats.ts';
-import { collectToolDeltas, type ToolDelta, ToolCallParser } from '../src/tools/tool-call-parser.ts';
+import { collectToolDeltas, ToolCallParser, type ToolDelta } from '../src/tools/tool-call-parser.ts';
 
 const hermes = toolCallFormat('hermes').syntax;
 const llama = toolCallFormat('llama3_json').syntax;
@@ -47,7 +47,8 @@ function assertSplitsAgree(syntax: typeof hermes, text: string): void {
 }
 
 describe('Hermes <tool_call> format', () => {
-  const one = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>';
+  const one =
+    '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>';
   test('a call', () => {
     assert.deepEqual(whole(hermes, one), {
       content: null,
@@ -100,7 +101,9 @@ describe('Hermes <tool_call> format', () => {
 describe('Llama 3 JSON format', () => {
   test('one call, parallel calls, the <|python_tag|> prefix', () => {
     const text = '{"name": "get_weather", "parameters": {"city": "Oslo"}}';
-    assert.deepEqual(whole(llama, text).calls, [{ id: 'call_0', name: 'get_weather', arguments: '{"city": "Oslo"}' }]);
+    assert.deepEqual(whole(llama, text).calls, [
+      { id: 'call_0', name: 'get_weather', arguments: '{"city": "Oslo"}' },
+    ]);
     const two = `<|python_tag|>${text}; {"name": "add", "parameters": {"a": 1, "b": 2}}`;
     const result = whole(llama, two);
     assert.equal(result.content, null);
