@@ -9,6 +9,7 @@ import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
 import { KvSenderPool, PrefillService } from '@tandem/prefill';
 import { create, Prefill, SamplingParamsSchema } from '@tandem/proto';
 import { Engine, type GenerateHooks, type GenerateRequest } from '@tandem/runtime';
+import type { OutputConstraints } from '@tandem/worker';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -50,7 +51,13 @@ export interface PdPair {
   close(): Promise<void>;
 }
 
-export async function startPdPair(dir: string, modelName: string, numPages = 128): Promise<PdPair> {
+/** `constraints`: the prefill worker's constraint compiler (null: it refuses constrained prompts). */
+export async function startPdPair(
+  dir: string,
+  modelName: string,
+  numPages = 128,
+  constraints: OutputConstraints | null = null,
+): Promise<PdPair> {
   const open = (): Promise<Engine> =>
     Engine.create({ executor: { modelDir: dir, pageSize: 16, numPages, numThreads: 1 } });
   const [decode, prefill] = await Promise.all([open(), open()]);
@@ -60,7 +67,7 @@ export async function startPdPair(dir: string, modelName: string, numPages = 128
     region: MemoryRegion.fromKvLayout(prefill.kvLayout),
     numStreams: 2,
   });
-  const service = new PrefillService({ engine: prefill, senders });
+  const service = new PrefillService({ engine: prefill, senders, constraints });
   const server = new grpc.Server();
   addGrpcService(server, Prefill, service.implementation());
   const port = await new Promise<number>((resolve, reject) =>
