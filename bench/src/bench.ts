@@ -28,7 +28,7 @@ export async function runBench(
   const agent = createAgent(url);
   const client: ClientOptions = {
     url,
-    model: config.model,
+    model: config.models[0]?.name ?? config.model,
     apiKey: settings.apiKey,
     ignoreEos: config.ignoreEos,
     temperature: config.temperature,
@@ -53,6 +53,7 @@ export async function runBench(
         maxConcurrency: 1,
         seed: config.seed,
         thinkTimeMs: 0,
+        models: config.models,
         onRecord: null,
       });
       if (warm.records.every((r) => !r.ok)) {
@@ -70,10 +71,11 @@ export async function runBench(
       maxConcurrency: config.maxConcurrency,
       seed: config.seed,
       thinkTimeMs: settings.thinkTimeMs,
+      models: config.models,
       onRecord,
     });
     const durationS = (output.endedAtMs - output.startedAtMs) / 1000;
-    return {
+    const result: BenchResult = {
       type: 'tandem-bench-result',
       version: 1,
       config,
@@ -81,6 +83,19 @@ export async function runBench(
       summary: summarizeRun(output.records, durationS, settings.slo),
       requests: output.records,
     };
+    if (config.models.length > 1) {
+      result.perModel = Object.fromEntries(
+        config.models.map((m) => [
+          m.name,
+          summarizeRun(
+            output.records.filter((r) => r.model === m.name),
+            durationS,
+            settings.slo,
+          ),
+        ]),
+      );
+    }
+    return result;
   } finally {
     agent.destroy();
   }

@@ -12,7 +12,7 @@ import { readResult, writeResult } from './result.ts';
 import { readSweep, runSweep } from './sweep.ts';
 
 const USAGE = `usage:
-  tandem bench run --base-url URL [--model M] [--api completions|chat]
+  tandem bench run --base-url URL [--model M | --model A:3,B:1 (a mix)] [--api completions|chat]
       [--workload random|sharegpt-like|shared-prefix|multi-turn] [--num-prompts N]
       [--input-len L --output-len L --range-ratio R]            (random, multi-turn)
       [--sharegpt-output-len L]                                 (sharegpt-like)
@@ -47,7 +47,7 @@ async function runCommand(argv: string[]): Promise<number> {
     numDone++;
     if (!o.quiet && numDone % 50 === 0) process.stderr.write(`  ${numDone} requests done\n`);
   });
-  process.stdout.write(renderSummary(result.config, result.summary));
+  process.stdout.write(renderSummary(result.config, result.summary, result.perModel));
   if (o.out !== undefined) {
     mkdirSync(dirname(o.out), { recursive: true });
     writeResult(o.out, result);

@@ -111,6 +111,7 @@ export function sendRequest(req: OutgoingRequest, options: ClientOptions): Promi
       resolve({
         outputText,
         record: {
+          model: options.model,
           conversationId: req.conversationId,
           turn: req.turn,
           groupId: req.groupId,

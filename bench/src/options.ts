@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { BenchConfigError } from './errors.ts';
 import type { Slo } from './metrics.ts';
-import type { RunConfig } from './result.ts';
+import type { ModelShare, RunConfig } from './result.ts';
 import type { WorkloadSpec } from './workload/types.ts';
 
 export const RUN_OPTIONS = {
@@ -180,6 +180,7 @@ export function runSettings(o: RawOptions, requestRatePerS: number, model: strin
       endpoint: o.endpoint ?? (api === 'chat' ? '/v1/chat/completions' : '/v1/completions'),
       api,
       model,
+      models: parseModelMix(model),
       workload,
       promptFormat,
       seed: num(o.seed, 'seed', (v) => Number.isInteger(v), 'an integer'),
@@ -206,6 +207,22 @@ export function runSettings(o: RawOptions, requestRatePerS: number, model: strin
     thinkTimeMs: nonNegative(o['think-time-ms'], 'think-time-ms'),
     extraBody,
   };
+}
+
+/** `--model a` or a mix `a:3,b:1` / `a,b` (equal shares): each conversation goes to one model. */
+export function parseModelMix(raw: string): ModelShare[] {
+  const shares = raw.split(',').map((part): ModelShare => {
+    const [name = '', weight] = part.trim().split(':');
+    if (name === '') throw new BenchConfigError(`--model ${raw}: empty model name`);
+    return {
+      name,
+      weight:
+        weight === undefined ? 1 : num(weight, 'model', (v) => v > 0 && Number.isFinite(v), 'a weight > 0'),
+    };
+  });
+  if (new Set(shares.map((s) => s.name)).size !== shares.length)
+    throw new BenchConfigError(`--model ${raw}: a model is named twice`);
+  return shares;
 }
 
 export function requestRate(raw: string): number {

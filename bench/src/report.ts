@@ -9,7 +9,7 @@ function statLine(name: string, stats: Stats | null): string {
   return `${name.padEnd(10)} mean ${f(stats.mean)}  p50 ${f(stats.p50)}  p90 ${f(stats.p90)}  p99 ${f(stats.p99)}  max ${f(stats.max)}`;
 }
 
-export function renderSummary(config: RunConfig, s: Summary): string {
+export function renderSummary(config: RunConfig, s: Summary, perModel?: Record<string, Summary>): string {
   const rate = config.requestRatePerS === null ? 'inf' : String(config.requestRatePerS);
   const lines = [
     `== ${config.label}: ${config.workload.type} against ${config.baseUrl}${config.endpoint} (model ${config.model})`,
@@ -37,5 +37,11 @@ export function renderSummary(config: RunConfig, s: Summary): string {
     statLine('ITL ms', s.itlMs),
     statLine('E2E ms', s.e2eMs),
   );
+  for (const [name, m] of Object.entries(perModel ?? {})) {
+    lines.push(
+      `model ${name}: completed ${m.numCompleted}, failed ${m.numFailed}, output ${m.outputTokenThroughputPerS.toFixed(1)} tok/s, ` +
+        `TTFT p50 ${m.ttftMs?.p50.toFixed(2) ?? '-'} ms, TPOT p50 ${m.tpotMs?.p50.toFixed(2) ?? '-'} ms`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }

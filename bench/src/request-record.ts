@@ -2,6 +2,8 @@
 // are ms since the request started.
 
 export type RequestRecord = {
+  /** The model the request named (a mix sends each conversation to one of several). */
+  model: string;
   conversationId: number;
   turn: number;
   groupId: number | null;

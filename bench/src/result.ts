@@ -11,7 +11,10 @@ export type RunConfig = {
   baseUrl: string;
   endpoint: string;
   api: 'completions' | 'chat';
+  /** As given: one model, or a mix (`a:3,b:1`). */
   model: string;
+  /** The models requests go to and their shares (one entry, weight 1, for a single model). */
+  models: ModelShare[];
   workload: WorkloadSpec;
   promptFormat: 'token-ids' | 'words';
   seed: number;
@@ -26,12 +29,17 @@ export type RunConfig = {
   warmupRequests: number;
 };
 
+/** A model of a mix and its relative share of the conversations. */
+export type ModelShare = { name: string; weight: number };
+
 export type BenchResult = {
   type: 'tandem-bench-result';
   version: 1;
   config: RunConfig;
   startedAt: string;
   summary: Summary;
+  /** With several models: each one's own summary, by name. */
+  perModel?: Record<string, Summary>;
   requests: RequestRecord[];
 };
 

@@ -12,6 +12,7 @@ import {
 } from './client.ts';
 import { nowMs } from './clock.ts';
 import type { RequestRecord } from './request-record.ts';
+import type { ModelShare } from './result.ts';
 import { createRng } from './rng.ts';
 import { Semaphore } from './semaphore.ts';
 import { joinParts, partText } from './workload/prompt.ts';
@@ -27,6 +28,8 @@ export type RunOptions = {
   seed: number;
   /** Pause between a reply and the next turn of the same conversation. */
   thinkTimeMs: number;
+  /** The models conversations go to (a seeded draw by share); empty: the client's model. */
+  models: readonly ModelShare[];
   onRecord: ((record: RequestRecord) => void) | null;
 };
 
@@ -72,6 +75,17 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
     createRng(options.seed ^ 0x5eed),
   );
   const semaphore = options.maxConcurrency === null ? null : new Semaphore(options.maxConcurrency);
+  // Each conversation's model, drawn by share from its own seeded stream (the same mix every run).
+  const totalWeight = options.models.reduce((sum, m) => sum + m.weight, 0);
+  const modelRng = createRng(options.seed ^ 0x70de1);
+  const modelOf = conversations.map(() => {
+    let u = modelRng.next() * totalWeight;
+    for (const m of options.models) {
+      u -= m.weight;
+      if (u < 0) return m.name;
+    }
+    return options.models.at(-1)?.name ?? options.client.model;
+  });
   const records: RequestRecord[] = [];
   const startedAtMs = nowMs();
   // Requests due at the same moment start one per event-loop turn, so the first one's bytes
@@ -83,7 +97,12 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
     return gate;
   };
 
-  const runConversation = async (conversation: Conversation, arrivalMs: number): Promise<void> => {
+  const runConversation = async (
+    conversation: Conversation,
+    arrivalMs: number,
+    model: string,
+  ): Promise<void> => {
+    const client = model === options.client.model ? options.client : { ...options.client, model };
     const waitMs = startedAtMs + arrivalMs - nowMs();
     if (waitMs > 0) await sleep(waitMs);
     const history: History = { messages: [] };
@@ -95,7 +114,7 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
       await nextTurn();
       let result: Awaited<ReturnType<typeof sendRequest>>;
       try {
-        result = await sendRequest(request, options.client);
+        result = await sendRequest(request, client);
       } finally {
         semaphore?.release();
       }
@@ -109,7 +128,11 @@ export async function runWorkload(conversations: Conversation[], options: RunOpt
     }
   };
 
-  await Promise.all(conversations.map((c, i) => runConversation(c, arrivalsMs[i] as number)));
+  await Promise.all(
+    conversations.map((c, i) =>
+      runConversation(c, arrivalsMs[i] as number, modelOf[i] ?? options.client.model),
+    ),
+  );
   const endedAtMs = nowMs();
   records.sort((a, b) => a.startedAtMs - b.startedAtMs);
   return { records, startedAtMs, endedAtMs };

@@ -50,6 +50,28 @@ describe('tandem bench command line', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test('a model mix sends each conversation to one model by share and reports each', async () => {
+    const out = join(dir, 'mix.json');
+    const { code, stdout, stderr } = await tandem([
+      ...['bench', 'run', '--base-url', server.baseUrl, '--model', 'alpha:3,beta:1', '--out', out],
+      ...['--num-prompts', '40', '--input-len', '8', '--output-len', '2', '--warmup-requests', '0'],
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /model alpha: completed \d+/);
+    assert.match(stdout, /model beta: completed \d+/);
+    const result = readResult(out);
+    assert.deepEqual(result.config.models, [
+      { name: 'alpha', weight: 3 },
+      { name: 'beta', weight: 1 },
+    ]);
+    const alpha = result.requests.filter((r) => r.model === 'alpha').length;
+    const beta = result.requests.filter((r) => r.model === 'beta').length;
+    assert.equal(alpha + beta, 40);
+    assert.ok(alpha > beta && beta > 0, `alpha ${alpha}, beta ${beta}`);
+    assert.equal(result.perModel?.alpha?.numCompleted, alpha);
+    assert.equal(result.perModel?.beta?.numCompleted, beta);
+  });
+
   test('sweep writes a result per rate, sweep.json and the rate plots', async () => {
     const outDir = join(dir, 'sweep');
     const { code, stdout, stderr } = await tandem([

@@ -41,6 +41,7 @@ test('cdfPoints are sorted and end at 1', () => {
 
 function record(overrides: Partial<RequestRecord>): RequestRecord {
   return {
+    model: 'm',
     conversationId: 0,
     turn: 0,
     groupId: null,

@@ -61,8 +61,8 @@ async function serve(): Promise<void> {
         compiler.check(request.spec);
         port.postMessage({ type: 'result', id: request.id, transfer: null });
       } else {
-        const transfer = sender.encode(compiler.compile(request.spec));
-        port.postMessage({ type: 'result', id: request.id, transfer });
+        const { transfer, buffers } = sender.encodeMovable(compiler.compile(request.spec));
+        port.postMessage({ type: 'result', id: request.id, transfer }, buffers);
       }
     } catch (error) {
       port.postMessage({ type: 'error', id: request.id, error: serializeError(error) });

@@ -53,6 +53,35 @@ export class GrammarSender {
     this.tokenRests = tokenRests;
   }
 
+  /**
+   * `grammar` (precomputed: every state that reads bytes classified) as transferable data, and the
+   * buffers to move rather than copy (postMessage's transfer list): copies made here, on the
+   * compiling thread, so the receiving thread (the decode loop's) pays no copy.
+   */
+  encodeMovable(grammar: CompiledGrammar): { transfer: GrammarTransfer; buffers: ArrayBuffer[] } {
+    const transfer = this.encode(grammar);
+    const buffers: ArrayBuffer[] = [];
+    const own = <T extends Int32Array | Uint32Array | Uint8Array>(array: T): T => {
+      const copy = array.slice() as T;
+      buffers.push(copy.buffer as ArrayBuffer);
+      return copy;
+    };
+    for (const m of transfer.masks) {
+      if (m.acceptedIds !== null) m.acceptedIds = own(m.acceptedIds);
+      if (m.acceptedBits !== null) m.acceptedBits = own(m.acceptedBits);
+      m.uncertain = own(m.uncertain);
+      m.restStart = own(m.restStart);
+      m.rests = own(m.rests);
+    }
+    transfer.automaton = {
+      ...transfer.automaton,
+      trans: own(transfer.automaton.trans),
+      bytesToFinish: own(transfer.automaton.bytesToFinish),
+    };
+    transfer.callerVerdicts = transfer.callerVerdicts.map(([state, verdicts]) => [state, own(verdicts)]);
+    return { transfer, buffers };
+  }
+
   /** `grammar` (precomputed: every state that reads bytes classified) as transferable data. */
   encode(grammar: CompiledGrammar): GrammarTransfer {
     const a = grammar.automaton;
