@@ -12,6 +12,8 @@ export interface ThreadData {
   modelDir: string;
   vocabulary: VocabularyOptions;
   compiler: CompilerOptions;
+  /** Send the vocabulary to the caller at start (it restores grammars). */
+  sendVocabulary: boolean;
 }
 
 export type ThreadRequest = { id: number; op: 'check' | 'compile'; spec: ConstraintSpec };
@@ -54,7 +56,10 @@ async function serve(): Promise<void> {
     return;
   }
   // The vocabulary goes along, so the caller's thread need not read tokenizer.json again.
-  port.postMessage({ type: 'ready', vocabulary: compiler.vocabulary.toTransfer() });
+  port.postMessage({
+    type: 'ready',
+    vocabulary: data.sendVocabulary ? compiler.vocabulary.toTransfer() : null,
+  });
   port.on('message', (request: ThreadRequest) => {
     try {
       if (request.op === 'check') {

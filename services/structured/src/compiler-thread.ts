@@ -37,7 +37,7 @@ export interface CompilerThreadOptions {
 }
 
 type ThreadMessage =
-  | { type: 'ready'; vocabulary: VocabularyTransfer }
+  | { type: 'ready'; vocabulary: VocabularyTransfer | null }
   | { type: 'failed'; error: SerializedError }
   | { type: 'result'; id: number; transfer: GrammarTransfer | null }
   | { type: 'error'; id: number; error: SerializedError };
@@ -77,17 +77,18 @@ export class CompilerThread {
       modelDir,
       vocabulary: options.vocabulary ?? {},
       compiler: options.compiler ?? {},
+      sendVocabulary: options.restore !== false,
     };
     const worker = new Worker(entryUrl, { workerData: data });
     try {
-      const transfer = await new Promise<VocabularyTransfer>((resolve, reject) => {
+      const transfer = await new Promise<VocabularyTransfer | null>((resolve, reject) => {
         worker.once('message', (message: ThreadMessage) => {
           if (message.type === 'ready') resolve(message.vocabulary);
           else if (message.type === 'failed') reject(rebuildError(message.error));
         });
         worker.once('error', reject);
       });
-      const vocabulary = options.restore === false ? null : Vocabulary.fromTransfer(transfer);
+      const vocabulary = transfer === null ? null : Vocabulary.fromTransfer(transfer);
       return new CompilerThread(worker, vocabulary, options.cacheSize ?? 256);
     } catch (error) {
       await worker.terminate();

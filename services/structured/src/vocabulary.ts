@@ -1,5 +1,5 @@
 // A model's vocabulary as grammars see it: token id -> the bytes it decodes to, which ids a
-// grammar may never produce (added and special tokens), the EOS ids, and the alphabet: the
+// grammar may never produce (special tokens), the EOS ids, and the alphabet: the
 // characters whose every string some token sequence can spell. Built from a checkpoint's
 // tokenizer.json (+ tokenizer_config.json, config.json, generation_config.json).
 import { existsSync } from 'node:fs';
@@ -9,6 +9,8 @@ import { CharSet } from './char-set.ts';
 import { VocabularyError } from './errors.ts';
 import { detectEncoding, type TokenEncoding, tokenToBytes } from './token-decoding.ts';
 import { encodeUtf8 } from './utf8.ts';
+
+const textEncoder = new TextEncoder();
 
 export interface VocabularyOptions {
   /** Mask length in tokens (the model's vocab_size, which may exceed the tokenizer's). */
@@ -32,7 +34,7 @@ export interface VocabularyTransfer {
 interface TokenizerJson {
   model?: { type?: unknown; vocab?: unknown; byte_fallback?: unknown; unk_token?: unknown; unk_id?: unknown };
   decoder?: unknown;
-  added_tokens?: { id: number; content: string }[];
+  added_tokens?: { id: number; content: string; special?: boolean }[];
 }
 
 export class Vocabulary {
@@ -118,6 +120,13 @@ export class Vocabulary {
       if (parsed.added.has(id) || id === parsed.unkId) continue;
       tokenBytes[id] = tokenToBytes(piece, parsed.encoding);
     }
+    // A non-special added token (Qwen's <tool_call>, </tool_call>) is text: it decodes to its
+    // content and the tokenizer turns that text into it, so a grammar may write it with it (a
+    // model writes its tool-call tags with those ids, not spelled out).
+    for (const [id, content] of parsed.added) {
+      if (!parsed.special.has(id) && id !== parsed.unkId && content.length > 0)
+        tokenBytes[id] = textEncoder.encode(content);
+    }
     const eosName = tokenContent(tokenizerConfig.eos_token);
     const eosId = eosName === null ? undefined : parsed.ids.get(eosName);
     const eosTokenIds = options.eosTokenIds ?? (eosId === undefined ? [] : [eosId]);
@@ -160,6 +169,8 @@ interface ParsedTokenizer {
   encoding: TokenEncoding;
   pieces: Map<number, string>;
   added: Map<number, string>;
+  /** Added tokens marked special (never text). */
+  special: Set<number>;
   /** piece or added-token content -> id */
   ids: Map<string, number>;
   maxId: number;
@@ -177,7 +188,12 @@ function parseTokenizer(tokenizerJson: unknown): ParsedTokenizer {
   }
   const pieces = modelPieces(model);
   const added = new Map<number, string>();
-  for (const token of json.added_tokens ?? []) added.set(token.id, token.content);
+  const special = new Set<number>();
+  for (const token of json.added_tokens ?? []) {
+    added.set(token.id, token.content);
+    // transformers' default for an added token without the flag is special.
+    if (token.special !== false) special.add(token.id);
+  }
   let maxId = -1;
   const ids = new Map<string, number>();
   for (const [id, piece] of pieces) {
@@ -188,7 +204,7 @@ function parseTokenizer(tokenizerJson: unknown): ParsedTokenizer {
     maxId = Math.max(maxId, id);
     ids.set(content, id);
   }
-  return { encoding, pieces, added, ids, maxId, unkId: unknownId(model, pieces) };
+  return { encoding, pieces, added, special, ids, maxId, unkId: unknownId(model, pieces) };
 }
 
 /** id -> piece string for BPE (vocab object) and Unigram (vocab array) models. */

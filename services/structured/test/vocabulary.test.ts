@@ -107,6 +107,24 @@ describe('Metaspace with byte fallback (Llama 2 / Mistral style)', () => {
     assert.ok(vocabulary.alphabet.equals(CharSet.all));
   });
 
+  it('gives non-special added tokens their text (tool-call tags) and special ones none', () => {
+    const withTags = {
+      ...tokenizerJson,
+      added_tokens: [
+        ...tokenizerJson.added_tokens,
+        { id: 261, content: '<tool_call>', special: false },
+        { id: 262, content: '<|im_start|>', special: true },
+      ],
+    };
+    const vocabulary = Vocabulary.fromTokenizerJson(withTags, { eos_token: '</s>' }, { vocabSize: 300 });
+    assert.equal(new TextDecoder().decode(vocabulary.tokenBytes[261] as Uint8Array), '<tool_call>');
+    assert.equal(vocabulary.tokenBytes[262], null);
+    const grammar = new GrammarCompiler(vocabulary).compile({ type: 'regex', pattern: '<tool_call>x' });
+    const matcher = grammar.newMatcher();
+    assert.ok(matcher.allowedTokenIds().includes(261), 'the tag may be written as its one token');
+    assert.ok(matcher.acceptToken(261));
+  });
+
   it('never gives an EOS id bytes, even when it is an ordinary vocabulary entry', () => {
     const vocabulary = Vocabulary.fromTokenizerJson(tokenizerJson, {}, { eosTokenIds: [260] });
     assert.equal(vocabulary.tokenBytes[260], null);
