@@ -81,6 +81,12 @@ export interface EngineStats {
   numEvictedPages: number; // cached pages evicted to make room
   numCachedPromptTokens: number; // prompt tokens served from the prefix cache, all requests
   numPromptTokens: number; // prompt tokens of all admitted requests
+  /** The device's time on forward passes and idle between them, ms (executor clock; ExecutorStats). */
+  deviceBusyMs: number;
+  deviceIdleMs: number;
+  /** The same over passes of at least 64 sequences. */
+  deviceBusyMsLarge: number;
+  deviceIdleMsLarge: number;
 }
 
 export interface SchedulerOptions {
@@ -216,6 +222,10 @@ export class Engine {
       numEvictedPages: counters.numEvictedPages,
       numCachedPromptTokens: counters.numCachedPromptTokens,
       numPromptTokens: counters.numPromptTokens,
+      deviceBusyMs: this.executor.stats.deviceBusyMs,
+      deviceIdleMs: this.executor.stats.deviceIdleMs,
+      deviceBusyMsLarge: this.executor.stats.deviceBusyMsLarge,
+      deviceIdleMsLarge: this.executor.stats.deviceIdleMsLarge,
     };
   }
 

@@ -108,9 +108,20 @@ export class WorkerService {
           device: this.#options.device,
           kvSeq: BigInt(this.#options.kvSeq()),
           ...this.#transferProgress(),
+          ...this.#deviceTime(),
         };
       },
       dumpBlocks: (request) => this.#dumpBlocks(request.maxBlocksPerChunk),
+    };
+  }
+
+  #deviceTime() {
+    const stats = this.#options.engine.stats();
+    return {
+      deviceBusyMs: stats.deviceBusyMs,
+      deviceIdleMs: stats.deviceIdleMs,
+      deviceBusyMsLargeBatch: stats.deviceBusyMsLarge,
+      deviceIdleMsLargeBatch: stats.deviceIdleMsLarge,
     };
   }
 

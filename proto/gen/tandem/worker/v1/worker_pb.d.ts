@@ -432,6 +432,30 @@ export declare type InfoResponse = Message<"tandem.worker.v1.InfoResponse"> & {
    * @generated from field: uint64 kv_bytes_in_flight = 14;
    */
   kvBytesInFlight: bigint;
+
+  /**
+   * The executor's device time on forward passes and its idle time between consecutive passes
+   * since the worker started, ms (CUDA: device events; CPU: the host's clock), and the same over
+   * passes of at least 64 sequences: (idle / (busy + idle)) is how long the GPU waited for the host.
+   *
+   * @generated from field: double device_busy_ms = 15;
+   */
+  deviceBusyMs: number;
+
+  /**
+   * @generated from field: double device_idle_ms = 16;
+   */
+  deviceIdleMs: number;
+
+  /**
+   * @generated from field: double device_busy_ms_large_batch = 17;
+   */
+  deviceBusyMsLargeBatch: number;
+
+  /**
+   * @generated from field: double device_idle_ms_large_batch = 18;
+   */
+  deviceIdleMsLargeBatch: number;
 };
 
 /**
