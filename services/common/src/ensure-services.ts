@@ -48,7 +48,8 @@ function isLocalHost(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '0.0.0.0';
 }
 
-function onPath(binary: string): boolean {
+/** Whether `binary` is on the PATH. */
+export function onPath(binary: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
     return true;

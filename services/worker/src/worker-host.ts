@@ -13,9 +13,13 @@ import {
   connectRedis,
   grpc,
   type Logger,
+  MetricsRegistry,
+  type MetricsServer,
   type NatsConnection,
   type Redis,
+  registerProcessMetrics,
   shutdownGrpcServer,
+  startMetricsServer,
   WorkerLease,
 } from '@tandem/common';
 import { Worker } from '@tandem/proto';
@@ -24,7 +28,8 @@ import { Announcer } from './announcer.ts';
 import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
-import type { RoleFactory, RoleOptions, WorkerRole } from './role.ts';
+import type { RoleFactory, RoleName, RoleOptions, WorkerRole } from './role.ts';
+import { registerWorkerMetrics } from './worker-metrics.ts';
 import { WorkerService } from './worker-service.ts';
 
 /** How often a worker speaks up on the events plane (worker-options.ts has the flags). */
@@ -58,13 +63,19 @@ export interface WorkerHostOptions {
   timings?: PresenceTimings;
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
-  role?: { factory: RoleFactory; options: RoleOptions } | null;
+  role?: { name: RoleName; factory: RoleFactory; options: RoleOptions } | null;
+  /** Port of the Prometheus endpoint (0 picks a free one); null: none. Default null. */
+  metricsPort?: number | null;
+  /** false: record no metrics at all (the benchmark's baseline). Default true. */
+  metricsEnabled?: boolean;
 }
 
 export interface WorkerHost {
   readonly workerId: string;
   readonly port: number;
   readonly grpcAddress: string;
+  /** host:port of the Prometheus endpoint, or null. */
+  readonly metricsAddress: string | null;
   readonly startedAtMs: number;
   /** Graceful stop: drain, leave, wait up to graceMs for running requests, then abort them. */
   close(graceMs?: number): Promise<void>;
@@ -94,6 +105,14 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   const grpcAddress = options.advertiseAddress ?? `${advertisedHost}:${port}`;
   const logger = options.logger.child({ workerId });
   const { engine, model } = options;
+  const roleName = options.role?.name ?? 'unified';
+  const metrics = new MetricsRegistry({
+    constLabels: { worker: workerId, role: roleName, model: model.modelName },
+    enabled: options.metricsEnabled ?? true,
+  });
+  const stopProcessMetrics = registerProcessMetrics(metrics);
+  const workerMetrics = registerWorkerMetrics(metrics, engine);
+  let metricsServer: MetricsServer | null = null;
 
   let nc: NatsConnection | null = null;
   let redis: Redis | null = null;
@@ -112,11 +131,18 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, logger },
+        { engine, modelName: model.modelName, workerId, nc, logger, metrics },
         options.role.options,
       );
     }
-    const roleName = role?.name ?? 'unified';
+    if (options.metricsPort != null && metrics.enabled) {
+      metricsServer = await startMetricsServer(metrics, {
+        host,
+        port: options.metricsPort,
+        advertiseHost: grpcAddress.slice(0, grpcAddress.lastIndexOf(':')),
+      });
+    }
+    const metricsAddress = metricsServer?.address ?? null;
     const kvSeq = (): number => publisher?.publishedSeq ?? engine.dumpBlocks().seq;
     const service = new WorkerService({
       workerId,
@@ -127,6 +153,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       kvSeq,
       logger,
       role,
+      metrics: workerMetrics,
     });
     addGrpcService(server, Worker, service.implementation());
     role?.addServices(server);
@@ -136,7 +163,14 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
           ? null
           : new WorkerLease(
               redis,
-              { workerId, grpcAddress, modelName: model.modelName, role: roleName, startedAtMs },
+              {
+                workerId,
+                grpcAddress,
+                metricsAddress,
+                modelName: model.modelName,
+                role: roleName,
+                startedAtMs,
+              },
               timings.leaseTtlMs,
             );
       announcer = new Announcer({
@@ -145,6 +179,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         engine,
         workerId,
         grpcAddress,
+        metricsAddress,
         modelName: model.modelName,
         kvLayout: toWireKvLayout(model.kvLayout),
         startedAtMs,
@@ -159,6 +194,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     logger.info('worker serving', {
       grpcAddress,
+      metricsAddress,
       role: roleName,
       nats: options.natsUrl,
       redis: options.redisUrl,
@@ -182,6 +218,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       publisher?.flush();
       await nc?.drain().catch(() => {});
       redis?.disconnect();
+      workerMetrics.close();
+      stopProcessMetrics();
+      await metricsServer?.close();
       await engine.close();
       logger.info('worker stopped');
     };
@@ -189,6 +228,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       workerId,
       port,
       grpcAddress,
+      metricsAddress,
       startedAtMs,
       close: (graceMs) => {
         closing ??= close(graceMs);
@@ -197,6 +237,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     };
   } catch (error) {
     unsubscribeKv?.();
+    workerMetrics.close();
+    stopProcessMetrics();
+    await metricsServer?.close();
     await role?.close().catch(() => {});
     await nc?.close().catch(() => {});
     redis?.disconnect();
