@@ -7,8 +7,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChildServer } from './child-server.ts';
-import { onPath } from './ensure-services.ts';
-import { DependencyMissingError } from './errors.ts';
+import { ensureBinary } from './ensure-services.ts';
+import { DependencyMissingError, UnavailableError } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { canConnect } from './ports.ts';
 
 export interface PrometheusConfig {
   /** The router's base URL (http://host:port): its /debug/targets lists what to scrape. */
@@ -44,17 +46,27 @@ export interface RunningPrometheus {
   stop(): Promise<void>;
 }
 
-/** Starts Prometheus on a free port (or `port`) with `config`, its data in a temp dir. */
-export async function startPrometheus(config: PrometheusConfig, port?: number): Promise<RunningPrometheus> {
-  if (!onPath('prometheus')) {
+/**
+ * Starts Prometheus on a free port (or `port`) with `config`, its data in a temp dir; installs
+ * Debian's package first when it is missing and we are root.
+ */
+export async function startPrometheus(
+  config: PrometheusConfig,
+  logger: Logger,
+  port?: number,
+): Promise<RunningPrometheus> {
+  if (!ensureBinary('prometheus', 'prometheus', logger)) {
     throw new DependencyMissingError(
       'prometheus is not installed (Debian/Ubuntu: sudo apt-get install prometheus)',
     );
   }
+  if (port !== undefined && port !== 0 && (await canConnect('127.0.0.1', port, 500))) {
+    throw new UnavailableError(`port ${port} is already in use (another Prometheus?); choose another port`);
+  }
   const server = await ChildServer.start({
     name: 'prometheus',
     command: 'prometheus',
-    ...(port === undefined ? {} : { port }),
+    ...(port === undefined || port === 0 ? {} : { port }),
     args: (boundPort, dataDir) => {
       const configFile = join(dataDir, 'prometheus.yml');
       writeFileSync(configFile, prometheusConfigText(config));
