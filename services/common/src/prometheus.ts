@@ -79,8 +79,23 @@ export async function startPrometheus(
       ];
     },
   });
+  const url = `http://127.0.0.1:${server.port}`;
+  // It listens before it has loaded its storage (503 until then).
+  const deadline = Date.now() + 30_000;
+  while (
+    !(await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new UnavailableError(`prometheus on port ${server.port} did not become ready`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url,
     port: server.port,
     stop: () => server.stop(),
   };

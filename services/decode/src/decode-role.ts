@@ -20,8 +20,8 @@ export const decodeRole: RoleFactory = async (context, options) => {
     leaseMs: options.prefillLeaseMs,
     logger,
   });
-  transfers.bytes.track(transfers.labels, () => host.stats.numBytesReceived);
-  transfers.inFlight.track(transfers.labels, () => host.transferProgress().numTransfers);
+  transfers.bytesMetric.track(transfers.labels, () => host.stats.numBytesReceived);
+  transfers.inFlightMetric.track(transfers.labels, () => host.transferProgress().numTransfers);
   const prompts = context.metrics.counter(
     'tandem_decode_prefills_total',
     'Prompts of a decode worker by where they were prefilled',

@@ -182,8 +182,7 @@ export class RemotePrefillHost {
       try {
         const response = await this.attempt(request, sampling, address, reservation, signal);
         this.stats.numRemotePrefills++;
-        const transfers = this.transfers;
-        transfers?.seconds.observe((performance.now() - startedAt) / 1000, transfers.labels);
+        this.transfers?.seconds.observe((performance.now() - startedAt) / 1000);
         activeSpan().setAttributes({
           'tandem.prefill.worker': address,
           'tandem.prefill.cached_tokens': response.numCachedTokens,
@@ -206,7 +205,7 @@ export class RemotePrefillHost {
       } catch (error) {
         lastError = error;
         this.stats.numAttemptsFailed++;
-        if (!signal.aborted) this.transfers?.failures.inc(this.transfers.labels);
+        if (!signal.aborted) this.transfers?.failures.inc();
         this.logger?.warn('remote prefill failed', {
           requestId: request.requestId,
           prefill: address,

@@ -228,7 +228,7 @@ export class PrefillService {
     const sendPages = (endPage: number, layers: number[] | null, commit: boolean): Promise<number> => {
       if (transferStartedAt === null) {
         transferStartedAt = performance.now();
-        transfers?.inFlight.inc(transfers.labels);
+        transfers?.inFlight.inc();
       }
       // One span per push (per layer while the step computes): what the KV rode on, and when.
       const span = traced
@@ -320,8 +320,8 @@ export class PrefillService {
       for (const bytes of await Promise.all(sends)) bytesSent += bytes;
       bytesSent += await sendPages(endPageIndex, null, true); // pages left (none, normally) + commit
       if (transfers !== null && transferStartedAt !== null) {
-        transfers.bytes.inc(transfers.labels, bytesSent);
-        transfers.seconds.observe((performance.now() - transferStartedAt) / 1000, transfers.labels);
+        transfers.bytes.inc(bytesSent);
+        transfers.seconds.observe((performance.now() - transferStartedAt) / 1000);
       }
       return {
         firstTokenId: first.tokenIds[0]!,
@@ -332,7 +332,7 @@ export class PrefillService {
         bytesSent,
       };
     } catch (error) {
-      if (transfers !== null && transferStartedAt !== null) transfers.failures.inc(transfers.labels);
+      if (transfers !== null && transferStartedAt !== null) transfers.failures.inc();
       sender.abort(transferId);
       if (isKvTransferError(error)) {
         if (error.reason !== 'kv_aborted' && error.reason !== 'kv_out_of_bounds') {
@@ -344,7 +344,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
-      if (transfers !== null && transferStartedAt !== null) transfers.inFlight.inc(transfers.labels, -1);
+      if (transfers !== null && transferStartedAt !== null) transfers.inFlight.inc(-1);
       finished = true;
       // Sends still in flight (after a failure) must not read pages that are being reused.
       await Promise.allSettled(sends);

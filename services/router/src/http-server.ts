@@ -294,6 +294,7 @@ export class RouterHttpServer {
     } finally {
       clearTimeout(timeout);
       metrics.requests.inc({ route: metricRoute(route), status: String(status), code });
+      if (status === 429) metrics.rejected.inc();
     }
   }
 }

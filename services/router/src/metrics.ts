@@ -21,8 +21,10 @@ export class RouterMetrics {
   readonly decisions: Counter;
   /** {type, worker} */
   readonly prefillDecisions: Counter;
-  /** {worker}: the worker that failed before the first token. */
-  readonly retries: Counter;
+  /** Prompts retried on another worker after one failed before the first token. */
+  readonly retries: BoundCounter;
+  /** Requests refused by admission (429, queue full). */
+  readonly rejected: BoundCounter;
   readonly promptTokens: BoundCounter;
   readonly cachedTokens: BoundCounter;
   readonly completionTokens: BoundCounter;
@@ -54,10 +56,18 @@ export class RouterMetrics {
       'tandem_router_prefill_decisions_total',
       'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
     );
-    this.retries = registry.counter(
-      'tandem_router_retries_total',
-      'Requests retried on another worker, by the worker that failed',
-    );
+    this.retries = registry
+      .counter(
+        'tandem_router_retries_total',
+        'Prompts retried on another worker (the first failed before its first token)',
+      )
+      .with({});
+    this.rejected = registry
+      .counter(
+        'tandem_router_admission_rejected_total',
+        'Requests refused because the admission queue was full (429)',
+      )
+      .with({});
     this.promptTokens = registry
       .counter('tandem_router_prompt_tokens_total', 'Prompt tokens routed')
       .with({});

@@ -153,7 +153,7 @@ export class RouterApp {
               : { type: decision.type },
           ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
-        onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+        onRetry: () => metrics.retries.inc(),
       },
     });
     registry.onEvent((event) => {
@@ -178,7 +178,9 @@ export class RouterApp {
       'Optimistic index entries',
       () => index.numPendingBlocks,
     );
-    metrics.gauge('tandem_router_kv_resyncs_total', 'KV index resyncs from dumps', () => kvSync.numResyncs);
+    metrics.registry
+      .counter('tandem_router_kv_resyncs_total', 'KV index resyncs from block dumps')
+      .track({}, () => kvSync.numResyncs);
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
     metrics.gauge(
       'tandem_router_requests_queued',
