@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { dashboardSpecs } from '../observe/dashboards.ts';
+import { dashboardSpecs, datasourceUid } from '../observe/dashboards.ts';
 import { dashboardText } from '../observe/gen-dashboards.ts';
 import {
   driveLoad,
@@ -50,7 +50,7 @@ describe('dashboards', () => {
     }
   });
 
-  test('each dashboard type-checks as @grafana/schema Dashboard (excess properties included) and uses ${datasource}', () => {
+  test('each dashboard type-checks as @grafana/schema Dashboard (excess properties included) and uses the datasource variable', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tandem-grafana-'));
     try {
       // The JSON as an object literal `satisfies Dashboard`: TypeScript rejects unknown keys and
@@ -96,9 +96,9 @@ describe('dashboards', () => {
         assert.ok(!ids.has(panel.id), `${spec.file}: panel id ${panel.id} twice`);
         ids.add(panel.id);
         if (panel.type === 'row') continue;
-        assert.equal(panel.datasource?.uid, '${datasource}', `${spec.file}: ${panel.title}`);
+        assert.equal(panel.datasource?.uid, datasourceUid, `${spec.file}: ${panel.title}`);
         assert.ok((panel.targets ?? []).length > 0, `${spec.file}: ${panel.title} has no query`);
-        for (const target of panel.targets ?? []) assert.equal(target.datasource?.uid, '${datasource}');
+        for (const target of panel.targets ?? []) assert.equal(target.datasource?.uid, datasourceUid);
       }
     }
   });

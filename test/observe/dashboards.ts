@@ -640,7 +640,10 @@ const perWorker: DashboardSpec = {
 
 export const dashboardSpecs: readonly DashboardSpec[] = [overview, prefillDecode, cacheRouting, perWorker];
 
-const datasource = { type: 'prometheus', uid: '${datasource}' };
+/** Grafana's reference to the dashboard's datasource variable (not a template literal). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
+export const datasourceUid = '${datasource}';
+const datasource = { type: 'prometheus', uid: datasourceUid };
 
 function variable(name: 'model' | 'worker'): VariableModel {
   const query =

@@ -19,7 +19,17 @@ import {
   UnavailableError,
 } from './errors.ts';
 import { clientCallSpan, serverCallSpan, traceContextInterceptor } from './telemetry/grpc-tracing.ts';
-import { endSpan, type Span, withContext } from './telemetry/tracing.ts';
+import {
+  type Context,
+  endSpan,
+  type Span,
+  context as traceContexts,
+  withContext,
+} from './telemetry/tracing.ts';
+
+function activeContext(): Context {
+  return traceContexts.active();
+}
 
 export { grpc };
 
@@ -194,6 +204,8 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
       methods[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: CallOptions = {}) =>
         streamResponses(
           path,
+          // The stream starts at the first read: its span's parent is the context of this call.
+          activeContext(),
           () =>
             client.makeServerStreamRequest(
               path,
@@ -213,12 +225,13 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
 
 async function* streamResponses(
   path: string,
+  parent: Context,
   start: () => grpc.ClientReadableStream<MessageShape<DescMessage>>,
   signal: AbortSignal | null,
   address: string,
 ): AsyncGenerator<MessageShape<DescMessage>> {
   if (signal?.aborted) throw new CancelledError('stream cancelled before it started');
-  const { span, ctx } = clientCallSpan(path, address);
+  const { span, ctx } = clientCallSpan(path, address, parent);
   const call = withContext(ctx, start);
   let ended = false;
   let failure: unknown = null;

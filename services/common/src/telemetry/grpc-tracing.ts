@@ -31,13 +31,21 @@ function rpcAttributes(path: string): Record<string, string> {
   return { 'rpc.system': 'grpc', 'rpc.service': service, 'rpc.method': method };
 }
 
-/** The caller's span for one call to `path` at `address`, and the context the call starts in. */
-export function clientCallSpan(path: string, address: string): { span: Span; ctx: Context } {
+/**
+ * The caller's span for one call to `path` at `address` (a child of `parent`, default the active
+ * context), and the context the call starts in.
+ */
+export function clientCallSpan(
+  path: string,
+  address: string,
+  parent?: Context,
+): { span: Span; ctx: Context } {
   const span = startSpan(path.slice(1), {
     kind: SpanKind.CLIENT,
     attributes: { ...rpcAttributes(path), 'server.address': address },
+    ...(parent === undefined ? {} : { parent }),
   });
-  return { span, ctx: contextWithSpan(span) };
+  return { span, ctx: contextWithSpan(span, parent) };
 }
 
 /** The callee's span for a call whose metadata may carry the caller's trace context. */
