@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { freePort, startRedisServer, type TestRedisServer } from '@tandem/common/testing';
-import { demoModelDir, repoRoot } from './router-cluster.ts';
+import { repoRoot } from './router-cluster.ts';
 
 interface OtlpValue {
   stringValue?: string;
