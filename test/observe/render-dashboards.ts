@@ -44,7 +44,8 @@ function formatValue(value: number, unit: string): string {
       x /= base;
       i++;
     }
-    return `${x.toFixed(Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2)}${suffixes[i]}`;
+    const digits = Number.isInteger(x) || Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
+    return `${x.toFixed(digits)}${suffixes[i]}`;
   };
   switch (unit) {
     case 's':
