@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CancelledError, type Logger, TimeoutError, withContext } from '@tandem/common';
 import type { DecisionLog } from './cluster/decision-log.ts';
+import { type DebugListing, prometheusTargets } from './debug-listing.ts';
 import { InvalidRequestError, RouteNotFoundError } from './errors.ts';
 import type { RouterMetrics } from './metrics.ts';
 import { renderError } from './openai/errors.ts';
@@ -25,27 +26,6 @@ export interface HttpServerParams {
   maxBodyBytes: number;
   /** GET /debug: every process of the cluster and its metrics endpoint. */
   debug: () => DebugListing;
-}
-
-/** Where each process of the cluster serves its metrics (GET /debug). */
-export interface DebugListing {
-  processes: {
-    role: 'router' | 'unified' | 'prefill' | 'decode';
-    id: string;
-    grpcAddress: string | null;
-    /** host:port serving GET /metrics, or null when it serves none. */
-    metricsAddress: string | null;
-  }[];
-}
-
-/** The listing as Prometheus HTTP service discovery (http_sd_configs) reads it. */
-function prometheusTargets(listing: DebugListing): { targets: string[]; labels: Record<string, string> }[] {
-  return listing.processes
-    .filter((process) => process.metricsAddress !== null)
-    .map((process) => ({
-      targets: [process.metricsAddress ?? ''],
-      labels: { tandem_process: process.role, tandem_id: process.id },
-    }));
 }
 
 const knownRoutes = new Set([

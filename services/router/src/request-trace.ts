@@ -48,7 +48,13 @@ export function annotateUsage(usage: {
   });
 }
 
-/** One routing attempt: the decision (policy, chosen worker, each candidate's cost terms) and the prefill choice. */
+/** Candidates whose terms a routing span records: the chosen one and the next cheapest (span attribute limits). */
+const maxTracedCandidates = 5;
+
+/**
+ * One routing attempt: the decision (policy, chosen worker, the cost terms of the chosen and the
+ * cheapest other candidates) and the prefill choice.
+ */
 export function startRoutingSpan(
   decision: Decision,
   prefill: PrefillDecision | null,
@@ -62,7 +68,16 @@ export function startRoutingSpan(
     'tandem.route.worker': decision.workerId ?? '',
     'tandem.route.num_candidates': decision.candidates.length,
   };
-  for (const candidate of decision.candidates) {
+  const traced = [...decision.candidates]
+    .sort((a, b) =>
+      a.workerId === decision.workerId
+        ? -1
+        : b.workerId === decision.workerId
+          ? 1
+          : (a.cost ?? Infinity) - (b.cost ?? Infinity),
+    )
+    .slice(0, maxTracedCandidates);
+  for (const candidate of traced) {
     const prefix = `tandem.route.candidate.${candidate.workerId}`;
     if (candidate.cost !== null) attributes[`${prefix}.cost`] = candidate.cost;
     if (candidate.excluded !== null) attributes[`${prefix}.excluded`] = candidate.excluded;

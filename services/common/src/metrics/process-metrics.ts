@@ -6,7 +6,7 @@ import type { MetricsRegistry } from './registry.ts';
 /** Registers the process metrics on `registry`; returns a stop function (the loop monitor). */
 export function registerProcessMetrics(registry: MetricsRegistry): () => void {
   if (!registry.enabled) return () => {};
-  const startTimeS = Math.round((Date.now() - performance.now()) / 1000);
+  const startTimeS = Math.round(performance.timeOrigin / 1000);
   registry.counter('process_cpu_seconds_total', 'User and system CPU time spent, seconds').track({}, () => {
     const usage = process.cpuUsage();
     return (usage.user + usage.system) / 1e6;
