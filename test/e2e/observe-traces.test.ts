@@ -1,6 +1,7 @@
 // One connected trace per request across the router, the decode worker and the prefill worker:
-// `tandem up` (router in its process, a prefill and a decode worker process) exporting over
-// OTLP/HTTP (JSON) to a receiver in this test, configured only by the standard OTEL_* variables.
+// `tandem up --observe` (router in its process, a prefill and a decode worker process, and a
+// Prometheus scraping the three) exporting over OTLP/HTTP (JSON) to a receiver in this test,
+// configured only by the standard OTEL_* variables.
 // Each request's trace: the router's HTTP span -> routing span (decision terms) -> Generate call
 // -> the decode worker's phases (queue, prefill, decode) -> the Prefill call -> the prefill
 // worker's phases (queue, compute) and its per-layer KV pushes; GenAI attributes on the HTTP span.
@@ -92,6 +93,9 @@ let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let redis: TestRedisServer;
 let up: ChildProcess;
 let routerUrl: string;
+let prometheusUrl: string | null = null;
+/** The processes `up --observe`'s Prometheus scraped (tandem_process of each healthy target). */
+let scraped: string[] = [];
 const requestIds: string[] = [];
 /** The trace id this test sends in a traceparent header with the last request. */
 const clientTraceId = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -103,7 +107,20 @@ before(async () => {
   routerUrl = `http://127.0.0.1:${port}`;
   up = spawn(
     join(repoRoot, 'services', 'cli', 'bin', 'tandem'),
-    ['up', '--port', String(port), '--nats', `nats://127.0.0.1:${await freePort()}`, '--redis', redis.url],
+    [
+      'up',
+      '--port',
+      String(port),
+      '--nats',
+      `nats://127.0.0.1:${await freePort()}`,
+      '--redis',
+      redis.url,
+      '--observe',
+      '--prometheus-port',
+      '0',
+      '--scrape-interval-s',
+      '1',
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -122,10 +139,20 @@ before(async () => {
   const lines = createInterface({ input: up.stdout! });
   await new Promise<void>((resolve, reject) => {
     lines.on('line', (line) => {
+      const prometheus = /^prometheus: (http:\/\/127\.0\.0\.1:\d+) /.exec(line);
+      if (prometheus !== null) prometheusUrl = prometheus[1] ?? null;
       if (line.startsWith('tandem is up:')) resolve();
     });
     up.once('exit', (code) => reject(new Error(`tandem up exited (${code}): ${stderr}`)));
   });
+  // --observe: its Prometheus finds and scrapes the router and both workers.
+  const deadline = Date.now() + 20_000;
+  while (prometheusUrl !== null && scraped.length < 3 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent('up == 1')}`);
+    const body = (await response.json()) as { data: { result: { metric: Record<string, string> }[] } };
+    scraped = body.data.result.map((series) => series.metric.tandem_process ?? '').sort();
+  }
   // Prompts long enough to go through the prefill worker; the last one continues a client's trace.
   for (let i = 0; i < 4; i++) {
     const requestId = `trace-${process.pid}-${i}`;
@@ -169,6 +196,11 @@ function one(spans: ReceivedSpan[], service: string, name: string, kind?: number
   assert.equal(found.length, 1, `${service} ${name}: ${found.length} spans`);
   return found[0]!;
 }
+
+test('tandem up --observe prints its Prometheus, which scrapes the router and both workers', () => {
+  assert.notEqual(prometheusUrl, null, 'no prometheus line');
+  assert.deepEqual(scraped, ['decode', 'prefill', 'router']);
+});
 
 const SERVER = 2;
 const CLIENT = 3;

@@ -24,6 +24,7 @@ import {
   endSpan,
   type Span,
   context as traceContexts,
+  tracingEnabled,
   withContext,
 } from './telemetry/tracing.ts';
 
@@ -157,7 +158,8 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     ...options.channelOptions,
-    interceptors: [traceContextInterceptor, ...(options.interceptors ?? [])],
+    // W3C trace context into each call's metadata, when this process traces (set up at start).
+    interceptors: [...(tracingEnabled() ? [traceContextInterceptor] : []), ...(options.interceptors ?? [])],
   });
   const methods: Record<string, unknown> = {
     close: () => client.close(),
