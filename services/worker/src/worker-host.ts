@@ -1,8 +1,9 @@
 // The worker process host: the Worker gRPC service on one engine, plus (when NATS is configured)
-// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, and the
-// role it runs (role.ts; none: unified). close() is the SIGTERM path (drain): stop taking
-// requests, deregister, let running requests finish for a grace period, then abort the rest and
-// release everything.
+// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, the role
+// it runs (role.ts; none: unified), and its metrics (one registry labelled {worker, role, model}
+// that the role adds to, served on its own port and announced). close() is the SIGTERM path
+// (drain): stop taking requests, deregister, let running requests finish for a grace period, then
+// abort the rest and release everything.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -139,7 +140,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       metricsServer = await startMetricsServer(metrics, {
         host,
         port: options.metricsPort,
-        advertiseHost: grpcAddress.slice(0, grpcAddress.lastIndexOf(':')),
+        advertiseHost: grpcAddress.slice(0, grpcAddress.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
       });
     }
     const metricsAddress = metricsServer?.address ?? null;
