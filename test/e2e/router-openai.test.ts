@@ -88,8 +88,11 @@ describe('OpenAI API through the router', () => {
     assert.equal(health.status, 200);
     await client.completions.create({ model, prompt: 'hi', max_tokens: 2 });
     const metrics = await (await fetch(`${router.url}/metrics`)).text();
-    assert.match(metrics, /tandem_router_requests_total\{route="POST \/v1\/completions",status="200"\} \d+/);
-    assert.match(metrics, /tandem_router_workers 2/);
+    assert.match(
+      metrics,
+      /tandem_router_requests_total\{model="tiny-llama",route="POST \/v1\/completions",status="200",code=""\} \d+/,
+    );
+    assert.match(metrics, /tandem_router_workers\{model="tiny-llama"\} 2/);
   });
 
   test('chat with n = 2 returns two choices and usage with cached_tokens', async () => {

@@ -48,7 +48,8 @@ function isLocalHost(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '0.0.0.0';
 }
 
-function onPath(binary: string): boolean {
+/** Whether `binary` is on the PATH. */
+export function onPath(binary: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
     return true;
@@ -57,7 +58,12 @@ function onPath(binary: string): boolean {
   }
 }
 
-function tryAptInstall(kind: ServiceKind, logger: Logger): boolean {
+/** Installs `binary` from Debian's `debianPackage` when it is missing and we are root; whether it is there now. */
+export function ensureBinary(binary: string, debianPackage: string, logger: Logger): boolean {
+  return onPath(binary) || tryAptInstall({ binary, debianPackage }, logger);
+}
+
+function tryAptInstall(kind: { binary: string; debianPackage: string }, logger: Logger): boolean {
   if (process.getuid?.() !== 0 || !onPath('apt-get')) return false;
   logger.info(`installing ${kind.debianPackage} with apt-get`);
   try {

@@ -6,11 +6,17 @@
 // candidate; when none is left the hook rejects and the engine prefills locally.
 // Contract kept for the engine: fill() settles only when nothing writes into the pages any more
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
-import { createGrpcClient, FailedPreconditionError, type GrpcClient, type Logger } from '@tandem/common';
+import {
+  activeSpan,
+  createGrpcClient,
+  FailedPreconditionError,
+  type GrpcClient,
+  type Logger,
+} from '@tandem/common';
 import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
 import { Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
-import type { PrefillDecision } from '@tandem/worker';
+import type { KvTransferMetrics, PrefillDecision } from '@tandem/worker';
 import type { PrefillDirectory } from './prefill-directory.ts';
 
 /** Not anyone's failure: the engine prefills this prompt locally (it is short, or cached here). */
@@ -48,6 +54,8 @@ export interface RemotePrefillOptions {
   directory?: PrefillDirectory | null;
   disaggThreshold?: number;
   logger?: Logger | null;
+  /** The worker's KV-transfer series (direction receive), or null. */
+  metrics?: KvTransferMetrics | null;
 }
 
 export interface RemotePrefillStats {
@@ -77,6 +85,7 @@ export class RemotePrefillHost {
   private readonly clients = new Map<string, GrpcClient<typeof Prefill>>();
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
+  private readonly transfers: KvTransferMetrics | null;
   private closed = false;
 
   constructor(options: RemotePrefillOptions) {
@@ -85,6 +94,7 @@ export class RemotePrefillHost {
     this.logger = options.logger ?? null;
     this.directory = options.directory ?? null;
     this.disaggThreshold = options.disaggThreshold ?? 0;
+    this.transfers = options.metrics ?? null;
     const layout = options.engine.kvLayout;
     this.receiver = new KvReceiver({
       host: options.kvHost ?? '127.0.0.1',
@@ -168,9 +178,16 @@ export class RemotePrefillHost {
     for (const address of addresses) {
       if (signal.aborted || this.closed) break;
       const untrack = this.directory?.track(address, reservation.numPromptTokens) ?? (() => {});
+      const startedAt = performance.now();
       try {
         const response = await this.attempt(request, sampling, address, reservation, signal);
         this.stats.numRemotePrefills++;
+        this.transfers?.seconds.observe((performance.now() - startedAt) / 1000);
+        activeSpan().setAttributes({
+          'tandem.prefill.worker': address,
+          'tandem.prefill.cached_tokens': response.numCachedTokens,
+          'tandem.kv.bytes': Number(response.bytesSent),
+        });
         this.logger?.info('remote prefill done', {
           requestId: request.requestId,
           prefill: address,
@@ -188,6 +205,7 @@ export class RemotePrefillHost {
       } catch (error) {
         lastError = error;
         this.stats.numAttemptsFailed++;
+        if (!signal.aborted) this.transfers?.failures.inc();
         this.logger?.warn('remote prefill failed', {
           requestId: request.requestId,
           prefill: address,

@@ -3,7 +3,7 @@
 import { addGrpcService } from '@tandem/common';
 import { MemoryRegion, specFromLayout } from '@tandem/kvtransfer';
 import { Prefill } from '@tandem/proto';
-import type { RoleFactory } from '@tandem/worker';
+import { type RoleFactory, registerKvTransferMetrics } from '@tandem/worker';
 import { KvSenderPool } from './kv-sender-pool.ts';
 import { PrefillService } from './prefill-service.ts';
 
@@ -14,7 +14,20 @@ export const prefillRole: RoleFactory = async (context, options) => {
     region: MemoryRegion.fromKvLayout(engine.kvLayout),
     numStreams: options.kvStreams,
   });
-  const service = new PrefillService({ engine, senders });
+  const service = new PrefillService({
+    engine,
+    senders,
+    metrics: registerKvTransferMetrics(context.metrics, 'send'),
+  });
+  const calls = context.metrics.counter('tandem_prefill_requests_total', 'Prefill calls served, by outcome');
+  calls.track({ outcome: 'ok' }, () => service.stats.numPrefills);
+  calls.track({ outcome: 'failed' }, () => service.stats.numFailed);
+  context.metrics
+    .gauge('tandem_prefill_requests_running', 'Prefill calls in progress')
+    .track({}, () => service.numRunning);
+  context.metrics
+    .counter('tandem_kv_layer_pushes_total', 'KV pushes of one layer made while later layers computed')
+    .track({}, () => service.stats.numLayerSends);
   return {
     name: 'prefill',
     addServices: (server) => addGrpcService(server, Prefill, service.implementation()),

@@ -4,11 +4,19 @@
 // the executor has written it, while the later layers compute; the cached prefix goes at once;
 // the commit follows the first token, which is returned. The pages are released when the call
 // ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
-import { type CallContext, type GrpcServiceImpl, InvalidArgumentError } from '@tandem/common';
+import {
+  type CallContext,
+  endSpan,
+  type GrpcServiceImpl,
+  InvalidArgumentError,
+  PhaseSpans,
+  startSpan,
+  tracingEnabled,
+} from '@tandem/common';
 import { isKvTransferError, type KvSender } from '@tandem/kvtransfer';
 import type { MessageInitShape, Prefill, PrefillRequest, PrefillResponseSchema } from '@tandem/proto';
 import type { ComputedPages, Engine, SamplingParams, TokenChunk } from '@tandem/runtime';
-import { samplingFromWire } from '@tandem/worker';
+import { type KvTransferMetrics, samplingFromWire } from '@tandem/worker';
 import {
   KvDestinationError,
   PrefillCancelledError,
@@ -79,11 +87,13 @@ export class PrefillService {
   private readonly engine: Engine;
   private readonly senders: KvSenderPool;
   private readonly running = new Map<string, AbortController>();
+  private readonly transfers: KvTransferMetrics | null;
   private nextCallId = 0;
 
-  constructor(options: { engine: Engine; senders: KvSenderPool }) {
+  constructor(options: { engine: Engine; senders: KvSenderPool; metrics?: KvTransferMetrics | null }) {
     this.engine = options.engine;
     this.senders = options.senders;
+    this.transfers = options.metrics ?? null;
   }
 
   get numRunning(): number {
@@ -133,12 +143,19 @@ export class PrefillService {
     // The decode worker's id plus a call number: a retried request never collides with itself.
     const engineRequestId = `${request.requestId}#p${this.nextCallId++}`;
     this.running.set(engineRequestId, controller);
+    // Phases as child spans of the Prefill server span: queue -> compute -> commit.
+    const phases = new PhaseSpans('tandem.queue', {
+      'tandem.request.id': request.requestId,
+      'gen_ai.usage.input_tokens': request.promptTokenIds.length,
+    });
+    let failure: unknown = null;
     try {
       const outcome = await this.run(
         request,
         engineRequestId,
         controller.signal,
         Date.now() + request.leaseMs,
+        phases,
       );
       this.stats.numPrefills++;
       this.stats.numBytesSent += outcome.bytesSent;
@@ -147,6 +164,7 @@ export class PrefillService {
       return { ...outcome, bytesSent: BigInt(outcome.bytesSent) };
     } catch (error) {
       this.stats.numFailed++;
+      failure = error;
       if (expired) {
         throw new PrefillLeaseExpiredError(
           `prefill ${request.requestId} outlived its ${request.leaseMs} ms lease`,
@@ -160,6 +178,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
+      phases.end(failure);
       clearTimeout(leaseTimer);
       context.signal.removeEventListener('abort', onCancel);
       this.running.delete(engineRequestId);
@@ -171,6 +190,7 @@ export class PrefillService {
     engineRequestId: string,
     signal: AbortSignal,
     deadline: number,
+    phases: PhaseSpans,
   ): Promise<PrefillOutcome> {
     const dest = request.destination;
     const numPromptTokens = request.promptTokenIds.length;
@@ -200,9 +220,27 @@ export class PrefillService {
     let pageTable: readonly number[] = [];
     let finished = false;
     const sends: Promise<number>[] = [];
+    const transfers = this.transfers;
+    let transferStartedAt: number | null = null;
+    const traced = tracingEnabled();
     const endPageAt = (endPos: number): number =>
       endPos >= numPromptTokens ? endPageIndex : Math.min(Math.floor(endPos / pageSize), endPageIndex);
     const sendPages = (endPage: number, layers: number[] | null, commit: boolean): Promise<number> => {
+      if (transferStartedAt === null) {
+        transferStartedAt = performance.now();
+        transfers?.inFlight.inc();
+      }
+      // One span per push (per layer while the step computes): what the KV rode on, and when.
+      const span = traced
+        ? startSpan(commit ? 'tandem.kv.commit' : 'tandem.kv.push', {
+            parent: phases.context,
+            attributes: {
+              'tandem.kv.layers': layers === null ? 'all' : layers.join(','),
+              'tandem.kv.pages': endPage - nextPage,
+              'tandem.kv.destination': `${dest.host}:${dest.port}`,
+            },
+          })
+        : null;
       const send = sender.sendPages({
         transferId,
         srcPages: pageTable.slice(nextPage, endPage),
@@ -212,6 +250,15 @@ export class PrefillService {
         timeoutMs: Math.max(1, deadline - Date.now()),
       });
       send.catch(() => undefined); // awaited below; never an unhandled rejection
+      if (span !== null) {
+        send.then(
+          (bytes) => {
+            span.setAttribute('tandem.kv.bytes', bytes);
+            endSpan(span);
+          },
+          (error: unknown) => endSpan(span, error),
+        );
+      }
       return send;
     };
     const onLayerComputed = (pages: ComputedPages, layer: number): void => {
@@ -256,17 +303,26 @@ export class PrefillService {
           cacheNamespace: request.cacheNamespace,
         },
         signal,
-        { prefillOnly: { onComputed, onLayerComputed } },
+        {
+          prefillOnly: { onComputed, onLayerComputed },
+          onAdmitted: (numCachedTokens) =>
+            phases.next('tandem.prefill.compute', { 'tandem.cached_tokens': numCachedTokens }),
+        },
       );
       for await (const chunk of stream) {
         if (chunk.tokenIds.length > 0 && first === null) first = chunk;
       }
+      phases.next('tandem.kv.finish');
       if (first === null || signal.aborted) {
         throw new PrefillNotCompletedError(`prefill ${request.requestId} ended without a first token`);
       }
       let bytesSent = 0;
       for (const bytes of await Promise.all(sends)) bytesSent += bytes;
       bytesSent += await sendPages(endPageIndex, null, true); // pages left (none, normally) + commit
+      if (transfers !== null && transferStartedAt !== null) {
+        transfers.bytes.inc(bytesSent);
+        transfers.seconds.observe((performance.now() - transferStartedAt) / 1000);
+      }
       return {
         firstTokenId: first.tokenIds[0]!,
         logprob: first.logprobs?.[0] ?? 0,
@@ -276,6 +332,7 @@ export class PrefillService {
         bytesSent,
       };
     } catch (error) {
+      if (transfers !== null && transferStartedAt !== null) transfers.failures.inc();
       sender.abort(transferId);
       if (isKvTransferError(error)) {
         if (error.reason !== 'kv_aborted' && error.reason !== 'kv_out_of_bounds') {
@@ -287,6 +344,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
+      if (transfers !== null && transferStartedAt !== null) transfers.inFlight.inc(-1);
       finished = true;
       // Sends still in flight (after a failure) must not read pages that are being reused.
       await Promise.allSettled(sends);

@@ -4,11 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CancelledError, type Logger, TimeoutError } from '@tandem/common';
+import { CancelledError, type Logger, TimeoutError, withContext } from '@tandem/common';
 import type { DecisionLog } from './cluster/decision-log.ts';
+import { type DebugListing, prometheusTargets } from './debug-listing.ts';
 import { InvalidRequestError, RouteNotFoundError } from './errors.ts';
 import type { RouterMetrics } from './metrics.ts';
 import { renderError } from './openai/errors.ts';
+import { endHttpSpan, startHttpSpan } from './request-trace.ts';
 import type { RequestContext, ResponseSink, RouterService } from './service.ts';
 
 export interface HttpServerParams {
@@ -22,6 +24,8 @@ export interface HttpServerParams {
   /** Per-request deadline. */
   requestTimeoutMs: number;
   maxBodyBytes: number;
+  /** GET /debug: every process of the cluster and its metrics endpoint. */
+  debug: () => DebugListing;
 }
 
 const knownRoutes = new Set([
@@ -31,6 +35,8 @@ const knownRoutes = new Set([
   'GET /health',
   'GET /healthz',
   'GET /metrics',
+  'GET /debug',
+  'GET /debug/targets',
 ]);
 
 /** Route label for metrics: known routes as they are, the rest grouped (bounded label set). */
@@ -113,7 +119,17 @@ export class RouterHttpServer {
 
   constructor(params: HttpServerParams) {
     this.#params = params;
-    this.#server = createServer((request, response) => void this.#handle(request, response));
+    this.#server = createServer((request, response) => {
+      const method = request.method ?? 'GET';
+      const path = (request.url ?? '/').split('?')[0] ?? '/';
+      const route = metricRoute(`${method} ${path}`);
+      const trace = startHttpSpan(route === 'other' ? method : route, request.headers, {
+        'http.request.method': method,
+        'url.path': path,
+      });
+      response.once('close', () => endHttpSpan(trace.span, response.statusCode));
+      withContext(trace.context, () => void this.#handle(request, response));
+    });
     this.#server.keepAliveTimeout = 65_000;
   }
 
@@ -163,6 +179,7 @@ export class RouterHttpServer {
       if (!response.writableFinished) controller.abort(new CancelledError('the client disconnected'));
     });
     let status = 200;
+    let code = '';
     try {
       const routingKey = request.headers['x-routing-key'] ?? request.headers['x-session-id'];
       const context: RequestContext = {
@@ -205,6 +222,12 @@ export class RouterHttpServer {
           response.end(text);
           break;
         }
+        case 'GET /debug':
+          sendJson(response, 200, this.#params.debug());
+          break;
+        case 'GET /debug/targets':
+          sendJson(response, 200, prometheusTargets(this.#params.debug()));
+          break;
         default:
           if (request.method === 'GET' && url.pathname.startsWith('/debug/routing/')) {
             const id = decodeURIComponent(url.pathname.slice('/debug/routing/'.length));
@@ -233,10 +256,12 @@ export class RouterHttpServer {
           : error,
       );
       status = rendered.status;
+      code = rendered.body.error.code ?? '';
       const clientGone = response.destroyed || controller.signal.reason instanceof CancelledError;
       if (rendered.status >= 500 && !clientGone) logger.warn('request failed', { requestId, route, error });
       if (clientGone) {
         status = 499;
+        code = 'cancelled';
       } else if (sink.started) {
         // The stream is open (status 200 sent): the error travels as an event, as OpenAI does.
         sink.event(`data: ${JSON.stringify(rendered.body)}\n\n`);
@@ -248,7 +273,8 @@ export class RouterHttpServer {
       }
     } finally {
       clearTimeout(timeout);
-      metrics.requests.inc({ route: metricRoute(route), status: String(status) });
+      metrics.requests.inc({ route: metricRoute(route), status: String(status), code });
+      if (status === 429) metrics.rejected.inc();
     }
   }
 }

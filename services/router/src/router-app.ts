@@ -2,6 +2,7 @@
 // KV events), Redis (leases, shared in-flight counts), the KV index, the policy, the prefill-worker
 // choice for decode workers, admission and the HTTP server.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   connectNats,
   connectRedis,
@@ -18,6 +19,7 @@ import { Dispatcher } from './cluster/dispatcher.ts';
 import { InflightCounts } from './cluster/inflight.ts';
 import { RoutedFeed } from './cluster/routed-feed.ts';
 import { WorkerRegistry } from './cluster/worker-registry.ts';
+import type { DebugListing } from './debug-listing.ts';
 import { PortInUseError } from './errors.ts';
 import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
@@ -42,6 +44,7 @@ export class RouterApp {
   readonly #redis: Redis | null;
   readonly #http: RouterHttpServer;
   readonly #inflight: InflightCounts;
+  readonly #metrics: RouterMetrics;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -56,6 +59,7 @@ export class RouterApp {
     redis: Redis | null;
     http: RouterHttpServer;
     inflight: InflightCounts;
+    metrics: RouterMetrics;
     timer: NodeJS.Timeout;
   }) {
     this.port = parts.port;
@@ -68,6 +72,7 @@ export class RouterApp {
     this.#redis = parts.redis;
     this.#http = parts.http;
     this.#inflight = parts.inflight;
+    this.#metrics = parts.metrics;
     this.#timer = parts.timer;
   }
 
@@ -120,11 +125,13 @@ export class RouterApp {
       { replicaId, replicaTtlMs: options.replicaTtlMs, refreshMs: options.inflightRefreshMs },
       logger,
     );
-    const metrics = new RouterMetrics();
+    const metrics = new RouterMetrics(model.name, { enabled: options.metricsEnabled });
+    undo.push(() => metrics.close());
+    const policy = createPolicy(options.policy, options.cacheAware);
     const decisions = new DecisionLog(options.decisionLogSize);
     const routedFeed = new RoutedFeed(nc, replicaId, index, logger);
     const dispatcher = new Dispatcher({
-      policy: createPolicy(options.policy, options.cacheAware),
+      policy,
       index,
       registry,
       inflight,
@@ -137,7 +144,8 @@ export class RouterApp {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
         onDecision: (decision, _attempt, decideMs) => {
           metrics.decisionTime.observe(decideMs / 1000);
-          if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
+          if (decision.workerId !== null)
+            metrics.decisions.inc({ policy: decision.policy, worker: decision.workerId });
         },
         onPrefillDecision: (decision) =>
           metrics.prefillDecisions.inc(
@@ -146,7 +154,7 @@ export class RouterApp {
               : { type: decision.type },
           ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
-        onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+        onRetry: () => metrics.retries.inc(),
       },
     });
     registry.onEvent((event) => {
@@ -171,13 +179,16 @@ export class RouterApp {
       'Optimistic index entries',
       () => index.numPendingBlocks,
     );
-    metrics.gauge('tandem_router_kv_resyncs_total', 'KV index resyncs from dumps', () => kvSync.numResyncs);
+    metrics.registry
+      .counter('tandem_router_kv_resyncs_total', 'KV index resyncs from block dumps')
+      .track({}, () => kvSync.numResyncs);
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
     metrics.gauge(
       'tandem_router_requests_queued',
       'Requests waiting for admission',
       () => admission.numQueued,
     );
+    registerWorkerGauges(metrics, registry, inflight);
 
     registry.follow(nc);
     nc.subscribe(subjects.kvEventsAll, {
@@ -213,7 +224,25 @@ export class RouterApp {
     timer.unref();
     undo.push(() => clearInterval(timer));
 
+    let listening: { host: string; port: number } | null = null;
+    const debug = (): DebugListing => ({
+      processes: [
+        {
+          role: 'router',
+          id: replicaId,
+          grpcAddress: null,
+          metricsAddress: listening === null ? null : `${listening.host}:${listening.port}`,
+        },
+        ...[...registry.all(), ...registry.prefillWorkers()].map((worker) => ({
+          role: worker.role,
+          id: worker.workerId,
+          grpcAddress: worker.grpcAddress,
+          metricsAddress: worker.metricsAddress,
+        })),
+      ],
+    });
     const http = new RouterHttpServer({
+      debug,
       service,
       decisions,
       metrics,
@@ -233,6 +262,8 @@ export class RouterApp {
         { cause: error },
       );
     }
+    const advertisedHost = options.host === '0.0.0.0' || options.host === '::' ? hostname() : options.host;
+    listening = { host: advertisedHost.includes(':') ? `[${advertisedHost}]` : advertisedHost, port };
     logger.info('router listening', {
       url: `http://${options.host}:${port}`,
       model: model.name,
@@ -250,6 +281,7 @@ export class RouterApp {
       redis,
       http,
       inflight,
+      metrics,
       timer,
     });
   }
@@ -261,7 +293,44 @@ export class RouterApp {
     await this.#http.close();
     await this.#inflight.stop();
     this.registry.close();
+    this.#metrics.close();
     await this.#nc.drain().catch(() => {});
     this.#redis?.disconnect();
   }
+}
+
+const circuitStates = { closed: 0, half_open: 1, open: 2 } as const;
+
+/** Per-worker series read at scrape time: circuit-breaker state, in-flight requests, role. */
+function registerWorkerGauges(
+  metrics: RouterMetrics,
+  registry: WorkerRegistry,
+  inflight: InflightCounts,
+): void {
+  metrics
+    .gauges(
+      'tandem_router_circuit_breaker_state',
+      'Circuit breaker per worker: 0 closed, 1 half-open (probing), 2 open',
+    )
+    .trackAll(() => {
+      const now = Date.now();
+      return registry
+        .all()
+        .map((worker) => [{ worker: worker.workerId }, circuitStates[worker.breaker.state(now)]] as const);
+    });
+  metrics
+    .gauges('tandem_router_worker_inflight', 'Requests in flight per worker (all router replicas)')
+    .trackAll(() =>
+      registry.all().map((worker) => [{ worker: worker.workerId }, inflight.count(worker.workerId)] as const),
+    );
+  metrics.gauges('tandem_router_known_workers', 'Workers this router knows, by role').trackAll(() => {
+    const counts = new Map<string, number>([
+      ['unified', 0],
+      ['decode', 0],
+      ['prefill', 0],
+    ]);
+    for (const worker of [...registry.all(), ...registry.prefillWorkers()])
+      counts.set(worker.role, (counts.get(worker.role) ?? 0) + 1);
+    return [...counts].map(([role, count]) => [{ role }, count] as const);
+  });
 }

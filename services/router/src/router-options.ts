@@ -147,6 +147,12 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     min: 1024,
     doc: 'largest request body accepted (413 beyond)',
   },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    env: 'TANDEM_NO_METRICS',
+    doc: 'record no metrics (GET /metrics is empty): the baseline the metrics cost is measured against',
+  },
   'decision-log-size': {
     type: 'int',
     default: 10_000,
@@ -198,6 +204,8 @@ export interface RouterOptions {
   disaggThreshold: number;
   /** The prefill-worker choice's transfer rates and tie tolerances. */
   prefillChoice: Omit<PrefillPolicyParams, 'disaggThreshold'>;
+  /** false: record no metrics. */
+  metricsEnabled: boolean;
   logger: Logger;
 }
 
@@ -240,6 +248,7 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'l
     maxBodyBytes: values['max-body-bytes'],
     disaggThreshold: values['disagg-threshold'],
     prefillChoice: defaultPrefillPolicyParams,
+    metricsEnabled: !values['no-metrics'],
   };
 }
 

@@ -26,6 +26,8 @@ import {
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
+import { annotateRequest, annotateUsage } from './request-trace.ts';
+import { TokenTimer } from './token-timer.ts';
 
 /** Where a response goes: the HTTP layer implements it (headers are sent on the first write). */
 export interface ResponseSink {
@@ -134,8 +136,12 @@ export class RouterService {
   ): Promise<void> {
     const { options } = request;
     const maxTokens = prompts.map((p) => this.#maxTokensFor(p.tokenIds.length, options, promptParam));
+    const { metrics } = this.#params;
+    annotateRequest(request, context.requestId);
+    const queuedAtMs = performance.now();
     const release = await this.#params.admission.admit(context.signal);
     const startedAtMs = performance.now();
+    metrics.queue.observe((startedAtMs - queuedAtMs) / 1000);
     try {
       const formatter = new ResponseFormatter(request, this.#params.model, context.requestId, prompts, sink);
       const pageSize = this.#params.pageSize();
@@ -155,18 +161,23 @@ export class RouterService {
             model: this.#params.model,
             onEvent: (event) => formatter.onEvent(event),
             signal: context.signal,
+            timing: metrics.registry.enabled ? new TokenTimer(metrics) : null,
           }),
         ),
       );
       const total = sumUsage(usages);
-      const { metrics } = this.#params;
-      metrics.promptTokens.inc({}, total.numPromptTokens);
-      metrics.cachedTokens.inc({}, total.numCachedTokens);
-      metrics.completionTokens.inc({}, total.numCompletionTokens);
+      metrics.promptTokens.inc(total.numPromptTokens);
+      metrics.cachedTokens.inc(total.numCachedTokens);
+      metrics.completionTokens.inc(total.numCompletionTokens);
+      for (const usage of usages) {
+        metrics.inputTokens.observe(usage.numPromptTokens);
+        metrics.outputTokens.observe(usage.numCompletionTokens);
+      }
+      annotateUsage(total);
       formatter.finish(makeUsage(total.numPromptTokens, total.numCompletionTokens, total.numCachedTokens));
     } finally {
       release();
-      this.#params.metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
+      metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
     }
   }
 }

@@ -89,6 +89,19 @@ export interface EngineStats {
   deviceIdleMsLarge: number;
 }
 
+/** One step as the metrics see it (Engine.onStep). */
+export interface StepReport {
+  numSequences: number;
+  /** Prompt positions computed this step (prefill chunks, recomputation after preemption included). */
+  numPrefillTokens: number;
+  /** Generated positions computed this step (one per decoding sequence). */
+  numDecodeTokens: number;
+  /** Schedule, forward pass and postprocess, seconds. */
+  seconds: number;
+}
+
+export type StepListener = (step: StepReport) => void;
+
 export interface SchedulerOptions {
   /** Token budget of one step (decode tokens + prefill chunks). */
   maxBatchTokens: number;
@@ -124,6 +137,7 @@ export class Engine {
   private readonly executor: ModelExecutor;
   private readonly scheduler: Scheduler;
   private readonly events = new KvEventLog();
+  private stepListener: StepListener | null = null;
   private loop: Promise<void> | null = null;
   private kickAgain = false;
   private closed = false;
@@ -208,6 +222,14 @@ export class Engine {
     return this.events.subscribe(listener);
   }
 
+  /** Reports every step (one listener: the worker's metrics); returns the unsubscribe function. */
+  onStep(listener: StepListener): () => void {
+    this.stepListener = listener;
+    return () => {
+      if (this.stepListener === listener) this.stepListener = null;
+    };
+  }
+
   dumpBlocks(): BlockDump {
     return this.scheduler.cache?.dumpBlocks() ?? { seq: this.events.seq, blocks: [] };
   }
@@ -271,6 +293,7 @@ export class Engine {
   /** schedule -> forward (off the JS thread) -> postprocess, until nothing is left to run. */
   private async runSteps(): Promise<void> {
     while (!this.closed) {
+      const startedAt = this.stepListener === null ? 0 : performance.now();
       let batch: ScheduledBatch | null;
       try {
         batch = this.scheduler.schedule();
@@ -294,6 +317,20 @@ export class Engine {
         // A bookkeeping bug: fail what is live rather than leave streams hanging.
         this.scheduler.failAll(error);
       }
+      if (this.stepListener !== null) this.reportStep(batch, startedAt);
     }
+  }
+
+  private reportStep(batch: ScheduledBatch, startedAt: number): void {
+    let numPrefillTokens = 0;
+    for (const item of batch.items) {
+      if (item.startPos < item.seq.numPromptTokens) numPrefillTokens += item.numTokens;
+    }
+    this.stepListener?.({
+      numSequences: batch.items.length,
+      numPrefillTokens,
+      numDecodeTokens: batch.numTokens - numPrefillTokens,
+      seconds: (performance.now() - startedAt) / 1000,
+    });
   }
 }

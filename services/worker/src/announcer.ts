@@ -26,6 +26,8 @@ export interface AnnouncerOptions {
   engine: WorkerEngine;
   workerId: string;
   grpcAddress: string;
+  /** host:port of the Prometheus endpoint, or null. */
+  metricsAddress: string | null;
   modelName: string;
   kvLayout: MessageInitShape<typeof KvLayoutSchema>;
   startedAtMs: number;
@@ -115,6 +117,7 @@ export class Announcer {
       kind,
       workerId: o.workerId,
       grpcAddress: o.grpcAddress,
+      metricsAddress: o.metricsAddress ?? '',
       modelName: o.modelName,
       role: { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE }[o.role],
       kvLayout: o.kvLayout,

@@ -2,7 +2,7 @@
 // prefills and decodes its own requests. The prefill role (@tandem/prefill) adds the Prefill
 // service, which computes prompts into other workers' pages; the decode role (@tandem/decode) has
 // a prefill worker compute its prompts into its reserved pages. `tandem worker --role` picks one.
-import type { grpc, Logger, NatsConnection } from '@tandem/common';
+import type { grpc, Logger, MetricsRegistry, NatsConnection } from '@tandem/common';
 import type { GenerateRequest as WireGenerateRequest } from '@tandem/proto';
 import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
 import type { PrefillDecision } from './prefill-decision.ts';
@@ -20,6 +20,8 @@ export interface RoleContext {
   /** The host's NATS connection (discovery of other workers), or null without NATS. */
   nc: NatsConnection | null;
   logger: Logger;
+  /** The worker's metrics (labelled {worker, role, model}): the role adds its own series. */
+  metrics: MetricsRegistry;
 }
 
 /** The role flags of `tandem worker` (declared once, in worker-options.ts). */

@@ -16,7 +16,13 @@ type WorkerValues = OptionValues<typeof workerOptions.specs>;
 
 /** Runs a worker until a signal; returns the exit code. */
 export function runWorkerCommand(argv: string[], roles: Record<RoleName, RoleFactory>): Promise<number> {
-  return runCommand('worker', workerOptions, argv, (values, logger) => serve(values, roles, logger));
+  return runCommand(
+    'worker',
+    workerOptions,
+    argv,
+    (values, logger) => serve(values, roles, logger),
+    (values) => (values.role === 'unified' ? 'tandem-worker' : `tandem-${values.role}`),
+  );
 }
 
 /** A URL flag, where 'none' switches the service off. */
@@ -69,10 +75,13 @@ async function serve(
         loadIntervalMs: values['load-interval-ms'],
       },
       logger,
+      metricsPort: values['no-metrics'] ? null : values['metrics-port'],
+      metricsEnabled: !values['no-metrics'],
       role:
         role === null
           ? null
           : {
+              name: role,
               factory: roles[role],
               options: {
                 kvHost,
@@ -89,7 +98,7 @@ async function serve(
   }
   // One JSON line on stdout: how launchers and tests learn the bound port.
   process.stdout.write(
-    `${JSON.stringify({ event: 'ready', workerId: worker.workerId, grpcAddress: worker.grpcAddress, port: worker.port, pid: process.pid })}\n`,
+    `${JSON.stringify({ event: 'ready', workerId: worker.workerId, grpcAddress: worker.grpcAddress, port: worker.port, metricsAddress: worker.metricsAddress, pid: process.pid })}\n`,
   );
   const signal = await untilSignal(logger);
   logger.info('stopping', { signal });

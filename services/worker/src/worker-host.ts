@@ -1,8 +1,9 @@
 // The worker process host: the Worker gRPC service on one engine, plus (when NATS is configured)
-// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, and the
-// role it runs (role.ts; none: unified). close() is the SIGTERM path (drain): stop taking
-// requests, deregister, let running requests finish for a grace period, then abort the rest and
-// release everything.
+// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, the role
+// it runs (role.ts; none: unified), and its metrics (one registry labelled {worker, role, model}
+// that the role adds to, served on its own port and announced). close() is the SIGTERM path
+// (drain): stop taking requests, deregister, let running requests finish for a grace period, then
+// abort the rest and release everything.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -13,9 +14,13 @@ import {
   connectRedis,
   grpc,
   type Logger,
+  MetricsRegistry,
+  type MetricsServer,
   type NatsConnection,
   type Redis,
+  registerProcessMetrics,
   shutdownGrpcServer,
+  startMetricsServer,
   WorkerLease,
 } from '@tandem/common';
 import { Worker } from '@tandem/proto';
@@ -24,7 +29,8 @@ import { Announcer } from './announcer.ts';
 import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
-import type { RoleFactory, RoleOptions, WorkerRole } from './role.ts';
+import type { RoleFactory, RoleName, RoleOptions, WorkerRole } from './role.ts';
+import { registerWorkerMetrics } from './worker-metrics.ts';
 import { WorkerService } from './worker-service.ts';
 
 /** How often a worker speaks up on the events plane (worker-options.ts has the flags). */
@@ -58,13 +64,19 @@ export interface WorkerHostOptions {
   timings?: PresenceTimings;
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
-  role?: { factory: RoleFactory; options: RoleOptions } | null;
+  role?: { name: RoleName; factory: RoleFactory; options: RoleOptions } | null;
+  /** Port of the Prometheus endpoint (0 picks a free one); null: none. Default null. */
+  metricsPort?: number | null;
+  /** false: record no metrics at all (the benchmark's baseline). Default true. */
+  metricsEnabled?: boolean;
 }
 
 export interface WorkerHost {
   readonly workerId: string;
   readonly port: number;
   readonly grpcAddress: string;
+  /** host:port of the Prometheus endpoint, or null. */
+  readonly metricsAddress: string | null;
   readonly startedAtMs: number;
   /** Graceful stop: drain, leave, wait up to graceMs for running requests, then abort them. */
   close(graceMs?: number): Promise<void>;
@@ -94,6 +106,14 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   const grpcAddress = options.advertiseAddress ?? `${advertisedHost}:${port}`;
   const logger = options.logger.child({ workerId });
   const { engine, model } = options;
+  const roleName = options.role?.name ?? 'unified';
+  const metrics = new MetricsRegistry({
+    constLabels: { worker: workerId, role: roleName, model: model.modelName },
+    enabled: options.metricsEnabled ?? true,
+  });
+  const stopProcessMetrics = registerProcessMetrics(metrics);
+  const workerMetrics = registerWorkerMetrics(metrics, engine);
+  let metricsServer: MetricsServer | null = null;
 
   let nc: NatsConnection | null = null;
   let redis: Redis | null = null;
@@ -112,11 +132,18 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, logger },
+        { engine, modelName: model.modelName, workerId, nc, logger, metrics },
         options.role.options,
       );
     }
-    const roleName = role?.name ?? 'unified';
+    if (options.metricsPort != null && metrics.enabled) {
+      metricsServer = await startMetricsServer(metrics, {
+        host,
+        port: options.metricsPort,
+        advertiseHost: grpcAddress.slice(0, grpcAddress.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
+      });
+    }
+    const metricsAddress = metricsServer?.address ?? null;
     const kvSeq = (): number => publisher?.publishedSeq ?? engine.dumpBlocks().seq;
     const service = new WorkerService({
       workerId,
@@ -127,6 +154,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       kvSeq,
       logger,
       role,
+      metrics: workerMetrics,
     });
     addGrpcService(server, Worker, service.implementation());
     role?.addServices(server);
@@ -136,7 +164,14 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
           ? null
           : new WorkerLease(
               redis,
-              { workerId, grpcAddress, modelName: model.modelName, role: roleName, startedAtMs },
+              {
+                workerId,
+                grpcAddress,
+                metricsAddress,
+                modelName: model.modelName,
+                role: roleName,
+                startedAtMs,
+              },
               timings.leaseTtlMs,
             );
       announcer = new Announcer({
@@ -145,6 +180,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         engine,
         workerId,
         grpcAddress,
+        metricsAddress,
         modelName: model.modelName,
         kvLayout: toWireKvLayout(model.kvLayout),
         startedAtMs,
@@ -159,6 +195,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     logger.info('worker serving', {
       grpcAddress,
+      metricsAddress,
       role: roleName,
       nats: options.natsUrl,
       redis: options.redisUrl,
@@ -182,6 +219,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       publisher?.flush();
       await nc?.drain().catch(() => {});
       redis?.disconnect();
+      workerMetrics.close();
+      stopProcessMetrics();
+      await metricsServer?.close();
       await engine.close();
       logger.info('worker stopped');
     };
@@ -189,6 +229,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       workerId,
       port,
       grpcAddress,
+      metricsAddress,
       startedAtMs,
       close: (graceMs) => {
         closing ??= close(graceMs);
@@ -197,6 +238,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     };
   } catch (error) {
     unsubscribeKv?.();
+    workerMetrics.close();
+    stopProcessMetrics();
+    await metricsServer?.close();
     await role?.close().catch(() => {});
     await nc?.close().catch(() => {});
     redis?.disconnect();

@@ -18,6 +18,20 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
   },
   port: { type: 'int', default: 50051, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   host: { type: 'string', default: '127.0.0.1', valueName: 'ADDR', doc: 'listen address' },
+  'metrics-port': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    env: 'TANDEM_METRICS_PORT',
+    doc: 'Prometheus endpoint (GET /metrics) on --host; 0 picks a free one (announced, and listed by the router at /debug)',
+  },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    env: 'TANDEM_NO_METRICS',
+    doc: 'record no metrics and serve no endpoint',
+  },
   'advertise-address': {
     type: 'string',
     default: null,

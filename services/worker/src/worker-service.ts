@@ -2,8 +2,16 @@
 // fires when the client cancels or disconnects, when Cancel names the request, or on shutdown; the
 // engine then frees everything the request held.
 import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
-import { AlreadyExistsError, UnimplementedError } from '@tandem/common';
+import {
+  AlreadyExistsError,
+  activeSpan,
+  PhaseSpans,
+  tracingEnabled,
+  UnimplementedError,
+  withContext,
+} from '@tandem/common';
 import { Role, ServingStatus, type Worker } from '@tandem/proto';
+import type { GenerateHooks } from '@tandem/runtime';
 import {
   type RequestLimits,
   toDumpChunks,
@@ -16,6 +24,7 @@ import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { toServiceError, WorkerDrainingError } from './errors.ts';
 import { type PrefillDecision, prefillDecisionFromWire } from './prefill-decision.ts';
 import type { WorkerRole, WorkerRoleName } from './role.ts';
+import type { WorkerMetrics } from './worker-metrics.ts';
 
 export interface WorkerServiceOptions {
   workerId: string;
@@ -29,6 +38,7 @@ export interface WorkerServiceOptions {
   logger: Logger;
   /** The role this worker runs (null: unified). */
   role: WorkerRole | null;
+  metrics: WorkerMetrics;
 }
 
 const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
@@ -125,6 +135,21 @@ export class WorkerService {
     };
   }
 
+  /** The request's attributes on the gRPC server span, and its phases as child spans. */
+  #tracePhases(request: ReturnType<typeof toEngineRequest>, decision: PrefillDecision): PhaseSpans {
+    activeSpan().setAttributes({
+      'gen_ai.operation.name': 'generate',
+      'gen_ai.request.model': this.#options.model.modelName,
+      'gen_ai.request.max_tokens': request.maxTokens,
+      'gen_ai.usage.input_tokens': request.promptTokenIds.length,
+      'tandem.request.id': request.requestId,
+      'tandem.worker.id': this.#options.workerId,
+      'tandem.worker.role': this.roleName,
+      'tandem.prefill.decision': decision.type,
+    });
+    return new PhaseSpans('tandem.queue');
+  }
+
   #transferProgress(): { kvTransfersInFlight: number; kvBytesInFlight: bigint } {
     const progress = this.#options.role?.transferProgress() ?? { numTransfers: 0, numBytes: 0 };
     return { kvTransfersInFlight: progress.numTransfers, kvBytesInFlight: BigInt(progress.numBytes) };
@@ -158,8 +183,8 @@ export class WorkerService {
     } catch (error) {
       throw toServiceError(error);
     }
-    const hooks = this.#options.role?.generateHooks(request, decision, wireRequest) ?? null;
-    if (decision.type === 'remote' && hooks === null) {
+    const roleHooks = this.#options.role?.generateHooks(request, decision, wireRequest) ?? null;
+    if (decision.type === 'remote' && roleHooks === null) {
       throw toServiceError(
         new UnimplementedError(`worker ${this.#options.workerId} is not a decode worker: no remote prefill`, {
           param: 'prefill',
@@ -178,9 +203,14 @@ export class WorkerService {
       maxTokens: request.maxTokens,
       n: request.n,
     });
+    const phases = tracingEnabled() ? this.#tracePhases(request, decision) : null;
+    const hooks = phases === null ? (roleHooks ?? {}) : tracedHooks(roleHooks ?? {}, phases);
+    let failure: unknown = null;
     try {
-      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks ?? {})) {
+      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks)) {
+        if (numTokens === 0 && chunk.tokenIds.length > 0) phases?.next('tandem.decode');
         numTokens += chunk.tokenIds.length;
+        this.#options.metrics.onTokensGenerated(chunk.tokenIds.length);
         yield toGenerateResponse(chunk);
       }
     } catch (error) {
@@ -189,9 +219,12 @@ export class WorkerService {
         return;
       }
       const serviceError = toServiceError(error);
+      failure = serviceError;
       log.warn('generate failed', { error: serviceError });
       throw serviceError;
     } finally {
+      phases?.end(failure);
+      if (phases !== null) activeSpan().setAttribute('gen_ai.usage.output_tokens', numTokens);
       context.signal.removeEventListener('abort', onClientGone);
       this.#running.delete(request.requestId);
       log.debug('generate done', {
@@ -201,4 +234,27 @@ export class WorkerService {
       });
     }
   }
+}
+
+/**
+ * The role's hooks plus the phase marks: admission ends the queue phase and starts the prefill
+ * phase, and a remote prefill runs in that phase's context (its Prefill call is a child of it).
+ */
+function tracedHooks(hooks: GenerateHooks, phases: PhaseSpans): GenerateHooks {
+  const remote = hooks.remotePrefill ?? null;
+  return {
+    ...hooks,
+    onAdmitted: (numCachedTokens) =>
+      phases.next('tandem.prefill', {
+        'tandem.cached_tokens': numCachedTokens,
+        'tandem.prefill.mode': remote === null ? 'local' : 'remote',
+      }),
+    remotePrefill:
+      remote === null
+        ? null
+        : {
+            fill: (reservation, signal) =>
+              withContext(phases.context, () => remote.fill(reservation, signal)),
+          },
+  };
 }

@@ -3,8 +3,11 @@
 // the worker processes (services/cli/bin/tandem worker ...), then the router in this process,
 // prints the URL and stops everything on Ctrl-C / SIGTERM. Workers are listed as specs (role,
 // device), so the disaggregated layout (--prefill / --decode) adds specs, not a new code path.
+// With --observe it also starts Prometheus (Debian's package) scraping every process, found
+// through the router's GET /debug/targets, with the rules of deploy/prometheus/.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +22,9 @@ import {
   type Logger,
   logLevelOption,
   type OptionValues,
+  type RunningPrometheus,
   runCommand,
+  startPrometheus,
   untilSignal,
 } from '@tandem/common';
 import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
@@ -27,6 +32,7 @@ import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
 const demoModelDir = join(repoRoot, 'deploy', 'models', 'tandem-demo-code');
+const prometheusRulesDir = join(repoRoot, 'deploy', 'prometheus');
 
 const upOptions = defineOptions('up', '[options]', {
   model: {
@@ -83,6 +89,29 @@ const upOptions = defineOptions('up', '[options]', {
     env: 'REDIS_URL',
     valueName: 'URL',
     doc: 'Redis (started here if unreachable)',
+  },
+  observe: {
+    type: 'boolean',
+    default: false,
+    doc: 'also start Prometheus (Debian package prometheus) scraping every process, with the rules of deploy/prometheus/; prints its URL',
+  },
+  'prometheus-port': {
+    type: 'int',
+    default: 9090,
+    min: 0,
+    max: 65535,
+    doc: 'with --observe: Prometheus port (0 picks a free one)',
+  },
+  'scrape-interval-s': {
+    type: 'int',
+    default: 5,
+    min: 1,
+    doc: 'with --observe: scrape and rule evaluation interval',
+  },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    doc: 'router and workers record no metrics (the baseline of the metrics-cost benchmark)',
   },
   ...logLevelOption,
 });
@@ -160,6 +189,7 @@ async function startWorkerProcess(
   const args = ['worker', '--role', spec.role, '--model', modelDir, '--port', '0', '--device', spec.device];
   args.push('--nats', natsUrl, '--redis', redisUrl, '--worker-id', spec.workerId);
   args.push('--log-level', values['log-level']);
+  if (values['no-metrics']) args.push('--no-metrics');
   if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
   const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -198,17 +228,27 @@ async function stopWorker(worker: RunningWorker): Promise<void> {
 }
 
 export function run(argv: string[]): Promise<number> {
-  return runCommand('up', upOptions, argv, up);
+  // The router runs in this process: its traces are the router's.
+  return runCommand('up', upOptions, argv, up, () => 'tandem-router');
+}
+
+/** The recording and alerting rule files `--observe` loads. */
+function ruleFiles(): string[] {
+  return readdirSync(prometheusRulesDir)
+    .filter((name) => name.endsWith('.rules.yml'))
+    .map((name) => join(prometheusRulesDir, name));
 }
 
 async function up(values: UpValues, logger: Logger): Promise<number> {
   const services: EnsuredService[] = [];
   const workers: RunningWorker[] = [];
   let router: RouterApp | null = null;
+  let prometheus: RunningPrometheus | null = null;
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    await prometheus?.stop();
     await router?.close();
     await Promise.all(workers.map(stopWorker));
     for (const service of services.reverse()) await service.stop();
@@ -238,6 +278,7 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       natsUrl: nats.url,
       redisUrl: redis.url,
       disaggThreshold: values['disagg-threshold'],
+      metricsEnabled: !values['no-metrics'],
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
@@ -249,6 +290,17 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       Date.now() < deadline
     ) {
       await new Promise((r) => setTimeout(r, 50));
+    }
+    if (values.observe) {
+      prometheus = await startPrometheus(
+        { routerUrl: router.url, scrapeIntervalS: values['scrape-interval-s'], ruleFiles: ruleFiles() },
+        logger,
+        values['prometheus-port'],
+      );
+      process.stdout.write(
+        `prometheus: ${prometheus.url} (scraping ${router.url}/debug/targets every ${values['scrape-interval-s']} s; ` +
+          `dashboards to import: deploy/grafana/*.json)\n`,
+      );
     }
     process.stdout.write(
       `tandem is up: ${router.url}/v1 (model ${values['served-model-name'] ?? modelDir.split('/').at(-1)}, ` +

@@ -18,6 +18,8 @@ export interface DiscoveredWorker {
   readonly workerId: string;
   readonly role: DiscoveredRole;
   readonly grpcAddress: string;
+  /** host:port of its Prometheus endpoint (GET /metrics), or null when it announced none. */
+  readonly metricsAddress: string | null;
   readonly modelName: string;
   /** Tokens per KV page (the model's). */
   readonly pageSize: number;
@@ -37,6 +39,7 @@ export interface WorkerSighting {
   workerId: string;
   role: DiscoveredRole;
   grpcAddress: string;
+  metricsAddress: string | null;
   modelName: string;
   pageSize: number;
   kvBytesPerPage: number;
@@ -160,6 +163,7 @@ export class WorkerDirectory<X = Record<never, never>> {
     ) {
       existing.worker.lastHeardMs = nowMs;
       existing.worker.leaseTtlMs = announce.leaseTtlMs || existing.worker.leaseTtlMs;
+      existing.worker.metricsAddress = announce.metricsAddress || existing.worker.metricsAddress;
       return;
     }
     if (existing !== undefined) this.remove(announce.workerId, 'moved to a new address');
@@ -168,6 +172,7 @@ export class WorkerDirectory<X = Record<never, never>> {
         workerId: announce.workerId,
         role,
         grpcAddress: announce.grpcAddress,
+        metricsAddress: announce.metricsAddress === '' ? null : announce.metricsAddress,
         modelName: announce.modelName,
         pageSize,
         kvBytesPerPage: kvBytesPerPageOf(announce.kvLayout),

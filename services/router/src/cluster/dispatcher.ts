@@ -4,7 +4,15 @@
 // fails before its first token. A worker's failures feed its circuit breaker. For a decode worker
 // it also chooses the prefill worker, or a local prefill (policy/prefill-policy.ts), and names
 // that choice in the Generate call.
-import { CancelledError, InvalidArgumentError, type Logger, TandemError } from '@tandem/common';
+import {
+  CancelledError,
+  type Context,
+  endSpan,
+  InvalidArgumentError,
+  type Logger,
+  TandemError,
+  withContext,
+} from '@tandem/common';
 import {
   type GenerateRequestSchema,
   type GenerateResponse,
@@ -23,6 +31,7 @@ import {
   type PrefillWorkerView,
 } from '../policy/prefill-policy.ts';
 import type { Decision, Policy, RoutingRequest, WorkerView } from '../policy/types.ts';
+import { startRoutingSpan } from '../request-trace.ts';
 import type { DecisionLog } from './decision-log.ts';
 import type { InflightCounts } from './inflight.ts';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.ts';
@@ -200,13 +209,23 @@ export class Dispatcher {
       const chosen = decision.candidates.find((c) => c.workerId === worker.workerId);
       const numCachedTokens = chosen?.terms.cachedTokens ?? 0;
       let numResponses = 0;
+      const route = startRoutingSpan(decision, prefill, attempt);
+      let failure: unknown = null;
       try {
-        for await (const response of this.#run(worker, prefill, request, nowMs, numCachedTokens)) {
+        for await (const response of this.#run(
+          worker,
+          prefill,
+          request,
+          nowMs,
+          numCachedTokens,
+          route.context,
+        )) {
           numResponses++;
           yield response;
         }
         return;
       } catch (error) {
+        failure = error;
         if (numResponses > 0 || isRequestFault(error) || request.signal.aborted) throw error;
         worker.breaker.onFailure(Date.now());
         lastError = error;
@@ -217,6 +236,8 @@ export class Dispatcher {
           attempt,
           error,
         });
+      } finally {
+        endSpan(route.span, failure);
       }
     }
     throw lastError ?? new NoWorkersError('no worker could serve the request');
@@ -228,6 +249,7 @@ export class Dispatcher {
     request: DispatchRequest,
     nowMs: number,
     numExpectedCachedTokens: number,
+    traceContext: Context,
   ): AsyncGenerator<GenerateResponse> {
     const { index, inflight, registry } = this.#params;
     const workerId = worker.workerId;
@@ -254,9 +276,9 @@ export class Dispatcher {
     }
     let first = true;
     try {
-      const stream = worker.client.generate(toWireRequest(request, prefillDecision), {
-        signal: request.signal,
-      });
+      const stream = withContext(traceContext, () =>
+        worker.client.generate(toWireRequest(request, prefillDecision), { signal: request.signal }),
+      );
       for await (const response of stream) {
         if (first) {
           first = false;

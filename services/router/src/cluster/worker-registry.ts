@@ -74,6 +74,9 @@ class RoutedWorker implements WorkerRecord {
   get grpcAddress(): string {
     return this.#info.grpcAddress;
   }
+  get metricsAddress(): string | null {
+    return this.#info.metricsAddress;
+  }
   get modelName(): string {
     return this.#info.modelName;
   }
@@ -203,6 +206,7 @@ export class WorkerRegistry {
           workerId: lease.workerId,
           role: lease.role,
           grpcAddress: lease.grpcAddress,
+          metricsAddress: lease.metricsAddress,
           modelName: lease.modelName,
           pageSize: info.pageSize,
           kvBytesPerPage: info.kvBytesPerPage,

@@ -80,6 +80,13 @@ export declare type WorkerAnnounce = Message<"tandem.worker.v1.WorkerAnnounce"> 
    * @generated from field: uint64 kv_seq = 10;
    */
   kvSeq: bigint;
+
+  /**
+   * host:port of its Prometheus endpoint (GET /metrics); empty when it serves none.
+   *
+   * @generated from field: string metrics_address = 11;
+   */
+  metricsAddress: string;
 };
 
 /**
