@@ -38,7 +38,7 @@ struct Copy {
 };
 
 int deviceCount();
-void setDevice(int ordinal);  // on the calling thread
+void setDevice(int ordinal);  // on the calling thread (the others restore the caller's device)
 struct Uuid {
   uint8_t bytes[16];
 };
@@ -84,10 +84,11 @@ class Event {
   void* event_ = nullptr;
 };
 
-// Page-locked host memory, mapped for the device (kernels may read and write it).
+// Page-locked host memory, mapped for the device (kernels may read and write it), allocated in
+// the context of GPU `ordinal`.
 class PinnedBuffer {
  public:
-  explicit PinnedBuffer(size_t bytes);
+  PinnedBuffer(int ordinal, size_t bytes);
   ~PinnedBuffer();
   PinnedBuffer(const PinnedBuffer&) = delete;
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;

@@ -36,7 +36,7 @@ void Event::record(Stream&) { noCuda(); }
 void Event::synchronize() const { noCuda(); }
 bool Event::ready() const { noCuda(); }
 
-PinnedBuffer::PinnedBuffer(size_t) { noCuda(); }
+PinnedBuffer::PinnedBuffer(int, size_t) { noCuda(); }
 PinnedBuffer::~PinnedBuffer() = default;
 DeviceBuffer::DeviceBuffer(int, size_t) { noCuda(); }
 DeviceBuffer::~DeviceBuffer() = default;

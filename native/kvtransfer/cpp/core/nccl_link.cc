@@ -46,12 +46,20 @@ NcclLink::~NcclLink() {
   api_->commDestroy(comm_);
 }
 
+std::unique_lock<std::timed_mutex> NcclLink::use() {
+  std::unique_lock lock(commMutex_);
+  if (aborted_) throw KvtError(ErrorCode::PeerClosed, "the NCCL link was aborted");
+  return lock;
+}
+
 void NcclLink::abort() {
   if (comm_ == nullptr || aborted_.exchange(true)) return;
+  std::unique_lock lock(commMutex_, std::chrono::seconds(1));
   api_->commAbort(comm_);
 }
 
 void NcclLink::send(const std::vector<Range>& ranges, const uint8_t* poolBase, const DeviceFence* after) {
+  auto lock = use();
   device::setDevice(ordinal_);
   if (after != nullptr) after->waitOn(copyStream_);
   std::vector<device::Copy> copies;
@@ -75,6 +83,7 @@ void NcclLink::send(const std::vector<Range>& ranges, const uint8_t* poolBase, c
 }
 
 void NcclLink::receive(const std::vector<Range>& ranges, uint8_t* poolBase, bool land) {
+  auto lock = use();
   device::setDevice(ordinal_);
   std::vector<device::Copy> copies;
   const std::vector<Chunk> chunks = planChunks(ranges, wire::kNcclChunkBytes);
@@ -111,8 +120,11 @@ void NcclLink::wait(const std::function<bool()>& peerGone, Deadline deadline) {
       continue;
     }
     nccl::Result asyncError = nccl::kSuccess;
-    if (api_->commGetAsyncError(comm_, &asyncError) == nccl::kSuccess && asyncError != nccl::kSuccess &&
-        asyncError != nccl::kInProgress) {
+    {
+      auto lock = use();
+      api_->commGetAsyncError(comm_, &asyncError);
+    }
+    if (asyncError != nccl::kSuccess && asyncError != nccl::kInProgress) {
       abort();
       throw KvtError(ErrorCode::Device, std::string("NCCL: ") + api_->getErrorString(asyncError));
     }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "device.h"
@@ -38,17 +39,22 @@ class NcclLink {
   // peerGone() and the deadline; on either it aborts the communicator and throws PeerClosed /
   // Timeout. An asynchronous NCCL error throws Device.
   void wait(const std::function<bool()>& peerGone, Deadline deadline);
-  // Unblocks every pending operation (ncclCommAbort); the link is unusable afterwards.
+  // Unblocks every pending operation (ncclCommAbort); the link is unusable afterwards. Any
+  // thread may call it: the NCCL calls of send / receive / wait hold a lock it takes too (for at
+  // most a second: a call stuck inside NCCL is what the abort is for).
   void abort();
 
  private:
   void check(nccl::Result result, const char* call);
+  // Held around every call into the communicator; throws once the link is aborted.
+  std::unique_lock<std::timed_mutex> use();
 
   const nccl::Api* api_;
   int ordinal_;
   int peer_;
   nccl::Comm comm_ = nullptr;
   std::atomic<bool> aborted_{false};
+  std::timed_mutex commMutex_;
   device::CopyMode mode_;
   device::Stream copyStream_;
   device::Stream commStream_;

@@ -12,7 +12,7 @@ std::shared_ptr<DeviceFence> FenceMaker::capture(uint64_t foreignEvent) {
 
 SendStaging::SendStaging(const Region& region, uint64_t chunkBytes)
     : region_(region), chunkBytes_(chunkBytes), mode_(device::defaultStagingCopyMode()), stream_(region.device),
-      buffers_{device::PinnedBuffer(chunkBytes), device::PinnedBuffer(chunkBytes)},
+      buffers_{device::PinnedBuffer(region.device, chunkBytes), device::PinnedBuffer(region.device, chunkBytes)},
       ready_{device::Event(region.device), device::Event(region.device)} {}
 
 void SendStaging::run(const std::vector<Range>& ranges, const DeviceFence* after,
@@ -47,7 +47,7 @@ void SendStaging::run(const std::vector<Range>& ranges, const DeviceFence* after
 ReceiveStaging::ReceiveStaging(const Region& region, uint64_t bufferBytes)
     : region_(region), mode_(device::defaultStagingCopyMode()), stream_(region.device) {
   for (Buffer& b : buffers_) {
-    b.host = std::make_unique<device::PinnedBuffer>(bufferBytes);
+    b.host = std::make_unique<device::PinnedBuffer>(region.device, bufferBytes);
     b.copied = std::make_unique<device::Event>(region.device);
   }
 }

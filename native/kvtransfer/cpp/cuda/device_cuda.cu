@@ -124,6 +124,23 @@ void copyBatched(const Copy* copies, size_t count, cudaStream_t stream) {
 #endif
 }
 
+// Makes `ordinal` current for the scope and restores the caller's device after it: these calls
+// run on threads the transport does not own (the JS thread, libuv's pool).
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int ordinal) {
+    KVT_CUDA(cudaGetDevice(&previous_));
+    if (previous_ != ordinal) KVT_CUDA(cudaSetDevice(ordinal));
+    else previous_ = -1;
+  }
+  ~ScopedDevice() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+
+ private:
+  int previous_ = -1;
+};
+
 }  // namespace
 
 bool built() { return true; }
@@ -204,7 +221,7 @@ void checkDevicePool(const Region& region) {
 }
 
 Stream::Stream(int ordinal) : ordinal_(ordinal) {
-  KVT_CUDA(cudaSetDevice(ordinal));
+  ScopedDevice scope(ordinal);
   cudaStream_t stream;
   KVT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_ = stream;
@@ -212,7 +229,6 @@ Stream::Stream(int ordinal) : ordinal_(ordinal) {
 
 Stream::~Stream() {
   if (stream_ == nullptr) return;
-  cudaSetDevice(ordinal_);
   cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
@@ -235,7 +251,7 @@ void Stream::waitEvent(void* cudaEvent) {
 void Stream::synchronize() { KVT_CUDA(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_))); }
 
 Event::Event(int ordinal) : ordinal_(ordinal) {
-  KVT_CUDA(cudaSetDevice(ordinal));
+  ScopedDevice scope(ordinal);
   cudaEvent_t event;
   KVT_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync));
   event_ = event;
@@ -258,7 +274,8 @@ bool Event::ready() const {
   return true;
 }
 
-PinnedBuffer::PinnedBuffer(size_t bytes) : size_(bytes) {
+PinnedBuffer::PinnedBuffer(int ordinal, size_t bytes) : size_(bytes) {
+  ScopedDevice scope(ordinal);  // allocated in (and mapped for) that GPU's context
   void* data = nullptr;
   KVT_CUDA(cudaHostAlloc(&data, bytes, cudaHostAllocPortable | cudaHostAllocMapped));
   data_ = static_cast<uint8_t*>(data);
@@ -269,7 +286,7 @@ PinnedBuffer::~PinnedBuffer() {
 }
 
 DeviceBuffer::DeviceBuffer(int ordinal, size_t bytes) : size_(bytes) {
-  KVT_CUDA(cudaSetDevice(ordinal));
+  ScopedDevice scope(ordinal);
   void* data = nullptr;
   KVT_CUDA(cudaMalloc(&data, bytes));
   data_ = static_cast<uint8_t*>(data);
@@ -282,7 +299,7 @@ DeviceBuffer::~DeviceBuffer() {
 IpcExport exportPool(const Region& region) {
   IpcExport out;
   try {
-    setDevice(region.device);
+    ScopedDevice scope(region.device);
     // The handle names a whole cudaMalloc allocation: find the one holding the pool.
     using GetAddressRange = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
     void* entry = nullptr;
@@ -325,7 +342,7 @@ IpcExport exportPool(const Region& region) {
 }
 
 IpcMapping::IpcMapping(int ordinal, const uint8_t handle[64]) : ordinal_(ordinal) {
-  KVT_CUDA(cudaSetDevice(ordinal));
+  ScopedDevice scope(ordinal);
   cudaIpcMemHandle_t ipcHandle;
   std::memcpy(&ipcHandle, handle, 64);
   void* base = nullptr;
@@ -335,8 +352,11 @@ IpcMapping::IpcMapping(int ordinal, const uint8_t handle[64]) : ordinal_(ordinal
 
 IpcMapping::~IpcMapping() {
   if (base_ == nullptr) return;
-  cudaSetDevice(ordinal_);
-  cudaIpcCloseMemHandle(base_);
+  try {
+    ScopedDevice scope(ordinal_);
+    cudaIpcCloseMemHandle(base_);
+  } catch (const KvtError&) {
+  }
 }
 
 }  // namespace kvt::device
