@@ -103,7 +103,8 @@ EndpointView senderView(const Region& region, const wire::Capabilities& caps, rd
   if (caps.deviceKind != wire::kDeviceCuda) {
     view.ipcReason = "the receiver's pool is in host memory";
   } else if (view.hostId == readText(caps.hostId, sizeof caps.hostId) && view.pid == caps.pid) {
-    view.ipc = true;  // one process: the receiver's pointer is valid here as it is
+    // One process: the receiver's pointer is valid here as it is (peer access if on another GPU).
+    view.ipc = device::canReach(region.device, caps.deviceOrdinal, &view.ipcReason);
   } else {
     int ordinal = device::ordinalOfUuid(caps.deviceUuid);
     if (ordinal < 0)
@@ -182,6 +183,8 @@ Connected connect(const ConnectOptions& o, Deadline deadline) {
             if (caps.pid != uint32_t(::getpid()) || readText(caps.hostId, sizeof caps.hostId) != hostIdentity()) {
               mapping = std::make_shared<device::IpcMapping>(o.region.device, caps.ipcHandle);
               remoteBase = mapping->base() + caps.ipcOffset;
+            } else {
+              device::enablePeerAccess(o.region.device, caps.deviceOrdinal);
             }
             auto mover = makeIpcMover(o.region, remoteBase, mapping);
             selected = true;

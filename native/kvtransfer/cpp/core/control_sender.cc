@@ -179,10 +179,13 @@ class ControlSender final : public Sender {
       writeFrame(wire::FrameType::Begin, op.transferId);
       lock.lock();
     }
-    bool answered = wake_.wait_until(lock, op.deadline.infinite ? Clock::time_point::max() : op.deadline.at, [&] {
+    auto settled = [&] {
       auto g = grants_.find(op.transferId);
       return closed_ || broken_ || g == grants_.end() || g->second != Grant::Asked;
-    });
+    };
+    bool answered = true;
+    if (op.deadline.infinite) wake_.wait(lock, settled);
+    else answered = wake_.wait_until(lock, op.deadline.at, settled);
     if (closed_ || broken_) return std::nullopt;  // the caller reports the connection's failure
     if (!answered) return KvtError(ErrorCode::Timeout, "no grant for transfer " + std::to_string(op.transferId) +
                                                            " before the send's deadline");

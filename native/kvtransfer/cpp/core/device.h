@@ -47,6 +47,8 @@ int ordinalOfUuid(const uint8_t uuid[16]);  // -1 when that GPU is not visible i
 std::string uuidText(const uint8_t uuid[16]);
 // Whether a kernel on `from` can write memory of `to` (same GPU, or peer access). Why not in *why.
 bool canReach(int from, int to, std::string* why);
+// Lets kernels on `from` write memory of `to` in this process (cudaDeviceEnablePeerAccess).
+void enablePeerAccess(int from, int to);
 // Throws unless [base, base + length) is device memory of region.device.
 void checkDevicePool(const Region& region);
 

@@ -22,6 +22,7 @@ bool canReach(int, int, std::string* why) {
   *why = kNoCuda;
   return false;
 }
+void enablePeerAccess(int, int) { noCuda(); }
 void checkDevicePool(const Region&) { noCuda(); }
 
 Stream::Stream(int ordinal) : ordinal_(ordinal) { noCuda(); }

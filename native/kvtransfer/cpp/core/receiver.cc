@@ -549,7 +549,10 @@ class ReceiverImpl final : public Receiver {
       }
     } catch (...) {
       applySettled(state, settled);
-      applySettled(state, state.staging->drain());
+      try {
+        applySettled(state, state.staging->drain());
+      } catch (const KvtError&) {
+      }
       if (remaining > 0) land(header.transferId, 0, 1);  // the frame never reached its end
       throw;
     }

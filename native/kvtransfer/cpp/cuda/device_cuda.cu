@@ -196,6 +196,17 @@ bool canReach(int from, int to, std::string* why) {
   return possible != 0;
 }
 
+void enablePeerAccess(int from, int to) {
+  if (from == to) return;
+  ScopedDevice scope(from);
+  cudaError_t status = cudaDeviceEnablePeerAccess(to, 0);
+  if (status == cudaErrorPeerAccessAlreadyEnabled) {
+    cudaGetLastError();
+    return;
+  }
+  KVT_CUDA(status);
+}
+
 void checkDevicePool(const Region& region) {
   auto describe = [&](const uint8_t* address) {
     cudaPointerAttributes attributes = {};
