@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdarg>
@@ -202,7 +203,9 @@ int runReceiver(int device, const KvSpec& spec) {
   options.spec = spec;
   options.region = pool.region();
   options.ioTimeoutMs = 5000;
+  static std::atomic<bool> quiet{false};  // benches turn completions off (the pipe must never fill)
   std::unique_ptr<Receiver> receiver = listen(options, [](ReceiverEvent e) {
+    if (quiet && e.type == ReceiverEvent::Type::Completed) return;
     const char* name = e.type == ReceiverEvent::Type::Completed ? "completed"
                        : e.type == ReceiverEvent::Type::Failed  ? "failed"
                        : e.type == ReceiverEvent::Type::Released ? "released"
@@ -224,6 +227,9 @@ int runReceiver(int device, const KvSpec& spec) {
       in >> base >> count;
       for (uint64_t i = 0; i < count; ++i) receiver->expect(base + i);
       reply("expecting %llu", (unsigned long long)base);
+    } else if (command == "quiet") {
+      quiet = true;
+      reply("quiet");
     } else if (command == "release") {
       uint64_t id;
       in >> id;
@@ -330,11 +336,16 @@ int runSender(int device, const KvSpec& spec, uint64_t seed) {
         }
       }
       reply("flooding");
-    } else if (command == "bench") {  // bench <sizeMiB> <reps> <idBase>: timed committed sends
+    } else if (command == "bench") {
+      // bench <sizeMiB> <reps> <idBase> <latency|stream>: committed transfers of scattered pages.
+      //   latency  one at a time (prepare, send, commit acknowledged): what one request sees
+      //   stream   `reps` transfers issued back to back, all prepared first, timed to the last
+      //            acknowledgement (3 rounds): what a busy prefill worker sees
       double sizeMiB;
       int reps;
       uint64_t idBase;
-      in >> sizeMiB >> reps >> idBase;
+      std::string mode;
+      in >> sizeMiB >> reps >> idBase >> mode;
       const uint64_t pb = spec.pageBytes();
       const uint64_t bytes = uint64_t(sizeMiB * (1 << 20));
       const uint64_t perPage = 2 * spec.numLayers * pb;
@@ -342,27 +353,62 @@ int runSender(int device, const KvSpec& spec, uint64_t seed) {
       std::vector<uint32_t> layers = allLayers(spec);
       if (bytes < perPage) layers.resize(bytes / (2 * pb));
       std::mt19937 random{uint32_t(idBase)};
-      std::vector<double> times;
-      std::string failure;
-      for (int rep = 0; rep <= reps && failure.empty(); ++rep) {  // rep 0 warms up
+      auto nextRanges = [&] {
         std::vector<uint32_t> even;  // no two consecutive pages: every page is its own range
         for (uint32_t p = 0; p + 1 < std::min(spec.numPages, remotePages); p += 2) even.push_back(p);
         std::shuffle(even.begin(), even.end(), random);
         std::vector<uint32_t> src(even.begin(), even.begin() + numPages);
         std::shuffle(even.begin(), even.end(), random);
         std::vector<uint32_t> dst(even.begin(), even.begin() + numPages);
-        auto ranges = pageRanges(spec, remotePages, src, dst, layers);
-        auto started = Clock::now();
-        failure = sendAndWait(idBase + rep, std::move(ranges), true, 30'000, nullptr);
-        if (rep > 0) times.push_back(seconds(Clock::now() - started));
+        return pageRanges(spec, remotePages, src, dst, layers);
+      };
+      const uint64_t moved = uint64_t(numPages) * layers.size() * 2 * pb;
+      std::vector<double> rates;
+      std::string failure;
+      uint64_t id = idBase;
+      failure = sendAndWait(id++, nextRanges(), true, 30'000, nullptr);  // warm-up
+      if (mode == "latency") {
+        for (int rep = 0; rep < reps && failure.empty(); ++rep) {
+          auto ranges = nextRanges();
+          auto started = Clock::now();
+          sender->prepare(id);
+          failure = sendAndWait(id++, std::move(ranges), true, 30'000, nullptr);
+          rates.push_back(moved / seconds(Clock::now() - started) / 1e9);
+        }
+      } else {
+        for (int round = 0; round < 3 && failure.empty(); ++round) {
+          std::vector<std::vector<Range>> all;
+          for (int rep = 0; rep < reps; ++rep) all.push_back(nextRanges());
+          int left = reps;
+          std::string firstError;
+          auto started = Clock::now();
+          for (int rep = 0; rep < reps; ++rep) sender->prepare(id + rep);
+          for (int rep = 0; rep < reps; ++rep) {
+            auto finished = [&](std::optional<KvtError> error, uint64_t) {
+              std::lock_guard lock(mutex);
+              if (error && firstError.empty()) firstError = errorCodeName(error->code());
+              if (--left == 0) cv.notify_all();
+            };
+            try {
+              sender->send(id + rep, std::move(all[rep]), true, Deadline::in(60'000), 0, finished);
+            } catch (const KvtError& error) {
+              finished(error, 0);
+            }
+          }
+          {
+            std::unique_lock lock(mutex);
+            cv.wait(lock, [&] { return left == 0; });
+          }
+          id += reps;
+          failure = firstError;
+          rates.push_back(double(moved) * reps / seconds(Clock::now() - started) / 1e9);
+        }
       }
       if (!failure.empty()) {
         reply("bench error %s", failure.c_str());
       } else {
-        std::sort(times.begin(), times.end());
-        const uint64_t moved = uint64_t(numPages) * layers.size() * 2 * pb;
-        reply("bench %llu %.3f %.3f", (unsigned long long)moved, moved / times.front() / 1e9,
-              moved / times[times.size() / 2] / 1e9);
+        std::sort(rates.begin(), rates.end());
+        reply("bench %llu %.3f %.3f", (unsigned long long)moved, rates.back(), rates[rates.size() / 2]);
       }
     } else if (command == "baseline") {  // baseline <sizeMiB> <reps> <peerDevice|-1>: one contiguous copy
       double sizeMiB;
@@ -528,7 +574,8 @@ struct Child {
 
 std::unique_ptr<Child> spawn(const std::vector<std::string>& args) {
   int toChild[2], fromChild[2];
-  if (::pipe(toChild) != 0 || ::pipe(fromChild) != 0) std::exit(4);
+  // Close-on-exec: a child inherits only its own two ends (as stdin / stdout), not its siblings'.
+  if (::pipe2(toChild, O_CLOEXEC) != 0 || ::pipe2(fromChild, O_CLOEXEC) != 0) std::exit(4);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(toChild[0], 0);
@@ -788,41 +835,48 @@ struct Lab {
     if (!receiver || !sender) return;
     std::string why = connect(*sender, port, transport, copyMode);
     if (!why.empty()) {
-      std::printf("  %-28s not run: %s\n", label.c_str(), why.c_str());
+      std::printf("| %-34s | not run: %s\n", label.c_str(), why.c_str());
       return;
     }
+    receiver->send("quiet");
+    receiver->waitFor("quiet", 5000);
     uint64_t id = 10'000;
-    for (double mib : {1.0, 4.0, 16.0, 64.0, 256.0}) {
-      int reps = mib <= 4 ? 30 : mib <= 16 ? 12 : mib <= 64 ? 6 : 4;
-      if (transport == "tcp") reps = std::max(2, reps / 3);
-      if (quick) reps = 2;
-      receiver->send("expect " + std::to_string(id) + " " + std::to_string(reps + 1));
-      receiver->waitFor("expecting", 5000);
-      sender->send("bench " + std::to_string(mib) + " " + std::to_string(reps) + " " + std::to_string(id));
-      auto line = sender->waitFor("bench ", 120'000);
-      id += reps + 1;
-      if (!line || line->rfind("bench error", 0) == 0) {
-        std::printf("  %-28s %6.0f MiB  failed: %s\n", label.c_str(), mib, line ? line->c_str() : "no answer");
-        failures++;
-        continue;
+    for (const char* mode : {"latency", "stream"}) {
+      for (double mib : {1.0, 4.0, 16.0, 64.0, 256.0}) {
+        int reps = mib <= 4 ? 30 : mib <= 16 ? 12 : mib <= 64 ? 6 : 4;
+        if (std::string(mode) == "stream") reps = mib <= 16 ? 16 : 4;
+        if (transport == "tcp") reps = std::max(2, reps / 4);
+        if (quick) reps = 2;
+        const int ids = 1 + (std::string(mode) == "stream" ? 3 * reps : reps);
+        receiver->send("expect " + std::to_string(id) + " " + std::to_string(ids));
+        receiver->waitFor("expecting", 5000);
+        sender->send("bench " + std::to_string(mib) + " " + std::to_string(reps) + " " + std::to_string(id) + " " + mode);
+        auto line = sender->waitFor("bench ", 120'000);
+        id += ids;
+        const std::string name = label + " " + mode;
+        if (!line || line->rfind("bench error", 0) == 0) {
+          std::printf("| %-34s | %7.0f | failed: %s\n", name.c_str(), mib, line ? line->c_str() : "no answer");
+          failures++;
+          continue;
+        }
+        unsigned long long bytes;
+        double best, median;
+        std::sscanf(line->c_str(), "bench %llu %lf %lf", &bytes, &best, &median);
+        const double base = baselineBest.count(mib) ? baselineBest.at(mib) : 0;
+        char row[256];
+        std::snprintf(row, sizeof row, "| %-34s | %7.0f | %9.1f | %11.1f | %13.1f | %14.0f %% |", name.c_str(), mib, best,
+                      median, base, base > 0 ? 100 * best / base : 0);
+        std::printf("%s\n", row);
+        std::fflush(stdout);
+        tableRows.push_back(row);
+        char json[512];
+        std::snprintf(json, sizeof json,
+                      "{\"transport\":\"%s\",\"copyMode\":\"%s\",\"mode\":\"%s\",\"gpus\":%d,\"mib\":%.0f,\"bytes\":%llu,"
+                      "\"bestGBs\":%.3f,\"medianGBs\":%.3f,\"baseline\":\"%s\",\"baselineBestGBs\":%.3f,\"ratioBest\":%.4f}",
+                      transport.c_str(), copyMode.c_str(), mode, senderDevice != receiverDevice ? 2 : 1, mib, bytes, best,
+                      median, baselineName.c_str(), base, base > 0 ? best / base : 0);
+        bandwidth.push_back(json);
       }
-      unsigned long long bytes;
-      double best, median;
-      std::sscanf(line->c_str(), "bench %llu %lf %lf", &bytes, &best, &median);
-      const double base = baselineBest.count(mib) ? baselineBest.at(mib) : 0;
-      char row[256];
-      std::snprintf(row, sizeof row, "| %-26s | %7.0f | %8.1f | %8.1f | %8.1f (%s) | %5.0f %% |", label.c_str(), mib, best,
-                    median, base, baselineName.c_str(), base > 0 ? 100 * best / base : 0);
-      std::printf("%s\n", row);
-      std::fflush(stdout);
-      tableRows.push_back(row);
-      char json[512];
-      std::snprintf(json, sizeof json,
-                    "{\"transport\":\"%s\",\"copyMode\":\"%s\",\"gpus\":%d,\"mib\":%.0f,\"bytes\":%llu,\"bestGBs\":%.3f,"
-                    "\"medianGBs\":%.3f,\"baseline\":\"%s\",\"baselineBestGBs\":%.3f,\"ratioBest\":%.4f}",
-                    transport.c_str(), copyMode.c_str(), senderDevice != receiverDevice ? 2 : 1, mib, bytes, best, median,
-                    baselineName.c_str(), base, base > 0 ? best / base : 0);
-      bandwidth.push_back(json);
     }
     sender->send("quit");
     receiver->send("quit");
@@ -893,8 +947,10 @@ int runLab(int argc, char** argv) {
     if (line) lab.copyModes.push_back("{\"mib\":" + std::to_string(int(mib)) + ",\"line\":\"" + line->substr(10) + "\"}");
   }
   probe->send("quit");
-  std::printf("\n| transport                  |     MiB | best GB/s | median GB/s | baseline GB/s | best / baseline |\n");
-  std::printf("| -------------------------- | ------: | --------: | ----------: | ------------: | --------------: |\n");
+  std::printf("\nlatency: one transfer at a time, prepare + send + commit acknowledged; stream: transfers back to\n"
+              "back, timed to the last acknowledgement. baseline: one contiguous copy of the same size.\n");
+  std::printf("| transport                          |     MiB | best GB/s | median GB/s | baseline GB/s | best / baseline |\n");
+  std::printf("| ---------------------------------- | ------: | --------: | ----------: | ------------: | --------------: |\n");
   lab.bandwidthFor("cuda_ipc", 0, 0, "kernel", sameDevice, "cudaMemcpy D2D");
   lab.bandwidthFor("cuda_ipc", 0, 0, "batch", sameDevice, "cudaMemcpy D2D");
   if (!lab.quick) lab.bandwidthFor("cuda_ipc", 0, 0, "per_range", sameDevice, "cudaMemcpy D2D");

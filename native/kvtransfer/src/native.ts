@@ -76,6 +76,7 @@ export interface NativeSender {
     timeoutMs: number,
     afterEvent: bigint,
   ): Promise<number>;
+  prepare(transferId: bigint): void;
   abort(transferId: bigint): void;
   close(): void;
 }

@@ -151,6 +151,15 @@ export class KvSender {
     }
   }
 
+  /**
+   * cuda_ipc / rdma: asks now for the receiver's grant to write this transfer (call it when the
+   * transfer id is known, before its pages are computed), so the first send does not wait a
+   * control round trip for it. Never waits; a no-op on tcp and nccl.
+   */
+  prepare(transferId: bigint): void {
+    if (!this.closed) this.native.prepare(transferId);
+  }
+
   /** Tells the receiver to drop the transfer (its waiter fails with KvTransferAbortedError). */
   abort(transferId: bigint): void {
     if (!this.closed) this.native.abort(transferId);

@@ -112,6 +112,7 @@ describe('kvtransfer over TCP between two processes', () => {
     try {
       const transferId = newTransferId();
       const { outcome: waited } = await expectOn(receiver, transferId);
+      sender.prepare(transferId); // asks for a one-sided grant ahead; nothing to do on TCP
       const srcPages = [1, 2, 9];
       const dstPages = [40, 41, 2];
       for (let layer = 0; layer < baseSpec.numLayers; layer++) {

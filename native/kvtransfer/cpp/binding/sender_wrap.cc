@@ -55,6 +55,7 @@ void SenderWrap::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "Sender",
                                    {InstanceMethod<&SenderWrap::Connect>("connect"),
                                     InstanceMethod<&SenderWrap::Send>("send"),
+                                    InstanceMethod<&SenderWrap::Prepare>("prepare"),
                                     InstanceMethod<&SenderWrap::Abort>("abort"),
                                     InstanceMethod<&SenderWrap::Close>("close")});
   exports.Set("Sender", cls);
@@ -157,6 +158,11 @@ void SenderWrap::complete(Napi::Env env, const Completion& completion) {
     deferred.Reject(toJsError(env, completion.error->code(), completion.error->what()).Value());
   else
     deferred.Resolve(Napi::Number::New(env, double(completion.bytes)));
+}
+
+Napi::Value SenderWrap::Prepare(const Napi::CallbackInfo& info) {
+  if (!closed_ && sender_) sender_->prepare(toU64(info[0]));
+  return info.Env().Undefined();
 }
 
 Napi::Value SenderWrap::Abort(const Napi::CallbackInfo& info) {

@@ -2,7 +2,7 @@
 // regionAddress + regionBytes + regionDevice}); connect(timeoutMs) -> Promise<{remoteNumPages,
 // remoteRegionBytes, transport, transportReason}>; send(transferId, ranges: BigUint64Array of
 // [src, dst, length]..., commit, timeoutMs, afterEvent: bigint) -> Promise<bytes>;
-// abort(transferId); close(). Every blocking step runs on transport threads.
+// prepare(transferId); abort(transferId); close(). Every blocking step runs on transport threads.
 #pragma once
 
 #include <napi.h>
@@ -34,6 +34,7 @@ class SenderWrap : public Napi::ObjectWrap<SenderWrap> {
  private:
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   void shutdown();

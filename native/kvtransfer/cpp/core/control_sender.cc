@@ -32,7 +32,7 @@ namespace {
 constexpr int64_t kControlWriteMs = 5000;
 
 struct Op {
-  enum class Kind { Send, Abort } kind = Kind::Send;
+  enum class Kind { Send, Prepare, Abort } kind = Kind::Send;
   uint64_t transferId = 0;
   std::vector<Range> ranges;
   uint64_t bytes = 0;
@@ -75,6 +75,14 @@ class ControlSender final : public Sender {
     op->deadline = deadline;
     op->done = std::move(done);
     op->after = mover_->fence(afterEvent);
+    push(submitQueue_, std::move(op));
+  }
+
+  void prepare(uint64_t transferId) override {
+    if (closed_ || !mover_->oneSided()) return;
+    auto op = std::make_shared<Op>();
+    op->kind = Op::Kind::Prepare;
+    op->transferId = transferId;
     push(submitQueue_, std::move(op));
   }
 
@@ -171,14 +179,19 @@ class ControlSender final : public Sender {
 
   // One-sided: may this transfer be written? Asks once per transfer; the answer stays until the
   // receiver revokes it (Release).
-  std::optional<KvtError> acquireGrant(const Op& op) {
-    std::unique_lock lock(mutex_);
-    auto [it, fresh] = grants_.try_emplace(op.transferId, Grant::Asked);
-    if (fresh) {
-      lock.unlock();
-      writeFrame(wire::FrameType::Begin, op.transferId);
-      lock.lock();
+  // Sends Begin unless the transfer was asked for already (or answered).
+  void askGrant(uint64_t transferId) {
+    bool fresh;
+    {
+      std::lock_guard lock(mutex_);
+      fresh = grants_.try_emplace(transferId, Grant::Asked).second;
     }
+    if (fresh) tryWrite([&] { writeFrame(wire::FrameType::Begin, transferId); });
+  }
+
+  std::optional<KvtError> acquireGrant(const Op& op) {
+    askGrant(op.transferId);
+    std::unique_lock lock(mutex_);
     auto settled = [&] {
       auto g = grants_.find(op.transferId);
       return closed_ || broken_ || g == grants_.end() || g->second != Grant::Asked;
@@ -200,6 +213,10 @@ class ControlSender final : public Sender {
   void submitLoop() {
     static const std::atomic<bool> always{true};
     while (auto op = pop(submitQueue_, always)) {
+      if (op->kind == Op::Kind::Prepare) {
+        if (!failed()) askGrant(op->transferId);
+        continue;
+      }
       if (op->kind == Op::Kind::Abort) {
         std::lock_guard lock(mutex_);
         grants_[op->transferId] = Grant::Refused;  // later sends of it fail here

@@ -97,6 +97,9 @@ class Sender {
   // layer written by the executor); waited for at this call, so it may be re-recorded after it.
   virtual void send(uint64_t transferId, std::vector<Range> ranges, bool commit, Deadline deadline,
                     uint64_t afterEvent, SendDone done) = 0;
+  // One-sided transports: asks for the transfer's grant now, so its first send finds it (saves
+  // that send one control round trip); never waits. No-op for tcp and nccl.
+  virtual void prepare(uint64_t /*transferId*/) {}
   // Tells the receiver to drop the transfer (fire and forget, ordered after queued sends: on
   // one-sided transports it goes out once their writes finished).
   virtual void abort(uint64_t transferId) = 0;

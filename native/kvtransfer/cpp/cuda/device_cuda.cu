@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -276,7 +278,16 @@ void Event::record(Stream& stream) {
   KVT_CUDA(cudaEventRecord(static_cast<cudaEvent_t>(event_), static_cast<cudaStream_t>(stream.handle())));
 }
 
-void Event::synchronize() const { KVT_CUDA(cudaEventSynchronize(static_cast<cudaEvent_t>(event_))); }
+// Spins briefly (a transfer's copies often end within microseconds of the wait), then sleeps in
+// the driver (the event is blocking-sync), so a long wait burns no core.
+void Event::synchronize() const {
+  const auto spinUntil = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  while (std::chrono::steady_clock::now() < spinUntil) {
+    if (ready()) return;
+    std::this_thread::yield();
+  }
+  KVT_CUDA(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)));
+}
 
 bool Event::ready() const {
   cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event_));
