@@ -85,6 +85,8 @@ export const errorReasons = {
   kv_commit_mismatch: 'internal',
   kv_io: 'unavailable',
   kv_addon_missing: 'failed_precondition',
+  kv_device: 'internal', // a CUDA, NCCL or verbs call failed (the message names it)
+  kv_transport_unavailable: 'failed_precondition', // the transport asked for cannot join these two pools
 
   // @tandem/worker, @tandem/prefill, @tandem/decode
   worker_draining: 'unavailable', // SIGTERM: takes no new requests
