@@ -50,7 +50,10 @@ function weightBytes(modelDir: string): number {
 function idleShare(name: string, large: boolean): string {
   const path = join(outDir, `${name}_device.json`);
   if (!existsSync(path)) return 'n/a';
-  const { before, after } = JSON.parse(readFileSync(path, 'utf8')) as { before: DeviceTime; after: DeviceTime };
+  const { before, after } = JSON.parse(readFileSync(path, 'utf8')) as {
+    before: DeviceTime;
+    after: DeviceTime;
+  };
   const busy = large ? after.busyMsLarge - before.busyMsLarge : after.busyMs - before.busyMs;
   const idle = large ? after.idleMsLarge - before.idleMsLarge : after.idleMs - before.idleMs;
   return busy + idle > 0 ? `${((100 * idle) / (busy + idle)).toFixed(1)} %` : 'n/a';
