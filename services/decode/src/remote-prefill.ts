@@ -13,7 +13,13 @@ import {
   type GrpcClient,
   type Logger,
 } from '@tandem/common';
-import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
+import {
+  KvReceiver,
+  type KvTransport,
+  MemoryRegion,
+  newTransferId,
+  specFromLayout,
+} from '@tandem/kvtransfer';
 import { Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
 import type { KvTransferMetrics, PrefillDecision } from '@tandem/worker';
@@ -65,6 +71,8 @@ export interface RemotePrefillStats {
   numBelowThreshold: number; // prompts prefilled locally: too few uncached tokens to send out
   numLocalByRequest: number; // prompts prefilled locally because the request (router) said so
   numBytesReceived: number;
+  /** Committed remote prefills by the transport that carried their KV (no silent fallback). */
+  transfersByTransport: Record<KvTransport, number>;
 }
 
 export class RemotePrefillHost {
@@ -75,6 +83,7 @@ export class RemotePrefillHost {
     numBelowThreshold: 0,
     numLocalByRequest: 0,
     numBytesReceived: 0,
+    transfersByTransport: { tcp: 0, cuda_ipc: 0, nccl: 0, rdma: 0 },
   };
   readonly receiver: KvReceiver;
   /** host:port prefill workers write KV to. */
@@ -101,6 +110,9 @@ export class RemotePrefillHost {
       port: options.kvPort ?? 0,
       spec: specFromLayout(options.modelName, layout),
       region: MemoryRegion.fromKvLayout(layout),
+    });
+    this.receiver.onEvent((event) => {
+      if (event.type === 'completed') this.#carriedBy.set(event.transferId, event.transport);
     });
     this.kvEndpoint = {
       host: options.kvAdvertiseHost ?? options.kvHost ?? '127.0.0.1',
@@ -195,7 +207,9 @@ export class RemotePrefillHost {
           numCachedHere: reservation.numCachedTokens,
           numCachedThere: response.numCachedTokens,
           bytes: Number(response.bytesSent),
+          transport: response.transport,
         });
+        if (response.transport !== null) this.stats.transfersByTransport[response.transport]++;
         this.stats.numBytesReceived += Number(response.bytesSent);
         return {
           tokenId: response.firstTokenId,
@@ -220,13 +234,16 @@ export class RemotePrefillHost {
   }
 
   /** One prefill worker, one transfer; settles only when nothing writes into the pages any more. */
+  /** The transport that carried a committed transfer (from the receiver's completed event). */
+  readonly #carriedBy = new Map<bigint, KvTransport>();
+
   private async attempt(
     request: GenerateRequest,
     sampling: PrefillSampling,
     address: string,
     reservation: PrefillReservation,
     signal: AbortSignal,
-  ): Promise<PrefillResponse> {
+  ): Promise<PrefillResponse & { transport: KvTransport | null }> {
     const pageSize = this.engine.pageSize;
     const firstPageIndex = reservation.numCachedTokens / pageSize;
     if (!Number.isInteger(firstPageIndex)) throw new RangeError('cached prefix is not page aligned');
@@ -259,12 +276,13 @@ export class RemotePrefillHost {
     controller.signal.addEventListener('abort', onAbortRelease, { once: true });
     try {
       const [, response] = await Promise.all([landed, call]);
-      return response;
+      return { ...response, transport: this.#carriedBy.get(transferId) ?? null };
     } catch (error) {
       controller.abort(); // the prefill worker stops and frees its pages
       throw error;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      this.#carriedBy.delete(transferId);
       // Committed transfers are already closed; anything else: wait until no frame lands.
       await this.receiver.release(transferId);
     }

@@ -44,6 +44,7 @@ async function serve(
       ...(values.dtype === null ? {} : { dtype: values.dtype }),
       pageSize: values['page-size'],
       ...(values['num-pages'] === null ? {} : { numPages: values['num-pages'] }),
+      ...(values['kv-cache-fraction'] === null ? {} : { kvCacheFraction: values['kv-cache-fraction'] }),
       ...(values.threads === null ? {} : { numThreads: values.threads }),
       ropeFrequencyRounding: values['rope-frequency-rounding'],
     },

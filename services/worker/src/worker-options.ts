@@ -68,6 +68,13 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
   },
   'page-size': { type: 'int', default: 16, min: 1, doc: 'tokens per KV page (one per model in a cluster)' },
   'num-pages': { type: 'int', default: null, min: 1, doc: 'KV pool size in pages (default from memory)' },
+  'kv-cache-fraction': {
+    type: 'number',
+    default: null,
+    min: 0.01,
+    max: 0.95,
+    doc: 'CUDA, without --num-pages: share of the free device memory (after weights) for the KV pool (default 0.85; tandem up splits it between the workers of one GPU)',
+  },
   'rope-frequency-rounding': {
     type: 'string',
     default: 'none',

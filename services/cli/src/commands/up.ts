@@ -27,7 +27,7 @@ import {
   startPrometheus,
   untilSignal,
 } from '@tandem/common';
-import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
+import { policyNames, RouterApp, routerOptions, routerOptionsFrom } from '@tandem/router';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
@@ -108,6 +108,16 @@ const upOptions = defineOptions('up', '[options]', {
     min: 1,
     doc: 'with --observe: scrape and rule evaluation interval',
   },
+  'worker-arg': {
+    type: 'list',
+    valueName: 'ARG',
+    doc: 'one more argument for every worker, as `tandem worker` takes it (e.g. --worker-arg=--max-running=512)',
+  },
+  'router-arg': {
+    type: 'list',
+    valueName: 'ARG',
+    doc: 'one more router option, as `tandem router` takes it (e.g. --router-arg=--max-concurrent=1024)',
+  },
   'no-metrics': {
     type: 'boolean',
     default: false,
@@ -123,6 +133,24 @@ interface WorkerSpec {
   role: 'unified' | 'prefill' | 'decode';
   device: string;
   workerId: string;
+  /** Share of its GPU's free memory for its KV pool (workers sharing a GPU split it), or null. */
+  kvCacheFraction: number | null;
+}
+
+/** What a GPU's workers give their KV pools together (the executor's own default for one). */
+const kvShareOfGpu = 0.85;
+
+/** Splits each GPU's KV share between the workers on it (each measures free memory as it starts). */
+function withKvShares(specs: Omit<WorkerSpec, 'kvCacheFraction'>[]): WorkerSpec[] {
+  const perDevice = new Map<string, number>();
+  for (const spec of specs) perDevice.set(spec.device, (perDevice.get(spec.device) ?? 0) + 1);
+  return specs.map((spec) => {
+    const count = perDevice.get(spec.device) ?? 1;
+    return {
+      ...spec,
+      kvCacheFraction: spec.device.startsWith('cuda') && count > 1 ? kvShareOfGpu / count : null,
+    };
+  });
 }
 
 interface RunningWorker {
@@ -165,17 +193,17 @@ function workerSpecs(values: UpValues): WorkerSpec[] {
       ...Array.from({ length: values.decode ?? 1 }, () => 'decode' as const),
       ...Array.from({ length: values.prefill ?? 1 }, () => 'prefill' as const),
     ];
-    return roles.map((role, i) => ({
-      role,
-      device: deviceOf(i),
-      workerId: `up-${process.pid}-${role}-${i}`,
-    }));
+    return withKvShares(
+      roles.map((role, i) => ({ role, device: deviceOf(i), workerId: `up-${process.pid}-${role}-${i}` })),
+    );
   }
-  return Array.from({ length: values.unified ?? 1 }, (_, i) => ({
-    role: 'unified' as const,
-    device: deviceOf(i),
-    workerId: `up-${process.pid}-unified-${i}`,
-  }));
+  return withKvShares(
+    Array.from({ length: values.unified ?? 1 }, (_, i) => ({
+      role: 'unified' as const,
+      device: deviceOf(i),
+      workerId: `up-${process.pid}-unified-${i}`,
+    })),
+  );
 }
 
 async function startWorkerProcess(
@@ -192,6 +220,8 @@ async function startWorkerProcess(
   if (values['no-metrics']) args.push('--no-metrics');
   if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
+  if (spec.kvCacheFraction !== null) args.push('--kv-cache-fraction', spec.kvCacheFraction.toFixed(4));
+  args.push(...values['worker-arg']);
   const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
@@ -269,8 +299,7 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       });
     }
     router = await RouterApp.start({
-      ...defaultRouterOptions,
-      modelDir,
+      ...routerOptionsFrom(routerOptions.parse(['--model', modelDir, ...values['router-arg']]), logger),
       servedModelName: values['served-model-name'],
       host: '127.0.0.1',
       port: values.port,
