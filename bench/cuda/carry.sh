@@ -6,20 +6,27 @@
 #   node-addon-api/,   the headers the CUDA addons compile against there
 #   node-api-headers/
 #   runtime.tar.xz     every node_modules folder of the workspace (pnpm's symlinked layout) without
-#                      the dev tools: biome, buf, TypeScript, @types, openai, @kubernetes (~5 MB)
+#                      the dev tools (biome, buf, TypeScript, @types, @kubernetes, Grafana's schema,
+#                      ...), declarations and source maps; the openai client stays (the e2e tests) (~4 MB)
 #   servers.tar.xz     Debian's nats-server and redis-server with the libraries redis needs
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 mkdir -p .carry
-[ -f .carry/node.xz ] || xz -T0 -9e -c .tools/node/bin/node >.carry/node.xz
+# Node's debug info is a sixth of the binary: strip a copy.
+if [ ! -f .carry/node.xz ]; then
+  cp .tools/node/bin/node .carry/node && strip .carry/node && xz -T0 -9e .carry/node
+fi
 rm -rf .carry/node-addon-api .carry/node-api-headers
 cp -rL native/executor/node_modules/node-addon-api native/executor/node_modules/node-api-headers .carry/
 
 if [ "${1:-}" != --headers-only ]; then
   dev=('@biomejs+*' '@bufbuild+buf*' '@bufbuild+protoc-gen-es*' '@bufbuild+protoplugin*' 'typescript@*'
-       '@typescript+*' '@types+*' 'openai@*' '@kubernetes+*' 'ajv*' 'cmake-js*')
-  excludes=()
+       '@typescript+*' '@types+*' '@kubernetes+*' 'ajv*' 'cmake-js*' '@grafana+*' '@resvg+*'
+       'bare-*' 'tar@*' 'js-yaml@*' 'kubernetes-models*' '@aws-cdk+*')
+  # Declarations, source maps and the openai client's TypeScript sources are not run.
+  excludes=(--exclude='*.map' --exclude='*.d.ts' --exclude='*.d.mts' --exclude='*.d.cts'
+            --exclude='node_modules/.pnpm/openai@*/node_modules/openai/src')
   for pattern in "${dev[@]}"; do excludes+=("--exclude=node_modules/.pnpm/$pattern"); done
   mapfile -t folders < <(ls -d node_modules services/*/node_modules native/*/node_modules proto/node_modules \
     bench/node_modules test/node_modules 2>/dev/null)

@@ -33,23 +33,10 @@ log() { echo "== $* ($(date -u +%H:%M:%S))"; }
 status=0
 
 log setup
+OUT=$OUT source bench/cuda/setup.sh
 BIN=/tmp/tandem-bin
-mkdir -p "$BIN" /tmp/tandem-servers .tools/bin
-[ -x "$BIN/node" ] || { xz -dc .carry/node.xz >"$BIN/node" && chmod +x "$BIN/node"; }
-ln -sf "$BIN/node" .tools/bin/node
-[ -d node_modules/.pnpm ] || tar -xJf .carry/runtime.tar.xz
-[ -x /tmp/tandem-servers/bin/nats-server ] || tar -xJf .carry/servers.tar.xz -C /tmp/tandem-servers
-export PATH="$BIN:/tmp/tandem-servers/bin:$PATH"
-export LD_LIBRARY_PATH="/tmp/tandem-servers/lib:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" | tee -a "$OUT/device.txt"
-
-log "build: the executor with CUDA, kvtransfer"
-OUT=$OUT bench/cuda/gpu_run.sh nodebuild >"$OUT/build.txt" 2>&1 || { status=1; tail -20 "$OUT/build.txt"; }
-cmake -S native/kvtransfer -B /tmp/tandem-kvt -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_JS_INC="$ROOT/.carry/node-api-headers/include" \
-  -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$ROOT/native/kvtransfer/build/Release" >>"$OUT/build.txt" 2>&1 &&
-  cmake --build /tmp/tandem-kvt -j "$(nproc)" >>"$OUT/build.txt" 2>&1 || { status=1; tail -20 "$OUT/build.txt"; }
+echo "commit ${TANDEM_COMMIT:-unknown}" | tee -a "$OUT/device.txt"
 
 log ceilings
 python3 - <<'PY' | tee "$OUT/ceilings.json"
