@@ -15,8 +15,10 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-OUT=${OUT:-/tmp/tandem-serve-out}
-mkdir -p "$OUT"
+# The device tool brings back at most 8 files: everything is packed into $OUT/serve.tgz at the end.
+RESULT_DIR=${OUT:-/tmp/tandem-serve-out}
+OUT=/tmp/tandem-serve-logs
+mkdir -p "$OUT" "$RESULT_DIR"
 models=()
 layout=unified
 quick=0
@@ -111,5 +113,7 @@ done
 
 log summary
 "$BIN/node" --disable-warning=ExperimentalWarning bench/cuda/serve-summary.ts "$OUT" | tee "$OUT/summary.md"
+cp "$OUT/summary.md" "$RESULT_DIR/" 2>/dev/null
+tar -czf "$RESULT_DIR/serve.tgz" -C "$OUT" .
 log "done status=$status"
 exit $status
