@@ -43,6 +43,24 @@ function metricRoute(route: string): string {
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The path of a request target; a target WHATWG URL cannot parse is the client's error. */
+function pathOf(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://router').pathname;
+  } catch {
+    throw new InvalidRequestError('the request target is not a valid URL', null);
+  }
+}
+
+/** A path segment with its percent-escapes decoded; a malformed escape is the client's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new InvalidRequestError('the path has a malformed percent-escape', null);
+  }
+}
+
 class BodyTooLargeError extends InvalidRequestError {}
 
 async function readJson(request: IncomingMessage, maxBytes: number): Promise<unknown> {
@@ -146,8 +164,8 @@ export class RouterHttpServer {
         ? headerId
         : randomUUID().replaceAll('-', '');
     response.setHeader('x-request-id', requestId);
-    const url = new URL(request.url ?? '/', 'http://router');
-    const route = `${request.method ?? 'GET'} ${url.pathname}`;
+    let pathname = '/';
+    let route = `${request.method ?? 'GET'} ?`;
     const { metrics, logger } = this.#params;
     const sink = sinkFor(response);
     const controller = new AbortController();
@@ -164,6 +182,8 @@ export class RouterHttpServer {
     });
     let status = 200;
     try {
+      pathname = pathOf(request.url);
+      route = `${request.method ?? 'GET'} ${pathname}`;
       const routingKey = request.headers['x-routing-key'] ?? request.headers['x-session-id'];
       const context: RequestContext = {
         requestId,
@@ -206,13 +226,13 @@ export class RouterHttpServer {
           break;
         }
         default:
-          if (request.method === 'GET' && url.pathname.startsWith('/debug/routing/')) {
-            const id = decodeURIComponent(url.pathname.slice('/debug/routing/'.length));
+          if (request.method === 'GET' && pathname.startsWith('/debug/routing/')) {
+            const id = decodeSegment(pathname.slice('/debug/routing/'.length));
             const records = this.#params.decisions.get(id);
             if (records === null) throw new RouteNotFoundError(`no routing record for request '${id}'`);
             sendJson(response, 200, { request_id: id, decisions: records });
-          } else if (request.method === 'GET' && url.pathname.startsWith('/v1/models/')) {
-            const id = decodeURIComponent(url.pathname.slice('/v1/models/'.length));
+          } else if (request.method === 'GET' && pathname.startsWith('/v1/models/')) {
+            const id = decodeSegment(pathname.slice('/v1/models/'.length));
             if (!this.#params.service.modelNames.includes(id)) {
               throw new RouteNotFoundError(`The model \`${id}\` does not exist`, { param: 'model' });
             }
