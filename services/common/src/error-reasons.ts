@@ -50,6 +50,7 @@ export const errorReasons = {
   no_workers: 'unavailable',
   port_in_use: 'failed_precondition',
   worker_failed: 'internal', // a worker broke off a request for no reason it named
+  request_not_encodable: 'internal', // the router could not encode a Generate call (its own bug, never a worker's fault)
 
   // @tandem/tokenizer
   tokenizer_load_failed: 'failed_precondition',

@@ -77,3 +77,10 @@ export class WorkerFailedError extends InternalError {
     super(message, { ...options, reason: 'worker_failed' });
   }
 }
+
+/** The router could not encode a request for the wire: its own failure, not a worker's. */
+export class RequestNotEncodableError extends InternalError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'request_not_encodable' });
+  }
+}

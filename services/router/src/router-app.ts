@@ -23,7 +23,7 @@ import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
 import { KvIndex } from './kv/kv-index.ts';
 import { RouterMetrics } from './metrics.ts';
-import { loadServedModel } from './model.ts';
+import { loadServedModel, type ServedModel } from './model.ts';
 import { createPolicy } from './policy/policies.ts';
 import type { RouterOptions } from './router-options.ts';
 
@@ -43,6 +43,7 @@ export class RouterApp {
   readonly #http: RouterHttpServer;
   readonly #inflight: InflightCounts;
   readonly #timer: NodeJS.Timeout;
+  readonly #model: ServedModel;
   #closed = false;
 
   private constructor(parts: {
@@ -57,6 +58,7 @@ export class RouterApp {
     http: RouterHttpServer;
     inflight: InflightCounts;
     timer: NodeJS.Timeout;
+    model: ServedModel;
   }) {
     this.port = parts.port;
     this.url = `http://${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
@@ -69,11 +71,12 @@ export class RouterApp {
     this.#http = parts.http;
     this.#inflight = parts.inflight;
     this.#timer = parts.timer;
+    this.#model = parts.model;
   }
 
   static async start(options: RouterOptions): Promise<RouterApp> {
     const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
-    const model = await loadServedModel(options.modelDir, options.servedModelName);
+    const model = await loadServedModel(options.modelDir, options.servedModelName, options.tokenizeThreads);
     const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
     const redis =
       options.redisUrl === null
@@ -81,6 +84,7 @@ export class RouterApp {
         : await connectRedis({ url: options.redisUrl, name: `tandem-${replicaId}` });
     // A start that fails (a taken port) undoes what it set up, so the process can exit.
     const undo: (() => Promise<void> | void)[] = [
+      () => model.close(),
       () => redis?.disconnect(),
       () => nc.drain().catch(() => {}),
     ];
@@ -251,6 +255,7 @@ export class RouterApp {
       http,
       inflight,
       timer,
+      model,
     });
   }
 
@@ -263,5 +268,6 @@ export class RouterApp {
     this.registry.close();
     await this.#nc.drain().catch(() => {});
     this.#redis?.disconnect();
+    await this.#model.close();
   }
 }

@@ -147,6 +147,12 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     min: 1024,
     doc: 'largest request body accepted (413 beyond)',
   },
+  'tokenize-threads': {
+    type: 'int',
+    default: 2,
+    min: 0,
+    doc: 'worker threads that tokenize long prompts off the event loop (0: tokenize on it)',
+  },
   'decision-log-size': {
     type: 'int',
     default: 10_000,
@@ -191,6 +197,8 @@ export interface RouterOptions {
   replicaTtlMs: number;
   /** Largest request body accepted. */
   maxBodyBytes: number;
+  /** Threads tokenizing long prompts off the event loop. */
+  tokenizeThreads: number;
   /**
    * Conditional disaggregation: a decode worker prefills locally when fewer than this many prompt
    * tokens are uncached on it; otherwise the router names a prefill worker (0: always one).
@@ -238,6 +246,7 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'l
     inflightRefreshMs: values['inflight-refresh-ms'],
     replicaTtlMs: values['replica-ttl-ms'],
     maxBodyBytes: values['max-body-bytes'],
+    tokenizeThreads: values['tokenize-threads'],
     disaggThreshold: values['disagg-threshold'],
     prefillChoice: defaultPrefillPolicyParams,
   };

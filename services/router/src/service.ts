@@ -23,6 +23,7 @@ import {
 import type { ChatRequest, CompletionRequest, GenerationOptions } from './openai/request.ts';
 import {
   defaultValidationLimits,
+  type ValidationLimits,
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
@@ -61,6 +62,8 @@ interface PreparedPrompt {
   tokenIds: number[];
   /** Text put before the output when echo is on. */
   echoText: string;
+  /** Generated tokens per choice (what the context leaves, or the request's max_tokens). */
+  maxTokens: number;
 }
 
 export class RouterService {
@@ -74,31 +77,58 @@ export class RouterService {
     return [this.#params.model.name, ...this.#params.model.aliases];
   }
 
+  #limits(): ValidationLimits {
+    const { model } = this.#params;
+    return { ...defaultValidationLimits, servedModelNames: this.modelNames, vocabSize: model.vocabSize };
+  }
+
   async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateChatRequest(body, {
-      ...defaultValidationLimits,
-      servedModelNames: this.modelNames,
-    });
-    const tokenIds = this.#params.model.encodeChat(request);
-    await this.#execute(request, [{ tokenIds, echoText: '' }], 'messages', context, sink);
+    const request = validateChatRequest(body, this.#limits());
+    let numChars = 0;
+    for (const message of request.messages) numChars += message.content.length;
+    this.#checkUntokenizedLength(numChars, 'messages');
+    const tokenIds = await this.#params.model.encodeChat(request);
+    const maxTokens = this.#maxTokensFor(tokenIds.length, request.options, 'messages');
+    await this.#execute(request, [{ tokenIds, echoText: '', maxTokens }], context, sink);
   }
 
   async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateCompletionRequest(body, {
-      ...defaultValidationLimits,
-      servedModelNames: this.modelNames,
-    });
+    const request = validateCompletionRequest(body, this.#limits());
     const { model } = this.#params;
-    const prompts = request.prompts.map((prompt): PreparedPrompt => {
-      const tokenIds = prompt.type === 'text' ? model.encodeText(prompt.text) : prompt.tokenIds;
+    for (const prompt of request.prompts) {
+      if (prompt.type === 'text') this.#checkUntokenizedLength(prompt.text.length, 'prompt');
+    }
+    const tokenIdLists = await Promise.all(
+      request.prompts.map((prompt) =>
+        prompt.type === 'text' ? model.encodeText(prompt.text) : Promise.resolve(prompt.tokenIds),
+      ),
+    );
+    // Lengths first: an echo decodes the prompt, which is bounded only once it fits.
+    const maxTokens = tokenIdLists.map((ids) => this.#maxTokensFor(ids.length, request.options, 'prompt'));
+    const prompts = request.prompts.map((prompt, i): PreparedPrompt => {
+      const tokenIds = tokenIdLists[i]!;
       const echoText = !request.echo
         ? ''
         : prompt.type === 'text'
           ? prompt.text
           : model.decode(prompt.tokenIds);
-      return { tokenIds, echoText };
+      return { tokenIds, echoText, maxTokens: maxTokens[i]! };
     });
-    await this.#execute(request, prompts, 'prompt', context, sink);
+    await this.#execute(request, prompts, context, sink);
+  }
+
+  /**
+   * Refuses a text that cannot fit the context whatever it encodes to, before tokenizing it: a
+   * 10 MB prompt costs the tokenizer seconds (issue 18, defect 4).
+   */
+  #checkUntokenizedLength(numChars: number, promptParam: string): void {
+    const { maxPromptChars, maxModelLen } = this.#params.model;
+    if (numChars <= maxPromptChars) return;
+    throw new ContextLengthError(
+      `This model's maximum context length is ${maxModelLen} tokens. However, your ${promptParam} ` +
+        `has ${numChars} characters, more than ${maxModelLen} tokens can hold. Please reduce the length of the ${promptParam}.`,
+      promptParam,
+    );
   }
 
   #maxTokensFor(numPromptTokens: number, options: GenerationOptions, promptParam: string): number {
@@ -113,7 +143,16 @@ export class RouterService {
         promptParam,
       );
     }
-    if (options.maxTokens === null) return maxModelLen - numPromptTokens;
+    if (options.maxTokens === null) {
+      const maxTokens = maxModelLen - numPromptTokens;
+      if (options.minTokens > maxTokens) {
+        throw new InvalidRequestError(
+          `'min_tokens' (${options.minTokens}) exceeds the ${maxTokens} tokens the context leaves`,
+          'min_tokens',
+        );
+      }
+      return maxTokens;
+    }
     if (numPromptTokens + options.maxTokens > maxModelLen) {
       throw new ContextLengthError(
         `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
@@ -128,12 +167,10 @@ export class RouterService {
   async #execute(
     request: ChatRequest | CompletionRequest,
     prompts: PreparedPrompt[],
-    promptParam: string,
     context: RequestContext,
     sink: ResponseSink,
   ): Promise<void> {
     const { options } = request;
-    const maxTokens = prompts.map((p) => this.#maxTokensFor(p.tokenIds.length, options, promptParam));
     const release = await this.#params.admission.admit(context.signal);
     const startedAtMs = performance.now();
     try {
@@ -149,7 +186,7 @@ export class RouterService {
               blockKeys: toBlockKeys(pageSize === null ? [] : blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,
               options,
-              maxTokens: maxTokens[promptIndex]!,
+              maxTokens: prompt.maxTokens,
             },
             firstChoiceIndex: promptIndex * options.n,
             model: this.#params.model,

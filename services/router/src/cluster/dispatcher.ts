@@ -6,12 +6,16 @@
 // that choice in the Generate call.
 import { CancelledError, InvalidArgumentError, type Logger, TandemError } from '@tandem/common';
 import {
-  type GenerateRequestSchema,
+  create,
+  type GenerateRequest,
+  GenerateRequestSchema,
   type GenerateResponse,
   type MessageInitShape,
+  PrefillEndpointSchema,
   PrefillMode,
+  toBinary,
 } from '@tandem/proto';
-import { NoWorkersError } from '../errors.ts';
+import { NoWorkersError, RequestNotEncodableError } from '../errors.ts';
 import type { BlockKeys } from '../kv/block-keys.ts';
 import type { KvIndex } from '../kv/kv-index.ts';
 import type { GenerationOptions } from '../openai/request.ts';
@@ -168,6 +172,7 @@ export class Dispatcher {
   /** Streams the worker's responses for one prompt (all choices). */
   async *generate(request: DispatchRequest): AsyncGenerator<GenerateResponse> {
     const { registry, logger, maxAttempts } = this.#params;
+    const wire = encodableWireRequest(request);
     const tried = new Set<string>();
     let lastError: unknown = null;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -201,7 +206,7 @@ export class Dispatcher {
       const numCachedTokens = chosen?.terms.cachedTokens ?? 0;
       let numResponses = 0;
       try {
-        for await (const response of this.#run(worker, prefill, request, nowMs, numCachedTokens)) {
+        for await (const response of this.#run(worker, prefill, request, wire, nowMs, numCachedTokens)) {
           numResponses++;
           yield response;
         }
@@ -226,6 +231,7 @@ export class Dispatcher {
     worker: WorkerRecord,
     prefillDecision: PrefillDecision | null,
     request: DispatchRequest,
+    wire: WireRequest,
     nowMs: number,
     numExpectedCachedTokens: number,
   ): AsyncGenerator<GenerateResponse> {
@@ -254,7 +260,10 @@ export class Dispatcher {
     }
     let first = true;
     try {
-      const stream = worker.client.generate(toWireRequest(request, prefillDecision), {
+      const prefill = toWirePrefill(request, prefillDecision);
+      const call =
+        prefill === undefined ? wire : { ...wire, prefill: create(PrefillEndpointSchema, prefill) };
+      const stream = worker.client.generate(call, {
         signal: request.signal,
       });
       for await (const response of stream) {
@@ -312,11 +321,23 @@ function toWirePrefill(
   };
 }
 
-function toWireRequest(
-  request: DispatchRequest,
-  prefillDecision: PrefillDecision | null,
-): MessageInitShape<typeof GenerateRequestSchema> {
-  const prefill = toWirePrefill(request, prefillDecision);
+type WireRequest = GenerateRequest;
+
+/**
+ * The Generate call for a request (without the prefill decision), checked to encode: a message
+ * the router cannot encode is its own failure and must never count against a worker's breaker.
+ */
+function encodableWireRequest(request: DispatchRequest): WireRequest {
+  const wire = create(GenerateRequestSchema, toWireRequest(request));
+  try {
+    toBinary(GenerateRequestSchema, wire);
+  } catch (cause) {
+    throw new RequestNotEncodableError('the request could not be encoded for the workers', { cause });
+  }
+  return wire;
+}
+
+function toWireRequest(request: DispatchRequest): MessageInitShape<typeof GenerateRequestSchema> {
   const { options } = request;
   const { sampling } = options;
   const logitBias: Record<number, number> = {};
@@ -342,6 +363,5 @@ function toWireRequest(
     n: options.n,
     logprobs: options.logprobs,
     topLogprobs: options.topLogprobs,
-    ...(prefill === undefined ? {} : { prefill }),
   };
 }
