@@ -50,6 +50,7 @@ export const errorReasons = {
   no_workers: 'unavailable',
   port_in_use: 'failed_precondition',
   worker_failed: 'internal', // a worker broke off a request for no reason it named
+  first_byte_timeout: 'deadline_exceeded', // a worker sent no first token in time (the router tried elsewhere)
   request_not_encodable: 'internal', // the router could not encode a Generate call (its own bug, never a worker's fault)
 
   // @tandem/tokenizer

@@ -71,6 +71,14 @@ export class RouterMetrics {
     'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
   );
   readonly retries = new Counter('tandem_router_retries_total', 'Requests retried on another worker');
+  readonly hedges = new Counter(
+    'tandem_router_hedges_total',
+    'Silent attempts given a twin on another worker (the worker named is the twin)',
+  );
+  readonly failovers = new Counter(
+    'tandem_router_failovers_total',
+    'Workers that failed mid-stream (their choices continued elsewhere)',
+  );
   readonly promptTokens = new Counter('tandem_router_prompt_tokens_total', 'Prompt tokens routed');
   readonly cachedTokens = new Counter(
     'tandem_router_cached_tokens_total',
@@ -103,6 +111,8 @@ export class RouterMetrics {
       this.decisions,
       this.prefillDecisions,
       this.retries,
+      this.hedges,
+      this.failovers,
       this.promptTokens,
       this.cachedTokens,
       this.completionTokens,

@@ -29,8 +29,6 @@ import type { RouterOptions } from './router-options.ts';
 
 import { RouterService } from './service.ts';
 
-const housekeepingMs = 1000;
-
 export class RouterApp {
   readonly port: number;
   readonly url: string;
@@ -136,6 +134,7 @@ export class RouterApp {
       random: seededRandom(options.seed),
       logger,
       maxAttempts: options.maxAttempts,
+      resilience: options.resilience,
       prefill: { ...options.prefillChoice, disaggThreshold: options.disaggThreshold },
       observer: {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
@@ -151,6 +150,8 @@ export class RouterApp {
           ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
         onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+        onHedge: (workerId) => metrics.hedges.inc({ worker: workerId }),
+        onFailover: (workerId) => metrics.failovers.inc({ worker: workerId }),
       },
     });
     registry.onEvent((event) => {
@@ -213,7 +214,7 @@ export class RouterApp {
         .expireSilent(Date.now())
         .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
       void registry.probeUnhealthy(Date.now());
-    }, housekeepingMs);
+    }, options.healthCheckMs);
     timer.unref();
     undo.push(() => clearInterval(timer));
 
@@ -222,7 +223,8 @@ export class RouterApp {
       decisions,
       metrics,
       logger,
-      isReady: () => registry.all().some((worker) => worker.breaker.allows(Date.now())),
+      // Ready while some worker is not shut out (closed, or half-open: a probe will tell).
+      isReady: () => registry.all().some((worker) => worker.breaker.state(Date.now()) !== 'open'),
       modelCreatedAtS: model.createdAtS,
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,

@@ -10,6 +10,7 @@ import {
 } from '@tandem/common';
 import { type AdmissionParams, defaultAdmissionParams } from './cluster/admission.ts';
 import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import { defaultResilienceParams, type ResilienceParams } from './cluster/dispatcher.ts';
 import {
   type CacheAwareConfig,
   defaultCacheAwareConfig,
@@ -86,17 +87,65 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     min: 1,
     doc: 'tries per request before its first token, each on another worker',
   },
+  'retry-backoff-ms': {
+    type: 'int',
+    default: defaultResilienceParams.retryBackoffMs,
+    min: 0,
+    doc: 'a retry waits a random time below this x 2^(failures - 1) ms (full jitter) ...',
+  },
+  'retry-backoff-max-ms': {
+    type: 'int',
+    default: defaultResilienceParams.retryBackoffMaxMs,
+    min: 0,
+    doc: '... and below this',
+  },
+  'first-byte-timeout-ms': {
+    type: 'int',
+    default: defaultResilienceParams.firstByteTimeoutMs,
+    min: 1,
+    doc: "an attempt without a first token after this (plus 4x its predicted prefill time) fails and is retried elsewhere; the worker's breaker counts it",
+  },
+  'hedge-after-ms': {
+    type: 'int',
+    default: defaultResilienceParams.hedgeAfterMs,
+    min: 0,
+    doc: 'an attempt without a first token after this (plus 2x its predicted prefill time) gets a twin on another worker (another prefill worker for a decode worker); the first to answer wins (0: no hedging)',
+  },
+  'suspect-after-ms': {
+    type: 'int',
+    default: defaultResilienceParams.suspectAfterMs,
+    min: 1,
+    doc: 'a worker not heard from (heartbeat, load report) this long is picked only when no other is left',
+  },
+  'max-failovers': {
+    type: 'int',
+    default: defaultResilienceParams.maxFailovers,
+    min: 0,
+    doc: 'workers that may fail mid-stream per prompt, each replaced by another that continues from the tokens already sent (0: the request fails)',
+  },
   'breaker-failures': {
     type: 'int',
     default: defaultCircuitBreakerParams.failureThreshold,
     min: 1,
     doc: "consecutive failures that open a worker's circuit breaker",
   },
+  'breaker-successes': {
+    type: 'int',
+    default: defaultCircuitBreakerParams.successThreshold,
+    min: 1,
+    doc: 'good probes in a row (requests or health checks) that close a half-open circuit',
+  },
   'breaker-open-ms': {
     type: 'int',
     default: defaultCircuitBreakerParams.openMs,
     min: 1,
     doc: 'how long an open breaker keeps traffic off before a probe',
+  },
+  'health-check-ms': {
+    type: 'int',
+    default: 1000,
+    min: 10,
+    doc: 'period of the Health calls to workers whose circuit is half-open (each SERVING is one good probe) and of the expiry sweep',
   },
   'optimistic-ttl-ms': {
     type: 'int',
@@ -179,9 +228,13 @@ export interface RouterOptions {
   cacheAware: CacheAwareConfig;
   admission: AdmissionParams;
   breaker: CircuitBreakerParams;
+  /** Period of the health checks of half-open workers and of the expiry sweep. */
+  healthCheckMs: number;
   /** How long an optimistic index entry lives without a confirming event. */
   optimisticTtlMs: number;
   maxAttempts: number;
+  /** Backoff, first-byte deadline, hedging, suspect workers, mid-stream failover. */
+  resilience: ResilienceParams;
   requestTimeoutMs: number;
   /** Seed of the policies' random source. */
   seed: number;
@@ -234,9 +287,22 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'l
       maxQueued: values['max-queued'],
       retryAfterMs: values['retry-after-ms'],
     },
-    breaker: { failureThreshold: values['breaker-failures'], openMs: values['breaker-open-ms'] },
+    breaker: {
+      failureThreshold: values['breaker-failures'],
+      openMs: values['breaker-open-ms'],
+      successThreshold: values['breaker-successes'],
+    },
+    healthCheckMs: values['health-check-ms'],
     optimisticTtlMs: values['optimistic-ttl-ms'],
     maxAttempts: values['max-attempts'],
+    resilience: {
+      retryBackoffMs: values['retry-backoff-ms'],
+      retryBackoffMaxMs: values['retry-backoff-max-ms'],
+      firstByteTimeoutMs: values['first-byte-timeout-ms'],
+      hedgeAfterMs: values['hedge-after-ms'],
+      suspectAfterMs: values['suspect-after-ms'],
+      maxFailovers: values['max-failovers'],
+    },
     requestTimeoutMs: values['request-timeout-s'] * 1000,
     seed: values.seed,
     decisionLogSize: values['decision-log-size'],

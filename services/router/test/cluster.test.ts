@@ -44,21 +44,49 @@ test('a queued request whose client leaves gives up its place', async () => {
   assert.equal(queue.numRunning, 0);
 });
 
-test('the circuit opens after consecutive failures, lets one probe through later, and closes on success', () => {
-  const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 1000 });
-  breaker.onFailure(0);
+test('the circuit opens after consecutive failures, lets one probe through later, and closes after several good probes', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 1000, successThreshold: 2 });
+  breaker.onAttempt(0).failure(0);
   assert.equal(breaker.state(0), 'closed');
-  breaker.onFailure(10);
+  breaker.onAttempt(10).failure(10);
   assert.equal(breaker.state(10), 'open');
   assert.equal(breaker.allows(500), false);
   assert.equal(breaker.state(1010), 'half_open');
   assert.equal(breaker.allows(1010), true);
-  breaker.onAttempt(1010);
+  const probe = breaker.onAttempt(1010);
+  assert.equal(probe.isProbe, true);
   assert.equal(breaker.allows(1011), false); // one probe at a time
-  breaker.onFailure(1020); // the probe failed: open again
+  probe.failure(1020); // the probe failed: open again
   assert.equal(breaker.state(1500), 'open');
-  breaker.onSuccess();
-  assert.equal(breaker.state(1500), 'closed');
+  const first = breaker.onAttempt(2020);
+  first.success();
+  assert.equal(breaker.state(2021), 'half_open', 'one good probe is not enough');
+  first.failure(2022); // settled already: ignored
+  assert.equal(breaker.state(2022), 'half_open');
+  breaker.onAttempt(2030).success();
+  assert.equal(breaker.state(2031), 'closed');
+});
+
+test('a probe that ends neutral (a request fault, a client that left) frees the probe slot', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 100, successThreshold: 1 });
+  breaker.onAttempt(0).failure(0);
+  const probe = breaker.onAttempt(100);
+  assert.equal(breaker.allows(101), false);
+  probe.neutral();
+  assert.equal(breaker.allows(102), true, 'the next request may probe');
+  assert.equal(breaker.state(102), 'half_open', 'a neutral end judges nothing');
+  // A probe slot whose holder never settles is taken back eventually.
+  breaker.onAttempt(200);
+  assert.equal(breaker.allows(201), false);
+  assert.equal(breaker.allows(200 + 120_000), true);
+});
+
+test('a request that started before the circuit opened does not close it by succeeding', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 100, successThreshold: 1 });
+  const early = breaker.onAttempt(0);
+  breaker.onAttempt(1).failure(1);
+  early.success();
+  assert.equal(breaker.state(2), 'open');
 });
 
 test('the decision log keeps the last N requests with every attempt', () => {
@@ -73,6 +101,7 @@ test('the decision log keeps the last N requests with every attempt', () => {
     prefill: null,
     atMs: 0,
     attempt,
+    reason: 'first' as const,
   });
   log.add(record('a', 1));
   log.add(record('a', 2));

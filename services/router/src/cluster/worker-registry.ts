@@ -222,20 +222,21 @@ export class WorkerRegistry {
   }
 
   /**
-   * Health checks: a worker whose circuit is open or half-open gets a Health call once its open
-   * period is over; SERVING closes the circuit, anything else keeps it open.
+   * Health checks: a worker whose circuit is half-open (its open period is over) gets a Health
+   * call when no other probe is in flight; SERVING is one good probe (enough of them close the
+   * circuit), anything else opens it again.
    */
   async probeUnhealthy(nowMs: number): Promise<void> {
     const probes = this.all()
       .filter((worker) => worker.breaker.state(nowMs) === 'half_open' && worker.breaker.allows(nowMs))
       .map(async (worker) => {
-        worker.breaker.onAttempt(nowMs);
+        const ticket = worker.breaker.onAttempt(nowMs);
         try {
           const health = await worker.client.health({}, { timeoutMs: 1000 });
-          if (health.status === ServingStatus.SERVING) worker.breaker.onSuccess();
-          else worker.breaker.onFailure(Date.now());
+          if (health.status === ServingStatus.SERVING) ticket.success();
+          else ticket.failure(Date.now());
         } catch {
-          worker.breaker.onFailure(Date.now());
+          ticket.failure(Date.now());
         }
       });
     await Promise.all(probes);
