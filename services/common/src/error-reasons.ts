@@ -94,6 +94,7 @@ export const errorReasons = {
   prefill_lease_expired: 'deadline_exceeded',
   prefill_destination_failed: 'unavailable', // the decode worker's pages could not be written
   prefill_not_completed: 'unavailable',
+  prefill_stalled: 'deadline_exceeded', // a prefill worker landed no KV and did not answer a health check
 
   // @tandem/bench
   bench_config: 'invalid_argument',

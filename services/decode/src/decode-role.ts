@@ -16,6 +16,7 @@ export const decodeRole: RoleFactory = async (context, options) => {
     kvHost: options.kvHost,
     kvAdvertiseHost: options.kvAdvertiseHost,
     leaseMs: options.prefillLeaseMs,
+    stallMs: options.prefillStallMs,
     logger,
   });
   logger.info('kv receiver listening', host.kvEndpoint);

@@ -1,9 +1,12 @@
 // The prefill workers a decode worker knows: common's discovery (WorkerDirectory, role PREFILL,
 // same model, fed from the worker's own NATS connection) plus the prompt tokens this decode worker
 // has in flight at each. Candidates come ordered by expected wait: queued prefill tokens the
-// worker reported plus ours; ties by worker id (deterministic). A worker that stops heartbeating
+// worker reported plus ours, silent workers last; ties by worker id (deterministic). A worker that stops heartbeating
 // for its lease TTL, or announces LEAVE, is dropped.
 import { followWorkers, type Logger, type NatsConnection, WorkerDirectory } from '@tandem/common';
+
+/** Load reports come every second: a worker silent this long is tried last. */
+const silentAfterMs = 3500;
 
 interface InFlight {
   /** Prompt tokens this decode worker sent it, not answered yet. */
@@ -41,8 +44,12 @@ export class PrefillDirectory {
     );
     const wait = ({ worker, extension }: (typeof live)[number]): number =>
       (worker.load?.numQueuedPrefillTokens ?? 0) + extension.numTokens;
+    // A worker whose load reports stopped (a stopped process) goes last.
+    const silent = ({ worker }: (typeof live)[number]): number =>
+      nowMs - worker.lastHeardMs > silentAfterMs ? 1 : 0;
     live.sort(
       (a, b) =>
+        silent(a) - silent(b) ||
         wait(a) - wait(b) ||
         (a.worker.workerId < b.worker.workerId ? -1 : a.worker.workerId > b.worker.workerId ? 1 : 0),
     );

@@ -29,6 +29,8 @@ export interface RoleOptions {
   kvAdvertiseHost: string;
   /** Decode: a remote prefill (compute + transfer) is given up after this long. */
   prefillLeaseMs: number;
+  /** Decode: a prefill worker that lands no KV this long and fails a health check is given up. */
+  prefillStallMs: number;
   /** Decode, requests with no router decision: remote prefill from this many uncached tokens. */
   disaggThreshold: number;
   /** Prefill: parallel kvtransfer streams per decode worker. */

@@ -78,6 +78,7 @@ async function serve(
                 kvHost,
                 kvAdvertiseHost: kvHost === '0.0.0.0' || kvHost === '::' ? hostname() : kvHost,
                 prefillLeaseMs: values['prefill-lease-ms'],
+                prefillStallMs: values['prefill-stall-ms'],
                 disaggThreshold: values['disagg-threshold'],
                 kvStreams: values['kv-streams'],
               },
