@@ -48,6 +48,7 @@ export const errorReasons = {
   route_not_found: 'not_found',
   rate_limit_exceeded: 'resource_exhausted', // the admission queue is full
   no_workers: 'unavailable',
+  queue_timeout: 'unavailable', // waited in the admission queue past --queue-timeout-ms
   port_in_use: 'failed_precondition',
   worker_failed: 'internal', // a worker broke off a request for no reason it named
   first_byte_timeout: 'deadline_exceeded', // a worker sent no first token in time (the router tried elsewhere)

@@ -57,6 +57,13 @@ export class QueueFullError extends ResourceExhaustedError {
   }
 }
 
+/** A request waited in the admission queue past its deadline. */
+export class QueueTimeoutError extends UnavailableError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'queue_timeout' });
+  }
+}
+
 /** No healthy worker can take the request. */
 export class NoWorkersError extends UnavailableError {
   constructor(message: string, options: TandemErrorOptions = {}) {

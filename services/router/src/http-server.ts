@@ -22,6 +22,8 @@ export interface HttpServerParams {
   /** Per-request deadline. */
   requestTimeoutMs: number;
   maxBodyBytes: number;
+  /** Headers and body must arrive within this (slow-body connections are closed with 408). */
+  bodyTimeoutMs: number;
 }
 
 const knownRoutes = new Set([
@@ -131,8 +133,15 @@ export class RouterHttpServer {
 
   constructor(params: HttpServerParams) {
     this.#params = params;
-    this.#server = createServer((request, response) => void this.#handle(request, response));
+    this.#server = createServer(
+      // Timeouts are checked this often (node's default is every 30 s).
+      { connectionsCheckingInterval: Math.min(1000, Math.max(100, params.bodyTimeoutMs / 4)) },
+      (request, response) => void this.#handle(request, response),
+    );
     this.#server.keepAliveTimeout = 65_000;
+    // A client that trickles its headers or body holds a connection and a buffer: cut it off.
+    this.#server.headersTimeout = Math.min(params.bodyTimeoutMs, 60_000);
+    this.#server.requestTimeout = params.bodyTimeoutMs;
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -258,7 +267,10 @@ export class RouterHttpServer {
       if (clientGone) {
         status = 499;
       } else if (sink.started) {
-        // The stream is open (status 200 sent): the error travels as an event, as OpenAI does.
+        // The stream is open (status 200 sent): the error travels as an event, as OpenAI does. The
+        // client got a 200; the failure is counted on its own.
+        status = 200;
+        metrics.streamErrors.inc({ code: rendered.body.error.code ?? 'unknown' });
         sink.event(`data: ${JSON.stringify(rendered.body)}\n\n`);
         sink.end();
       } else {

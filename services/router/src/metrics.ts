@@ -70,6 +70,10 @@ export class RouterMetrics {
     'tandem_router_prefill_decisions_total',
     'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
   );
+  readonly streamErrors = new Counter(
+    'tandem_router_stream_errors_total',
+    'Errors sent inside an open stream (the response had status 200), by error code',
+  );
   readonly retries = new Counter('tandem_router_retries_total', 'Requests retried on another worker');
   readonly hedges = new Counter(
     'tandem_router_hedges_total',
@@ -110,6 +114,7 @@ export class RouterMetrics {
       this.requests,
       this.decisions,
       this.prefillDecisions,
+      this.streamErrors,
       this.retries,
       this.hedges,
       this.failovers,

@@ -179,6 +179,11 @@ export class RouterApp {
     metrics.gauge('tandem_router_kv_resyncs_total', 'KV index resyncs from dumps', () => kvSync.numResyncs);
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
     metrics.gauge(
+      'tandem_router_requests_running_cost',
+      'Cost of the admitted requests (prompt tokens + n x max_tokens x (1 + logprob entries))',
+      () => admission.runningCost,
+    );
+    metrics.gauge(
       'tandem_router_requests_queued',
       'Requests waiting for admission',
       () => admission.numQueued,
@@ -228,6 +233,7 @@ export class RouterApp {
       modelCreatedAtS: model.createdAtS,
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,
+      bodyTimeoutMs: options.bodyTimeoutMs,
     });
     let port: number;
     try {

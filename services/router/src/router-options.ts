@@ -74,6 +74,24 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     min: 0,
     doc: 'Retry-After of a 429 from a full admission queue',
   },
+  'max-running-cost': {
+    type: 'int',
+    default: defaultAdmissionParams.maxRunningCost,
+    min: 1,
+    doc: 'cost of the admitted requests at once: prompt tokens + n x max_tokens x (1 + logprob entries per token); a costlier request runs alone',
+  },
+  'queue-timeout-ms': {
+    type: 'int',
+    default: defaultAdmissionParams.queueTimeoutMs,
+    min: 1,
+    doc: 'longest wait for admission (then 503 queue_timeout)',
+  },
+  'body-timeout-ms': {
+    type: 'int',
+    default: 30_000,
+    min: 100,
+    doc: 'a client must send its headers and whole body within this (408 and the connection closed after)',
+  },
   'request-timeout-s': { type: 'int', default: 600, min: 1, doc: 'per-request deadline' },
   'disagg-threshold': {
     type: 'int',
@@ -250,6 +268,8 @@ export interface RouterOptions {
   replicaTtlMs: number;
   /** Largest request body accepted. */
   maxBodyBytes: number;
+  /** Headers and body must arrive within this. */
+  bodyTimeoutMs: number;
   /** Threads tokenizing long prompts off the event loop. */
   tokenizeThreads: number;
   /**
@@ -286,7 +306,10 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'l
       maxConcurrent: values['max-concurrent'],
       maxQueued: values['max-queued'],
       retryAfterMs: values['retry-after-ms'],
+      maxRunningCost: values['max-running-cost'],
+      queueTimeoutMs: values['queue-timeout-ms'],
     },
+    bodyTimeoutMs: values['body-timeout-ms'],
     breaker: {
       failureThreshold: values['breaker-failures'],
       openMs: values['breaker-open-ms'],

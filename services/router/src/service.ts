@@ -1,7 +1,7 @@
 // The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
 // route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
 import { blockHashes } from '@tandem/tokenizer';
-import type { AdmissionQueue } from './cluster/admission.ts';
+import { type AdmissionQueue, requestCost } from './cluster/admission.ts';
 import type { Dispatcher } from './cluster/dispatcher.ts';
 import { ContextLengthError, InvalidRequestError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
@@ -171,7 +171,16 @@ export class RouterService {
     sink: ResponseSink,
   ): Promise<void> {
     const { options } = request;
-    const release = await this.#params.admission.admit(context.signal);
+    let cost = 0;
+    for (const prompt of prompts) {
+      cost += requestCost({
+        numPromptTokens: prompt.tokenIds.length,
+        n: options.n,
+        maxTokens: prompt.maxTokens,
+        numLogprobEntries: options.logprobs ? 1 + options.topLogprobs : 0,
+      });
+    }
+    const release = await this.#params.admission.admit(context.signal, cost);
     const startedAtMs = performance.now();
     try {
       const formatter = new ResponseFormatter(request, this.#params.model, context.requestId, prompts, sink);

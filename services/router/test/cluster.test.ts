@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResourceExhaustedError } from '@tandem/common';
-import { AdmissionQueue } from '../src/cluster/admission.ts';
+import { AdmissionQueue, defaultAdmissionParams, requestCost } from '../src/cluster/admission.ts';
 import { CircuitBreaker } from '../src/cluster/circuit-breaker.ts';
 import { DecisionLog } from '../src/cluster/decision-log.ts';
 import { renderError } from '../src/openai/errors.ts';
 
 test('admission runs up to maxConcurrent, queues FIFO up to maxQueued, then refuses with Retry-After', async () => {
-  const queue = new AdmissionQueue({ maxConcurrent: 2, maxQueued: 1, retryAfterMs: 2500 });
+  const queue = new AdmissionQueue({
+    ...defaultAdmissionParams,
+    maxConcurrent: 2,
+    maxQueued: 1,
+    retryAfterMs: 2500,
+  });
   const signal = new AbortController().signal;
   const first = await queue.admit(signal);
   await queue.admit(signal);
@@ -33,12 +38,76 @@ test('admission runs up to maxConcurrent, queues FIFO up to maxQueued, then refu
 });
 
 test('a queued request whose client leaves gives up its place', async () => {
-  const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueued: 4, retryAfterMs: 1000 });
+  const queue = new AdmissionQueue({
+    ...defaultAdmissionParams,
+    maxConcurrent: 1,
+    maxQueued: 4,
+    retryAfterMs: 1000,
+  });
   const release = await queue.admit(new AbortController().signal);
   const leaving = new AbortController();
   const waiting = queue.admit(leaving.signal);
   leaving.abort(new Error('gone'));
   await assert.rejects(waiting, /gone/);
+  assert.equal(queue.numQueued, 0);
+  release();
+  assert.equal(queue.numRunning, 0);
+});
+
+test('admission by cost: requests run while their cost fits; a costlier one runs alone; FIFO', async () => {
+  const queue = new AdmissionQueue({ ...defaultAdmissionParams, maxRunningCost: 1000 });
+  const signal = new AbortController().signal;
+  const a = await queue.admit(signal, 600);
+  const order: string[] = [];
+  const b = queue.admit(signal, 600).then((release) => {
+    order.push('b');
+    return release;
+  });
+  // FIFO: a cheap request behind a waiting costly one waits too.
+  const c = queue.admit(signal, 10).then((release) => {
+    order.push('c');
+    return release;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(order, []);
+  assert.equal(queue.runningCost, 600);
+  a();
+  const releaseB = await b;
+  const releaseC = await c;
+  assert.deepEqual(order, ['b', 'c']);
+  assert.equal(queue.runningCost, 610);
+  releaseB();
+  releaseC();
+  // Costlier than the whole budget: runs, but alone.
+  const huge = await queue.admit(signal, 5000);
+  let small = false;
+  const next = queue.admit(signal, 1).then((release) => {
+    small = true;
+    return release;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(small, false);
+  huge();
+  (await next)();
+  assert.equal(queue.numRunning, 0);
+  assert.equal(queue.runningCost, 0);
+  assert.equal(
+    requestCost({ numPromptTokens: 100, n: 16, maxTokens: 1000, numLogprobEntries: 21 }),
+    100 + 16 * 1000 * 22,
+  );
+});
+
+test('a queued request gives up at its deadline with 503 queue_timeout', async () => {
+  const queue = new AdmissionQueue({ ...defaultAdmissionParams, maxConcurrent: 1, queueTimeoutMs: 50 });
+  const signal = new AbortController().signal;
+  const release = await queue.admit(signal);
+  await assert.rejects(queue.admit(signal), (error: unknown) => {
+    const rendered = renderError(error);
+    assert.equal(rendered.status, 503);
+    assert.equal(rendered.body.error.code, 'queue_timeout');
+    assert.equal(rendered.retryAfterS, 1);
+    return true;
+  });
   assert.equal(queue.numQueued, 0);
   release();
   assert.equal(queue.numRunning, 0);
