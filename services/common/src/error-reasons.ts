@@ -46,7 +46,8 @@ export const errorReasons = {
   context_length_exceeded: 'invalid_argument',
   model_not_found: 'not_found',
   route_not_found: 'not_found',
-  rate_limit_exceeded: 'resource_exhausted', // the admission queue is full
+  rate_limit_exceeded: 'resource_exhausted', // the admission queue is full, or an API key is over a limit
+  invalid_api_key: 'unauthenticated', // no Authorization: Bearer key, or an unknown one
   no_workers: 'unavailable',
   queue_timeout: 'unavailable', // waited in the admission queue past --queue-timeout-ms
   port_in_use: 'failed_precondition',

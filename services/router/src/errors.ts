@@ -8,6 +8,7 @@ import {
   type ReasonOf,
   ResourceExhaustedError,
   type TandemErrorOptions,
+  UnauthenticatedError,
   UnavailableError,
 } from '@tandem/common';
 
@@ -89,5 +90,12 @@ export class WorkerFailedError extends InternalError {
 export class RequestNotEncodableError extends InternalError {
   constructor(message: string, options: TandemErrorOptions = {}) {
     super(message, { ...options, reason: 'request_not_encodable' });
+  }
+}
+
+/** No API key, or one the router does not know (OpenAI's 401 invalid_api_key). */
+export class InvalidApiKeyError extends UnauthenticatedError {
+  constructor(message: string) {
+    super(message, { reason: 'invalid_api_key' });
   }
 }

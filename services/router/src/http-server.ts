@@ -5,10 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CancelledError, type Logger, TimeoutError } from '@tandem/common';
+import { type ApiKeyPolicy, type ApiKeyTable, bearerKey } from './auth/api-keys.ts';
 import type { DecisionLog } from './cluster/decision-log.ts';
-import { InvalidRequestError, RouteNotFoundError } from './errors.ts';
+import { InvalidApiKeyError, InvalidRequestError, RouteNotFoundError } from './errors.ts';
 import type { RouterMetrics } from './metrics.ts';
 import { renderError } from './openai/errors.ts';
+import type { AdminAccess } from './router-options.ts';
 import type { RequestContext, ResponseSink, RouterService } from './service.ts';
 
 export interface HttpServerParams {
@@ -24,6 +26,11 @@ export interface HttpServerParams {
   maxBodyBytes: number;
   /** Headers and body must arrive within this (slow-body connections are closed with 408). */
   bodyTimeoutMs: number;
+  /** Client keys (null: the /v1 routes are open). */
+  apiKeys: ApiKeyTable | null;
+  /** /metrics and /debug/*: open, only with an admin key, or off. */
+  adminAccess: AdminAccess;
+  adminKeys: ApiKeyTable;
 }
 
 const knownRoutes = new Set([
@@ -127,6 +134,19 @@ function sinkFor(response: ServerResponse): ResponseSink & { readonly started: b
   };
 }
 
+/** The key a request presents, checked against `table`; 401 without a known one. */
+function authenticate(request: IncomingMessage, table: ApiKeyTable): ApiKeyPolicy {
+  const key = bearerKey(request.headers.authorization);
+  if (key === null) {
+    throw new InvalidApiKeyError(
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+    );
+  }
+  const policy = table.lookup(key);
+  if (policy === null) throw new InvalidApiKeyError('Incorrect API key provided.');
+  return policy;
+}
+
 export class RouterHttpServer {
   readonly #params: HttpServerParams;
   readonly #server: Server;
@@ -166,6 +186,13 @@ export class RouterHttpServer {
     });
   }
 
+  /** /metrics and /debug/* as --admin-access says: open, an admin key, or not there at all. */
+  #checkAdmin(request: IncomingMessage): void {
+    const { adminAccess, adminKeys } = this.#params;
+    if (adminAccess === 'off') throw new RouteNotFoundError('no such route');
+    if (adminAccess === 'key') authenticate(request, adminKeys);
+  }
+
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const headerId = request.headers['x-request-id'];
     const requestId =
@@ -194,10 +221,15 @@ export class RouterHttpServer {
       pathname = pathOf(request.url);
       route = `${request.method ?? 'GET'} ${pathname}`;
       const routingKey = request.headers['x-routing-key'] ?? request.headers['x-session-id'];
+      // Keys first: an unauthenticated client never gets its body read.
+      const apiKeys = this.#params.apiKeys;
+      const apiKey = pathname.startsWith('/v1/') && apiKeys !== null ? authenticate(request, apiKeys) : null;
+      if (pathname === '/metrics' || pathname.startsWith('/debug/')) this.#checkAdmin(request);
       const context: RequestContext = {
         requestId,
         routingKey: typeof routingKey === 'string' ? routingKey : null,
         signal: controller.signal,
+        apiKey,
       };
       switch (route) {
         case 'POST /v1/chat/completions':

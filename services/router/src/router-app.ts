@@ -12,6 +12,8 @@ import {
   subjects,
 } from '@tandem/common';
 import { fromBinary, KvEventBatchSchema } from '@tandem/proto';
+import { ApiKeyTable, unlimitedKey } from './auth/api-keys.ts';
+import { KeyLimiter } from './auth/key-limiter.ts';
 import { AdmissionQueue } from './cluster/admission.ts';
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
@@ -162,7 +164,14 @@ export class RouterApp {
       }
     });
     const admission = new AdmissionQueue(options.admission);
+    const keyLimiter = new KeyLimiter(
+      redis,
+      // A request's slot outlives it only if its replica crashed: then it lapses after this.
+      { replicaId, slotLeaseMs: options.requestTimeoutMs + 60_000 },
+      logger,
+    );
     const service = new RouterService({
+      keyLimiter,
       model,
       dispatcher,
       admission,
@@ -234,6 +243,9 @@ export class RouterApp {
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,
       bodyTimeoutMs: options.bodyTimeoutMs,
+      apiKeys: options.apiKeys.length === 0 ? null : new ApiKeyTable(options.apiKeys),
+      adminAccess: options.adminAccess,
+      adminKeys: new ApiKeyTable(options.adminKeys.map((key) => ({ key, limits: unlimitedKey }))),
     });
     let port: number;
     try {

@@ -8,6 +8,7 @@ import {
   logLevelOption,
   type OptionValues,
 } from '@tandem/common';
+import { type KeyLimits, loadApiKeys } from './auth/api-keys.ts';
 import { type AdmissionParams, defaultAdmissionParams } from './cluster/admission.ts';
 import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
 import { defaultResilienceParams, type ResilienceParams } from './cluster/dispatcher.ts';
@@ -56,6 +57,50 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     doc: 'unique per router replica (default random)',
   },
   seed: { type: 'int', default: 0, doc: 'seed of the random / power_of_two policies' },
+  'api-key': {
+    type: 'list',
+    env: 'TANDEM_API_KEYS',
+    valueName: 'KEY',
+    doc: 'a client key (Authorization: Bearer KEY); any key, here or in --api-key-file, makes every /v1 route need one (401 otherwise)',
+  },
+  'api-key-file': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_API_KEY_FILE',
+    valueName: 'FILE',
+    doc: 'client keys, one a line: KEY [rpm=N] [tpm=N] [concurrency=N] (# comments)',
+  },
+  'key-rpm': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'requests per minute of a key that names none (0: unlimited); shared by the replicas through Redis',
+  },
+  'key-tpm': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'tokens per minute (prompt + n x max_tokens, refunded what is not generated) of a key that names none (0: unlimited)',
+  },
+  'key-concurrency': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'requests at once of a key that names none (0: unlimited)',
+  },
+  'admin-key': {
+    type: 'list',
+    env: 'TANDEM_ADMIN_KEYS',
+    valueName: 'KEY',
+    doc: 'a key for GET /metrics and /debug/* (Authorization: Bearer KEY)',
+  },
+  'admin-access': {
+    type: 'string',
+    default: null,
+    choices: ['open', 'key', 'off'],
+    env: 'TANDEM_ADMIN_ACCESS',
+    doc: '/metrics and /debug/*: open to anyone, only with an --admin-key, or off (404) (default: open without client keys, key with them)',
+  },
   'max-concurrent': {
     type: 'int',
     default: defaultAdmissionParams.maxConcurrent,
@@ -231,6 +276,9 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
 
 export type RouterValues = OptionValues<typeof routerOptions.specs>;
 
+/** Who may use /metrics and /debug/*. */
+export type AdminAccess = 'open' | 'key' | 'off';
+
 export interface RouterOptions {
   modelDir: string;
   servedModelName: string | null;
@@ -256,6 +304,11 @@ export interface RouterOptions {
   requestTimeoutMs: number;
   /** Seed of the policies' random source. */
   seed: number;
+  /** Client keys and their limits (empty: the /v1 routes are open). */
+  apiKeys: { key: string; limits: KeyLimits }[];
+  /** Keys for /metrics and /debug/* when adminAccess is 'key'. */
+  adminKeys: string[];
+  adminAccess: AdminAccess;
   decisionLogSize: number;
   defaultPrefillTokensPerMs: number;
   /** Weight of a new measurement in the prefill-rate EWMA. */
@@ -293,7 +346,15 @@ export function routerOptionsFrom(values: RouterValues, logger: Logger): RouterO
 }
 
 function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'logger'> {
+  const apiKeys = loadApiKeys(values['api-key'], values['api-key-file'], {
+    requestsPerMinute: values['key-rpm'],
+    tokensPerMinute: values['key-tpm'],
+    maxConcurrent: values['key-concurrency'],
+  });
   return {
+    apiKeys,
+    adminKeys: values['admin-key'],
+    adminAccess: values['admin-access'] ?? (apiKeys.length > 0 ? 'key' : 'open'),
     servedModelName: values['served-model-name'],
     host: values.host,
     port: values.port,

@@ -1,6 +1,8 @@
 // The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
 // route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
 import { blockHashes } from '@tandem/tokenizer';
+import type { ApiKeyPolicy } from './auth/api-keys.ts';
+import type { KeyLimiter } from './auth/key-limiter.ts';
 import { type AdmissionQueue, requestCost } from './cluster/admission.ts';
 import type { Dispatcher } from './cluster/dispatcher.ts';
 import { ContextLengthError, InvalidRequestError } from './errors.ts';
@@ -43,6 +45,8 @@ export interface RequestContext {
   requestId: string;
   routingKey: string | null;
   signal: AbortSignal;
+  /** The client's key (its limits apply), or null when the router takes no keys. */
+  apiKey: ApiKeyPolicy | null;
 }
 
 export interface ServiceParams {
@@ -53,6 +57,8 @@ export interface ServiceParams {
   /** Tokens per KV page (all workers of a model share it). */
   /** The model's KV page size (prompts are hashed in it), or null before any worker joined. */
   pageSize: () => number | null;
+  /** Per-key limits shared by the replicas. */
+  keyLimiter: KeyLimiter;
 }
 
 /** Makes worker-facing request ids unique within this router process. */
@@ -172,6 +178,7 @@ export class RouterService {
   ): Promise<void> {
     const { options } = request;
     let cost = 0;
+    let numKeyTokens = 0;
     for (const prompt of prompts) {
       cost += requestCost({
         numPromptTokens: prompt.tokenIds.length,
@@ -179,8 +186,19 @@ export class RouterService {
         maxTokens: prompt.maxTokens,
         numLogprobEntries: options.logprobs ? 1 + options.topLogprobs : 0,
       });
+      numKeyTokens += prompt.tokenIds.length + options.n * prompt.maxTokens;
     }
-    const release = await this.#params.admission.admit(context.signal, cost);
+    // The key's limits before the queue: a client over its budget takes no place in it.
+    const grant =
+      context.apiKey === null ? null : await this.#params.keyLimiter.acquire(context.apiKey, numKeyTokens);
+    let numTokensUsed = numKeyTokens;
+    let release: () => void;
+    try {
+      release = await this.#params.admission.admit(context.signal, cost);
+    } catch (error) {
+      grant?.release(0);
+      throw error;
+    }
     const startedAtMs = performance.now();
     try {
       const formatter = new ResponseFormatter(request, this.#params.model, context.requestId, prompts, sink);
@@ -205,6 +223,7 @@ export class RouterService {
         ),
       );
       const total = sumUsage(usages);
+      numTokensUsed = total.numPromptTokens + total.numCompletionTokens;
       const { metrics } = this.#params;
       metrics.promptTokens.inc({}, total.numPromptTokens);
       metrics.cachedTokens.inc({}, total.numCachedTokens);
@@ -212,6 +231,7 @@ export class RouterService {
       formatter.finish(makeUsage(total.numPromptTokens, total.numCompletionTokens, total.numCachedTokens));
     } finally {
       release();
+      grant?.release(numTokensUsed);
       this.#params.metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
     }
   }

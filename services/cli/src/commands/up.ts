@@ -22,7 +22,14 @@ import {
   runCommand,
   untilSignal,
 } from '@tandem/common';
-import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
+import {
+  defaultRouterOptions,
+  loadApiKeys,
+  policyNames,
+  RouterApp,
+  type RouterOptions,
+  unlimitedKey,
+} from '@tandem/router';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
@@ -83,6 +90,25 @@ const upOptions = defineOptions('up', '[options]', {
     env: 'REDIS_URL',
     valueName: 'URL',
     doc: 'Redis (started here if unreachable)',
+  },
+  'api-key': {
+    type: 'list',
+    env: 'TANDEM_API_KEYS',
+    valueName: 'KEY',
+    doc: 'a client key for the router (repeatable; see tandem router --help: --api-key-file, limits)',
+  },
+  'api-key-file': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_API_KEY_FILE',
+    valueName: 'FILE',
+    doc: 'client keys, one a line: KEY [rpm=N] [tpm=N] [concurrency=N]',
+  },
+  'admin-key': {
+    type: 'list',
+    env: 'TANDEM_ADMIN_KEYS',
+    valueName: 'KEY',
+    doc: "a key for the router's /metrics and /debug/* (needed once client keys are set)",
   },
   ...logLevelOption,
 });
@@ -197,6 +223,12 @@ async function stopWorker(worker: RunningWorker): Promise<void> {
   clearTimeout(killer);
 }
 
+/** The router's client and admin keys (limits from the key file; flag keys are unlimited). */
+function upKeys(values: UpValues): Pick<RouterOptions, 'apiKeys' | 'adminKeys' | 'adminAccess'> {
+  const apiKeys = loadApiKeys(values['api-key'], values['api-key-file'], unlimitedKey);
+  return { apiKeys, adminKeys: values['admin-key'], adminAccess: apiKeys.length > 0 ? 'key' : 'open' };
+}
+
 export function run(argv: string[]): Promise<number> {
   return runCommand('up', upOptions, argv, up);
 }
@@ -238,6 +270,7 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       natsUrl: nats.url,
       redisUrl: redis.url,
       disaggThreshold: values['disagg-threshold'],
+      ...upKeys(values),
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;

@@ -49,8 +49,11 @@ export function renderError(error: unknown): RenderedError {
   } else if (tandemError instanceof UnavailableError) {
     retryAfterS = unavailableRetryAfterS;
   }
-  // OpenAI reports an unknown model as an invalid request (status 404).
-  const type = tandemError.reason === 'model_not_found' ? 'invalid_request_error' : tandemError.openAiType;
+  // OpenAI reports an unknown model (404) and a bad API key (401) as invalid requests.
+  const type =
+    tandemError.reason === 'model_not_found' || tandemError.reason === 'invalid_api_key'
+      ? 'invalid_request_error'
+      : tandemError.openAiType;
   return {
     status: tandemError.httpStatus,
     body: {
