@@ -40,6 +40,9 @@ export const errorReasons = {
   dependency_missing: 'failed_precondition', // a program or package to install
   process_exited: 'internal', // a child that should keep running exited
 
+  // @tandem/common: cluster security.
+  cluster_token_invalid: 'unauthenticated', // a gRPC call without the token of the cluster secret
+
   // @tandem/router: the OpenAI surface and routing.
   invalid_value: 'invalid_argument', // a request field has a bad type or value
   unsupported_parameter: 'invalid_argument', // a real OpenAI feature tandem does not implement
@@ -96,6 +99,7 @@ export const errorReasons = {
   prefill_lease_expired: 'deadline_exceeded',
   prefill_destination_failed: 'unavailable', // the decode worker's pages could not be written
   prefill_not_completed: 'unavailable',
+  prefill_destination_unknown: 'permission_denied', // a Prefill call names a KV receiver no decode worker announced
   prefill_stalled: 'deadline_exceeded', // a prefill worker landed no KV and did not answer a health check
 
   // @tandem/bench

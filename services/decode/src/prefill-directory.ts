@@ -3,7 +3,13 @@
 // has in flight at each. Candidates come ordered by expected wait: queued prefill tokens the
 // worker reported plus ours, silent workers last; ties by worker id (deterministic). A worker that stops heartbeating
 // for its lease TTL, or announces LEAVE, is dropped.
-import { followWorkers, type Logger, type NatsConnection, WorkerDirectory } from '@tandem/common';
+import {
+  followWorkers,
+  type Logger,
+  type MembershipVerifier,
+  type NatsConnection,
+  WorkerDirectory,
+} from '@tandem/common';
 
 /** Load reports come every second: a worker silent this long is tried last. */
 const silentAfterMs = 3500;
@@ -17,13 +23,21 @@ export class PrefillDirectory {
   readonly #directory: WorkerDirectory<InFlight>;
   readonly #unfollow: () => void;
 
-  constructor(options: { nc: NatsConnection | null; modelName: string; pageSize: number; logger: Logger }) {
+  constructor(options: {
+    nc: NatsConnection | null;
+    modelName: string;
+    pageSize: number;
+    logger: Logger;
+    /** Membership check of a new prefill worker (null: an open cluster). */
+    verify?: MembershipVerifier | null;
+  }) {
     this.#directory = new WorkerDirectory<InFlight>(
       {
         modelNames: [options.modelName],
         roles: ['prefill'],
         defaultLeaseTtlMs: 10_000,
         pageSize: options.pageSize,
+        verify: options.verify ?? null,
       },
       options.logger,
       () => ({ numTokens: 0 }),

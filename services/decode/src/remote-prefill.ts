@@ -7,6 +7,7 @@
 // Contract kept for the engine: fill() settles only when nothing writes into the pages any more
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
 import {
+  type ClientOptions,
   createGrpcClient,
   FailedPreconditionError,
   type GrpcClient,
@@ -67,6 +68,8 @@ export interface RemotePrefillOptions {
    */
   directory?: PrefillDirectory | null;
   disaggThreshold?: number;
+  /** TLS and the cluster token for the calls to prefill workers (default plaintext, no token). */
+  clientOptions?: ClientOptions;
   logger?: Logger | null;
 }
 
@@ -99,6 +102,7 @@ export class RemotePrefillHost {
   private readonly healthClients = new Map<string, GrpcClient<typeof Worker>>();
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
+  private readonly clientOptions: ClientOptions;
   private closed = false;
 
   constructor(options: RemotePrefillOptions) {
@@ -108,6 +112,7 @@ export class RemotePrefillHost {
     this.logger = options.logger ?? null;
     this.directory = options.directory ?? null;
     this.disaggThreshold = options.disaggThreshold ?? 0;
+    this.clientOptions = options.clientOptions ?? {};
     const layout = options.engine.kvLayout;
     this.receiver = new KvReceiver({
       host: options.kvHost ?? '127.0.0.1',
@@ -176,7 +181,7 @@ export class RemotePrefillHost {
   private healthClient(address: string): GrpcClient<typeof Worker> {
     let client = this.healthClients.get(address);
     if (client === undefined) {
-      client = createGrpcClient(Worker, address);
+      client = createGrpcClient(Worker, address, this.clientOptions);
       this.healthClients.set(address, client);
     }
     return client;
@@ -226,7 +231,7 @@ export class RemotePrefillHost {
   private client(address: string): GrpcClient<typeof Prefill> {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = createGrpcClient(Prefill, address);
+      client = createGrpcClient(Prefill, address, this.clientOptions);
       this.clients.set(address, client);
     }
     return client;

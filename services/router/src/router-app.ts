@@ -115,6 +115,7 @@ export class RouterApp {
         defaultPrefillTokensPerMs: options.defaultPrefillTokensPerMs,
         prefillRateAlpha: options.prefillRateAlpha,
         defaultLeaseTtlMs: options.defaultLeaseTtlMs,
+        security: options.security,
       },
       redis,
       logger,

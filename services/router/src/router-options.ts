@@ -1,7 +1,10 @@
 // `tandem router`'s options, declared once (common/options.ts): flags, environment, defaults. The
 // tuning numbers of the router are options too, each documented here; RouterApp takes the result.
 import {
+  type ClusterSecurity,
   ConfigError,
+  clusterSecurityFrom,
+  clusterSecurityOptions,
   defaultNatsUrl,
   defineOptions,
   type Logger,
@@ -271,6 +274,7 @@ export const routerOptions = defineOptions('router', '--model DIR [options]', {
     min: 0,
     doc: 'routing decisions kept for GET /debug/routing/{request_id}',
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });
 
@@ -306,6 +310,8 @@ export interface RouterOptions {
   seed: number;
   /** Client keys and their limits (empty: the /v1 routes are open). */
   apiKeys: { key: string; limits: KeyLimits }[];
+  /** The cluster secret and gRPC TLS: workers must prove membership before they get traffic. */
+  security: ClusterSecurity;
   /** Keys for /metrics and /debug/* when adminAccess is 'key'. */
   adminKeys: string[];
   adminAccess: AdminAccess;
@@ -353,6 +359,7 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'modelDir' | 'l
   });
   return {
     apiKeys,
+    security: clusterSecurityFrom(values),
     adminKeys: values['admin-key'],
     adminAccess: values['admin-access'] ?? (apiKeys.length > 0 ? 'key' : 'open'),
     servedModelName: values['served-model-name'],

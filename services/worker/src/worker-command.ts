@@ -3,7 +3,14 @@
 // and decode roles), so the host depends on no role package.
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { ConfigError, type Logger, type OptionValues, runCommand, untilSignal } from '@tandem/common';
+import {
+  ConfigError,
+  clusterSecurityFrom,
+  type Logger,
+  type OptionValues,
+  runCommand,
+  untilSignal,
+} from '@tandem/common';
 import { parseDevice } from '@tandem/executor';
 import { Engine } from '@tandem/runtime';
 import type { RoleFactory, RoleName } from './role.ts';
@@ -31,6 +38,7 @@ async function serve(
 ): Promise<number> {
   if (values.model === null) throw new ConfigError('--model DIR is required', { param: '--model' });
   const modelDir = resolve(values.model);
+  const security = clusterSecurityFrom(values);
   const engine = await Engine.create({
     executor: {
       modelDir,
@@ -63,6 +71,7 @@ async function serve(
       workerId: values['worker-id'],
       natsUrl: urlOrNone(values.nats),
       redisUrl: urlOrNone(values.redis),
+      security,
       timings: {
         heartbeatIntervalMs: values['heartbeat-interval-ms'],
         leaseTtlMs: values['lease-ttl-ms'],

@@ -9,12 +9,17 @@ import {
   addGrpcService,
   assertWorkerId,
   bindGrpcServer,
+  type ClusterSecurity,
+  callAuthorizer,
   connectNats,
   connectRedis,
   grpc,
+  grpcServerCredentials,
   type Logger,
   type NatsConnection,
+  openCluster,
   type Redis,
+  redactUrl,
   shutdownGrpcServer,
   WorkerLease,
 } from '@tandem/common';
@@ -55,6 +60,8 @@ export interface WorkerHostOptions {
   workerId?: string | null;
   natsUrl: string | null;
   redisUrl: string | null;
+  /** The cluster secret and gRPC TLS (default: an open cluster). */
+  security?: ClusterSecurity;
   timings?: PresenceTimings;
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
@@ -87,7 +94,8 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 5_000,
   });
-  const port = await bindGrpcServer(server, host, options.port);
+  const security = options.security ?? openCluster;
+  const port = await bindGrpcServer(server, host, options.port, grpcServerCredentials(security));
   const workerId = options.workerId ?? defaultWorkerId(port);
   assertWorkerId(workerId);
   const advertisedHost = host === '0.0.0.0' || host === '::' ? hostname() : host;
@@ -112,7 +120,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, logger },
+        { engine, modelName: model.modelName, workerId, nc, security, logger },
         options.role.options,
       );
     }
@@ -127,9 +135,12 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       kvSeq,
       logger,
       role,
+      grpcAddress,
+      secret: security.secret,
     });
-    addGrpcService(server, Worker, service.implementation());
-    role?.addServices(server);
+    const serviceOptions = { authorize: callAuthorizer(security) };
+    addGrpcService(server, Worker, service.implementation(), serviceOptions);
+    role?.addServices(server, serviceOptions);
     if (nc !== null) {
       const lease =
         redis === null
@@ -154,14 +165,17 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         loadIntervalMs: timings.loadIntervalMs,
         logger,
         role: roleName,
+        kvAddress: role?.kvAddress ?? '',
       });
       await announcer.start();
     }
     logger.info('worker serving', {
       grpcAddress,
       role: roleName,
-      nats: options.natsUrl,
-      redis: options.redisUrl,
+      nats: options.natsUrl === null ? null : redactUrl(options.natsUrl),
+      redis: options.redisUrl === null ? null : redactUrl(options.redisUrl),
+      tls: security.tls !== null,
+      clusterSecret: security.secret !== null,
     });
 
     let closing: Promise<void> | null = null;

@@ -1,5 +1,5 @@
 // `tandem worker`'s options, declared once (common/options.ts): flags, environment, defaults.
-import { defineOptions, logLevelOption } from '@tandem/common';
+import { clusterSecurityOptions, defineOptions, logLevelOption } from '@tandem/common';
 import { defaultSchedulerOptions } from '@tandem/runtime';
 import { defaultPresenceTimings } from './worker-host.ts';
 
@@ -135,5 +135,6 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     min: 0,
     doc: 'on SIGTERM: stop taking work, deregister, let running requests finish this long, then abort them',
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });

@@ -2,7 +2,7 @@
 // fires when the client cancels or disconnects, when Cancel names the request, or on shutdown; the
 // engine then frees everything the request held.
 import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
-import { AlreadyExistsError, UnimplementedError } from '@tandem/common';
+import { AlreadyExistsError, membershipProof, UnimplementedError } from '@tandem/common';
 import { Role, ServingStatus, type Worker } from '@tandem/proto';
 import {
   type RequestLimits,
@@ -29,6 +29,10 @@ export interface WorkerServiceOptions {
   logger: Logger;
   /** The role this worker runs (null: unified). */
   role: WorkerRole | null;
+  /** The gRPC address it announces (its membership proof covers it). */
+  grpcAddress: string;
+  /** The cluster secret (membership proofs), or null. */
+  secret: Buffer | null;
 }
 
 const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
@@ -92,9 +96,14 @@ export class WorkerService {
         status: this.#draining ? ServingStatus.DRAINING : ServingStatus.SERVING,
         workerId: this.#options.workerId,
       }),
-      info: async () => {
-        const { model } = this.#options;
+      info: async (request) => {
+        const { model, secret, workerId, grpcAddress } = this.#options;
+        const challenge = request.membershipChallenge;
         return {
+          grpcAddress,
+          ...(secret !== null && challenge.length > 0
+            ? { membershipProof: membershipProof(secret, challenge, workerId, grpcAddress) }
+            : {}),
           workerId: this.#options.workerId,
           modelName: model.modelName,
           architecture: model.modelInfo.architecture,

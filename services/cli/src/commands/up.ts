@@ -10,6 +10,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ConfigError,
+  clusterSecurityFrom,
+  clusterSecurityOptions,
   defaultNatsUrl,
   defaultRedisUrl,
   defineOptions,
@@ -110,6 +112,7 @@ const upOptions = defineOptions('up', '[options]', {
     valueName: 'KEY',
     doc: "a key for the router's /metrics and /debug/* (needed once client keys are set)",
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });
 
@@ -188,7 +191,14 @@ async function startWorkerProcess(
   args.push('--log-level', values['log-level']);
   if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
-  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The cluster's security goes to the workers as this process got it: files by path, the
+  // secret through the environment (never on a command line, which ps shows).
+  for (const flag of ['cluster-secret-file', 'tls-cert', 'tls-key', 'tls-ca'] as const) {
+    if (values[flag] !== null) args.push(`--${flag}`, values[flag]);
+  }
+  const env = { ...process.env };
+  if (values['cluster-secret'] !== null) env.TANDEM_CLUSTER_SECRET = values['cluster-secret'];
+  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
     lines.on('line', (line) => {
@@ -271,6 +281,7 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       redisUrl: redis.url,
       disaggThreshold: values['disagg-threshold'],
       ...upKeys(values),
+      security: clusterSecurityFrom(values),
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
