@@ -45,6 +45,9 @@ export const errorReasons = {
 
   // @tandem/router: the OpenAI surface and routing.
   invalid_value: 'invalid_argument', // a request field has a bad type or value
+  malformed_http: 'invalid_argument', // not HTTP/1.1 (answered 400 before any handler)
+  headers_too_large: 'invalid_argument', // answered 431 before any handler
+  request_timeout: 'invalid_argument', // headers and body did not arrive within --body-timeout-ms (408)
   unsupported_parameter: 'invalid_argument', // a real OpenAI feature tandem does not implement
   context_length_exceeded: 'invalid_argument',
   model_not_found: 'not_found',

@@ -2,9 +2,16 @@
 // request gets an x-request-id (the client's when it sends a sane one); errors leave as OpenAI
 // error objects; a client that disconnects aborts its request (and so the worker's stream).
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CancelledError, type Logger, TimeoutError } from '@tandem/common';
+import type { Duplex } from 'node:stream';
+import { CancelledError, type ErrorReason, type Logger, TimeoutError } from '@tandem/common';
 import { type ApiKeyPolicy, type ApiKeyTable, bearerKey } from './auth/api-keys.ts';
 import type { DecisionLog } from './cluster/decision-log.ts';
 import { InvalidApiKeyError, InvalidRequestError, RouteNotFoundError } from './errors.ts';
@@ -73,14 +80,24 @@ function decodeSegment(segment: string): string {
 class BodyTooLargeError extends InvalidRequestError {}
 
 async function readJson(request: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new BodyTooLargeError(`the request body exceeds ${maxBytes} bytes`, null);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        // Stop reading (the answer closes the connection: the rest is never parsed as a request).
+        request.off('data', onData);
+        request.pause();
+        reject(new BodyTooLargeError(`the request body exceeds ${maxBytes} bytes`, null));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    request.on('data', onData);
+    request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.once('error', reject);
+  });
   try {
     return JSON.parse(text);
   } catch {
@@ -134,6 +151,32 @@ function sinkFor(response: ServerResponse): ResponseSink & { readonly started: b
   };
 }
 
+/**
+ * Malformed HTTP (a bad request line or header, headers too large) or a client too slow to send
+ * its request never reaches a handler: node answers it here, in OpenAI's error shape too, and
+ * closes the connection.
+ */
+function answerClientError(error: Error, socket: Duplex): void {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ECONNRESET' && socket.writable) {
+    const [status, reason, message] =
+      code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ([408, 'request_timeout', 'the request did not arrive in time'] as const)
+        : code === 'HPE_HEADER_OVERFLOW'
+          ? ([431, 'headers_too_large', 'the request headers are too large'] as const)
+          : ([400, 'malformed_http', 'the request is not valid HTTP/1.1'] as const);
+    const body = JSON.stringify({
+      error: { message, type: 'invalid_request_error', param: null, code: reason satisfies ErrorReason },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    return;
+  }
+  socket.destroy();
+}
+
 /** The key a request presents, checked against `table`; 401 without a known one. */
 function authenticate(request: IncomingMessage, table: ApiKeyTable): ApiKeyPolicy {
   const key = bearerKey(request.headers.authorization);
@@ -158,10 +201,13 @@ export class RouterHttpServer {
       { connectionsCheckingInterval: Math.min(1000, Math.max(100, params.bodyTimeoutMs / 4)) },
       (request, response) => void this.#handle(request, response),
     );
-    this.#server.keepAliveTimeout = 65_000;
     // A client that trickles its headers or body holds a connection and a buffer: cut it off.
     this.#server.headersTimeout = Math.min(params.bodyTimeoutMs, 60_000);
     this.#server.requestTimeout = params.bodyTimeoutMs;
+    // An idle keep-alive connection must close before the headers deadline could fire on it (node
+    // would answer its next request with a 408).
+    this.#server.keepAliveTimeout = Math.min(65_000, Math.max(500, this.#server.headersTimeout - 1000));
+    this.#server.on('clientError', (error, socket) => answerClientError(error, socket));
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -308,6 +354,8 @@ export class RouterHttpServer {
       } else {
         const headers: Record<string, string> = {};
         if (rendered.retryAfterS !== null) headers['retry-after'] = String(rendered.retryAfterS);
+        // A body left unread (too large) must not be parsed as the connection's next request.
+        if (!request.complete) headers.connection = 'close';
         sendJson(response, rendered.status, rendered.body, headers);
       }
     } finally {

@@ -164,7 +164,7 @@ export class RouterService {
         `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
           `${numPromptTokens + options.maxTokens} tokens (${numPromptTokens} in the ${promptParam}, ` +
           `${options.maxTokens} for the completion). Please reduce the length of the ${promptParam} or completion.`,
-        'max_tokens',
+        options.maxTokensParam,
       );
     }
     return options.maxTokens;

@@ -159,6 +159,7 @@ function readOptions(
   return {
     sampling,
     maxTokens,
+    maxTokensParam: maxCompletionTokens !== null ? 'max_completion_tokens' : 'max_tokens',
     minTokens,
     stop: readStringOrList(body, 'stop', limits.maxStopStrings),
     stopTokenIds: readTokenIdList(body, 'stop_token_ids', limits.vocabSize),
