@@ -8,6 +8,7 @@ import {
   type ReasonOf,
   ResourceExhaustedError,
   type TandemErrorOptions,
+  TimeoutError,
   UnauthenticatedError,
   UnavailableError,
 } from '@tandem/common';
@@ -97,5 +98,12 @@ export class RequestNotEncodableError extends InternalError {
 export class InvalidApiKeyError extends UnauthenticatedError {
   constructor(message: string) {
     super(message, { reason: 'invalid_api_key' });
+  }
+}
+
+/** An attempt missed its first-byte deadline: the worker (or its prefill worker) stalled. */
+export class FirstByteTimeoutError extends TimeoutError {
+  constructor(message: string) {
+    super(message, { reason: 'first_byte_timeout' });
   }
 }

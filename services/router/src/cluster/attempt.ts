@@ -5,8 +5,9 @@
 // stream goes on through rest(). Every attempt settles its breaker ticket exactly once: success at
 // the first response; failure when the worker failed (or missed its first-byte deadline); neutral
 // when the request was at fault or the attempt was cancelled (a lost hedge, a client that left).
-import { CancelledError, TandemError, TimeoutError } from '@tandem/common';
+import { CancelledError, TandemError } from '@tandem/common';
 import type { GenerateRequest, GenerateResponse } from '@tandem/proto';
+import { FirstByteTimeoutError } from '../errors.ts';
 import type { BlockKeys } from '../kv/block-keys.ts';
 import type { KvIndex } from '../kv/kv-index.ts';
 import type { PrefillDecision } from '../policy/prefill-policy.ts';
@@ -35,13 +36,6 @@ export function failureKindOf(error: unknown): FailureKind {
       return 'busy';
     default:
       return 'worker';
-  }
-}
-
-/** The attempt missed its first-byte deadline: the worker (or its prefill worker) stalled. */
-export class FirstByteTimeoutError extends TimeoutError {
-  constructor(message: string) {
-    super(message, { reason: 'first_byte_timeout' });
   }
 }
 

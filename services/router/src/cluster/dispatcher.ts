@@ -25,7 +25,12 @@ import {
   PrefillMode,
   toBinary,
 } from '@tandem/proto';
-import { NoWorkersError, RequestNotEncodableError, WorkerFailedError } from '../errors.ts';
+import {
+  FirstByteTimeoutError,
+  NoWorkersError,
+  RequestNotEncodableError,
+  WorkerFailedError,
+} from '../errors.ts';
 import type { BlockKeys } from '../kv/block-keys.ts';
 import type { KvIndex } from '../kv/kv-index.ts';
 import type { GenerationOptions } from '../openai/request.ts';
@@ -37,7 +42,7 @@ import {
   type PrefillWorkerView,
 } from '../policy/prefill-policy.ts';
 import type { Decision, Policy, RoutingRequest, WorkerView } from '../policy/types.ts';
-import { FirstByteTimeoutError, type FirstOutcome, failureKindOf, WorkerAttempt } from './attempt.ts';
+import { type FirstOutcome, failureKindOf, WorkerAttempt } from './attempt.ts';
 import type { DecisionLog, DecisionReason } from './decision-log.ts';
 import { ChoiceProgress, mergeStreams, renameChoice } from './failover.ts';
 import type { InflightCounts } from './inflight.ts';
