@@ -352,7 +352,7 @@ export class Dispatcher {
       racing.length = 0;
     };
     const launch = (why: DecisionReason): WorkerAttempt | null => {
-      const attempt = this.#launch(request, wire, tried, why);
+      const attempt = this.#launch(request, wire, tried, why, racing);
       if (attempt === null) return null;
       racing.push(attempt);
       // The first-byte deadline: past it the attempt fails (and counts against its worker).
@@ -443,12 +443,17 @@ export class Dispatcher {
     }
   }
 
-  /** Decides, records the decision and starts an attempt; null when no worker is usable. */
+  /**
+   * Decides, records the decision and starts an attempt; null when no worker is usable, or for a
+   * hedge, when the only choice is what an attempt in `racing` already waits on (the same worker
+   * with the same prefill worker: a twin there would only wait beside it).
+   */
   #launch(
     request: DispatchRequest,
     wire: GenerateRequest,
     tried: Tried,
     reason: DecisionReason,
+    racing: readonly WorkerAttempt[],
   ): WorkerAttempt | null {
     const { registry, logger } = this.#params;
     const nowMs = Date.now();
@@ -467,6 +472,19 @@ export class Dispatcher {
     const worker = decision.workerId === null ? null : registry.get(decision.workerId);
     const prefill =
       worker?.role === 'decode' ? this.decidePrefill(routing, worker, tried.prefillWorkers, nowMs) : null;
+    const prefillWorkerOf = (decision: PrefillDecision | null): string | null =>
+      decision?.type === 'remote' ? decision.workerId : null;
+    if (
+      reason === 'hedge' &&
+      worker !== null &&
+      racing.some(
+        (attempt) =>
+          attempt.worker.workerId === worker.workerId &&
+          prefillWorkerOf(attempt.prefill) === prefillWorkerOf(prefill),
+      )
+    ) {
+      return null;
+    }
     const attemptNumber = ++tried.numAttempts;
     this.#params.decisions.add({ ...decision, prefill, atMs: nowMs, attempt: attemptNumber, reason });
     this.#params.observer?.onDecision?.(decision, attemptNumber, performance.now() - decideStartMs);
