@@ -97,6 +97,10 @@ async function readJson(request: IncomingMessage, maxBytes: number): Promise<unk
     request.on('data', onData);
     request.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     request.once('error', reject);
+    // A client that hangs up mid-body: nothing more will come.
+    request.once('close', () => {
+      if (!request.complete) reject(new CancelledError('the client disconnected while sending the body'));
+    });
   });
   try {
     return JSON.parse(text);
