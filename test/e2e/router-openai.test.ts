@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createGrpcClient } from '@tandem/common';
 import { Worker } from '@tandem/proto';
-import type { RouterApp } from '@tandem/router';
+import { defaultRouterOptions, type RouterApp } from '@tandem/router';
 import OpenAI from 'openai';
 import {
   fixturesDir,
@@ -366,7 +366,7 @@ describe('OpenAI API through the router', () => {
 
   test('a full admission queue answers 429 with Retry-After', async () => {
     const small = await startRouter(modelDir, backplane, {
-      admission: { maxConcurrent: 1, maxQueued: 0, retryAfterMs: 2000 },
+      admission: { ...defaultRouterOptions.admission, maxConcurrent: 1, maxQueued: 0, retryAfterMs: 2000 },
     });
     try {
       await waitForWorkers(small, 2);

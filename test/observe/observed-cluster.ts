@@ -6,7 +6,7 @@
 // (cache hits), streamed completions (TTFT, ITL), a steady phase and a burst past admission.
 import { join } from 'node:path';
 import { Logger, type RunningPrometheus, startPrometheus } from '@tandem/common';
-import type { RouterApp } from '@tandem/router';
+import { defaultRouterOptions, type RouterApp } from '@tandem/router';
 import {
   demoModelDir,
   repoRoot,
@@ -41,7 +41,7 @@ export async function startObservedCluster(scrapeIntervalS = 1): Promise<Observe
   const prefill = await start('obs-prefill', 'prefill');
   const workers = [decode, prefill];
   const router = await startRouter(demoModelDir, backplane, {
-    admission: { maxConcurrent: 4, maxQueued: 4, retryAfterMs: 1000 },
+    admission: { ...defaultRouterOptions.admission, maxConcurrent: 4, maxQueued: 4 },
   });
   await waitFor(
     'the router to know both workers with their metrics endpoints',

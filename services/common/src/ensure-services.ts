@@ -3,7 +3,7 @@
 // and apt-get exists); otherwise fail saying exactly what to install or set.
 import { execFileSync } from 'node:child_process';
 import { ChildServer } from './child-server.ts';
-import { hostPortOf, natsUrlFromEnv, redisUrlFromEnv } from './config.ts';
+import { hostPortOf, natsUrlFromEnv, redactUrl, redisUrlFromEnv } from './config.ts';
 import { DependencyMissingError, UnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { canConnect } from './ports.ts';
@@ -88,15 +88,15 @@ function tryAptInstall(kind: { binary: string; debianPackage: string }, logger: 
 async function ensureService(kind: ServiceKind, url: string, logger: Logger): Promise<EnsuredService> {
   const { host, port } = hostPortOf(url, kind.defaultPort);
   if (await canConnect(host, port, 1000)) {
-    logger.info(`using ${kind.name} at ${url}`);
+    logger.info(`using ${kind.name} at ${redactUrl(url)}`);
     return { url, startedHere: false, stop: async () => {} };
   }
   if (!isLocalHost(host)) {
-    throw new UnavailableError(`${kind.name} at ${url} (${kind.envName}) does not answer`);
+    throw new UnavailableError(`${kind.name} at ${redactUrl(url)} (${kind.envName}) does not answer`);
   }
   if (!onPath(kind.binary) && !tryAptInstall(kind, logger)) {
     throw new DependencyMissingError(
-      `${kind.name} is not reachable at ${url} and ${kind.binary} is not installed: install it ` +
+      `${kind.name} is not reachable at ${redactUrl(url)} and ${kind.binary} is not installed: install it ` +
         `(Debian/Ubuntu: sudo apt-get install ${kind.debianPackage}) or set ${kind.envName} to a running server`,
     );
   }

@@ -144,17 +144,19 @@ export function fromServiceError(error: unknown, address: string): TandemError {
 export interface ClientOptions {
   /** grpc-js channel options (keepalive, message sizes). */
   channelOptions?: grpc.ChannelOptions;
+  /** TLS (cluster-security.ts); default plaintext. */
+  credentials?: grpc.ChannelCredentials;
   /** Cross-cutting concerns (request ids, tracing, auth) for every call of this client. */
   interceptors?: grpc.Interceptor[];
 }
 
-/** A typed client for `service` at host:port (plaintext). */
+/** A typed client for `service` at host:port (plaintext unless `options.credentials` says TLS). */
 export function createGrpcClient<S extends GenService<GenServiceMethods>>(
   service: S,
   address: string,
   options: ClientOptions = {},
 ): GrpcClient<S> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+  const client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     ...options.channelOptions,
@@ -264,12 +266,19 @@ function grpcCallOptions(options: CallOptions): grpc.CallOptions {
   return options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
 }
 
+export interface ServiceOptions {
+  /** Checked before every call: an error refuses the call (e.g. no valid cluster token). */
+  authorize?: ((metadata: grpc.Metadata) => TandemError | null) | null;
+}
+
 /** Registers `impl` for `service` on a grpc-js server. */
 export function addGrpcService<S extends GenService<GenServiceMethods>>(
   server: grpc.Server,
   service: S,
   impl: GrpcServiceImpl<S>,
+  options: ServiceOptions = {},
 ): void {
+  const authorize = options.authorize ?? null;
   const handlers: grpc.UntypedServiceImplementation = {};
   const handlerOf = impl as Record<string, (request: unknown, context: CallContext) => unknown>;
   for (const method of (service as DescService).methods) {
@@ -281,6 +290,11 @@ export function addGrpcService<S extends GenService<GenServiceMethods>>(
         call: grpc.ServerUnaryCall<unknown, unknown>,
         callback: grpc.sendUnaryData<unknown>,
       ): void => {
+        const refusal = authorize?.(call.metadata) ?? null;
+        if (refusal !== null) {
+          callback(toServiceError(refusal));
+          return;
+        }
         const context = contextOf(call);
         const { span, ctx } = serverCallSpan(path, call.metadata);
         withContext(ctx, () => handler(call.request, context) as Promise<MessageInitShape<DescMessage>>).then(
@@ -296,6 +310,11 @@ export function addGrpcService<S extends GenService<GenServiceMethods>>(
       };
     } else if (method.methodKind === 'server_streaming') {
       handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
+        const refusal = authorize?.(call.metadata) ?? null;
+        if (refusal !== null) {
+          call.emit('error', toServiceError(refusal));
+          return;
+        }
         const { span, ctx } = serverCallSpan(path, call.metadata);
         withContext(ctx, () =>
           serveStream(
@@ -345,9 +364,14 @@ async function serveStream(
 }
 
 /** Binds a server to host:port (port 0: any free one) and returns the bound port. */
-export function bindGrpcServer(server: grpc.Server, host: string, port: number): Promise<number> {
+export function bindGrpcServer(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+    server.bindAsync(`${host}:${port}`, credentials, (error, boundPort) => {
       if (error !== null) reject(new UnavailableError(`cannot listen on ${host}:${port}`, { cause: error }));
       else resolve(boundPort);
     });

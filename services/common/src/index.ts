@@ -1,5 +1,6 @@
 // @tandem/common: errors, logging, configuration and the NATS / Redis / gRPC plumbing every
 // service shares. Test helpers are in '@tandem/common/testing'.
+export * from './cluster-security.ts';
 export * from './command.ts';
 export * from './config.ts';
 export * from './discovery/index.ts';

@@ -8,10 +8,12 @@
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
 import {
   activeSpan,
+  type ClientOptions,
   createGrpcClient,
   FailedPreconditionError,
   type GrpcClient,
   type Logger,
+  TimeoutError,
 } from '@tandem/common';
 import {
   KvReceiver,
@@ -20,7 +22,7 @@ import {
   newTransferId,
   specFromLayout,
 } from '@tandem/kvtransfer';
-import { Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
+import { Prefill, type PrefillResponse, type SamplingParams, ServingStatus, Worker } from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
 import type { KvTransferMetrics, PrefillDecision } from '@tandem/worker';
 import type { PrefillDirectory } from './prefill-directory.ts';
@@ -29,6 +31,15 @@ import type { PrefillDirectory } from './prefill-directory.ts';
 class BelowThresholdError extends FailedPreconditionError {
   constructor(numUncached: number, threshold: number) {
     super(`${numUncached} uncached prompt tokens, below the disaggregation threshold ${threshold}`);
+  }
+}
+
+/** The prefill worker landed no KV for a while and did not answer a health check: it stalled. */
+class PrefillStalledError extends TimeoutError {
+  constructor(address: string, stallMs: number) {
+    super(`prefill worker ${address} landed no KV for ${stallMs} ms and did not answer a health check`, {
+      reason: 'prefill_stalled',
+    });
   }
 }
 
@@ -53,12 +64,19 @@ export interface RemotePrefillOptions {
   /** One prefill (compute + transfer) may take this long before it is given up (default 30 s). */
   leaseMs?: number;
   /**
+   * A prefill worker that lands no KV for this long gets a health check; one that does not answer
+   * it (a stopped process) is given up at once, long before the lease (default 2 s; 0: never).
+   */
+  stallMs?: number;
+  /**
    * Prefill workers found through discovery: used when a request carries no decision (then the
    * prompt goes to one only when at least disaggThreshold of its tokens are not cached here; 0:
    * always), and after the workers a request names have failed.
    */
   directory?: PrefillDirectory | null;
   disaggThreshold?: number;
+  /** TLS and the cluster token for the calls to prefill workers (default plaintext, no token). */
+  clientOptions?: ClientOptions;
   logger?: Logger | null;
   /** The worker's KV-transfer series (direction receive), or null. */
   metrics?: KvTransferMetrics | null;
@@ -90,20 +108,25 @@ export class RemotePrefillHost {
   readonly kvEndpoint: { host: string; port: number };
   private readonly engine: Engine;
   private readonly leaseMs: number;
+  private readonly stallMs: number;
   private readonly logger: Logger | null;
   private readonly clients = new Map<string, GrpcClient<typeof Prefill>>();
+  private readonly healthClients = new Map<string, GrpcClient<typeof Worker>>();
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
   private readonly transfers: KvTransferMetrics | null;
+  private readonly clientOptions: ClientOptions;
   private closed = false;
 
   constructor(options: RemotePrefillOptions) {
     this.engine = options.engine;
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.stallMs = options.stallMs ?? 2000;
     this.logger = options.logger ?? null;
     this.directory = options.directory ?? null;
     this.disaggThreshold = options.disaggThreshold ?? 0;
     this.transfers = options.metrics ?? null;
+    this.clientOptions = options.clientOptions ?? {};
     const layout = options.engine.kvLayout;
     this.receiver = new KvReceiver({
       host: options.kvHost ?? '127.0.0.1',
@@ -168,12 +191,64 @@ export class RemotePrefillHost {
     this.receiver.close();
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+    for (const client of this.healthClients.values()) client.close();
+    this.healthClients.clear();
+  }
+
+  private healthClient(address: string): GrpcClient<typeof Worker> {
+    let client = this.healthClients.get(address);
+    if (client === undefined) {
+      client = createGrpcClient(Worker, address, this.clientOptions);
+      this.healthClients.set(address, client);
+    }
+    return client;
+  }
+
+  /**
+   * Watches a transfer while it runs: when no KV lands for stallMs, asks the prefill worker's
+   * Health; no answer within a second (a stopped process, a dead host) aborts the attempt with a
+   * PrefillStalledError, so the next candidate (or a local prefill) takes over. Returns the stop.
+   */
+  private watchStall(address: string, transferId: bigint, controller: AbortController): () => void {
+    if (this.stallMs <= 0) return () => {};
+    let landed = 0;
+    let quietSinceMs = Date.now();
+    let checking = false;
+    const timer = setInterval(
+      () => {
+        const bytes = this.receiver.bytesReceived(transferId);
+        const nowMs = Date.now();
+        if (bytes !== landed) {
+          landed = bytes;
+          quietSinceMs = nowMs;
+          return;
+        }
+        if (checking || nowMs - quietSinceMs < this.stallMs) return;
+        checking = true;
+        this.healthClient(address)
+          .health({}, { timeoutMs: 1000, signal: controller.signal })
+          .then(
+            (health) => health.status === ServingStatus.SERVING,
+            () => false,
+          )
+          .then((alive) => {
+            checking = false;
+            if (alive)
+              quietSinceMs = Date.now(); // alive, just busy: watch another period
+            else if (!controller.signal.aborted)
+              controller.abort(new PrefillStalledError(address, this.stallMs));
+          });
+      },
+      Math.max(50, Math.floor(this.stallMs / 4)),
+    );
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private client(address: string): GrpcClient<typeof Prefill> {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = createGrpcClient(Prefill, address);
+      client = createGrpcClient(Prefill, address, this.clientOptions);
       this.clients.set(address, client);
     }
     return client;
@@ -274,13 +349,16 @@ export class RemotePrefillHost {
     );
     const onAbortRelease = (): void => void this.receiver.release(transferId);
     controller.signal.addEventListener('abort', onAbortRelease, { once: true });
+    const stopWatch = this.watchStall(address, transferId, controller);
     try {
       const [, response] = await Promise.all([landed, call]);
       return { ...response, transport: this.#carriedBy.get(transferId) ?? null };
     } catch (error) {
+      const stalled: unknown = controller.signal.reason;
       controller.abort(); // the prefill worker stops and frees its pages
-      throw error;
+      throw stalled instanceof PrefillStalledError ? stalled : error;
     } finally {
+      stopWatch();
       signal.removeEventListener('abort', onAbort);
       this.#carriedBy.delete(transferId);
       // Committed transfers are already closed; anything else: wait until no frame lands.

@@ -23,6 +23,7 @@ import {
   PrefillLeaseExpiredError,
   PrefillNotCompletedError,
 } from './errors.ts';
+import type { KvDestinations } from './kv-destinations.ts';
 import type { KvSenderPool } from './kv-sender-pool.ts';
 
 /** Where the prompt's KV goes: the decode worker's kvtransfer receiver and its reserved pages. */
@@ -86,13 +87,21 @@ export class PrefillService {
   };
   private readonly engine: Engine;
   private readonly senders: KvSenderPool;
+  private readonly destinations: KvDestinations | null;
   private readonly running = new Map<string, AbortController>();
   private readonly transfers: KvTransferMetrics | null;
   private nextCallId = 0;
 
-  constructor(options: { engine: Engine; senders: KvSenderPool; metrics?: KvTransferMetrics | null }) {
+  /** `destinations`: where KV may go (null: anywhere, for an in-process pair that owns both ends). */
+  constructor(options: {
+    engine: Engine;
+    senders: KvSenderPool;
+    destinations?: KvDestinations | null;
+    metrics?: KvTransferMetrics | null;
+  }) {
     this.engine = options.engine;
     this.senders = options.senders;
+    this.destinations = options.destinations ?? null;
     this.transfers = options.metrics ?? null;
   }
 
@@ -105,7 +114,14 @@ export class PrefillService {
   }
 
   implementation(): GrpcServiceImpl<typeof Prefill> {
-    return { prefill: (request, context) => this.handle(this.#toJob(request), context) };
+    return {
+      prefill: async (request, context) => {
+        const job = this.#toJob(request);
+        // Checked before anything connects: a caller cannot make this worker dial a third party.
+        await this.destinations?.check(job.destination.host, job.destination.port, context.peer);
+        return this.handle(job, context);
+      },
+    };
   }
 
   /** The wire request resolved once: sampling as the decode worker resolves it, fields checked. */

@@ -21,8 +21,14 @@ export class RouterMetrics {
   readonly decisions: Counter;
   /** {type, worker} */
   readonly prefillDecisions: Counter;
-  /** Prompts retried on another worker after one failed before the first token. */
-  readonly retries: BoundCounter;
+  /** Prompts retried on another worker after one failed before the first token. {worker} */
+  readonly retries: Counter;
+  /** Silent attempts given a twin on another worker (the worker named is the twin). {worker} */
+  readonly hedges: Counter;
+  /** Workers that failed mid-stream (their choices continued elsewhere). {worker} */
+  readonly failovers: Counter;
+  /** Errors sent inside an open stream (the response had status 200). {code} */
+  readonly streamErrors: Counter;
   /** Requests refused by admission (429, queue full). */
   readonly rejected: BoundCounter;
   readonly promptTokens: BoundCounter;
@@ -56,12 +62,22 @@ export class RouterMetrics {
       'tandem_router_prefill_decisions_total',
       'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
     );
-    this.retries = registry
-      .counter(
-        'tandem_router_retries_total',
-        'Prompts retried on another worker (the first failed before its first token)',
-      )
-      .with({});
+    this.retries = registry.counter(
+      'tandem_router_retries_total',
+      'Prompts retried on another worker (the first failed before its first token), by the worker that failed',
+    );
+    this.hedges = registry.counter(
+      'tandem_router_hedges_total',
+      'Silent attempts given a twin on another worker (the worker named is the twin)',
+    );
+    this.failovers = registry.counter(
+      'tandem_router_failovers_total',
+      'Workers that failed mid-stream (their choices continued elsewhere)',
+    );
+    this.streamErrors = registry.counter(
+      'tandem_router_stream_errors_total',
+      'Errors sent inside an open stream (the response had status 200), by error code',
+    );
     this.rejected = registry
       .counter(
         'tandem_router_admission_rejected_total',

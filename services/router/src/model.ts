@@ -7,6 +7,13 @@ import { ConfigError } from '@tandem/common';
 import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import type { IncrementalDecoder } from './openai/choice-output.ts';
 import type { ChatRequest } from './openai/request.ts';
+import { TokenizePool } from './tokenize-pool.ts';
+
+/**
+ * Slack on the untokenized-length bound: a normalizer (NFC, stripping) may shorten a text before
+ * it is split, so a text is refused unread only when it could not fit even at half its length.
+ */
+const normalizationSlack = 2;
 
 export interface ServedModel {
   /** What /v1/models lists and requests must name. */
@@ -16,17 +23,31 @@ export interface ServedModel {
   dir: string;
   /** Longest sequence (prompt + output) the model takes. */
   maxModelLen: number;
+  /** Token ids are below this (config.json's vocab_size, as the workers check it). */
+  vocabSize: number;
   createdAtS: number;
   tokenizer: TextTokenizer;
-  encodeChat(request: ChatRequest): number[];
-  encodeText(text: string): number[];
+  /**
+   * A text longer than this (UTF-16 code units) cannot fit the context whatever it encodes to
+   * (longest token x context, with slack): it is refused before it is tokenized.
+   */
+  maxPromptChars: number;
+  /** Chat template + tokenizer; long texts are tokenized off the event loop. */
+  encodeChat(request: ChatRequest): Promise<number[]>;
+  encodeText(text: string): Promise<number[]>;
   decode(tokenIds: readonly number[]): string;
   createDecoder(skipSpecialTokens: boolean): IncrementalDecoder;
   /** One token as text (logprob entries). */
   renderToken(tokenId: number): string;
+  /** Stops the tokenize threads. */
+  close(): Promise<void>;
 }
 
-export async function loadServedModel(dir: string, servedName: string | null): Promise<ServedModel> {
+export async function loadServedModel(
+  dir: string,
+  servedName: string | null,
+  tokenizeThreads = 2,
+): Promise<ServedModel> {
   const absolute = resolve(dir);
   let config: Record<string, unknown>;
   try {
@@ -37,6 +58,12 @@ export async function loadServedModel(dir: string, servedName: string | null): P
   const maxPositions = config.max_position_embeddings;
   const maxModelLen = typeof maxPositions === 'number' && maxPositions > 0 ? maxPositions : 2048;
   const tokenizer = await TextTokenizer.load(absolute);
+  const configVocab = config.vocab_size;
+  const vocabSize =
+    typeof configVocab === 'number' && Number.isSafeInteger(configVocab) && configVocab > 0
+      ? configVocab
+      : tokenizer.vocabSize;
+  const pool = new TokenizePool({ modelDir: absolute, numThreads: tokenizeThreads }, tokenizer);
   const folderName = basename(absolute);
   const name = servedName ?? folderName;
   const tokenText = new Map<number, string>();
@@ -45,8 +72,10 @@ export async function loadServedModel(dir: string, servedName: string | null): P
     aliases: name === folderName ? [] : [folderName],
     dir: absolute,
     maxModelLen,
+    vocabSize,
     createdAtS: Math.floor(Date.now() / 1000),
     tokenizer,
+    maxPromptChars: normalizationSlack * maxModelLen * tokenizer.maxTokenChars,
     encodeChat: (request) => {
       const messages = request.messages.map((m) =>
         m.name === null
@@ -65,9 +94,9 @@ export async function loadServedModel(dir: string, servedName: string | null): P
         const at = text.lastIndexOf(last);
         if (at !== -1) text = text.slice(0, at + last.length);
       }
-      return tokenizer.encode(text, { addSpecialTokens: false });
+      return pool.encode(text, false);
     },
-    encodeText: (text) => tokenizer.encode(text),
+    encodeText: (text) => pool.encode(text, true),
     decode: (tokenIds) => tokenizer.decode(tokenIds),
     createDecoder: (skipSpecialTokens) => {
       const detokenizer = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens });
@@ -83,5 +112,6 @@ export async function loadServedModel(dir: string, servedName: string | null): P
       tokenText.set(tokenId, text);
       return text;
     },
+    close: () => pool.close(),
   };
 }

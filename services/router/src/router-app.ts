@@ -13,6 +13,8 @@ import {
   subjects,
 } from '@tandem/common';
 import { fromBinary, KvEventBatchSchema } from '@tandem/proto';
+import { ApiKeyTable, unlimitedKey } from './auth/api-keys.ts';
+import { KeyLimiter } from './auth/key-limiter.ts';
 import { AdmissionQueue } from './cluster/admission.ts';
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
@@ -25,13 +27,11 @@ import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
 import { KvIndex } from './kv/kv-index.ts';
 import { RouterMetrics } from './metrics.ts';
-import { loadServedModel } from './model.ts';
+import { loadServedModel, type ServedModel } from './model.ts';
 import { createPolicy } from './policy/policies.ts';
 import type { RouterOptions } from './router-options.ts';
 
 import { RouterService } from './service.ts';
-
-const housekeepingMs = 1000;
 
 export class RouterApp {
   readonly port: number;
@@ -46,6 +46,7 @@ export class RouterApp {
   readonly #inflight: InflightCounts;
   readonly #metrics: RouterMetrics;
   readonly #timer: NodeJS.Timeout;
+  readonly #model: ServedModel;
   #closed = false;
 
   private constructor(parts: {
@@ -61,6 +62,7 @@ export class RouterApp {
     inflight: InflightCounts;
     metrics: RouterMetrics;
     timer: NodeJS.Timeout;
+    model: ServedModel;
   }) {
     this.port = parts.port;
     this.url = `http://${parts.host.includes(':') ? `[${parts.host}]` : parts.host}:${parts.port}`;
@@ -74,11 +76,12 @@ export class RouterApp {
     this.#inflight = parts.inflight;
     this.#metrics = parts.metrics;
     this.#timer = parts.timer;
+    this.#model = parts.model;
   }
 
   static async start(options: RouterOptions): Promise<RouterApp> {
     const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
-    const model = await loadServedModel(options.modelDir, options.servedModelName);
+    const model = await loadServedModel(options.modelDir, options.servedModelName, options.tokenizeThreads);
     const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
     const redis =
       options.redisUrl === null
@@ -86,6 +89,7 @@ export class RouterApp {
         : await connectRedis({ url: options.redisUrl, name: `tandem-${replicaId}` });
     // A start that fails (a taken port) undoes what it set up, so the process can exit.
     const undo: (() => Promise<void> | void)[] = [
+      () => model.close(),
       () => redis?.disconnect(),
       () => nc.drain().catch(() => {}),
     ];
@@ -116,6 +120,7 @@ export class RouterApp {
         defaultPrefillTokensPerMs: options.defaultPrefillTokensPerMs,
         prefillRateAlpha: options.prefillRateAlpha,
         defaultLeaseTtlMs: options.defaultLeaseTtlMs,
+        security: options.security,
       },
       redis,
       logger,
@@ -139,6 +144,7 @@ export class RouterApp {
       random: seededRandom(options.seed),
       logger,
       maxAttempts: options.maxAttempts,
+      resilience: options.resilience,
       prefill: { ...options.prefillChoice, disaggThreshold: options.disaggThreshold },
       observer: {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
@@ -154,7 +160,9 @@ export class RouterApp {
               : { type: decision.type },
           ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
-        onRetry: () => metrics.retries.inc(),
+        onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+        onHedge: (workerId) => metrics.hedges.inc({ worker: workerId }),
+        onFailover: (workerId) => metrics.failovers.inc({ worker: workerId }),
       },
     });
     registry.onEvent((event) => {
@@ -165,7 +173,14 @@ export class RouterApp {
       }
     });
     const admission = new AdmissionQueue(options.admission);
+    const keyLimiter = new KeyLimiter(
+      redis,
+      // A request's slot outlives it only if its replica crashed: then it lapses after this.
+      { replicaId, slotLeaseMs: options.requestTimeoutMs + 60_000 },
+      logger,
+    );
     const service = new RouterService({
+      keyLimiter,
       model,
       dispatcher,
       admission,
@@ -183,6 +198,11 @@ export class RouterApp {
       .counter('tandem_router_kv_resyncs_total', 'KV index resyncs from block dumps')
       .track({}, () => kvSync.numResyncs);
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
+    metrics.gauge(
+      'tandem_router_requests_running_cost',
+      'Cost of the admitted requests (prompt tokens + n x max_tokens x (1 + logprob entries))',
+      () => admission.runningCost,
+    );
     metrics.gauge(
       'tandem_router_requests_queued',
       'Requests waiting for admission',
@@ -220,7 +240,7 @@ export class RouterApp {
         .expireSilent(Date.now())
         .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
       void registry.probeUnhealthy(Date.now());
-    }, housekeepingMs);
+    }, options.healthCheckMs);
     timer.unref();
     undo.push(() => clearInterval(timer));
 
@@ -247,10 +267,15 @@ export class RouterApp {
       decisions,
       metrics,
       logger,
-      isReady: () => registry.all().some((worker) => worker.breaker.allows(Date.now())),
+      // Ready while some worker is not shut out (closed, or half-open: a probe will tell).
+      isReady: () => registry.all().some((worker) => worker.breaker.state(Date.now()) !== 'open'),
       modelCreatedAtS: model.createdAtS,
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+      apiKeys: options.apiKeys.length === 0 ? null : new ApiKeyTable(options.apiKeys),
+      adminAccess: options.adminAccess,
+      adminKeys: new ApiKeyTable(options.adminKeys.map((key) => ({ key, limits: unlimitedKey }))),
     });
     let port: number;
     try {
@@ -283,6 +308,7 @@ export class RouterApp {
       inflight,
       metrics,
       timer,
+      model,
     });
   }
 
@@ -296,6 +322,7 @@ export class RouterApp {
     this.#metrics.close();
     await this.#nc.drain().catch(() => {});
     this.#redis?.disconnect();
+    await this.#model.close();
   }
 }
 

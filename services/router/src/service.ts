@@ -1,7 +1,9 @@
 // The request lifecycle behind the HTTP routes: validate, admit, tokenize, check the context,
 // route and run every prompt, and hand the client OpenAI-shaped results (whole or as SSE).
 import { blockHashes } from '@tandem/tokenizer';
-import type { AdmissionQueue } from './cluster/admission.ts';
+import type { ApiKeyPolicy } from './auth/api-keys.ts';
+import type { KeyLimiter } from './auth/key-limiter.ts';
+import { type AdmissionQueue, requestCost } from './cluster/admission.ts';
 import type { Dispatcher } from './cluster/dispatcher.ts';
 import { ContextLengthError, InvalidRequestError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
@@ -23,6 +25,7 @@ import {
 import type { ChatRequest, CompletionRequest, GenerationOptions } from './openai/request.ts';
 import {
   defaultValidationLimits,
+  type ValidationLimits,
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
@@ -44,6 +47,8 @@ export interface RequestContext {
   requestId: string;
   routingKey: string | null;
   signal: AbortSignal;
+  /** The client's key (its limits apply), or null when the router takes no keys. */
+  apiKey: ApiKeyPolicy | null;
 }
 
 export interface ServiceParams {
@@ -54,6 +59,8 @@ export interface ServiceParams {
   /** Tokens per KV page (all workers of a model share it). */
   /** The model's KV page size (prompts are hashed in it), or null before any worker joined. */
   pageSize: () => number | null;
+  /** Per-key limits shared by the replicas. */
+  keyLimiter: KeyLimiter;
 }
 
 /** Makes worker-facing request ids unique within this router process. */
@@ -63,6 +70,8 @@ interface PreparedPrompt {
   tokenIds: number[];
   /** Text put before the output when echo is on. */
   echoText: string;
+  /** Generated tokens per choice (what the context leaves, or the request's max_tokens). */
+  maxTokens: number;
 }
 
 export class RouterService {
@@ -76,31 +85,58 @@ export class RouterService {
     return [this.#params.model.name, ...this.#params.model.aliases];
   }
 
+  #limits(): ValidationLimits {
+    const { model } = this.#params;
+    return { ...defaultValidationLimits, servedModelNames: this.modelNames, vocabSize: model.vocabSize };
+  }
+
   async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateChatRequest(body, {
-      ...defaultValidationLimits,
-      servedModelNames: this.modelNames,
-    });
-    const tokenIds = this.#params.model.encodeChat(request);
-    await this.#execute(request, [{ tokenIds, echoText: '' }], 'messages', context, sink);
+    const request = validateChatRequest(body, this.#limits());
+    let numChars = 0;
+    for (const message of request.messages) numChars += message.content.length;
+    this.#checkUntokenizedLength(numChars, 'messages');
+    const tokenIds = await this.#params.model.encodeChat(request);
+    const maxTokens = this.#maxTokensFor(tokenIds.length, request.options, 'messages');
+    await this.#execute(request, [{ tokenIds, echoText: '', maxTokens }], context, sink);
   }
 
   async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateCompletionRequest(body, {
-      ...defaultValidationLimits,
-      servedModelNames: this.modelNames,
-    });
+    const request = validateCompletionRequest(body, this.#limits());
     const { model } = this.#params;
-    const prompts = request.prompts.map((prompt): PreparedPrompt => {
-      const tokenIds = prompt.type === 'text' ? model.encodeText(prompt.text) : prompt.tokenIds;
+    for (const prompt of request.prompts) {
+      if (prompt.type === 'text') this.#checkUntokenizedLength(prompt.text.length, 'prompt');
+    }
+    const tokenIdLists = await Promise.all(
+      request.prompts.map((prompt) =>
+        prompt.type === 'text' ? model.encodeText(prompt.text) : Promise.resolve(prompt.tokenIds),
+      ),
+    );
+    // Lengths first: an echo decodes the prompt, which is bounded only once it fits.
+    const maxTokens = tokenIdLists.map((ids) => this.#maxTokensFor(ids.length, request.options, 'prompt'));
+    const prompts = request.prompts.map((prompt, i): PreparedPrompt => {
+      const tokenIds = tokenIdLists[i]!;
       const echoText = !request.echo
         ? ''
         : prompt.type === 'text'
           ? prompt.text
           : model.decode(prompt.tokenIds);
-      return { tokenIds, echoText };
+      return { tokenIds, echoText, maxTokens: maxTokens[i]! };
     });
-    await this.#execute(request, prompts, 'prompt', context, sink);
+    await this.#execute(request, prompts, context, sink);
+  }
+
+  /**
+   * Refuses a text that cannot fit the context whatever it encodes to, before tokenizing it: a
+   * 10 MB prompt costs the tokenizer seconds (issue 18, defect 4).
+   */
+  #checkUntokenizedLength(numChars: number, promptParam: string): void {
+    const { maxPromptChars, maxModelLen } = this.#params.model;
+    if (numChars <= maxPromptChars) return;
+    throw new ContextLengthError(
+      `This model's maximum context length is ${maxModelLen} tokens. However, your ${promptParam} ` +
+        `has ${numChars} characters, more than ${maxModelLen} tokens can hold. Please reduce the length of the ${promptParam}.`,
+      promptParam,
+    );
   }
 
   #maxTokensFor(numPromptTokens: number, options: GenerationOptions, promptParam: string): number {
@@ -115,13 +151,22 @@ export class RouterService {
         promptParam,
       );
     }
-    if (options.maxTokens === null) return maxModelLen - numPromptTokens;
+    if (options.maxTokens === null) {
+      const maxTokens = maxModelLen - numPromptTokens;
+      if (options.minTokens > maxTokens) {
+        throw new InvalidRequestError(
+          `'min_tokens' (${options.minTokens}) exceeds the ${maxTokens} tokens the context leaves`,
+          'min_tokens',
+        );
+      }
+      return maxTokens;
+    }
     if (numPromptTokens + options.maxTokens > maxModelLen) {
       throw new ContextLengthError(
         `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
           `${numPromptTokens + options.maxTokens} tokens (${numPromptTokens} in the ${promptParam}, ` +
           `${options.maxTokens} for the completion). Please reduce the length of the ${promptParam} or completion.`,
-        'max_tokens',
+        options.maxTokensParam,
       );
     }
     return options.maxTokens;
@@ -130,16 +175,35 @@ export class RouterService {
   async #execute(
     request: ChatRequest | CompletionRequest,
     prompts: PreparedPrompt[],
-    promptParam: string,
     context: RequestContext,
     sink: ResponseSink,
   ): Promise<void> {
     const { options } = request;
-    const maxTokens = prompts.map((p) => this.#maxTokensFor(p.tokenIds.length, options, promptParam));
     const { metrics } = this.#params;
     annotateRequest(request, context.requestId);
+    let cost = 0;
+    let numKeyTokens = 0;
+    for (const prompt of prompts) {
+      cost += requestCost({
+        numPromptTokens: prompt.tokenIds.length,
+        n: options.n,
+        maxTokens: prompt.maxTokens,
+        numLogprobEntries: options.logprobs ? 1 + options.topLogprobs : 0,
+      });
+      numKeyTokens += prompt.tokenIds.length + options.n * prompt.maxTokens;
+    }
+    // The key's limits before the queue: a client over its budget takes no place in it.
+    const grant =
+      context.apiKey === null ? null : await this.#params.keyLimiter.acquire(context.apiKey, numKeyTokens);
+    let numTokensUsed = numKeyTokens;
+    let release: () => void;
     const queuedAtMs = performance.now();
-    const release = await this.#params.admission.admit(context.signal);
+    try {
+      release = await this.#params.admission.admit(context.signal, cost);
+    } catch (error) {
+      grant?.release(0);
+      throw error;
+    }
     const startedAtMs = performance.now();
     metrics.queue.observe((startedAtMs - queuedAtMs) / 1000);
     try {
@@ -155,7 +219,7 @@ export class RouterService {
               blockKeys: toBlockKeys(pageSize === null ? [] : blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,
               options,
-              maxTokens: maxTokens[promptIndex]!,
+              maxTokens: prompt.maxTokens,
             },
             firstChoiceIndex: promptIndex * options.n,
             model: this.#params.model,
@@ -166,6 +230,7 @@ export class RouterService {
         ),
       );
       const total = sumUsage(usages);
+      numTokensUsed = total.numPromptTokens + total.numCompletionTokens;
       metrics.promptTokens.inc(total.numPromptTokens);
       metrics.cachedTokens.inc(total.numCachedTokens);
       metrics.completionTokens.inc(total.numCompletionTokens);
@@ -177,6 +242,7 @@ export class RouterService {
       formatter.finish(makeUsage(total.numPromptTokens, total.numCompletionTokens, total.numCachedTokens));
     } finally {
       release();
+      grant?.release(numTokensUsed);
       metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
     }
   }

@@ -38,6 +38,8 @@ export interface AnnouncerOptions {
   loadIntervalMs: number;
   logger: Logger;
   role: WorkerRoleName;
+  /** Decode role: its kvtransfer receiver's host:port ('' otherwise). */
+  kvAddress: string;
 }
 
 export class Announcer {
@@ -125,6 +127,7 @@ export class Announcer {
       leaseTtlMs: o.leaseTtlMs,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       kvSeq: BigInt(o.kvSeq()),
+      kvAddress: o.kvAddress,
     });
     try {
       o.nc.publish(subjects.announce, toBinary(WorkerAnnounceSchema, message));

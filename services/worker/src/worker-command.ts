@@ -3,7 +3,14 @@
 // and decode roles), so the host depends on no role package.
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { ConfigError, type Logger, type OptionValues, runCommand, untilSignal } from '@tandem/common';
+import {
+  ConfigError,
+  clusterSecurityFrom,
+  type Logger,
+  type OptionValues,
+  runCommand,
+  untilSignal,
+} from '@tandem/common';
 import { parseDevice } from '@tandem/executor';
 import { Engine } from '@tandem/runtime';
 import type { RoleFactory, RoleName } from './role.ts';
@@ -37,6 +44,7 @@ async function serve(
 ): Promise<number> {
   if (values.model === null) throw new ConfigError('--model DIR is required', { param: '--model' });
   const modelDir = resolve(values.model);
+  const security = clusterSecurityFrom(values);
   const engine = await Engine.create({
     executor: {
       modelDir,
@@ -70,6 +78,7 @@ async function serve(
       workerId: values['worker-id'],
       natsUrl: urlOrNone(values.nats),
       redisUrl: urlOrNone(values.redis),
+      security,
       timings: {
         heartbeatIntervalMs: values['heartbeat-interval-ms'],
         leaseTtlMs: values['lease-ttl-ms'],
@@ -88,6 +97,7 @@ async function serve(
                 kvHost,
                 kvAdvertiseHost: kvHost === '0.0.0.0' || kvHost === '::' ? hostname() : kvHost,
                 prefillLeaseMs: values['prefill-lease-ms'],
+                prefillStallMs: values['prefill-stall-ms'],
                 disaggThreshold: values['disagg-threshold'],
                 kvStreams: values['kv-streams'],
               },

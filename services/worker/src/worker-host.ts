@@ -10,14 +10,19 @@ import {
   addGrpcService,
   assertWorkerId,
   bindGrpcServer,
+  type ClusterSecurity,
+  callAuthorizer,
   connectNats,
   connectRedis,
   grpc,
+  grpcServerCredentials,
   type Logger,
   MetricsRegistry,
   type MetricsServer,
   type NatsConnection,
+  openCluster,
   type Redis,
+  redactUrl,
   registerProcessMetrics,
   shutdownGrpcServer,
   startMetricsServer,
@@ -61,6 +66,8 @@ export interface WorkerHostOptions {
   workerId?: string | null;
   natsUrl: string | null;
   redisUrl: string | null;
+  /** The cluster secret and gRPC TLS (default: an open cluster). */
+  security?: ClusterSecurity;
   timings?: PresenceTimings;
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
@@ -99,7 +106,8 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 5_000,
   });
-  const port = await bindGrpcServer(server, host, options.port);
+  const security = options.security ?? openCluster;
+  const port = await bindGrpcServer(server, host, options.port, grpcServerCredentials(security));
   const workerId = options.workerId ?? defaultWorkerId(port);
   assertWorkerId(workerId);
   const advertisedHost = host === '0.0.0.0' || host === '::' ? hostname() : host;
@@ -132,7 +140,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, logger, metrics },
+        { engine, modelName: model.modelName, workerId, nc, security, logger, metrics },
         options.role.options,
       );
     }
@@ -155,9 +163,12 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       logger,
       role,
       metrics: workerMetrics,
+      grpcAddress,
+      secret: security.secret,
     });
-    addGrpcService(server, Worker, service.implementation());
-    role?.addServices(server);
+    const serviceOptions = { authorize: callAuthorizer(security) };
+    addGrpcService(server, Worker, service.implementation(), serviceOptions);
+    role?.addServices(server, serviceOptions);
     if (nc !== null) {
       const lease =
         redis === null
@@ -190,6 +201,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         loadIntervalMs: timings.loadIntervalMs,
         logger,
         role: roleName,
+        kvAddress: role?.kvAddress ?? '',
       });
       await announcer.start();
     }
@@ -197,8 +209,10 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       grpcAddress,
       metricsAddress,
       role: roleName,
-      nats: options.natsUrl,
-      redis: options.redisUrl,
+      nats: options.natsUrl === null ? null : redactUrl(options.natsUrl),
+      redis: options.redisUrl === null ? null : redactUrl(options.redisUrl),
+      tls: security.tls !== null,
+      clusterSecret: security.secret !== null,
     });
 
     let closing: Promise<void> | null = null;

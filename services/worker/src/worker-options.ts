@@ -1,5 +1,5 @@
 // `tandem worker`'s options, declared once (common/options.ts): flags, environment, defaults.
-import { defineOptions, logLevelOption } from '@tandem/common';
+import { clusterSecurityOptions, defineOptions, logLevelOption } from '@tandem/common';
 import { defaultSchedulerOptions } from '@tandem/runtime';
 import { defaultPresenceTimings } from './worker-host.ts';
 
@@ -120,6 +120,12 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     min: 1,
     doc: 'decode role: give a remote prefill (compute + transfer) up after this long',
   },
+  'prefill-stall-ms': {
+    type: 'int',
+    default: 2000,
+    min: 0,
+    doc: 'decode role: a prefill worker that lands no KV this long gets a health check; no answer within 1 s gives it up for the next one (or a local prefill) (0: wait for the lease)',
+  },
   'disagg-threshold': {
     type: 'int',
     default: 0,
@@ -150,5 +156,6 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     min: 0,
     doc: 'on SIGTERM: stop taking work, deregister, let running requests finish this long, then abort them',
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });

@@ -5,6 +5,7 @@ import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
 import {
   AlreadyExistsError,
   activeSpan,
+  membershipProof,
   PhaseSpans,
   tracingEnabled,
   UnimplementedError,
@@ -39,6 +40,10 @@ export interface WorkerServiceOptions {
   /** The role this worker runs (null: unified). */
   role: WorkerRole | null;
   metrics: WorkerMetrics;
+  /** The gRPC address it announces (its membership proof covers it). */
+  grpcAddress: string;
+  /** The cluster secret (membership proofs), or null. */
+  secret: Buffer | null;
 }
 
 const wireRoles = { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE } as const;
@@ -102,9 +107,14 @@ export class WorkerService {
         status: this.#draining ? ServingStatus.DRAINING : ServingStatus.SERVING,
         workerId: this.#options.workerId,
       }),
-      info: async () => {
-        const { model } = this.#options;
+      info: async (request) => {
+        const { model, secret, workerId, grpcAddress } = this.#options;
+        const challenge = request.membershipChallenge;
         return {
+          grpcAddress,
+          ...(secret !== null && challenge.length > 0
+            ? { membershipProof: membershipProof(secret, challenge, workerId, grpcAddress) }
+            : {}),
           workerId: this.#options.workerId,
           modelName: model.modelName,
           architecture: model.modelInfo.architecture,

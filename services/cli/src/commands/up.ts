@@ -13,6 +13,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ConfigError,
+  clusterSecurityFrom,
+  clusterSecurityOptions,
   defaultNatsUrl,
   defaultRedisUrl,
   defineOptions,
@@ -27,7 +29,15 @@ import {
   startPrometheus,
   untilSignal,
 } from '@tandem/common';
-import { policyNames, RouterApp, routerOptions, routerOptionsFrom } from '@tandem/router';
+import {
+  loadApiKeys,
+  policyNames,
+  RouterApp,
+  type RouterOptions,
+  routerOptions,
+  routerOptionsFrom,
+  unlimitedKey,
+} from '@tandem/router';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
@@ -123,6 +133,26 @@ const upOptions = defineOptions('up', '[options]', {
     default: false,
     doc: 'router and workers record no metrics (the baseline of the metrics-cost benchmark)',
   },
+  'api-key': {
+    type: 'list',
+    env: 'TANDEM_API_KEYS',
+    valueName: 'KEY',
+    doc: 'a client key for the router (repeatable; see tandem router --help: --api-key-file, limits)',
+  },
+  'api-key-file': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_API_KEY_FILE',
+    valueName: 'FILE',
+    doc: 'client keys, one a line: KEY [rpm=N] [tpm=N] [concurrency=N]',
+  },
+  'admin-key': {
+    type: 'list',
+    env: 'TANDEM_ADMIN_KEYS',
+    valueName: 'KEY',
+    doc: "a key for the router's /metrics and /debug/* (needed once client keys are set)",
+  },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });
 
@@ -221,8 +251,15 @@ async function startWorkerProcess(
   if (values['served-model-name'] !== null) args.push('--served-model-name', values['served-model-name']);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
   if (spec.kvCacheFraction !== null) args.push('--kv-cache-fraction', spec.kvCacheFraction.toFixed(4));
+  // The cluster's security goes to the workers as this process got it: files by path, the
+  // secret through the environment (never on a command line, which ps shows).
+  for (const flag of ['cluster-secret-file', 'tls-cert', 'tls-key', 'tls-ca'] as const) {
+    if (values[flag] !== null) args.push(`--${flag}`, values[flag]);
+  }
   args.push(...values['worker-arg']);
-  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = { ...process.env };
+  if (values['cluster-secret'] !== null) env.TANDEM_CLUSTER_SECRET = values['cluster-secret'];
+  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
     lines.on('line', (line) => {
@@ -255,6 +292,12 @@ async function stopWorker(worker: RunningWorker): Promise<void> {
   const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(killer);
+}
+
+/** The router's client and admin keys (limits from the key file; flag keys are unlimited). */
+function upKeys(values: UpValues): Pick<RouterOptions, 'apiKeys' | 'adminKeys' | 'adminAccess'> {
+  const apiKeys = loadApiKeys(values['api-key'], values['api-key-file'], unlimitedKey);
+  return { apiKeys, adminKeys: values['admin-key'], adminAccess: apiKeys.length > 0 ? 'key' : 'open' };
 }
 
 export function run(argv: string[]): Promise<number> {
@@ -308,6 +351,8 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       redisUrl: redis.url,
       disaggThreshold: values['disagg-threshold'],
       metricsEnabled: !values['no-metrics'],
+      ...upKeys(values),
+      security: clusterSecurityFrom(values),
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;

@@ -21,6 +21,8 @@ export interface GenerationOptions {
   sampling: SamplingOptions;
   /** Generated tokens per choice; null: whatever the context leaves. */
   maxTokens: number | null;
+  /** The field it came from (errors about it name that one). */
+  maxTokensParam: 'max_tokens' | 'max_completion_tokens';
   minTokens: number;
   stop: string[];
   stopTokenIds: number[];
