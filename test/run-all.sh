@@ -15,6 +15,10 @@ if [ -x native/executor/test/cuda-compile-check.sh ] && command -v nvcc >/dev/nu
   echo "== CUDA sources compile"
   native/executor/test/cuda-compile-check.sh
 fi
+if [ -x native/kvtransfer/test/cuda-compile-check.sh ] && command -v nvcc >/dev/null 2>&1; then
+  echo "== kvtransfer CUDA sources compile"
+  native/kvtransfer/test/cuda-compile-check.sh
+fi
 
 echo "== tests"
 mapfile -t files < <(find proto services native test bench -path '*/node_modules' -prune -o -path '*/build' -prune \

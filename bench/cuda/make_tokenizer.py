@@ -103,18 +103,20 @@ def learn_merges(counts, budget):
 
 
 def synthetic_merges(vocab, merges, budget):
-    """Valid filler merges: concatenations of existing tokens, in a fixed order, no duplicates."""
+    """Valid filler merges: concatenations of two of the 512 shortest tokens, every (a, b) pair in a
+    fixed order (262,144 candidates), skipping tokens that exist."""
     pieces = sorted(vocab, key=lambda t: (len(t), t))[:512]
-    i = 0
-    while len(merges) < budget:
-        a = pieces[i % len(pieces)]
-        b = pieces[(i * 7919 + 13) % len(pieces)]
-        i += 1
+    n = len(pieces)
+    for i in range(n * n):
+        if len(merges) >= budget:
+            break
+        a, b = pieces[(i * 7919) % n], pieces[i // n]
         token = a + b
         if token in vocab:
             continue
         vocab[token] = len(vocab)
         merges.append((a, b))
+    assert len(merges) >= budget, f"only {len(merges)} merges"
     return merges
 
 

@@ -11,6 +11,7 @@ import { createGrpcClient } from '@tandem/common';
 import { Worker } from '@tandem/proto';
 import type { RouterApp } from '@tandem/router';
 import { TextTokenizer } from '@tandem/tokenizer';
+import { expectedKvTransport } from '@tandem/worker/testing';
 import OpenAI from 'openai';
 import {
   demoModelDir,
@@ -43,6 +44,7 @@ interface RemotePrefillLog {
   numPromptTokens: number;
   numCachedHere: number;
   bytes: number;
+  transport: string | null;
 }
 
 function remotePrefills(decode: WorkerProcess): RemotePrefillLog[] {
@@ -192,6 +194,7 @@ describe('PD cluster through the router', () => {
         const numPages =
           Math.ceil(record.numPromptTokens / layout.pageSize) - record.numCachedHere / layout.pageSize;
         assert.equal(record.bytes, numPages * layout.numLayers * 2 * Number(layout.pageBytes), 'bytes moved');
+        assert.equal(record.transport, expectedKvTransport(), 'the transport that carried the KV');
       }
     });
   }

@@ -52,6 +52,11 @@ for (const name of fixtureNames) {
 
         assert.deepEqual(disaggregated.tokenIds, unified.tokenIds, `case ${i}: PD == unified`);
         assert.equal(pd.host.stats.numRemotePrefills, remoteBefore + 1, 'the prompt went through P');
+        assert.equal(
+          pd.host.stats.transfersByTransport.tcp,
+          pd.host.stats.numRemotePrefills,
+          'host pools: every transfer over TCP',
+        );
         const pComputed = pd.prefill.stats().numForwardTokens - pForward;
         const pCachedNow = pd.service.stats.numCachedTokens - pCached;
         assert.equal(pComputed, prompt.length - pCachedNow, 'P ran the uncached prompt tokens');

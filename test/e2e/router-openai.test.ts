@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createGrpcClient } from '@tandem/common';
 import { Worker } from '@tandem/proto';
-import type { RouterApp } from '@tandem/router';
+import { defaultRouterOptions, type RouterApp } from '@tandem/router';
 import OpenAI from 'openai';
 import {
   fixturesDir,
@@ -88,8 +88,11 @@ describe('OpenAI API through the router', () => {
     assert.equal(health.status, 200);
     await client.completions.create({ model, prompt: 'hi', max_tokens: 2 });
     const metrics = await (await fetch(`${router.url}/metrics`)).text();
-    assert.match(metrics, /tandem_router_requests_total\{route="POST \/v1\/completions",status="200"\} \d+/);
-    assert.match(metrics, /tandem_router_workers 2/);
+    assert.match(
+      metrics,
+      /tandem_router_requests_total\{model="tiny-llama",route="POST \/v1\/completions",status="200",code=""\} \d+/,
+    );
+    assert.match(metrics, /tandem_router_workers\{model="tiny-llama"\} 2/);
   });
 
   test('chat with n = 2 returns two choices and usage with cached_tokens', async () => {
@@ -363,7 +366,7 @@ describe('OpenAI API through the router', () => {
 
   test('a full admission queue answers 429 with Retry-After', async () => {
     const small = await startRouter(modelDir, backplane, {
-      admission: { maxConcurrent: 1, maxQueued: 0, retryAfterMs: 2000 },
+      admission: { ...defaultRouterOptions.admission, maxConcurrent: 1, maxQueued: 0, retryAfterMs: 2000 },
     });
     try {
       await waitForWorkers(small, 2);

@@ -8,17 +8,18 @@ import type {
   NativeSequenceInput,
   NativeSequenceOutput,
 } from './native.ts';
-import type {
-  ComputeDType,
-  Device,
-  ExecutorOptions,
-  ExecutorStats,
-  ForwardOptions,
-  KvLayout,
-  ModelInfo,
-  SamplingParams,
-  SequenceInput,
-  SequenceOutput,
+import {
+  type ComputeDType,
+  type Device,
+  type ExecutorOptions,
+  type ExecutorStats,
+  type ForwardOptions,
+  type KvLayout,
+  largeBatchSequences,
+  type ModelInfo,
+  type SamplingParams,
+  type SequenceInput,
+  type SequenceOutput,
 } from './types.ts';
 
 /** Greedy, every filter off, no logprobs. */
@@ -162,7 +163,15 @@ export class Executor {
   readonly kvLayout: KvLayout;
   #handle: NativeExecutorHandle | null;
   #queue: Promise<unknown> = Promise.resolve();
-  #stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0, layerReportsLive: 0 };
+  #stats: ExecutorStats = {
+    forwardTokens: 0,
+    forwardCalls: 0,
+    layerReportsLive: 0,
+    deviceBusyMs: 0,
+    deviceIdleMs: 0,
+    deviceBusyMsLarge: 0,
+    deviceIdleMsLarge: 0,
+  };
 
   private constructor(handle: NativeExecutorHandle, info: NativeModelInfo) {
     this.#handle = handle;
@@ -243,11 +252,23 @@ export class Executor {
       if (hookError !== null) throw hookError;
       this.#stats.forwardCalls++;
       for (const seq of batch) this.#stats.forwardTokens += seq.tokenIds.length;
+      this.#recordTiming(handle.stepTiming(), batch.length);
       return outputs.map(fromNativeOutput);
     };
     const result = this.#queue.then(run, run);
     this.#queue = result.catch(() => undefined);
     return result;
+  }
+
+  #recordTiming(timing: { deviceMs: number; gapMs: number }, numSequences: number): void {
+    if (timing.deviceMs < 0) return;
+    const large = numSequences >= largeBatchSequences;
+    this.#stats.deviceBusyMs += timing.deviceMs;
+    if (large) this.#stats.deviceBusyMsLarge += timing.deviceMs;
+    if (timing.gapMs >= 0) {
+      this.#stats.deviceIdleMs += timing.gapMs;
+      if (large) this.#stats.deviceIdleMsLarge += timing.gapMs;
+    }
   }
 
   /** Waits for queued forward calls, then frees weights and the KV pool. Idempotent. */

@@ -24,3 +24,4 @@ export {
   writeSafetensors,
 } from './safetensors.ts';
 export type * from './types.ts';
+export { largeBatchSequences } from './types.ts';

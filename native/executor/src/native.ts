@@ -89,6 +89,8 @@ export interface NativeExecutorHandle {
     batch: NativeSequenceInput[],
     onLayerDone?: (layer: number) => void,
   ): Promise<NativeSequenceOutput[]>;
+  /** The last pass's device time and the device's idle gap before it, ms (-1: not measured). */
+  stepTiming(): { deviceMs: number; gapMs: number };
   close(): void;
 }
 

@@ -165,4 +165,16 @@ export interface ExecutorStats {
   forwardCalls: number;
   /** onLayerDone reports delivered while the pass was still running (the rest came at its end). */
   layerReportsLive: number;
+  /**
+   * Device time of every pass and the device's idle time between consecutive passes, in ms, by
+   * the executor's own clock (CUDA: device events; CPU: the host's). `Large` counts only passes of
+   * at least `largeBatchSequences` sequences: the "GPU waits for the host at batch >= 64" figure.
+   */
+  deviceBusyMs: number;
+  deviceIdleMs: number;
+  deviceBusyMsLarge: number;
+  deviceIdleMsLarge: number;
 }
+
+/** Passes of at least this many sequences count into the `Large` device timings. */
+export const largeBatchSequences = 64;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Executor } from '../src/index.ts';
-import { loadDemo, pageRange, seqInput, testDeviceOptions } from './helpers.ts';
+import { loadDemo, loadFixtures, pageRange, seqInput, testDeviceOptions } from './helpers.ts';
 
 describe('forward onLayerDone', () => {
   const demo = loadDemo();
@@ -63,4 +63,25 @@ describe('forward onLayerDone', () => {
     const [out] = await ex.forward([seqInput({ tokenIds, pageTable: pageRange(3, 3) })]);
     assert.ok(out?.samples[0] !== undefined);
   });
+});
+
+test('device timing: busy time per pass and the idle gap between passes are counted', async () => {
+  const [fx] = loadFixtures();
+  await using ex = await Executor.open({
+    modelDir: fx!.dir,
+    ...testDeviceOptions,
+    pageSize: 16,
+    numPages: 8,
+  });
+  const input = seqInput({ tokenIds: Int32Array.of(5, 9, 13, 4), pageTable: pageRange(0, 1) });
+  await ex.forward([input]);
+  const afterOne = ex.stats;
+  assert.ok(afterOne.deviceBusyMs > 0, 'a pass takes device time');
+  assert.equal(afterOne.deviceIdleMs, 0, 'the first pass has no gap before it');
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  await ex.forward([input]);
+  const afterTwo = ex.stats;
+  assert.ok(afterTwo.deviceBusyMs > afterOne.deviceBusyMs);
+  assert.ok(afterTwo.deviceIdleMs >= 25, `the 30 ms pause is idle time (got ${afterTwo.deviceIdleMs} ms)`);
+  assert.equal(afterTwo.deviceBusyMsLarge, 0, 'one sequence is not a large batch');
 });

@@ -79,6 +79,18 @@ export class KvAddonMissingError extends FailedPreconditionError {
     super(message, { ...options, reason: 'kv_addon_missing' });
   }
 }
+/** A CUDA, NCCL or verbs call failed; the message names the call and the library's own words. */
+export class KvDeviceError extends InternalError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_device' });
+  }
+}
+/** The transport asked for (`transport` option) cannot join these two pools; the message says why. */
+export class KvTransportUnavailableError extends FailedPreconditionError {
+  constructor(message: string, options: Options = {}) {
+    super(message, { ...options, reason: 'kv_transport_unavailable' });
+  }
+}
 
 const byReason: Record<KvTransferReason, new (message: string, options?: Options) => TandemError> = {
   kv_connect_failed: KvConnectError,
@@ -92,6 +104,8 @@ const byReason: Record<KvTransferReason, new (message: string, options?: Options
   kv_commit_mismatch: KvCommitMismatchError,
   kv_io: KvIoError,
   kv_addon_missing: KvAddonMissingError,
+  kv_device: KvDeviceError,
+  kv_transport_unavailable: KvTransportUnavailableError,
 };
 
 /** Maps a native failure (code + message) to its class; the native error is the cause. */

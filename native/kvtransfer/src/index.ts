@@ -1,4 +1,14 @@
 export * from './errors.ts';
+export type {
+  AddonKind,
+  KvBuildInfo,
+  KvEndpointView,
+  KvOffer,
+  KvReceiverCapabilities,
+  KvTransport,
+  KvTransportCandidate,
+  KvTransportPreference,
+} from './native.ts';
 export {
   KvReceiver,
   type KvReceiverEvent,
@@ -16,3 +26,4 @@ export {
   poolBytesOf,
   specFromLayout,
 } from './spec.ts';
+export { chooseTransport, type KvTransportChoice, kvtransferBuildInfo } from './transport.ts';

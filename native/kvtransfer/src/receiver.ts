@@ -1,7 +1,8 @@
 // The receiving side (decode worker): listens, lands pages into its registered pool for the
 // transfers it expects, and tells who waits on a transfer when it completed (committed by the
-// sender) or failed. Frames of a transfer it does not expect (never announced, or released) are
-// dropped unread into the pool, so pages given up after a timeout are never written late.
+// sender) or failed, and over which transport. Writes of a transfer it does not expect (never
+// announced, or released) never touch the pool: TCP / NCCL data is dropped unread, one-sided
+// writers (cuda_ipc, rdma) get no grant or lose it, so pages given up are never written late.
 
 import type { TandemError } from '@tandem/common';
 import {
@@ -11,7 +12,7 @@ import {
   KvTransferClosedError,
   KvTransferTimeoutError,
 } from './errors.ts';
-import { loadAddon, type NativeReceiver, type NativeReceiverEvent } from './native.ts';
+import type { KvReceiverCapabilities, KvTransport, NativeReceiver, NativeReceiverEvent } from './native.ts';
 import type { MemoryRegion } from './region.ts';
 import { type KvSpec, poolBytesOf } from './spec.ts';
 
@@ -22,13 +23,17 @@ export interface KvReceiverOptions {
   port: number;
   spec: KvSpec;
   region: MemoryRegion;
-  /** A frame's payload must arrive within this once its header did (default 10 s). */
+  /**
+   * A frame's payload must arrive within this once its header did; an NCCL announcement's bytes
+   * within this once announced; a one-sided writer must confirm a release within it (default 10 s).
+   */
   ioTimeoutMs?: number;
 }
 
+/** `transport`: the transport of the connection that carried (or lost) the transfer's bytes. */
 export type KvReceiverEvent =
-  | { type: 'completed'; transferId: bigint; bytes: number }
-  | { type: 'failed'; transferId: bigint; bytes: number; error: TandemError }
+  | { type: 'completed'; transferId: bigint; bytes: number; transport: KvTransport }
+  | { type: 'failed'; transferId: bigint; bytes: number; error: TandemError; transport: KvTransport }
   | { type: 'rejected'; error: TandemError }
   | { type: 'released'; transferId: bigint };
 
@@ -52,7 +57,7 @@ export class KvReceiver {
       throw new RangeError(`region of ${options.region.byteLength} bytes is smaller than the pool`);
     }
     this.spec = options.spec;
-    const { Receiver } = loadAddon();
+    const { Receiver } = options.region.addon();
     try {
       this.native = new Receiver({
         ...options.region.toNative(),
@@ -66,6 +71,11 @@ export class KvReceiver {
       throw fromNative(error);
     }
     this.port = this.native.port;
+  }
+
+  /** What this receiver offers senders: cuda_ipc, nccl, rdma (tcp always), or why not. */
+  capabilities(): KvReceiverCapabilities {
+    return this.native.capabilities();
   }
 
   /** Bytes landed so far for a transfer still open (0 once it completed or failed). */
@@ -159,9 +169,20 @@ export class KvReceiver {
 
 function toEvent(native: NativeReceiverEvent): KvReceiverEvent {
   if (native.type === 'completed')
-    return { type: 'completed', transferId: native.transferId, bytes: native.bytes };
+    return {
+      type: 'completed',
+      transferId: native.transferId,
+      bytes: native.bytes,
+      transport: native.transport,
+    };
   if (native.type === 'released') return { type: 'released', transferId: native.transferId };
   const error = fromCode(native.code ?? 'kv_io', native.message);
   if (native.type === 'rejected') return { type: 'rejected', error };
-  return { type: 'failed', transferId: native.transferId, bytes: native.bytes, error };
+  return {
+    type: 'failed',
+    transferId: native.transferId,
+    bytes: native.bytes,
+    error,
+    transport: native.transport,
+  };
 }

@@ -1,8 +1,9 @@
-// The sending side (prefill worker): N parallel streams to one receiver; pushes page copies
-// (per layer or all layers) or raw byte ranges, each send confirmed by the receiver.
+// The sending side (prefill worker): connects to one receiver over the transport chosen for the
+// pair (or forced), and pushes page copies (per layer or all layers) or raw byte ranges, each
+// send confirmed by the receiver. `transport` says which transport carries the bytes.
 import { randomBytes } from 'node:crypto';
 import { fromNative, KvTransferClosedError } from './errors.ts';
-import { loadAddon, type NativeSender } from './native.ts';
+import type { KvTransport, KvTransportPreference, NativeSender } from './native.ts';
 import type { MemoryRegion } from './region.ts';
 import { type KvSpec, pageRanges, poolBytesOf } from './spec.ts';
 
@@ -11,10 +12,16 @@ export interface KvSenderOptions {
   port: number;
   spec: KvSpec;
   region: MemoryRegion;
-  /** Parallel TCP streams (default 2). */
+  /** Parallel TCP streams (default 2); the other transports use one control connection. */
   numStreams?: number;
-  /** Connect plus handshake deadline (default 5 s). */
+  /** Connect, handshake and transport setup deadline (default 5 s; NCCL's setup may need more). */
   connectTimeoutMs?: number;
+  /**
+   * 'auto' (default): the best both sides support (same host, GPU pools: cuda_ipc; GPU pools
+   * elsewhere: rdma, else nccl, else tcp with pinned staging; host pools: tcp). Any other value
+   * forces that transport: KvTransportUnavailableError says why it cannot be used.
+   */
+  transport?: KvTransportPreference;
 }
 
 export interface PageCopy {
@@ -27,6 +34,12 @@ export interface PageCopy {
   /** Last send of this transfer: the receiver checks the total and reports completion. */
   commit: boolean;
   timeoutMs: number;
+  /**
+   * A GPU pool: a cudaEvent_t (as a bigint) recorded after the executor wrote these pages; the
+   * copies wait for that recording on the device (captured at this call, so the event may be
+   * recorded again afterwards). Absent: the pages are ready now.
+   */
+  afterEvent?: bigint;
 }
 
 export interface RangeCopy {
@@ -35,6 +48,7 @@ export interface RangeCopy {
   ranges: BigUint64Array;
   commit: boolean;
   timeoutMs: number;
+  afterEvent?: bigint;
 }
 
 /** A random nonzero 64-bit transfer id. */
@@ -48,34 +62,53 @@ export class KvSender {
   /** The receiver's pool size, learned in the handshake. */
   readonly remoteNumPages: number;
   readonly remoteRegionBytes: bigint;
+  /** The transport that carries this pair's bytes. */
+  readonly transport: KvTransport;
+  /** Why: the rule that chose it, and the better transports that were not possible. */
+  readonly transportReason: string;
   private readonly native: NativeSender;
   private readonly allLayers: number[];
   private closed = false;
 
-  private constructor(native: NativeSender, spec: KvSpec, remoteNumPages: number, remoteRegionBytes: bigint) {
+  private constructor(
+    native: NativeSender,
+    spec: KvSpec,
+    info: {
+      remoteNumPages: number;
+      remoteRegionBytes: bigint;
+      transport: KvTransport;
+      transportReason: string;
+    },
+  ) {
     this.native = native;
     this.spec = spec;
-    this.remoteNumPages = remoteNumPages;
-    this.remoteRegionBytes = remoteRegionBytes;
+    this.remoteNumPages = info.remoteNumPages;
+    this.remoteRegionBytes = info.remoteRegionBytes;
+    this.transport = info.transport;
+    this.transportReason = info.transportReason;
     this.allLayers = Array.from({ length: spec.numLayers }, (_, i) => i);
   }
 
-  /** Connects every stream and runs the layout handshake (KvHandshakeMismatchError on mismatch). */
+  /**
+   * Connects, runs the layout handshake (KvHandshakeMismatchError on mismatch), chooses the
+   * transport with the receiver's capabilities and sets it up.
+   */
   static async connect(options: KvSenderOptions): Promise<KvSender> {
     if (options.region.byteLength < poolBytesOf(options.spec)) {
       throw new RangeError(`region of ${options.region.byteLength} bytes is smaller than the pool`);
     }
-    const { Sender } = loadAddon();
+    const { Sender } = options.region.addon();
     const native = new Sender({
       ...options.region.toNative(),
       host: options.host,
       port: options.port,
       numStreams: options.numStreams ?? 2,
       spec: options.spec,
+      transport: options.transport ?? 'auto',
     });
     try {
       const info = await native.connect(options.connectTimeoutMs ?? 5000);
-      return new KvSender(native, options.spec, info.remoteNumPages, info.remoteRegionBytes);
+      return new KvSender(native, options.spec, info);
     } catch (error) {
       native.close();
       throw fromNative(error);
@@ -99,16 +132,32 @@ export class KvSender {
       ranges,
       commit: copy.commit,
       timeoutMs: copy.timeoutMs,
+      ...(copy.afterEvent === undefined ? {} : { afterEvent: copy.afterEvent }),
     });
   }
 
   async sendRanges(copy: RangeCopy): Promise<number> {
     if (this.closed) throw new KvTransferClosedError('sender is closed');
     try {
-      return await this.native.send(copy.transferId, copy.ranges, copy.commit, copy.timeoutMs);
+      return await this.native.send(
+        copy.transferId,
+        copy.ranges,
+        copy.commit,
+        copy.timeoutMs,
+        copy.afterEvent ?? 0n,
+      );
     } catch (error) {
       throw fromNative(error);
     }
+  }
+
+  /**
+   * cuda_ipc / rdma: asks now for the receiver's grant to write this transfer (call it when the
+   * transfer id is known, before its pages are computed), so the first send does not wait a
+   * control round trip for it. Never waits; a no-op on tcp and nccl.
+   */
+  prepare(transferId: bigint): void {
+    if (!this.closed) this.native.prepare(transferId);
   }
 
   /** Tells the receiver to drop the transfer (its waiter fails with KvTransferAbortedError). */

@@ -43,9 +43,10 @@ async function handle(command: Command): Promise<void> {
           type: 'event',
           event: event.type,
           error: event.type === 'failed' || event.type === 'rejected' ? event.error.name : null,
+          transport: event.type === 'completed' || event.type === 'failed' ? event.transport : null,
         });
       });
-      reply({ type: 'listening', port: receiver.port });
+      reply({ type: 'listening', port: receiver.port, capabilities: receiver.capabilities() });
       return;
     }
     case 'wait': {

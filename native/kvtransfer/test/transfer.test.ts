@@ -60,8 +60,12 @@ describe('kvtransfer over TCP between two processes', () => {
       // Scattered and consecutive pages (the consecutive run is merged into one range).
       const srcPages = [3, 4, 5, 0, 47, 20];
       const dstPages = [10, 11, 12, 63, 1, 30];
+      // Host pools on both sides: TCP, and both ends say so.
+      assert.equal(sender.transport, 'tcp');
+      assert.match(sender.transportReason, /^tcp: both pools in host memory/);
       const transferId = newTransferId();
       const { outcome: waited } = await expectOn(receiver, transferId);
+      const completed = receiver.next<{ event: string; transport: string }>('event');
       const bytes = await sender.sendPages({
         transferId,
         srcPages,
@@ -73,6 +77,8 @@ describe('kvtransfer over TCP between two processes', () => {
       const expectedBytes = pageCopyBytes(baseSpec, srcPages.length);
       assert.equal(bytes, expectedBytes);
       assert.deepEqual(await waited, { type: 'waited', ok: true, bytes: expectedBytes });
+      const event = await completed;
+      assert.deepEqual([event.event, event.transport], ['completed', 'tcp']);
 
       const { bytes: remote } = await receiver.ask<{ bytes: Uint8Array }>(
         { type: 'read', offset: 0, length: pageCopyBytes(receiverSpec, receiverSpec.numPages) },
@@ -106,6 +112,7 @@ describe('kvtransfer over TCP between two processes', () => {
     try {
       const transferId = newTransferId();
       const { outcome: waited } = await expectOn(receiver, transferId);
+      sender.prepare(transferId); // asks for a one-sided grant ahead; nothing to do on TCP
       const srcPages = [1, 2, 9];
       const dstPages = [40, 41, 2];
       for (let layer = 0; layer < baseSpec.numLayers; layer++) {
@@ -183,6 +190,7 @@ describe('kvtransfer over TCP between two processes', () => {
         type: 'event',
         event: 'rejected',
         error: 'KvHandshakeMismatchError',
+        transport: null,
       });
     }
   });
@@ -380,7 +388,7 @@ describe('kvtransfer failures without a kvtransfer peer', () => {
     // A TCP peer that answers the handshake and then never reads: the send must hit its deadline.
     const server = createServer((socket) => {
       socket.once('data', () => {
-        const reply = Buffer.alloc(280);
+        const reply = Buffer.alloc(968); // HelloReply with zeroed capabilities (a host pool, TCP only)
         reply.writeUInt32LE(0x54564b54, 0);
         reply.writeUInt32LE(0, 4);
         reply.writeUInt32LE(1 << 20, 8);

@@ -1,9 +1,11 @@
 // How every long-running `tandem` command starts and fails the same way: parse its declared
 // options (usage and exit 2 on a bad flag), --help, the logger at --log-level, then run; a
-// ConfigError is exit 2 with its message, any other failure exit 1 with the error's name.
+// ConfigError is exit 2 with its message, any other failure exit 1 with the error's name. Traces
+// are exported when the OTEL_* environment asks for them (telemetry/tracing.ts), flushed on exit.
 import { ConfigError, TandemError } from './errors.ts';
 import { Logger, type LogLevel } from './logger.ts';
 import type { CommandOptions, OptionSpec, OptionValues } from './options.ts';
+import { startTracing } from './telemetry/tracing.ts';
 
 /** The option every command has (spread into its declaration). */
 export const logLevelOption = {
@@ -21,6 +23,8 @@ export async function runCommand<S extends Record<string, OptionSpec> & typeof l
   options: CommandOptions<S>,
   argv: readonly string[],
   run: (values: OptionValues<S>, logger: Logger) => Promise<number>,
+  /** The service name its traces carry (default tandem-<name>; OTEL_SERVICE_NAME wins). */
+  serviceName: (values: OptionValues<S>) => string = () => `tandem-${name}`,
 ): Promise<number> {
   let values: OptionValues<S> & { help: boolean };
   try {
@@ -34,7 +38,9 @@ export async function runCommand<S extends Record<string, OptionSpec> & typeof l
     return 0;
   }
   const logger = new Logger({ level: values['log-level'] as LogLevel, fields: { service: name } });
+  let stopTracing = async (): Promise<void> => {};
   try {
+    stopTracing = await startTracing(serviceName(values), logger);
     return await run(values, logger);
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -46,6 +52,8 @@ export async function runCommand<S extends Record<string, OptionSpec> & typeof l
       `tandem ${name}: ${error instanceof TandemError ? `${error.name}: ` : ''}${messageOf(error)}\n`,
     );
     return 1;
+  } finally {
+    await stopTracing();
   }
 }
 

@@ -32,3 +32,16 @@ export function natsUrlFromEnv(): string {
 export function redisUrlFromEnv(): string {
   return envString('REDIS_URL', defaultRedisUrl);
 }
+
+/** A URL fit for logs: its user and password replaced. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username === '' && parsed.password === '') return url;
+    parsed.username = parsed.username === '' ? '' : '***';
+    parsed.password = parsed.password === '' ? '' : '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

@@ -3,7 +3,7 @@
 // and apt-get exists); otherwise fail saying exactly what to install or set.
 import { execFileSync } from 'node:child_process';
 import { ChildServer } from './child-server.ts';
-import { hostPortOf, natsUrlFromEnv, redisUrlFromEnv } from './config.ts';
+import { hostPortOf, natsUrlFromEnv, redactUrl, redisUrlFromEnv } from './config.ts';
 import { DependencyMissingError, UnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { canConnect } from './ports.ts';
@@ -48,7 +48,8 @@ function isLocalHost(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '0.0.0.0';
 }
 
-function onPath(binary: string): boolean {
+/** Whether `binary` is on the PATH. */
+export function onPath(binary: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
     return true;
@@ -57,7 +58,12 @@ function onPath(binary: string): boolean {
   }
 }
 
-function tryAptInstall(kind: ServiceKind, logger: Logger): boolean {
+/** Installs `binary` from Debian's `debianPackage` when it is missing and we are root; whether it is there now. */
+export function ensureBinary(binary: string, debianPackage: string, logger: Logger): boolean {
+  return onPath(binary) || tryAptInstall({ binary, debianPackage }, logger);
+}
+
+function tryAptInstall(kind: { binary: string; debianPackage: string }, logger: Logger): boolean {
   if (process.getuid?.() !== 0 || !onPath('apt-get')) return false;
   logger.info(`installing ${kind.debianPackage} with apt-get`);
   try {
@@ -82,15 +88,15 @@ function tryAptInstall(kind: ServiceKind, logger: Logger): boolean {
 async function ensureService(kind: ServiceKind, url: string, logger: Logger): Promise<EnsuredService> {
   const { host, port } = hostPortOf(url, kind.defaultPort);
   if (await canConnect(host, port, 1000)) {
-    logger.info(`using ${kind.name} at ${url}`);
+    logger.info(`using ${kind.name} at ${redactUrl(url)}`);
     return { url, startedHere: false, stop: async () => {} };
   }
   if (!isLocalHost(host)) {
-    throw new UnavailableError(`${kind.name} at ${url} (${kind.envName}) does not answer`);
+    throw new UnavailableError(`${kind.name} at ${redactUrl(url)} (${kind.envName}) does not answer`);
   }
   if (!onPath(kind.binary) && !tryAptInstall(kind, logger)) {
     throw new DependencyMissingError(
-      `${kind.name} is not reachable at ${url} and ${kind.binary} is not installed: install it ` +
+      `${kind.name} is not reachable at ${redactUrl(url)} and ${kind.binary} is not installed: install it ` +
         `(Debian/Ubuntu: sudo apt-get install ${kind.debianPackage}) or set ${kind.envName} to a running server`,
     );
   }

@@ -40,16 +40,26 @@ export const errorReasons = {
   dependency_missing: 'failed_precondition', // a program or package to install
   process_exited: 'internal', // a child that should keep running exited
 
+  // @tandem/common: cluster security.
+  cluster_token_invalid: 'unauthenticated', // a gRPC call without the token of the cluster secret
+
   // @tandem/router: the OpenAI surface and routing.
   invalid_value: 'invalid_argument', // a request field has a bad type or value
+  malformed_http: 'invalid_argument', // not HTTP/1.1 (answered 400 before any handler)
+  headers_too_large: 'invalid_argument', // answered 431 before any handler
+  request_timeout: 'invalid_argument', // headers and body did not arrive within --body-timeout-ms (408)
   unsupported_parameter: 'invalid_argument', // a real OpenAI feature tandem does not implement
   context_length_exceeded: 'invalid_argument',
   model_not_found: 'not_found',
   route_not_found: 'not_found',
-  rate_limit_exceeded: 'resource_exhausted', // the admission queue is full
+  rate_limit_exceeded: 'resource_exhausted', // the admission queue is full, or an API key is over a limit
+  invalid_api_key: 'unauthenticated', // no Authorization: Bearer key, or an unknown one
   no_workers: 'unavailable',
+  queue_timeout: 'unavailable', // waited in the admission queue past --queue-timeout-ms
   port_in_use: 'failed_precondition',
   worker_failed: 'internal', // a worker broke off a request for no reason it named
+  first_byte_timeout: 'deadline_exceeded', // a worker sent no first token in time (the router tried elsewhere)
+  request_not_encodable: 'internal', // the router could not encode a Generate call (its own bug, never a worker's fault)
 
   // @tandem/tokenizer
   tokenizer_load_failed: 'failed_precondition',
@@ -95,6 +105,8 @@ export const errorReasons = {
   kv_commit_mismatch: 'internal',
   kv_io: 'unavailable',
   kv_addon_missing: 'failed_precondition',
+  kv_device: 'internal', // a CUDA, NCCL or verbs call failed (the message names it)
+  kv_transport_unavailable: 'failed_precondition', // the transport asked for cannot join these two pools
 
   // @tandem/worker, @tandem/prefill, @tandem/decode
   worker_draining: 'unavailable', // SIGTERM: takes no new requests
@@ -102,6 +114,8 @@ export const errorReasons = {
   prefill_lease_expired: 'deadline_exceeded',
   prefill_destination_failed: 'unavailable', // the decode worker's pages could not be written
   prefill_not_completed: 'unavailable',
+  prefill_destination_unknown: 'permission_denied', // a Prefill call names a KV receiver no decode worker announced
+  prefill_stalled: 'deadline_exceeded', // a prefill worker landed no KV and did not answer a health check
 
   // @tandem/bench
   bench_config: 'invalid_argument',

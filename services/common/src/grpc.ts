@@ -18,6 +18,19 @@ import {
   toTandemError,
   UnavailableError,
 } from './errors.ts';
+import { clientCallSpan, serverCallSpan, traceContextInterceptor } from './telemetry/grpc-tracing.ts';
+import {
+  type Context,
+  endSpan,
+  type Span,
+  context as traceContexts,
+  tracingEnabled,
+  withContext,
+} from './telemetry/tracing.ts';
+
+function activeContext(): Context {
+  return traceContexts.active();
+}
 
 export { grpc };
 
@@ -131,21 +144,24 @@ export function fromServiceError(error: unknown, address: string): TandemError {
 export interface ClientOptions {
   /** grpc-js channel options (keepalive, message sizes). */
   channelOptions?: grpc.ChannelOptions;
+  /** TLS (cluster-security.ts); default plaintext. */
+  credentials?: grpc.ChannelCredentials;
   /** Cross-cutting concerns (request ids, tracing, auth) for every call of this client. */
   interceptors?: grpc.Interceptor[];
 }
 
-/** A typed client for `service` at host:port (plaintext). */
+/** A typed client for `service` at host:port (plaintext unless `options.credentials` says TLS). */
 export function createGrpcClient<S extends GenService<GenServiceMethods>>(
   service: S,
   address: string,
   options: ClientOptions = {},
 ): GrpcClient<S> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+  const client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     ...options.channelOptions,
-    ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
+    // W3C trace context into each call's metadata, when this process traces (set up at start).
+    interceptors: [...(tracingEnabled() ? [traceContextInterceptor] : []), ...(options.interceptors ?? [])],
   });
   const methods: Record<string, unknown> = {
     close: () => client.close(),
@@ -163,18 +179,27 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
             reject(new CancelledError(`${method.name} cancelled before it started`));
             return;
           }
-          const call = client.makeUnaryRequest(
-            path,
-            serialize,
-            deserialize,
-            create(method.input, request),
-            toMetadata(callOptions.metadata),
-            grpcCallOptions(callOptions),
-            (error, response) => {
-              callOptions.signal?.removeEventListener('abort', onAbort);
-              if (error !== null || response === undefined) reject(fromServiceError(error, address));
-              else resolve(response);
-            },
+          const { span, ctx } = clientCallSpan(path, address);
+          const call = withContext(ctx, () =>
+            client.makeUnaryRequest(
+              path,
+              serialize,
+              deserialize,
+              create(method.input, request),
+              toMetadata(callOptions.metadata),
+              grpcCallOptions(callOptions),
+              (error, response) => {
+                callOptions.signal?.removeEventListener('abort', onAbort);
+                if (error !== null || response === undefined) {
+                  const failure = fromServiceError(error, address);
+                  endSpan(span, failure);
+                  reject(failure);
+                } else {
+                  endSpan(span);
+                  resolve(response);
+                }
+              },
+            ),
           );
           const onAbort = (): void => call.cancel();
           callOptions.signal?.addEventListener('abort', onAbort, { once: true });
@@ -182,6 +207,9 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
     } else if (method.methodKind === 'server_streaming') {
       methods[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: CallOptions = {}) =>
         streamResponses(
+          path,
+          // The stream starts at the first read: its span's parent is the context of this call.
+          activeContext(),
           () =>
             client.makeServerStreamRequest(
               path,
@@ -200,13 +228,17 @@ export function createGrpcClient<S extends GenService<GenServiceMethods>>(
 }
 
 async function* streamResponses(
+  path: string,
+  parent: Context,
   start: () => grpc.ClientReadableStream<MessageShape<DescMessage>>,
   signal: AbortSignal | null,
   address: string,
 ): AsyncGenerator<MessageShape<DescMessage>> {
   if (signal?.aborted) throw new CancelledError('stream cancelled before it started');
-  const call = start();
+  const { span, ctx } = clientCallSpan(path, address, parent);
+  const call = withContext(ctx, start);
   let ended = false;
+  let failure: unknown = null;
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -214,8 +246,10 @@ async function* streamResponses(
     ended = true;
   } catch (error) {
     ended = true;
-    throw fromServiceError(error, address);
+    failure = fromServiceError(error, address);
+    throw failure;
   } finally {
+    endSpan(span, failure);
     signal?.removeEventListener('abort', onAbort);
     // The consumer stopped early (break / throw): tell the server.
     if (!ended) call.cancel();
@@ -232,34 +266,63 @@ function grpcCallOptions(options: CallOptions): grpc.CallOptions {
   return options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
 }
 
+export interface ServiceOptions {
+  /** Checked before every call: an error refuses the call (e.g. no valid cluster token). */
+  authorize?: ((metadata: grpc.Metadata) => TandemError | null) | null;
+}
+
 /** Registers `impl` for `service` on a grpc-js server. */
 export function addGrpcService<S extends GenService<GenServiceMethods>>(
   server: grpc.Server,
   service: S,
   impl: GrpcServiceImpl<S>,
+  options: ServiceOptions = {},
 ): void {
+  const authorize = options.authorize ?? null;
   const handlers: grpc.UntypedServiceImplementation = {};
   const handlerOf = impl as Record<string, (request: unknown, context: CallContext) => unknown>;
   for (const method of (service as DescService).methods) {
     const handler = handlerOf[method.localName];
     if (handler === undefined) continue;
+    const path = `/${(service as DescService).typeName}/${method.name}`;
     if (method.methodKind === 'unary') {
       handlers[method.localName] = (
         call: grpc.ServerUnaryCall<unknown, unknown>,
         callback: grpc.sendUnaryData<unknown>,
       ): void => {
+        const refusal = authorize?.(call.metadata) ?? null;
+        if (refusal !== null) {
+          callback(toServiceError(refusal));
+          return;
+        }
         const context = contextOf(call);
-        (handler(call.request, context) as Promise<MessageInitShape<DescMessage>>).then(
-          (response) => callback(null, create(method.output, response)),
-          (error: unknown) => callback(toServiceError(error)),
+        const { span, ctx } = serverCallSpan(path, call.metadata);
+        withContext(ctx, () => handler(call.request, context) as Promise<MessageInitShape<DescMessage>>).then(
+          (response) => {
+            endSpan(span);
+            callback(null, create(method.output, response));
+          },
+          (error: unknown) => {
+            endSpan(span, error);
+            callback(toServiceError(error));
+          },
         );
       };
     } else if (method.methodKind === 'server_streaming') {
       handlers[method.localName] = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
-        void serveStream(
-          call,
-          handler(call.request, contextOf(call)) as AsyncIterable<unknown>,
-          method.output,
+        const refusal = authorize?.(call.metadata) ?? null;
+        if (refusal !== null) {
+          call.emit('error', toServiceError(refusal));
+          return;
+        }
+        const { span, ctx } = serverCallSpan(path, call.metadata);
+        withContext(ctx, () =>
+          serveStream(
+            call,
+            handler(call.request, contextOf(call)) as AsyncIterable<unknown>,
+            method.output,
+            span,
+          ),
         );
       };
     }
@@ -281,7 +344,9 @@ async function serveStream(
   call: grpc.ServerWritableStream<unknown, unknown>,
   responses: AsyncIterable<unknown>,
   output: DescMessage,
+  span: Span,
 ): Promise<void> {
+  let failure: unknown = null;
   try {
     for await (const response of responses) {
       if (call.cancelled) return;
@@ -291,14 +356,22 @@ async function serveStream(
     }
     if (!call.cancelled) call.end();
   } catch (error) {
+    failure = error;
     if (!call.cancelled) call.emit('error', toServiceError(error));
+  } finally {
+    endSpan(span, failure);
   }
 }
 
 /** Binds a server to host:port (port 0: any free one) and returns the bound port. */
-export function bindGrpcServer(server: grpc.Server, host: string, port: number): Promise<number> {
+export function bindGrpcServer(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+    server.bindAsync(`${host}:${port}`, credentials, (error, boundPort) => {
       if (error !== null) reject(new UnavailableError(`cannot listen on ${host}:${port}`, { cause: error }));
       else resolve(boundPort);
     });

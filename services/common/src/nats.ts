@@ -2,6 +2,7 @@
 // not a crash. Subjects live in subjects.ts.
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { redactUrl } from './config.ts';
 import { UnavailableError } from './errors.ts';
 
 export type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
@@ -14,10 +15,30 @@ export interface NatsConnectOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * Credentials in the URL, as nats.js does not read them there: nats://user:password@host or
+ * nats://token@host (the URL then goes on without them). tls:// asks for TLS.
+ */
+export function natsServerOf(url: string): { servers: string; user?: string; pass?: string; token?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { servers: url };
+  }
+  const user = decodeURIComponent(parsed.username);
+  const pass = decodeURIComponent(parsed.password);
+  if (user === '' && pass === '') return { servers: url };
+  parsed.username = '';
+  parsed.password = '';
+  const servers = parsed.toString().replace(/\/$/, '');
+  return pass === '' ? { servers, token: user } : { servers, user, pass };
+}
+
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
   try {
     return await connect({
-      servers: options.url,
+      ...natsServerOf(options.url),
       name: options.name,
       timeout: options.connectTimeoutMs ?? 5000,
       maxReconnectAttempts: -1,
@@ -25,6 +46,6 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
       pingInterval: 10_000,
     });
   } catch (cause) {
-    throw new UnavailableError(`cannot connect to NATS at ${options.url}`, { cause });
+    throw new UnavailableError(`cannot connect to NATS at ${redactUrl(options.url)}`, { cause });
   }
 }

@@ -1,5 +1,6 @@
 // Redis (ioredis): connect eagerly with a bounded first attempt, then reconnect forever.
 import { Redis } from 'ioredis';
+import { redactUrl } from './config.ts';
 import { UnavailableError } from './errors.ts';
 
 export type { Redis } from 'ioredis';
@@ -26,7 +27,7 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
     await redis.connect();
   } catch (cause) {
     redis.disconnect();
-    throw new UnavailableError(`cannot connect to Redis at ${options.url}`, { cause });
+    throw new UnavailableError(`cannot connect to Redis at ${redactUrl(options.url)}`, { cause });
   }
   return redis;
 }

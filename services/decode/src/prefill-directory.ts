@@ -1,9 +1,18 @@
 // The prefill workers a decode worker knows: common's discovery (WorkerDirectory, role PREFILL,
 // same model, fed from the worker's own NATS connection) plus the prompt tokens this decode worker
 // has in flight at each. Candidates come ordered by expected wait: queued prefill tokens the
-// worker reported plus ours; ties by worker id (deterministic). A worker that stops heartbeating
+// worker reported plus ours, silent workers last; ties by worker id (deterministic). A worker that stops heartbeating
 // for its lease TTL, or announces LEAVE, is dropped.
-import { followWorkers, type Logger, type NatsConnection, WorkerDirectory } from '@tandem/common';
+import {
+  followWorkers,
+  type Logger,
+  type MembershipVerifier,
+  type NatsConnection,
+  WorkerDirectory,
+} from '@tandem/common';
+
+/** Load reports come every second: a worker silent this long is tried last. */
+const silentAfterMs = 3500;
 
 interface InFlight {
   /** Prompt tokens this decode worker sent it, not answered yet. */
@@ -14,13 +23,21 @@ export class PrefillDirectory {
   readonly #directory: WorkerDirectory<InFlight>;
   readonly #unfollow: () => void;
 
-  constructor(options: { nc: NatsConnection | null; modelName: string; pageSize: number; logger: Logger }) {
+  constructor(options: {
+    nc: NatsConnection | null;
+    modelName: string;
+    pageSize: number;
+    logger: Logger;
+    /** Membership check of a new prefill worker (null: an open cluster). */
+    verify?: MembershipVerifier | null;
+  }) {
     this.#directory = new WorkerDirectory<InFlight>(
       {
         modelNames: [options.modelName],
         roles: ['prefill'],
         defaultLeaseTtlMs: 10_000,
         pageSize: options.pageSize,
+        verify: options.verify ?? null,
       },
       options.logger,
       () => ({ numTokens: 0 }),
@@ -41,8 +58,12 @@ export class PrefillDirectory {
     );
     const wait = ({ worker, extension }: (typeof live)[number]): number =>
       (worker.load?.numQueuedPrefillTokens ?? 0) + extension.numTokens;
+    // A worker whose load reports stopped (a stopped process) goes last.
+    const silent = ({ worker }: (typeof live)[number]): number =>
+      nowMs - worker.lastHeardMs > silentAfterMs ? 1 : 0;
     live.sort(
       (a, b) =>
+        silent(a) - silent(b) ||
         wait(a) - wait(b) ||
         (a.worker.workerId < b.worker.workerId ? -1 : a.worker.workerId > b.worker.workerId ? 1 : 0),
     );

@@ -6,17 +6,47 @@
 // candidate; when none is left the hook rejects and the engine prefills locally.
 // Contract kept for the engine: fill() settles only when nothing writes into the pages any more
 // (a failed or cancelled transfer is released, which drops its late frames, before it rejects).
-import { createGrpcClient, FailedPreconditionError, type GrpcClient, type Logger } from '@tandem/common';
-import { KvReceiver, MemoryRegion, newTransferId, specFromLayout } from '@tandem/kvtransfer';
-import { type OutputConstraint, Prefill, type PrefillResponse, type SamplingParams } from '@tandem/proto';
+import {
+  activeSpan,
+  type ClientOptions,
+  createGrpcClient,
+  FailedPreconditionError,
+  type GrpcClient,
+  type Logger,
+  TimeoutError,
+} from '@tandem/common';
+import {
+  KvReceiver,
+  type KvTransport,
+  MemoryRegion,
+  newTransferId,
+  specFromLayout,
+} from '@tandem/kvtransfer';
+import {
+  type OutputConstraint,
+  Prefill,
+  type PrefillResponse,
+  type SamplingParams,
+  ServingStatus,
+  Worker,
+} from '@tandem/proto';
 import type { Engine, FirstToken, GenerateHooks, GenerateRequest, PrefillReservation } from '@tandem/runtime';
-import type { PrefillDecision } from '@tandem/worker';
+import type { KvTransferMetrics, PrefillDecision } from '@tandem/worker';
 import type { PrefillDirectory } from './prefill-directory.ts';
 
 /** Not anyone's failure: the engine prefills this prompt locally (it is short, or cached here). */
 class BelowThresholdError extends FailedPreconditionError {
   constructor(numUncached: number, threshold: number) {
     super(`${numUncached} uncached prompt tokens, below the disaggregation threshold ${threshold}`);
+  }
+}
+
+/** The prefill worker landed no KV for a while and did not answer a health check: it stalled. */
+class PrefillStalledError extends TimeoutError {
+  constructor(address: string, stallMs: number) {
+    super(`prefill worker ${address} landed no KV for ${stallMs} ms and did not answer a health check`, {
+      reason: 'prefill_stalled',
+    });
   }
 }
 
@@ -43,13 +73,22 @@ export interface RemotePrefillOptions {
   /** One prefill (compute + transfer) may take this long before it is given up (default 30 s). */
   leaseMs?: number;
   /**
+   * A prefill worker that lands no KV for this long gets a health check; one that does not answer
+   * it (a stopped process) is given up at once, long before the lease (default 2 s; 0: never).
+   */
+  stallMs?: number;
+  /**
    * Prefill workers found through discovery: used when a request carries no decision (then the
    * prompt goes to one only when at least disaggThreshold of its tokens are not cached here; 0:
    * always), and after the workers a request names have failed.
    */
   directory?: PrefillDirectory | null;
   disaggThreshold?: number;
+  /** TLS and the cluster token for the calls to prefill workers (default plaintext, no token). */
+  clientOptions?: ClientOptions;
   logger?: Logger | null;
+  /** The worker's KV-transfer series (direction receive), or null. */
+  metrics?: KvTransferMetrics | null;
 }
 
 export interface RemotePrefillStats {
@@ -59,6 +98,8 @@ export interface RemotePrefillStats {
   numBelowThreshold: number; // prompts prefilled locally: too few uncached tokens to send out
   numLocalByRequest: number; // prompts prefilled locally because the request (router) said so
   numBytesReceived: number;
+  /** Committed remote prefills by the transport that carried their KV (no silent fallback). */
+  transfersByTransport: Record<KvTransport, number>;
 }
 
 export class RemotePrefillHost {
@@ -69,30 +110,41 @@ export class RemotePrefillHost {
     numBelowThreshold: 0,
     numLocalByRequest: 0,
     numBytesReceived: 0,
+    transfersByTransport: { tcp: 0, cuda_ipc: 0, nccl: 0, rdma: 0 },
   };
   readonly receiver: KvReceiver;
   /** host:port prefill workers write KV to. */
   readonly kvEndpoint: { host: string; port: number };
   private readonly engine: Engine;
   private readonly leaseMs: number;
+  private readonly stallMs: number;
   private readonly logger: Logger | null;
   private readonly clients = new Map<string, GrpcClient<typeof Prefill>>();
+  private readonly healthClients = new Map<string, GrpcClient<typeof Worker>>();
   private readonly directory: PrefillDirectory | null;
   private readonly disaggThreshold: number;
+  private readonly transfers: KvTransferMetrics | null;
+  private readonly clientOptions: ClientOptions;
   private closed = false;
 
   constructor(options: RemotePrefillOptions) {
     this.engine = options.engine;
     this.leaseMs = options.leaseMs ?? 30_000;
+    this.stallMs = options.stallMs ?? 2000;
     this.logger = options.logger ?? null;
     this.directory = options.directory ?? null;
     this.disaggThreshold = options.disaggThreshold ?? 0;
+    this.transfers = options.metrics ?? null;
+    this.clientOptions = options.clientOptions ?? {};
     const layout = options.engine.kvLayout;
     this.receiver = new KvReceiver({
       host: options.kvHost ?? '127.0.0.1',
       port: options.kvPort ?? 0,
       spec: specFromLayout(options.modelName, layout),
       region: MemoryRegion.fromKvLayout(layout),
+    });
+    this.receiver.onEvent((event) => {
+      if (event.type === 'completed') this.#carriedBy.set(event.transferId, event.transport);
     });
     this.kvEndpoint = {
       host: options.kvAdvertiseHost ?? options.kvHost ?? '127.0.0.1',
@@ -148,12 +200,64 @@ export class RemotePrefillHost {
     this.receiver.close();
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+    for (const client of this.healthClients.values()) client.close();
+    this.healthClients.clear();
+  }
+
+  private healthClient(address: string): GrpcClient<typeof Worker> {
+    let client = this.healthClients.get(address);
+    if (client === undefined) {
+      client = createGrpcClient(Worker, address, this.clientOptions);
+      this.healthClients.set(address, client);
+    }
+    return client;
+  }
+
+  /**
+   * Watches a transfer while it runs: when no KV lands for stallMs, asks the prefill worker's
+   * Health; no answer within a second (a stopped process, a dead host) aborts the attempt with a
+   * PrefillStalledError, so the next candidate (or a local prefill) takes over. Returns the stop.
+   */
+  private watchStall(address: string, transferId: bigint, controller: AbortController): () => void {
+    if (this.stallMs <= 0) return () => {};
+    let landed = 0;
+    let quietSinceMs = Date.now();
+    let checking = false;
+    const timer = setInterval(
+      () => {
+        const bytes = this.receiver.bytesReceived(transferId);
+        const nowMs = Date.now();
+        if (bytes !== landed) {
+          landed = bytes;
+          quietSinceMs = nowMs;
+          return;
+        }
+        if (checking || nowMs - quietSinceMs < this.stallMs) return;
+        checking = true;
+        this.healthClient(address)
+          .health({}, { timeoutMs: 1000, signal: controller.signal })
+          .then(
+            (health) => health.status === ServingStatus.SERVING,
+            () => false,
+          )
+          .then((alive) => {
+            checking = false;
+            if (alive)
+              quietSinceMs = Date.now(); // alive, just busy: watch another period
+            else if (!controller.signal.aborted)
+              controller.abort(new PrefillStalledError(address, this.stallMs));
+          });
+      },
+      Math.max(50, Math.floor(this.stallMs / 4)),
+    );
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private client(address: string): GrpcClient<typeof Prefill> {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = createGrpcClient(Prefill, address);
+      client = createGrpcClient(Prefill, address, this.clientOptions);
       this.clients.set(address, client);
     }
     return client;
@@ -170,9 +274,16 @@ export class RemotePrefillHost {
     for (const address of addresses) {
       if (signal.aborted || this.closed) break;
       const untrack = this.directory?.track(address, reservation.numPromptTokens) ?? (() => {});
+      const startedAt = performance.now();
       try {
         const response = await this.attempt(request, sampling, address, reservation, signal);
         this.stats.numRemotePrefills++;
+        this.transfers?.seconds.observe((performance.now() - startedAt) / 1000);
+        activeSpan().setAttributes({
+          'tandem.prefill.worker': address,
+          'tandem.prefill.cached_tokens': response.numCachedTokens,
+          'tandem.kv.bytes': Number(response.bytesSent),
+        });
         this.logger?.info('remote prefill done', {
           requestId: request.requestId,
           prefill: address,
@@ -180,7 +291,9 @@ export class RemotePrefillHost {
           numCachedHere: reservation.numCachedTokens,
           numCachedThere: response.numCachedTokens,
           bytes: Number(response.bytesSent),
+          transport: response.transport,
         });
+        if (response.transport !== null) this.stats.transfersByTransport[response.transport]++;
         this.stats.numBytesReceived += Number(response.bytesSent);
         return {
           tokenId: response.firstTokenId,
@@ -190,6 +303,7 @@ export class RemotePrefillHost {
       } catch (error) {
         lastError = error;
         this.stats.numAttemptsFailed++;
+        if (!signal.aborted) this.transfers?.failures.inc();
         this.logger?.warn('remote prefill failed', {
           requestId: request.requestId,
           prefill: address,
@@ -204,13 +318,16 @@ export class RemotePrefillHost {
   }
 
   /** One prefill worker, one transfer; settles only when nothing writes into the pages any more. */
+  /** The transport that carried a committed transfer (from the receiver's completed event). */
+  readonly #carriedBy = new Map<bigint, KvTransport>();
+
   private async attempt(
     request: GenerateRequest,
     sampling: PrefillSampling,
     address: string,
     reservation: PrefillReservation,
     signal: AbortSignal,
-  ): Promise<PrefillResponse> {
+  ): Promise<PrefillResponse & { transport: KvTransport | null }> {
     const pageSize = this.engine.pageSize;
     const firstPageIndex = reservation.numCachedTokens / pageSize;
     if (!Number.isInteger(firstPageIndex)) throw new RangeError('cached prefix is not page aligned');
@@ -242,14 +359,18 @@ export class RemotePrefillHost {
     );
     const onAbortRelease = (): void => void this.receiver.release(transferId);
     controller.signal.addEventListener('abort', onAbortRelease, { once: true });
+    const stopWatch = this.watchStall(address, transferId, controller);
     try {
       const [, response] = await Promise.all([landed, call]);
-      return response;
+      return { ...response, transport: this.#carriedBy.get(transferId) ?? null };
     } catch (error) {
+      const stalled: unknown = controller.signal.reason;
       controller.abort(); // the prefill worker stops and frees its pages
-      throw error;
+      throw stalled instanceof PrefillStalledError ? stalled : error;
     } finally {
+      stopWatch();
       signal.removeEventListener('abort', onAbort);
+      this.#carriedBy.delete(transferId);
       // Committed transfers are already closed; anything else: wait until no frame lands.
       await this.receiver.release(transferId);
     }

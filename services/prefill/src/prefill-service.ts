@@ -6,20 +6,25 @@
 // ends: done, failed, cancelled (the decode worker died or gave up) or past its lease.
 import {
   type CallContext,
+  endSpan,
   type GrpcServiceImpl,
   InvalidArgumentError,
+  PhaseSpans,
+  startSpan,
+  tracingEnabled,
   UnimplementedError,
 } from '@tandem/common';
 import { isKvTransferError, type KvSender } from '@tandem/kvtransfer';
 import type { MessageInitShape, Prefill, PrefillRequest, PrefillResponseSchema } from '@tandem/proto';
 import type { ComputedPages, Engine, SamplingParams, TokenChunk, TokenConstraint } from '@tandem/runtime';
-import { type OutputConstraints, samplingFromWire } from '@tandem/worker';
+import { type KvTransferMetrics, type OutputConstraints, samplingFromWire } from '@tandem/worker';
 import {
   KvDestinationError,
   PrefillCancelledError,
   PrefillLeaseExpiredError,
   PrefillNotCompletedError,
 } from './errors.ts';
+import type { KvDestinations } from './kv-destinations.ts';
 import type { KvSenderPool } from './kv-sender-pool.ts';
 
 /** Where the prompt's KV goes: the decode worker's kvtransfer receiver and its reserved pages. */
@@ -85,13 +90,25 @@ export class PrefillService {
   };
   private readonly engine: Engine;
   private readonly senders: KvSenderPool;
+  private readonly destinations: KvDestinations | null;
   private readonly constraints: OutputConstraints | null;
   private readonly running = new Map<string, AbortController>();
+  private readonly transfers: KvTransferMetrics | null;
   private nextCallId = 0;
 
-  constructor(options: { engine: Engine; senders: KvSenderPool; constraints?: OutputConstraints | null }) {
+  /** `destinations`: where KV may go (null: anywhere, for an in-process pair that owns both ends). */
+  constructor(options: {
+    engine: Engine;
+    senders: KvSenderPool;
+    destinations?: KvDestinations | null;
+    metrics?: KvTransferMetrics | null;
+    /** Compiles requests' output constraints (null: constrained prompts are refused). */
+    constraints?: OutputConstraints | null;
+  }) {
     this.engine = options.engine;
     this.senders = options.senders;
+    this.destinations = options.destinations ?? null;
+    this.transfers = options.metrics ?? null;
     this.constraints = options.constraints ?? null;
   }
 
@@ -104,7 +121,14 @@ export class PrefillService {
   }
 
   implementation(): GrpcServiceImpl<typeof Prefill> {
-    return { prefill: async (request, context) => this.handle(await this.#toJob(request), context) };
+    return {
+      prefill: async (request, context) => {
+        const job = await this.#toJob(request);
+        // Checked before anything connects: a caller cannot make this worker dial a third party.
+        await this.destinations?.check(job.destination.host, job.destination.port, context.peer);
+        return this.handle(job, context);
+      },
+    };
   }
 
   /** The wire request resolved once: sampling as the decode worker resolves it, fields checked. */
@@ -155,12 +179,19 @@ export class PrefillService {
     // The decode worker's id plus a call number: a retried request never collides with itself.
     const engineRequestId = `${request.requestId}#p${this.nextCallId++}`;
     this.running.set(engineRequestId, controller);
+    // Phases as child spans of the Prefill server span: queue -> compute -> commit.
+    const phases = new PhaseSpans('tandem.queue', {
+      'tandem.request.id': request.requestId,
+      'gen_ai.usage.input_tokens': request.promptTokenIds.length,
+    });
+    let failure: unknown = null;
     try {
       const outcome = await this.run(
         request,
         engineRequestId,
         controller.signal,
         Date.now() + request.leaseMs,
+        phases,
       );
       this.stats.numPrefills++;
       this.stats.numBytesSent += outcome.bytesSent;
@@ -169,6 +200,7 @@ export class PrefillService {
       return { ...outcome, bytesSent: BigInt(outcome.bytesSent) };
     } catch (error) {
       this.stats.numFailed++;
+      failure = error;
       if (expired) {
         throw new PrefillLeaseExpiredError(
           `prefill ${request.requestId} outlived its ${request.leaseMs} ms lease`,
@@ -182,6 +214,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
+      phases.end(failure);
       clearTimeout(leaseTimer);
       context.signal.removeEventListener('abort', onCancel);
       this.running.delete(engineRequestId);
@@ -193,6 +226,7 @@ export class PrefillService {
     engineRequestId: string,
     signal: AbortSignal,
     deadline: number,
+    phases: PhaseSpans,
   ): Promise<PrefillOutcome> {
     const dest = request.destination;
     const numPromptTokens = request.promptTokenIds.length;
@@ -222,9 +256,27 @@ export class PrefillService {
     let pageTable: readonly number[] = [];
     let finished = false;
     const sends: Promise<number>[] = [];
+    const transfers = this.transfers;
+    let transferStartedAt: number | null = null;
+    const traced = tracingEnabled();
     const endPageAt = (endPos: number): number =>
       endPos >= numPromptTokens ? endPageIndex : Math.min(Math.floor(endPos / pageSize), endPageIndex);
     const sendPages = (endPage: number, layers: number[] | null, commit: boolean): Promise<number> => {
+      if (transferStartedAt === null) {
+        transferStartedAt = performance.now();
+        transfers?.inFlight.inc();
+      }
+      // One span per push (per layer while the step computes): what the KV rode on, and when.
+      const span = traced
+        ? startSpan(commit ? 'tandem.kv.commit' : 'tandem.kv.push', {
+            parent: phases.context,
+            attributes: {
+              'tandem.kv.layers': layers === null ? 'all' : layers.join(','),
+              'tandem.kv.pages': endPage - nextPage,
+              'tandem.kv.destination': `${dest.host}:${dest.port}`,
+            },
+          })
+        : null;
       const send = sender.sendPages({
         transferId,
         srcPages: pageTable.slice(nextPage, endPage),
@@ -234,6 +286,15 @@ export class PrefillService {
         timeoutMs: Math.max(1, deadline - Date.now()),
       });
       send.catch(() => undefined); // awaited below; never an unhandled rejection
+      if (span !== null) {
+        send.then(
+          (bytes) => {
+            span.setAttribute('tandem.kv.bytes', bytes);
+            endSpan(span);
+          },
+          (error: unknown) => endSpan(span, error),
+        );
+      }
       return send;
     };
     const onLayerComputed = (pages: ComputedPages, layer: number): void => {
@@ -279,17 +340,26 @@ export class PrefillService {
           constraint: request.constraint,
         },
         signal,
-        { prefillOnly: { onComputed, onLayerComputed } },
+        {
+          prefillOnly: { onComputed, onLayerComputed },
+          onAdmitted: (numCachedTokens) =>
+            phases.next('tandem.prefill.compute', { 'tandem.cached_tokens': numCachedTokens }),
+        },
       );
       for await (const chunk of stream) {
         if (chunk.tokenIds.length > 0 && first === null) first = chunk;
       }
+      phases.next('tandem.kv.finish');
       if (first === null || signal.aborted) {
         throw new PrefillNotCompletedError(`prefill ${request.requestId} ended without a first token`);
       }
       let bytesSent = 0;
       for (const bytes of await Promise.all(sends)) bytesSent += bytes;
       bytesSent += await sendPages(endPageIndex, null, true); // pages left (none, normally) + commit
+      if (transfers !== null && transferStartedAt !== null) {
+        transfers.bytes.inc(bytesSent);
+        transfers.seconds.observe((performance.now() - transferStartedAt) / 1000);
+      }
       return {
         firstTokenId: first.tokenIds[0]!,
         logprob: first.logprobs?.[0] ?? 0,
@@ -299,6 +369,7 @@ export class PrefillService {
         bytesSent,
       };
     } catch (error) {
+      if (transfers !== null && transferStartedAt !== null) transfers.failures.inc();
       sender.abort(transferId);
       if (isKvTransferError(error)) {
         if (error.reason !== 'kv_aborted' && error.reason !== 'kv_out_of_bounds') {
@@ -310,6 +381,7 @@ export class PrefillService {
       }
       throw error;
     } finally {
+      if (transfers !== null && transferStartedAt !== null) transfers.inFlight.inc(-1);
       finished = true;
       // Sends still in flight (after a failure) must not read pages that are being reused.
       await Promise.allSettled(sends);

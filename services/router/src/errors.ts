@@ -8,6 +8,8 @@ import {
   type ReasonOf,
   ResourceExhaustedError,
   type TandemErrorOptions,
+  TimeoutError,
+  UnauthenticatedError,
   UnavailableError,
 } from '@tandem/common';
 
@@ -57,6 +59,13 @@ export class QueueFullError extends ResourceExhaustedError {
   }
 }
 
+/** A request waited in the admission queue past its deadline. */
+export class QueueTimeoutError extends UnavailableError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'queue_timeout' });
+  }
+}
+
 /** No healthy worker can take the request. */
 export class NoWorkersError extends UnavailableError {
   constructor(message: string, options: TandemErrorOptions = {}) {
@@ -75,5 +84,26 @@ export class PortInUseError extends FailedPreconditionError {
 export class WorkerFailedError extends InternalError {
   constructor(message: string, options: TandemErrorOptions = {}) {
     super(message, { ...options, reason: 'worker_failed' });
+  }
+}
+
+/** The router could not encode a request for the wire: its own failure, not a worker's. */
+export class RequestNotEncodableError extends InternalError {
+  constructor(message: string, options: TandemErrorOptions = {}) {
+    super(message, { ...options, reason: 'request_not_encodable' });
+  }
+}
+
+/** No API key, or one the router does not know (OpenAI's 401 invalid_api_key). */
+export class InvalidApiKeyError extends UnauthenticatedError {
+  constructor(message: string) {
+    super(message, { reason: 'invalid_api_key' });
+  }
+}
+
+/** An attempt missed its first-byte deadline: the worker (or its prefill worker) stalled. */
+export class FirstByteTimeoutError extends TimeoutError {
+  constructor(message: string) {
+    super(message, { reason: 'first_byte_timeout' });
   }
 }

@@ -7,6 +7,7 @@ import { WorkerFailedError } from './errors.ts';
 import type { ServedModel } from './model.ts';
 import { ChoiceOutput, type ReleasedToken } from './openai/choice-output.ts';
 import type { OpenAiFinishReason } from './openai/format.ts';
+import type { TokenTimer } from './token-timer.ts';
 
 export interface ChoiceEvent {
   /** Index of the choice within the whole response. */
@@ -32,6 +33,8 @@ export interface PromptRun {
   model: ServedModel;
   onEvent(event: ChoiceEvent): void;
   signal: AbortSignal;
+  /** Records inter-token latency and TPOT (null: not measured). */
+  timing: TokenTimer | null;
 }
 
 interface ChoiceState {
@@ -72,6 +75,7 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
   try {
     const stream = dispatcher.generate({ ...run.dispatch, signal: controller.signal });
     for await (const response of stream) {
+      const atMs = run.timing === null ? 0 : performance.now();
       if (!sawFirst) {
         sawFirst = true;
         usage.numPromptTokens = response.numPromptTokens || usage.numPromptTokens;
@@ -80,6 +84,7 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
       for (const delta of response.choices) {
         const state = choices[delta.index];
         if (state === undefined) continue;
+        run.timing?.onTokens(delta.index, delta.tokenIds.length, atMs);
         if (delta.finishReason !== WireFinishReason.UNSPECIFIED && !state.workerFinished) {
           state.workerFinished = true;
           numWorkerFinished++;
@@ -140,6 +145,7 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
       if (numDone === choices.length && numWorkerFinished < choices.length) break;
     }
   } finally {
+    run.timing?.finish();
     run.signal.removeEventListener('abort', onAbort);
     // Stops the worker's stream when we left early (a stop string, or an error).
     if (numWorkerFinished < choices.length) controller.abort();

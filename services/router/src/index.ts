@@ -1,4 +1,5 @@
 // @tandem/router: the OpenAI-compatible gateway (validation, policies, KV index, admission).
+export { ApiKeyTable, type KeyLimits, loadApiKeys, unlimitedKey } from './auth/api-keys.ts';
 export * from './cluster/circuit-breaker.ts';
 export { DecisionLog } from './cluster/decision-log.ts';
 export { Dispatcher, type DispatcherParams } from './cluster/dispatcher.ts';

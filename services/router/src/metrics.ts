@@ -1,118 +1,150 @@
-// Prometheus metrics in the text exposition format (GET /metrics), kept in plain maps: the
-// router's hot path only increments numbers.
-
-type Labels = Record<string, string>;
-
-function labelKey(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
-}
-
-class Counter {
-  readonly values = new Map<string, number>();
-  readonly name: string;
-  readonly help: string;
-  constructor(name: string, help: string) {
-    this.name = name;
-    this.help = help;
-  }
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [key, value] of this.values) lines.push(`${this.name}${key} ${value}`);
-    return lines.join('\n');
-  }
-}
-
-class Histogram {
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
-  readonly name: string;
-  readonly help: string;
-  readonly bounds: readonly number[];
-  constructor(name: string, help: string, bounds: readonly number[]) {
-    this.name = name;
-    this.help = help;
-    this.bounds = bounds;
-    this.#counts = bounds.map(() => 0);
-  }
-  observe(value: number): void {
-    this.#sum += value;
-    this.#count++;
-    this.bounds.forEach((bound, i) => {
-      if (value <= bound) this.#counts[i]!++;
-    });
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    this.bounds.forEach((bound, i) => {
-      lines.push(`${this.name}_bucket{le="${bound}"} ${this.#counts[i]}`);
-    });
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}`);
-    lines.push(`${this.name}_sum ${this.#sum}`, `${this.name}_count ${this.#count}`);
-    return lines.join('\n');
-  }
-}
-
-const secondsBuckets = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// The router's Prometheus series (GET /metrics on its HTTP port), on common's registry: every
+// series carries {model} (the served model). Hot paths hold bound instruments, so recording is a
+// few additions. vLLM's latency names are aliases of the matching histograms
+// (docs/observability.md has the table).
+import {
+  type BoundCounter,
+  type BoundHistogram,
+  type Counter,
+  type Gauge,
+  MetricsRegistry,
+  registerProcessMetrics,
+  secondsBuckets,
+  tokenBuckets,
+} from '@tandem/common';
 
 export class RouterMetrics {
-  readonly requests = new Counter('tandem_router_requests_total', 'HTTP requests by route and status');
-  readonly decisions = new Counter(
-    'tandem_router_routing_decisions_total',
-    'Routing decisions by chosen worker',
-  );
-  readonly prefillDecisions = new Counter(
-    'tandem_router_prefill_decisions_total',
-    'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
-  );
-  readonly retries = new Counter('tandem_router_retries_total', 'Requests retried on another worker');
-  readonly promptTokens = new Counter('tandem_router_prompt_tokens_total', 'Prompt tokens routed');
-  readonly cachedTokens = new Counter(
-    'tandem_router_cached_tokens_total',
-    'Prompt tokens served from a prefix cache',
-  );
-  readonly completionTokens = new Counter(
-    'tandem_router_completion_tokens_total',
-    'Completion tokens returned',
-  );
-  readonly ttft = new Histogram(
-    'tandem_router_time_to_first_token_seconds',
-    'Time to first token',
-    secondsBuckets,
-  );
-  readonly decisionTime = new Histogram(
-    'tandem_router_decision_seconds',
-    'Time to pick a worker',
-    secondsBuckets,
-  );
-  readonly e2e = new Histogram('tandem_router_request_duration_seconds', 'Request duration', secondsBuckets);
-  readonly #gauges = new Map<string, { help: string; read: () => number }>();
+  readonly registry: MetricsRegistry;
+  /** {route, status, code}: code is the error reason ('' on success). */
+  readonly requests: Counter;
+  /** {policy, worker} */
+  readonly decisions: Counter;
+  /** {type, worker} */
+  readonly prefillDecisions: Counter;
+  /** Prompts retried on another worker after one failed before the first token. {worker} */
+  readonly retries: Counter;
+  /** Silent attempts given a twin on another worker (the worker named is the twin). {worker} */
+  readonly hedges: Counter;
+  /** Workers that failed mid-stream (their choices continued elsewhere). {worker} */
+  readonly failovers: Counter;
+  /** Errors sent inside an open stream (the response had status 200). {code} */
+  readonly streamErrors: Counter;
+  /** Requests refused by admission (429, queue full). */
+  readonly rejected: BoundCounter;
+  readonly promptTokens: BoundCounter;
+  readonly cachedTokens: BoundCounter;
+  readonly completionTokens: BoundCounter;
+  readonly ttft: BoundHistogram;
+  readonly itl: BoundHistogram;
+  readonly tpot: BoundHistogram;
+  readonly e2e: BoundHistogram;
+  readonly queue: BoundHistogram;
+  readonly decisionTime: BoundHistogram;
+  readonly inputTokens: BoundHistogram;
+  readonly outputTokens: BoundHistogram;
+  readonly #stopProcessMetrics: () => void;
 
+  constructor(modelName: string, options: { enabled?: boolean } = {}) {
+    const registry = new MetricsRegistry({
+      constLabels: { model: modelName },
+      enabled: options.enabled ?? true,
+    });
+    this.registry = registry;
+    this.requests = registry.counter(
+      'tandem_router_requests_total',
+      'HTTP requests by route, status and error code (the reason, empty on success)',
+    );
+    this.decisions = registry.counter(
+      'tandem_router_routing_decisions_total',
+      'Routing decisions by policy and chosen worker',
+    );
+    this.prefillDecisions = registry.counter(
+      'tandem_router_prefill_decisions_total',
+      'Decode-worker prompts by prefill decision (remote on a prefill worker, local, undecided)',
+    );
+    this.retries = registry.counter(
+      'tandem_router_retries_total',
+      'Prompts retried on another worker (the first failed before its first token), by the worker that failed',
+    );
+    this.hedges = registry.counter(
+      'tandem_router_hedges_total',
+      'Silent attempts given a twin on another worker (the worker named is the twin)',
+    );
+    this.failovers = registry.counter(
+      'tandem_router_failovers_total',
+      'Workers that failed mid-stream (their choices continued elsewhere)',
+    );
+    this.streamErrors = registry.counter(
+      'tandem_router_stream_errors_total',
+      'Errors sent inside an open stream (the response had status 200), by error code',
+    );
+    this.rejected = registry
+      .counter(
+        'tandem_router_admission_rejected_total',
+        'Requests refused because the admission queue was full (429)',
+      )
+      .with({});
+    this.promptTokens = registry
+      .counter('tandem_router_prompt_tokens_total', 'Prompt tokens routed')
+      .with({});
+    this.cachedTokens = registry
+      .counter('tandem_router_cached_tokens_total', 'Prompt tokens served from a prefix cache')
+      .with({});
+    this.completionTokens = registry
+      .counter('tandem_router_completion_tokens_total', 'Completion tokens returned')
+      .with({});
+    const seconds = (name: string, help: string, aliases: string[] = []): BoundHistogram =>
+      registry.histogram(name, help, secondsBuckets, { aliases }).with({});
+    this.ttft = seconds(
+      'tandem_router_time_to_first_token_seconds',
+      'Time to first token: routing decision to the first token from the worker (remote prefill and KV transfer included)',
+      ['vllm:time_to_first_token_seconds'],
+    );
+    this.itl = seconds(
+      'tandem_router_inter_token_latency_seconds',
+      'Gap between consecutive tokens of a choice (a batch of k tokens counts as k gaps of 1/k)',
+      ['vllm:inter_token_latency_seconds'],
+    );
+    this.tpot = seconds(
+      'tandem_router_time_per_output_token_seconds',
+      'Per choice: (last token - first token) / (tokens - 1)',
+      ['vllm:request_time_per_output_token_seconds'],
+    );
+    this.e2e = seconds('tandem_router_request_duration_seconds', 'Request duration after admission', [
+      'vllm:e2e_request_latency_seconds',
+    ]);
+    this.queue = seconds('tandem_router_queue_seconds', 'Wait for admission (the router queue)', [
+      'vllm:request_queue_time_seconds',
+    ]);
+    this.decisionTime = seconds('tandem_router_decision_seconds', 'Time to pick a worker');
+    this.inputTokens = registry
+      .histogram('tandem_router_input_tokens', 'Prompt length per prompt (ISL)', tokenBuckets, {
+        aliases: ['vllm:request_prompt_tokens'],
+      })
+      .with({});
+    this.outputTokens = registry
+      .histogram('tandem_router_output_tokens', 'Completion length per prompt (OSL)', tokenBuckets, {
+        aliases: ['vllm:request_generation_tokens'],
+      })
+      .with({});
+    this.#stopProcessMetrics = registerProcessMetrics(registry);
+  }
+
+  /** A gauge read at every scrape. */
   gauge(name: string, help: string, read: () => number): void {
-    this.#gauges.set(name, { help, read });
+    this.registry.gauge(name, help).track({}, read);
+  }
+
+  /** A gauge whose series (one per worker, say) are listed at every scrape. */
+  gauges(name: string, help: string): Gauge {
+    return this.registry.gauge(name, help);
   }
 
   render(): string {
-    const parts = [
-      this.requests,
-      this.decisions,
-      this.prefillDecisions,
-      this.retries,
-      this.promptTokens,
-      this.cachedTokens,
-      this.completionTokens,
-      this.ttft,
-      this.decisionTime,
-      this.e2e,
-    ].map((metric) => metric.render());
-    for (const [name, { help, read }] of this.#gauges) {
-      parts.push(`# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${read()}`);
-    }
-    return `${parts.join('\n')}\n`;
+    return this.registry.render();
+  }
+
+  close(): void {
+    this.#stopProcessMetrics();
   }
 }

@@ -8,6 +8,7 @@ import { IncrementalDetokenizer, TextTokenizer } from '@tandem/tokenizer';
 import { UnsupportedError } from './errors.ts';
 import type { IncrementalDecoder } from './openai/choice-output.ts';
 import type { ChatMessage, ChatRequest } from './openai/request.ts';
+import { TokenizePool } from './tokenize-pool.ts';
 import {
   detectToolCallFormat,
   type ToolCallFormat,
@@ -15,6 +16,12 @@ import {
   templateRendersTools,
   toolCallFormat,
 } from './tools/formats.ts';
+
+/**
+ * Slack on the untokenized-length bound: a normalizer (NFC, stripping) may shorten a text before
+ * it is split, so a text is refused unread only when it could not fit even at half its length.
+ */
+const normalizationSlack = 2;
 
 export interface ServedModel {
   /** What /v1/models lists and requests must name. */
@@ -24,16 +31,26 @@ export interface ServedModel {
   dir: string;
   /** Longest sequence (prompt + output) the model takes. */
   maxModelLen: number;
+  /** Token ids are below this (config.json's vocab_size, as the workers check it). */
+  vocabSize: number;
   createdAtS: number;
   tokenizer: TextTokenizer;
-  encodeChat(request: ChatRequest): number[];
-  encodeText(text: string): number[];
+  /**
+   * A text longer than this (UTF-16 code units) cannot fit the context whatever it encodes to
+   * (longest token x context, with slack): it is refused before it is tokenized.
+   */
+  maxPromptChars: number;
+  /** Chat template + tokenizer; long texts are tokenized off the event loop. */
+  encodeChat(request: ChatRequest): Promise<number[]>;
+  encodeText(text: string): Promise<number[]>;
   decode(tokenIds: readonly number[]): string;
   createDecoder(skipSpecialTokens: boolean): IncrementalDecoder;
   /** One token as text (logprob entries). */
   renderToken(tokenId: number): string;
   /** How the model writes tool calls (from its chat template or --tool-call-parser), or null. */
   toolFormat: ToolCallFormat | null;
+  /** Stops the tokenize threads. */
+  close(): Promise<void>;
 }
 
 /** `auto`: from the chat template (tools/formats.ts); else that format. */
@@ -65,6 +82,7 @@ function templateMessage(m: ChatMessage): Record<string, unknown> & { role: stri
 export async function loadServedModel(
   dir: string,
   servedName: string | null,
+  tokenizeThreads = 2,
   toolCallParser: ToolCallParserChoice = 'auto',
 ): Promise<ServedModel> {
   const absolute = resolve(dir);
@@ -77,12 +95,17 @@ export async function loadServedModel(
   const maxPositions = config.max_position_embeddings;
   const maxModelLen = typeof maxPositions === 'number' && maxPositions > 0 ? maxPositions : 2048;
   const tokenizer = await TextTokenizer.load(absolute);
+  const configVocab = config.vocab_size;
+  const vocabSize =
+    typeof configVocab === 'number' && Number.isSafeInteger(configVocab) && configVocab > 0
+      ? configVocab
+      : tokenizer.vocabSize;
+  const pool = new TokenizePool({ modelDir: absolute, numThreads: tokenizeThreads }, tokenizer);
   const folderName = basename(absolute);
   const name = servedName ?? folderName;
   const tokenText = new Map<number, string>();
   const templateSource = tokenizer.chatTemplate?.source ?? null;
-  const rendersTools = templateRendersTools(templateSource);
-  const toolFormat = !rendersTools
+  const toolFormat = !templateRendersTools(templateSource)
     ? null
     : toolCallParser === 'auto'
       ? detectToolCallFormat(templateSource)
@@ -92,9 +115,11 @@ export async function loadServedModel(
     aliases: name === folderName ? [] : [folderName],
     dir: absolute,
     maxModelLen,
+    vocabSize,
     createdAtS: Math.floor(Date.now() / 1000),
     tokenizer,
-    encodeChat: (request) => {
+    maxPromptChars: normalizationSlack * maxModelLen * tokenizer.maxTokenChars,
+    encodeChat: async (request) => {
       const messages = request.messages.map(templateMessage);
       const variables: Record<string, unknown> = { ...request.chatTemplateKwargs };
       if (usesTools(request)) {
@@ -116,9 +141,9 @@ export async function loadServedModel(
         const at = text.lastIndexOf(last);
         if (at !== -1) text = text.slice(0, at + last.length);
       }
-      return tokenizer.encode(text, { addSpecialTokens: false });
+      return pool.encode(text, false);
     },
-    encodeText: (text) => tokenizer.encode(text),
+    encodeText: (text) => pool.encode(text, true),
     decode: (tokenIds) => tokenizer.decode(tokenIds),
     createDecoder: (skipSpecialTokens) => {
       const detokenizer = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens });
@@ -135,5 +160,6 @@ export async function loadServedModel(
       tokenText.set(tokenId, text);
       return text;
     },
+    close: () => pool.close(),
   };
 }

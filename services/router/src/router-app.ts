@@ -1,8 +1,9 @@
 // Assembles a router process: per served model (model-route.ts) its checkpoint, worker registry,
 // KV index, policy and prefill-worker choice, constraint checker; shared by all: NATS
 // subscriptions (announcements, load reports, KV events), Redis (leases, shared in-flight counts),
-// admission and the HTTP server.
+// admission, metrics and the HTTP server.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   ConfigError,
   connectNats,
@@ -14,12 +15,15 @@ import {
   subjects,
 } from '@tandem/common';
 import { fromBinary, KvEventBatchSchema } from '@tandem/proto';
+import { ApiKeyTable, unlimitedKey } from './auth/api-keys.ts';
+import { KeyLimiter } from './auth/key-limiter.ts';
 import { AdmissionQueue } from './cluster/admission.ts';
 import { DecisionLog } from './cluster/decision-log.ts';
 import { Dispatcher } from './cluster/dispatcher.ts';
 import { InflightCounts } from './cluster/inflight.ts';
 import { RoutedFeed } from './cluster/routed-feed.ts';
 import { WorkerRegistry } from './cluster/worker-registry.ts';
+import type { DebugListing } from './debug-listing.ts';
 import { PortInUseError } from './errors.ts';
 import { RouterHttpServer } from './http-server.ts';
 import { KvEventSync } from './kv/kv-event-sync.ts';
@@ -32,8 +36,6 @@ import { createPolicy } from './policy/policies.ts';
 import type { RouterOptions } from './router-options.ts';
 
 import { RouterService } from './service.ts';
-
-const housekeepingMs = 1000;
 
 export class RouterApp {
   readonly port: number;
@@ -49,6 +51,7 @@ export class RouterApp {
   readonly #redis: Redis | null;
   readonly #http: RouterHttpServer;
   readonly #inflight: InflightCounts;
+  readonly #metrics: RouterMetrics;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
 
@@ -60,6 +63,7 @@ export class RouterApp {
     redis: Redis | null;
     http: RouterHttpServer;
     inflight: InflightCounts;
+    metrics: RouterMetrics;
     timer: NodeJS.Timeout;
   }) {
     this.port = parts.port;
@@ -74,6 +78,7 @@ export class RouterApp {
     this.#redis = parts.redis;
     this.#http = parts.http;
     this.#inflight = parts.inflight;
+    this.#metrics = parts.metrics;
     this.#timer = parts.timer;
   }
 
@@ -86,14 +91,21 @@ export class RouterApp {
     const replicaId = options.replicaId ?? `router-${randomUUID().slice(0, 8)}`;
     if (options.models.length === 0) throw new ConfigError('--model DIR is required', { param: '--model' });
     const models = await Promise.all(
-      options.models.map((m) => loadServedModel(m.dir, m.servedName, options.toolCallParser)),
+      options.models.map((m) =>
+        loadServedModel(m.dir, m.servedName, options.tokenizeThreads, options.toolCallParser),
+      ),
     );
+    const closeModels = async (): Promise<void> => {
+      for (const model of models) await model.close();
+    };
     const seen = new Set<string>();
     for (const model of models) {
-      if (seen.has(model.name))
+      if (seen.has(model.name)) {
+        await closeModels();
         throw new ConfigError(`two --model flags serve the name '${model.name}'`, {
           param: '--served-model-name',
         });
+      }
       seen.add(model.name);
     }
     const nc = await connectNats({ url: options.natsUrl, name: `tandem-${replicaId}` });
@@ -103,6 +115,7 @@ export class RouterApp {
         : await connectRedis({ url: options.redisUrl, name: `tandem-${replicaId}` });
     // A start that fails (a taken port) undoes what it set up, so the process can exit.
     const undo: (() => Promise<void> | void)[] = [
+      closeModels,
       () => redis?.disconnect(),
       () => nc.drain().catch(() => {}),
     ];
@@ -134,10 +147,12 @@ export class RouterApp {
         defaultPrefillTokensPerMs: options.defaultPrefillTokensPerMs,
         prefillRateAlpha: options.prefillRateAlpha,
         defaultLeaseTtlMs: options.defaultLeaseTtlMs,
+        security: options.security,
       },
       redis,
       logger,
     );
+    const policy = createPolicy(options.policy, options.cacheAware);
     const routedFeed = new RoutedFeed(
       nc,
       replicaId,
@@ -146,7 +161,7 @@ export class RouterApp {
       (workerId) => registry.get(workerId) !== null,
     );
     const dispatcher = new Dispatcher({
-      policy: createPolicy(options.policy, options.cacheAware),
+      policy,
       index,
       registry,
       inflight,
@@ -154,12 +169,14 @@ export class RouterApp {
       random: seededRandom(options.seed),
       logger,
       maxAttempts: options.maxAttempts,
+      resilience: options.resilience,
       prefill: { ...options.prefillChoice, disaggThreshold: options.disaggThreshold },
       observer: {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
         onDecision: (decision, _attempt, decideMs) => {
           metrics.decisionTime.observe(decideMs / 1000);
-          if (decision.workerId !== null) metrics.decisions.inc({ worker: decision.workerId });
+          if (decision.workerId !== null)
+            metrics.decisions.inc({ policy: decision.policy, worker: decision.workerId });
         },
         onPrefillDecision: (decision) =>
           metrics.prefillDecisions.inc(
@@ -169,6 +186,8 @@ export class RouterApp {
           ),
         onFirstResponse: (_workerId, ttftMs) => metrics.ttft.observe(ttftMs / 1000),
         onRetry: (workerId) => metrics.retries.inc({ worker: workerId }),
+        onHedge: (workerId) => metrics.hedges.inc({ worker: workerId }),
+        onFailover: (workerId) => metrics.failovers.inc({ worker: workerId }),
       },
     });
     registry.onEvent((event) => {
@@ -197,7 +216,11 @@ export class RouterApp {
       { replicaId, replicaTtlMs: options.replicaTtlMs, refreshMs: options.inflightRefreshMs },
       logger,
     );
-    const metrics = new RouterMetrics();
+    // One registry for all models: its {model} label names them all (a,b with several).
+    const metrics = new RouterMetrics(models.map((model) => model.name).join(','), {
+      enabled: options.metricsEnabled,
+    });
+    undo.push(() => metrics.close());
     const decisions = new DecisionLog(options.decisionLogSize);
     const routes = new ModelRoutes(
       models.map((model) =>
@@ -208,7 +231,13 @@ export class RouterApp {
       for (const route of routes.all()) await route.constraints.close();
     });
     const admission = new AdmissionQueue(options.admission);
-    const service = new RouterService({ models: routes, admission, metrics });
+    const keyLimiter = new KeyLimiter(
+      redis,
+      // A request's slot outlives it only if its replica crashed: then it lapses after this.
+      { replicaId, slotLeaseMs: options.requestTimeoutMs + 60_000 },
+      logger,
+    );
+    const service = new RouterService({ keyLimiter, models: routes, admission, metrics });
     const sumOver = (f: (route: ModelRoute) => number) => () =>
       routes.all().reduce((sum, route) => sum + f(route), 0);
     metrics.gauge(
@@ -226,17 +255,22 @@ export class RouterApp {
       'Optimistic index entries',
       sumOver((r) => r.index.numPendingBlocks),
     );
-    metrics.gauge(
-      'tandem_router_kv_resyncs_total',
-      'KV index resyncs from dumps',
+    metrics.registry.counter('tandem_router_kv_resyncs_total', 'KV index resyncs from block dumps').track(
+      {},
       sumOver((r) => r.kvSync.numResyncs),
     );
     metrics.gauge('tandem_router_requests_running', 'Admitted requests', () => admission.numRunning);
+    metrics.gauge(
+      'tandem_router_requests_running_cost',
+      'Cost of the admitted requests (prompt tokens + n x max_tokens x (1 + logprob entries))',
+      () => admission.runningCost,
+    );
     metrics.gauge(
       'tandem_router_requests_queued',
       'Requests waiting for admission',
       () => admission.numQueued,
     );
+    registerWorkerGauges(metrics, routes, inflight);
 
     for (const route of routes.all()) route.registry.follow(nc);
     nc.subscribe(subjects.kvEventsAll, {
@@ -272,21 +306,48 @@ export class RouterApp {
           .catch((error: unknown) => logger.warn('expiry sweep failed', { error }));
         void route.registry.probeUnhealthy(Date.now());
       }
-    }, housekeepingMs);
+    }, options.healthCheckMs);
     timer.unref();
     undo.push(() => clearInterval(timer));
 
+    let listening: { host: string; port: number } | null = null;
+    const debug = (): DebugListing => ({
+      processes: [
+        {
+          role: 'router',
+          id: replicaId,
+          grpcAddress: null,
+          metricsAddress: listening === null ? null : `${listening.host}:${listening.port}`,
+        },
+        ...routes.all().flatMap((route) =>
+          [...route.registry.all(), ...route.registry.prefillWorkers()].map((worker) => ({
+            role: worker.role,
+            id: worker.workerId,
+            grpcAddress: worker.grpcAddress,
+            metricsAddress: worker.metricsAddress,
+          })),
+        ),
+      ],
+    });
     const http = new RouterHttpServer({
+      debug,
       service,
       decisions,
       metrics,
       logger,
+      // Ready while some worker of some model is not shut out (closed, or half-open: a probe will tell).
       isReady: () =>
         routes
           .all()
-          .some((route) => route.registry.all().some((worker) => worker.breaker.allows(Date.now()))),
+          .some((route) =>
+            route.registry.all().some((worker) => worker.breaker.state(Date.now()) !== 'open'),
+          ),
       requestTimeoutMs: options.requestTimeoutMs,
       maxBodyBytes: options.maxBodyBytes,
+      bodyTimeoutMs: options.bodyTimeoutMs,
+      apiKeys: options.apiKeys.length === 0 ? null : new ApiKeyTable(options.apiKeys),
+      adminAccess: options.adminAccess,
+      adminKeys: new ApiKeyTable(options.adminKeys.map((key) => ({ key, limits: unlimitedKey }))),
     });
     let port: number;
     try {
@@ -298,13 +359,15 @@ export class RouterApp {
         { cause: error },
       );
     }
+    const advertisedHost = options.host === '0.0.0.0' || options.host === '::' ? hostname() : options.host;
+    listening = { host: advertisedHost.includes(':') ? `[${advertisedHost}]` : advertisedHost, port };
     logger.info('router listening', {
       url: `http://${options.host}:${port}`,
       models: models.map((model) => model.name),
       policy: options.policy,
       replicaId,
     });
-    return new RouterApp({ port, host: options.host, routes, nc, redis, http, inflight, timer });
+    return new RouterApp({ port, host: options.host, routes, nc, redis, http, inflight, metrics, timer });
   }
 
   async close(): Promise<void> {
@@ -313,11 +376,47 @@ export class RouterApp {
     clearInterval(this.#timer);
     await this.#http.close();
     await this.#inflight.stop();
-    for (const route of this.routes.all()) {
-      route.registry.close();
-      await route.constraints.close();
-    }
+    for (const route of this.routes.all()) route.registry.close();
+    this.#metrics.close();
     await this.#nc.drain().catch(() => {});
     this.#redis?.disconnect();
+    for (const route of this.routes.all()) {
+      await route.constraints.close();
+      await route.model.close();
+    }
   }
+}
+
+const circuitStates = { closed: 0, half_open: 1, open: 2 } as const;
+
+/** Per-worker series read at scrape time: circuit-breaker state, in-flight requests, role. */
+function registerWorkerGauges(metrics: RouterMetrics, routes: ModelRoutes, inflight: InflightCounts): void {
+  const routed = () => routes.all().flatMap((route) => route.registry.all());
+  const known = () =>
+    routes.all().flatMap((route) => [...route.registry.all(), ...route.registry.prefillWorkers()]);
+  metrics
+    .gauges(
+      'tandem_router_circuit_breaker_state',
+      'Circuit breaker per worker: 0 closed, 1 half-open (probing), 2 open',
+    )
+    .trackAll(() => {
+      const now = Date.now();
+      return routed().map(
+        (worker) => [{ worker: worker.workerId }, circuitStates[worker.breaker.state(now)]] as const,
+      );
+    });
+  metrics
+    .gauges('tandem_router_worker_inflight', 'Requests in flight per worker (all router replicas)')
+    .trackAll(() =>
+      routed().map((worker) => [{ worker: worker.workerId }, inflight.count(worker.workerId)] as const),
+    );
+  metrics.gauges('tandem_router_known_workers', 'Workers this router knows, by role').trackAll(() => {
+    const counts = new Map<string, number>([
+      ['unified', 0],
+      ['decode', 0],
+      ['prefill', 0],
+    ]);
+    for (const worker of known()) counts.set(worker.role, (counts.get(worker.role) ?? 0) + 1);
+    return [...counts].map(([role, count]) => [{ role }, count] as const);
+  });
 }

@@ -1,15 +1,20 @@
 // `tandem router`'s options, declared once (common/options.ts): flags, environment, defaults. The
 // tuning numbers of the router are options too, each documented here; RouterApp takes the result.
 import {
+  type ClusterSecurity,
   ConfigError,
+  clusterSecurityFrom,
+  clusterSecurityOptions,
   defaultNatsUrl,
   defineOptions,
   type Logger,
   logLevelOption,
   type OptionValues,
 } from '@tandem/common';
+import { type KeyLimits, loadApiKeys } from './auth/api-keys.ts';
 import { type AdmissionParams, defaultAdmissionParams } from './cluster/admission.ts';
 import { type CircuitBreakerParams, defaultCircuitBreakerParams } from './cluster/circuit-breaker.ts';
+import { defaultResilienceParams, type ResilienceParams } from './cluster/dispatcher.ts';
 import type { ToolCallParserChoice } from './model.ts';
 import {
   type CacheAwareConfig,
@@ -61,6 +66,50 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     doc: 'unique per router replica (default random)',
   },
   seed: { type: 'int', default: 0, doc: 'seed of the random / power_of_two policies' },
+  'api-key': {
+    type: 'list',
+    env: 'TANDEM_API_KEYS',
+    valueName: 'KEY',
+    doc: 'a client key (Authorization: Bearer KEY); any key, here or in --api-key-file, makes every /v1 route need one (401 otherwise)',
+  },
+  'api-key-file': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_API_KEY_FILE',
+    valueName: 'FILE',
+    doc: 'client keys, one a line: KEY [rpm=N] [tpm=N] [concurrency=N] (# comments)',
+  },
+  'key-rpm': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'requests per minute of a key that names none (0: unlimited); shared by the replicas through Redis',
+  },
+  'key-tpm': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'tokens per minute (prompt + n x max_tokens, refunded what is not generated) of a key that names none (0: unlimited)',
+  },
+  'key-concurrency': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    doc: 'requests at once of a key that names none (0: unlimited)',
+  },
+  'admin-key': {
+    type: 'list',
+    env: 'TANDEM_ADMIN_KEYS',
+    valueName: 'KEY',
+    doc: 'a key for GET /metrics and /debug/* (Authorization: Bearer KEY)',
+  },
+  'admin-access': {
+    type: 'string',
+    default: null,
+    choices: ['open', 'key', 'off'],
+    env: 'TANDEM_ADMIN_ACCESS',
+    doc: '/metrics and /debug/*: open to anyone, only with an --admin-key, or off (404) (default: open without client keys, key with them)',
+  },
   'max-concurrent': {
     type: 'int',
     default: defaultAdmissionParams.maxConcurrent,
@@ -79,6 +128,24 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     min: 0,
     doc: 'Retry-After of a 429 from a full admission queue',
   },
+  'max-running-cost': {
+    type: 'int',
+    default: defaultAdmissionParams.maxRunningCost,
+    min: 1,
+    doc: 'cost of the admitted requests at once: prompt tokens + n x max_tokens x (1 + logprob entries per token); a costlier request runs alone',
+  },
+  'queue-timeout-ms': {
+    type: 'int',
+    default: defaultAdmissionParams.queueTimeoutMs,
+    min: 1,
+    doc: 'longest wait for admission (then 503 queue_timeout)',
+  },
+  'body-timeout-ms': {
+    type: 'int',
+    default: 30_000,
+    min: 100,
+    doc: 'a client must send its headers and whole body within this (408 and the connection closed after)',
+  },
   'request-timeout-s': { type: 'int', default: 600, min: 1, doc: 'per-request deadline' },
   'disagg-threshold': {
     type: 'int',
@@ -92,17 +159,65 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     min: 1,
     doc: 'tries per request before its first token, each on another worker',
   },
+  'retry-backoff-ms': {
+    type: 'int',
+    default: defaultResilienceParams.retryBackoffMs,
+    min: 0,
+    doc: 'a retry waits a random time below this x 2^(failures - 1) ms (full jitter) ...',
+  },
+  'retry-backoff-max-ms': {
+    type: 'int',
+    default: defaultResilienceParams.retryBackoffMaxMs,
+    min: 0,
+    doc: '... and below this',
+  },
+  'first-byte-timeout-ms': {
+    type: 'int',
+    default: defaultResilienceParams.firstByteTimeoutMs,
+    min: 1,
+    doc: "an attempt without a first token after this (plus 4x its predicted prefill time) fails and is retried elsewhere; the worker's breaker counts it",
+  },
+  'hedge-after-ms': {
+    type: 'int',
+    default: defaultResilienceParams.hedgeAfterMs,
+    min: 0,
+    doc: 'an attempt without a first token after this (plus 2x its predicted prefill time) gets a twin on another worker (another prefill worker for a decode worker); the first to answer wins (0: no hedging)',
+  },
+  'suspect-after-ms': {
+    type: 'int',
+    default: defaultResilienceParams.suspectAfterMs,
+    min: 1,
+    doc: 'a worker not heard from (heartbeat, load report) this long is picked only when no other is left',
+  },
+  'max-failovers': {
+    type: 'int',
+    default: defaultResilienceParams.maxFailovers,
+    min: 0,
+    doc: 'workers that may fail mid-stream per prompt, each replaced by another that continues from the tokens already sent (0: the request fails)',
+  },
   'breaker-failures': {
     type: 'int',
     default: defaultCircuitBreakerParams.failureThreshold,
     min: 1,
     doc: "consecutive failures that open a worker's circuit breaker",
   },
+  'breaker-successes': {
+    type: 'int',
+    default: defaultCircuitBreakerParams.successThreshold,
+    min: 1,
+    doc: 'good probes in a row (requests or health checks) that close a half-open circuit',
+  },
   'breaker-open-ms': {
     type: 'int',
     default: defaultCircuitBreakerParams.openMs,
     min: 1,
     doc: 'how long an open breaker keeps traffic off before a probe',
+  },
+  'health-check-ms': {
+    type: 'int',
+    default: 1000,
+    min: 10,
+    doc: 'period of the Health calls to workers whose circuit is half-open (each SERVING is one good probe) and of the expiry sweep',
   },
   'optimistic-ttl-ms': {
     type: 'int',
@@ -153,16 +268,32 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     min: 1024,
     doc: 'largest request body accepted (413 beyond)',
   },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    env: 'TANDEM_NO_METRICS',
+    doc: 'record no metrics (GET /metrics is empty): the baseline the metrics cost is measured against',
+  },
+  'tokenize-threads': {
+    type: 'int',
+    default: 2,
+    min: 0,
+    doc: 'worker threads that tokenize long prompts off the event loop (0: tokenize on it)',
+  },
   'decision-log-size': {
     type: 'int',
     default: 10_000,
     min: 0,
     doc: 'routing decisions kept for GET /debug/routing/{request_id}',
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });
 
 export type RouterValues = OptionValues<typeof routerOptions.specs>;
+
+/** Who may use /metrics and /debug/*. */
+export type AdminAccess = 'open' | 'key' | 'off';
 
 /** A served model: its checkpoint folder and the name clients use (null: the folder's name). */
 export interface ServedModelOption {
@@ -187,12 +318,23 @@ export interface RouterOptions {
   cacheAware: CacheAwareConfig;
   admission: AdmissionParams;
   breaker: CircuitBreakerParams;
+  /** Period of the health checks of half-open workers and of the expiry sweep. */
+  healthCheckMs: number;
   /** How long an optimistic index entry lives without a confirming event. */
   optimisticTtlMs: number;
   maxAttempts: number;
+  /** Backoff, first-byte deadline, hedging, suspect workers, mid-stream failover. */
+  resilience: ResilienceParams;
   requestTimeoutMs: number;
   /** Seed of the policies' random source. */
   seed: number;
+  /** Client keys and their limits (empty: the /v1 routes are open). */
+  apiKeys: { key: string; limits: KeyLimits }[];
+  /** The cluster secret and gRPC TLS: workers must prove membership before they get traffic. */
+  security: ClusterSecurity;
+  /** Keys for /metrics and /debug/* when adminAccess is 'key'. */
+  adminKeys: string[];
+  adminAccess: AdminAccess;
   decisionLogSize: number;
   defaultPrefillTokensPerMs: number;
   /** Weight of a new measurement in the prefill-rate EWMA. */
@@ -205,6 +347,10 @@ export interface RouterOptions {
   replicaTtlMs: number;
   /** Largest request body accepted. */
   maxBodyBytes: number;
+  /** Headers and body must arrive within this. */
+  bodyTimeoutMs: number;
+  /** Threads tokenizing long prompts off the event loop. */
+  tokenizeThreads: number;
   /**
    * Conditional disaggregation: a decode worker prefills locally when fewer than this many prompt
    * tokens are uncached on it; otherwise the router names a prefill worker (0: always one).
@@ -212,6 +358,8 @@ export interface RouterOptions {
   disaggThreshold: number;
   /** The prefill-worker choice's transfer rates and tie tolerances. */
   prefillChoice: Omit<PrefillPolicyParams, 'disaggThreshold'>;
+  /** false: record no metrics. */
+  metricsEnabled: boolean;
   logger: Logger;
 }
 
@@ -232,7 +380,16 @@ export function routerOptionsFrom(values: RouterValues, logger: Logger): RouterO
 }
 
 function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'logger'> {
+  const apiKeys = loadApiKeys(values['api-key'], values['api-key-file'], {
+    requestsPerMinute: values['key-rpm'],
+    tokensPerMinute: values['key-tpm'],
+    maxConcurrent: values['key-concurrency'],
+  });
   return {
+    apiKeys,
+    security: clusterSecurityFrom(values),
+    adminKeys: values['admin-key'],
+    adminAccess: values['admin-access'] ?? (apiKeys.length > 0 ? 'key' : 'open'),
     toolCallParser: values['tool-call-parser'],
     host: values.host,
     port: values.port,
@@ -245,10 +402,26 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'log
       maxConcurrent: values['max-concurrent'],
       maxQueued: values['max-queued'],
       retryAfterMs: values['retry-after-ms'],
+      maxRunningCost: values['max-running-cost'],
+      queueTimeoutMs: values['queue-timeout-ms'],
     },
-    breaker: { failureThreshold: values['breaker-failures'], openMs: values['breaker-open-ms'] },
+    bodyTimeoutMs: values['body-timeout-ms'],
+    breaker: {
+      failureThreshold: values['breaker-failures'],
+      openMs: values['breaker-open-ms'],
+      successThreshold: values['breaker-successes'],
+    },
+    healthCheckMs: values['health-check-ms'],
     optimisticTtlMs: values['optimistic-ttl-ms'],
     maxAttempts: values['max-attempts'],
+    resilience: {
+      retryBackoffMs: values['retry-backoff-ms'],
+      retryBackoffMaxMs: values['retry-backoff-max-ms'],
+      firstByteTimeoutMs: values['first-byte-timeout-ms'],
+      hedgeAfterMs: values['hedge-after-ms'],
+      suspectAfterMs: values['suspect-after-ms'],
+      maxFailovers: values['max-failovers'],
+    },
     requestTimeoutMs: values['request-timeout-s'] * 1000,
     seed: values.seed,
     decisionLogSize: values['decision-log-size'],
@@ -258,8 +431,10 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'log
     inflightRefreshMs: values['inflight-refresh-ms'],
     replicaTtlMs: values['replica-ttl-ms'],
     maxBodyBytes: values['max-body-bytes'],
+    tokenizeThreads: values['tokenize-threads'],
     disaggThreshold: values['disagg-threshold'],
     prefillChoice: defaultPrefillPolicyParams,
+    metricsEnabled: !values['no-metrics'],
   };
 }
 

@@ -3,7 +3,9 @@
 // client OpenAI-shaped results (whole or as SSE), tool calls parsed out of chat choices.
 import { randomBytes } from 'node:crypto';
 import { blockHashes } from '@tandem/tokenizer';
-import type { AdmissionQueue } from './cluster/admission.ts';
+import type { ApiKeyPolicy } from './auth/api-keys.ts';
+import type { KeyLimiter } from './auth/key-limiter.ts';
+import { type AdmissionQueue, requestCost } from './cluster/admission.ts';
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
 import { toBlockKeys } from './kv/block-keys.ts';
@@ -25,9 +27,12 @@ import {
 import type { ChatRequest, CompletionRequest, GenerationOptions } from './openai/request.ts';
 import {
   defaultValidationLimits,
+  type ValidationLimits,
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
+import { annotateRequest, annotateUsage } from './request-trace.ts';
+import { TokenTimer } from './token-timer.ts';
 import type { ToolCallFormat } from './tools/formats.ts';
 import { collectToolDeltas, ToolCallParser, type ToolDelta } from './tools/tool-call-parser.ts';
 
@@ -46,6 +51,8 @@ export interface RequestContext {
   requestId: string;
   routingKey: string | null;
   signal: AbortSignal;
+  /** The client's key (its limits apply), or null when the router takes no keys. */
+  apiKey: ApiKeyPolicy | null;
 }
 
 export interface ServiceParams {
@@ -53,6 +60,8 @@ export interface ServiceParams {
   models: ModelRoutes;
   admission: AdmissionQueue;
   metrics: RouterMetrics;
+  /** Per-key limits shared by the replicas. */
+  keyLimiter: KeyLimiter;
 }
 
 /** A /v1/models entry. */
@@ -68,6 +77,8 @@ interface PreparedPrompt {
   tokenIds: number[];
   /** Text put before the output when echo is on. */
   echoText: string;
+  /** Generated tokens per choice (what the context leaves, or the request's max_tokens). */
+  maxTokens: number;
 }
 
 export class RouterService {
@@ -99,13 +110,26 @@ export class RouterService {
     return route;
   }
 
-  async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const validated = validateChatRequest(body, {
+  /** The limits of the model the body names (token ids are bounded by its vocabulary). */
+  #limits(body: unknown): ValidationLimits {
+    const name = typeof body === 'object' && body !== null ? (body as { model?: unknown }).model : undefined;
+    const route = typeof name === 'string' ? this.#params.models.get(name) : null;
+    return {
       ...defaultValidationLimits,
       servedModelNames: this.modelNames,
-    });
+      // An unknown model is refused (404) before any token id is read.
+      vocabSize: route?.model.vocabSize ?? Number.MAX_SAFE_INTEGER,
+    };
+  }
+
+  async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
+    const validated = validateChatRequest(body, this.#limits(body));
     const route = this.#route(validated.model);
-    const tokenIds = route.model.encodeChat(validated);
+    let numChars = 0;
+    for (const message of validated.messages) numChars += message.content.length;
+    this.#checkUntokenizedLength(route.model, numChars, 'messages');
+    const tokenIds = await route.model.encodeChat(validated);
+    const maxTokens = this.#maxTokensFor(route.model, tokenIds.length, validated.options, 'messages');
     // Tool calls are parsed out of the text unless another constraint shapes it (JSON, a regex...).
     const tools = validated.tools;
     const forced = tools.choice.type === 'required' || tools.choice.type === 'function';
@@ -115,27 +139,50 @@ export class RouterService {
     if (forced && toolFormat !== null) constraint = await route.constraints.forToolCalls(toolFormat, tools);
     else if (constraint !== null) await route.constraints.check(constraint);
     const request: ChatRequest = { ...validated, options: { ...validated.options, constraint } };
-    await this.#execute(route, request, [{ tokenIds, echoText: '' }], 'messages', context, sink, toolFormat);
+    await this.#execute(route, request, [{ tokenIds, echoText: '', maxTokens }], context, sink, toolFormat);
   }
 
   async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
-    const request = validateCompletionRequest(body, {
-      ...defaultValidationLimits,
-      servedModelNames: this.modelNames,
-    });
+    const request = validateCompletionRequest(body, this.#limits(body));
     const route = this.#route(request.model);
-    if (request.options.constraint !== null) await route.constraints.check(request.options.constraint);
     const { model } = route;
-    const prompts = request.prompts.map((prompt): PreparedPrompt => {
-      const tokenIds = prompt.type === 'text' ? model.encodeText(prompt.text) : prompt.tokenIds;
+    for (const prompt of request.prompts) {
+      if (prompt.type === 'text') this.#checkUntokenizedLength(model, prompt.text.length, 'prompt');
+    }
+    const tokenIdLists = await Promise.all(
+      request.prompts.map((prompt) =>
+        prompt.type === 'text' ? model.encodeText(prompt.text) : Promise.resolve(prompt.tokenIds),
+      ),
+    );
+    // Lengths first: an echo decodes the prompt, which is bounded only once it fits.
+    const maxTokens = tokenIdLists.map((ids) =>
+      this.#maxTokensFor(model, ids.length, request.options, 'prompt'),
+    );
+    const prompts = request.prompts.map((prompt, i): PreparedPrompt => {
+      const tokenIds = tokenIdLists[i]!;
       const echoText = !request.echo
         ? ''
         : prompt.type === 'text'
           ? prompt.text
           : model.decode(prompt.tokenIds);
-      return { tokenIds, echoText };
+      return { tokenIds, echoText, maxTokens: maxTokens[i]! };
     });
-    await this.#execute(route, request, prompts, 'prompt', context, sink, null);
+    if (request.options.constraint !== null) await route.constraints.check(request.options.constraint);
+    await this.#execute(route, request, prompts, context, sink, null);
+  }
+
+  /**
+   * Refuses a text that cannot fit the context whatever it encodes to, before tokenizing it: a
+   * 10 MB prompt costs the tokenizer seconds (issue 18, defect 4).
+   */
+  #checkUntokenizedLength(model: ServedModel, numChars: number, promptParam: string): void {
+    const { maxPromptChars, maxModelLen } = model;
+    if (numChars <= maxPromptChars) return;
+    throw new ContextLengthError(
+      `This model's maximum context length is ${maxModelLen} tokens. However, your ${promptParam} ` +
+        `has ${numChars} characters, more than ${maxModelLen} tokens can hold. Please reduce the length of the ${promptParam}.`,
+      promptParam,
+    );
   }
 
   #maxTokensFor(
@@ -155,13 +202,22 @@ export class RouterService {
         promptParam,
       );
     }
-    if (options.maxTokens === null) return maxModelLen - numPromptTokens;
+    if (options.maxTokens === null) {
+      const maxTokens = maxModelLen - numPromptTokens;
+      if (options.minTokens > maxTokens) {
+        throw new InvalidRequestError(
+          `'min_tokens' (${options.minTokens}) exceeds the ${maxTokens} tokens the context leaves`,
+          'min_tokens',
+        );
+      }
+      return maxTokens;
+    }
     if (numPromptTokens + options.maxTokens > maxModelLen) {
       throw new ContextLengthError(
         `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
           `${numPromptTokens + options.maxTokens} tokens (${numPromptTokens} in the ${promptParam}, ` +
           `${options.maxTokens} for the completion). Please reduce the length of the ${promptParam} or completion.`,
-        'max_tokens',
+        options.maxTokensParam,
       );
     }
     return options.maxTokens;
@@ -171,16 +227,39 @@ export class RouterService {
     route: ModelRoute,
     request: ChatRequest | CompletionRequest,
     prompts: PreparedPrompt[],
-    promptParam: string,
     context: RequestContext,
     sink: ResponseSink,
     toolFormat: ToolCallFormat | null,
   ): Promise<void> {
     const { options } = request;
+    const { metrics } = this.#params;
     const { model, dispatcher, registry } = route;
-    const maxTokens = prompts.map((p) => this.#maxTokensFor(model, p.tokenIds.length, options, promptParam));
-    const release = await this.#params.admission.admit(context.signal);
+    annotateRequest(request, context.requestId);
+    let cost = 0;
+    let numKeyTokens = 0;
+    for (const prompt of prompts) {
+      cost += requestCost({
+        numPromptTokens: prompt.tokenIds.length,
+        n: options.n,
+        maxTokens: prompt.maxTokens,
+        numLogprobEntries: options.logprobs ? 1 + options.topLogprobs : 0,
+      });
+      numKeyTokens += prompt.tokenIds.length + options.n * prompt.maxTokens;
+    }
+    // The key's limits before the queue: a client over its budget takes no place in it.
+    const grant =
+      context.apiKey === null ? null : await this.#params.keyLimiter.acquire(context.apiKey, numKeyTokens);
+    let numTokensUsed = numKeyTokens;
+    let release: () => void;
+    const queuedAtMs = performance.now();
+    try {
+      release = await this.#params.admission.admit(context.signal, cost);
+    } catch (error) {
+      grant?.release(0);
+      throw error;
+    }
     const startedAtMs = performance.now();
+    metrics.queue.observe((startedAtMs - queuedAtMs) / 1000);
     try {
       const formatter = new ResponseFormatter(request, model, context.requestId, prompts, sink, toolFormat);
       const pageSize = registry.pageSize;
@@ -194,24 +273,31 @@ export class RouterService {
               blockKeys: toBlockKeys(pageSize === null ? [] : blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,
               options,
-              maxTokens: maxTokens[promptIndex]!,
+              maxTokens: prompt.maxTokens,
             },
             firstChoiceIndex: promptIndex * options.n,
             model,
             onEvent: (event) => formatter.onEvent(event),
             signal: context.signal,
+            timing: metrics.registry.enabled ? new TokenTimer(metrics) : null,
           }),
         ),
       );
       const total = sumUsage(usages);
-      const { metrics } = this.#params;
-      metrics.promptTokens.inc({}, total.numPromptTokens);
-      metrics.cachedTokens.inc({}, total.numCachedTokens);
-      metrics.completionTokens.inc({}, total.numCompletionTokens);
+      numTokensUsed = total.numPromptTokens + total.numCompletionTokens;
+      metrics.promptTokens.inc(total.numPromptTokens);
+      metrics.cachedTokens.inc(total.numCachedTokens);
+      metrics.completionTokens.inc(total.numCompletionTokens);
+      for (const usage of usages) {
+        metrics.inputTokens.observe(usage.numPromptTokens);
+        metrics.outputTokens.observe(usage.numCompletionTokens);
+      }
+      annotateUsage(total);
       formatter.finish(makeUsage(total.numPromptTokens, total.numCompletionTokens, total.numCachedTokens));
     } finally {
       release();
-      this.#params.metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
+      grant?.release(numTokensUsed);
+      metrics.e2e.observe((performance.now() - startedAtMs) / 1000);
     }
   }
 }

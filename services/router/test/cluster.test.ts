@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ResourceExhaustedError } from '@tandem/common';
-import { AdmissionQueue } from '../src/cluster/admission.ts';
+import { AdmissionQueue, defaultAdmissionParams, requestCost } from '../src/cluster/admission.ts';
 import { CircuitBreaker } from '../src/cluster/circuit-breaker.ts';
 import { DecisionLog } from '../src/cluster/decision-log.ts';
 import { renderError } from '../src/openai/errors.ts';
 
 test('admission runs up to maxConcurrent, queues FIFO up to maxQueued, then refuses with Retry-After', async () => {
-  const queue = new AdmissionQueue({ maxConcurrent: 2, maxQueued: 1, retryAfterMs: 2500 });
+  const queue = new AdmissionQueue({
+    ...defaultAdmissionParams,
+    maxConcurrent: 2,
+    maxQueued: 1,
+    retryAfterMs: 2500,
+  });
   const signal = new AbortController().signal;
   const first = await queue.admit(signal);
   await queue.admit(signal);
@@ -33,7 +38,12 @@ test('admission runs up to maxConcurrent, queues FIFO up to maxQueued, then refu
 });
 
 test('a queued request whose client leaves gives up its place', async () => {
-  const queue = new AdmissionQueue({ maxConcurrent: 1, maxQueued: 4, retryAfterMs: 1000 });
+  const queue = new AdmissionQueue({
+    ...defaultAdmissionParams,
+    maxConcurrent: 1,
+    maxQueued: 4,
+    retryAfterMs: 1000,
+  });
   const release = await queue.admit(new AbortController().signal);
   const leaving = new AbortController();
   const waiting = queue.admit(leaving.signal);
@@ -44,21 +54,108 @@ test('a queued request whose client leaves gives up its place', async () => {
   assert.equal(queue.numRunning, 0);
 });
 
-test('the circuit opens after consecutive failures, lets one probe through later, and closes on success', () => {
-  const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 1000 });
-  breaker.onFailure(0);
+test('admission by cost: requests run while their cost fits; a costlier one runs alone; FIFO', async () => {
+  const queue = new AdmissionQueue({ ...defaultAdmissionParams, maxRunningCost: 1000 });
+  const signal = new AbortController().signal;
+  const a = await queue.admit(signal, 600);
+  const order: string[] = [];
+  const b = queue.admit(signal, 600).then((release) => {
+    order.push('b');
+    return release;
+  });
+  // FIFO: a cheap request behind a waiting costly one waits too.
+  const c = queue.admit(signal, 10).then((release) => {
+    order.push('c');
+    return release;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(order, []);
+  assert.equal(queue.runningCost, 600);
+  a();
+  const releaseB = await b;
+  const releaseC = await c;
+  assert.deepEqual(order, ['b', 'c']);
+  assert.equal(queue.runningCost, 610);
+  releaseB();
+  releaseC();
+  // Costlier than the whole budget: runs, but alone.
+  const huge = await queue.admit(signal, 5000);
+  let small = false;
+  const next = queue.admit(signal, 1).then((release) => {
+    small = true;
+    return release;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(small, false);
+  huge();
+  (await next)();
+  assert.equal(queue.numRunning, 0);
+  assert.equal(queue.runningCost, 0);
+  assert.equal(
+    requestCost({ numPromptTokens: 100, n: 16, maxTokens: 1000, numLogprobEntries: 21 }),
+    100 + 16 * 1000 * 22,
+  );
+});
+
+test('a queued request gives up at its deadline with 503 queue_timeout', async () => {
+  const queue = new AdmissionQueue({ ...defaultAdmissionParams, maxConcurrent: 1, queueTimeoutMs: 50 });
+  const signal = new AbortController().signal;
+  const release = await queue.admit(signal);
+  await assert.rejects(queue.admit(signal), (error: unknown) => {
+    const rendered = renderError(error);
+    assert.equal(rendered.status, 503);
+    assert.equal(rendered.body.error.code, 'queue_timeout');
+    assert.equal(rendered.retryAfterS, 1);
+    return true;
+  });
+  assert.equal(queue.numQueued, 0);
+  release();
+  assert.equal(queue.numRunning, 0);
+});
+
+test('the circuit opens after consecutive failures, lets one probe through later, and closes after several good probes', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 2, openMs: 1000, successThreshold: 2 });
+  breaker.onAttempt(0).failure(0);
   assert.equal(breaker.state(0), 'closed');
-  breaker.onFailure(10);
+  breaker.onAttempt(10).failure(10);
   assert.equal(breaker.state(10), 'open');
   assert.equal(breaker.allows(500), false);
   assert.equal(breaker.state(1010), 'half_open');
   assert.equal(breaker.allows(1010), true);
-  breaker.onAttempt(1010);
+  const probe = breaker.onAttempt(1010);
+  assert.equal(probe.isProbe, true);
   assert.equal(breaker.allows(1011), false); // one probe at a time
-  breaker.onFailure(1020); // the probe failed: open again
+  probe.failure(1020); // the probe failed: open again
   assert.equal(breaker.state(1500), 'open');
-  breaker.onSuccess();
-  assert.equal(breaker.state(1500), 'closed');
+  const first = breaker.onAttempt(2020);
+  first.success();
+  assert.equal(breaker.state(2021), 'half_open', 'one good probe is not enough');
+  first.failure(2022); // settled already: ignored
+  assert.equal(breaker.state(2022), 'half_open');
+  breaker.onAttempt(2030).success();
+  assert.equal(breaker.state(2031), 'closed');
+});
+
+test('a probe that ends neutral (a request fault, a client that left) frees the probe slot', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 100, successThreshold: 1 });
+  breaker.onAttempt(0).failure(0);
+  const probe = breaker.onAttempt(100);
+  assert.equal(breaker.allows(101), false);
+  probe.neutral();
+  assert.equal(breaker.allows(102), true, 'the next request may probe');
+  assert.equal(breaker.state(102), 'half_open', 'a neutral end judges nothing');
+  // A probe slot whose holder never settles is taken back eventually.
+  breaker.onAttempt(200);
+  assert.equal(breaker.allows(201), false);
+  assert.equal(breaker.allows(200 + 120_000), true);
+});
+
+test('a request that started before the circuit opened does not close it by succeeding', () => {
+  const breaker = new CircuitBreaker({ failureThreshold: 1, openMs: 100, successThreshold: 1 });
+  const early = breaker.onAttempt(0);
+  breaker.onAttempt(1).failure(1);
+  early.success();
+  assert.equal(breaker.state(2), 'open');
 });
 
 test('the decision log keeps the last N requests with every attempt', () => {
@@ -73,6 +170,7 @@ test('the decision log keeps the last N requests with every attempt', () => {
     prefill: null,
     atMs: 0,
     attempt,
+    reason: 'first' as const,
   });
   log.add(record('a', 1));
   log.add(record('a', 2));

@@ -8,7 +8,7 @@ import {
   validateCompletionRequest,
 } from '../src/openai/validate.ts';
 
-const limits = { ...defaultValidationLimits, servedModelNames: ['m'] };
+const limits = { ...defaultValidationLimits, servedModelNames: ['m'], vocabSize: 1000 };
 const messages = [{ role: 'user', content: 'hi' }];
 
 function paramOf(run: () => unknown): string | null {

@@ -88,7 +88,26 @@ export interface EngineStats {
   numEvictedPages: number; // cached pages evicted to make room
   numCachedPromptTokens: number; // prompt tokens served from the prefix cache, all requests
   numPromptTokens: number; // prompt tokens of all admitted requests
+  /** The device's time on forward passes and idle between them, ms (executor clock; ExecutorStats). */
+  deviceBusyMs: number;
+  deviceIdleMs: number;
+  /** The same over passes of at least 64 sequences. */
+  deviceBusyMsLarge: number;
+  deviceIdleMsLarge: number;
 }
+
+/** One step as the metrics see it (Engine.onStep). */
+export interface StepReport {
+  numSequences: number;
+  /** Prompt positions computed this step (prefill chunks, recomputation after preemption included). */
+  numPrefillTokens: number;
+  /** Generated positions computed this step (one per decoding sequence). */
+  numDecodeTokens: number;
+  /** Schedule, forward pass and postprocess, seconds. */
+  seconds: number;
+}
+
+export type StepListener = (step: StepReport) => void;
 
 export interface SchedulerOptions {
   /** Token budget of one step (decode tokens + prefill chunks). */
@@ -125,6 +144,7 @@ export class Engine {
   private readonly executor: ModelExecutor;
   private readonly scheduler: Scheduler;
   private readonly events = new KvEventLog();
+  private stepListener: StepListener | null = null;
   private loop: Promise<void> | null = null;
   private kickAgain = false;
   private closed = false;
@@ -209,6 +229,14 @@ export class Engine {
     return this.events.subscribe(listener);
   }
 
+  /** Reports every step (one listener: the worker's metrics); returns the unsubscribe function. */
+  onStep(listener: StepListener): () => void {
+    this.stepListener = listener;
+    return () => {
+      if (this.stepListener === listener) this.stepListener = null;
+    };
+  }
+
   dumpBlocks(): BlockDump {
     return this.scheduler.cache?.dumpBlocks() ?? { seq: this.events.seq, blocks: [] };
   }
@@ -223,6 +251,10 @@ export class Engine {
       numEvictedPages: counters.numEvictedPages,
       numCachedPromptTokens: counters.numCachedPromptTokens,
       numPromptTokens: counters.numPromptTokens,
+      deviceBusyMs: this.executor.stats.deviceBusyMs,
+      deviceIdleMs: this.executor.stats.deviceIdleMs,
+      deviceBusyMsLarge: this.executor.stats.deviceBusyMsLarge,
+      deviceIdleMsLarge: this.executor.stats.deviceIdleMsLarge,
     };
   }
 
@@ -268,6 +300,7 @@ export class Engine {
   /** schedule -> forward (off the JS thread) -> postprocess, until nothing is left to run. */
   private async runSteps(): Promise<void> {
     while (!this.closed) {
+      const startedAt = this.stepListener === null ? 0 : performance.now();
       let batch: ScheduledBatch | null;
       try {
         batch = this.scheduler.schedule();
@@ -291,6 +324,20 @@ export class Engine {
         // A bookkeeping bug: fail what is live rather than leave streams hanging.
         this.scheduler.failAll(error);
       }
+      if (this.stepListener !== null) this.reportStep(batch, startedAt);
     }
+  }
+
+  private reportStep(batch: ScheduledBatch, startedAt: number): void {
+    let numPrefillTokens = 0;
+    for (const item of batch.items) {
+      if (item.startPos < item.seq.numPromptTokens) numPrefillTokens += item.numTokens;
+    }
+    this.stepListener?.({
+      numSequences: batch.items.length,
+      numPrefillTokens,
+      numDecodeTokens: batch.numTokens - numPrefillTokens,
+      seconds: (performance.now() - startedAt) / 1000,
+    });
   }
 }

@@ -40,6 +40,8 @@ export type { ScheduledBatch, ScheduledItem } from './scheduled-batch.ts';
 export interface GenerateHooks {
   remotePrefill?: RemotePrefill | null;
   prefillOnly?: PrefillOnly | null;
+  /** The request left the waiting queue (its prompt's pages are reserved); for traces. */
+  onAdmitted?: ((numCachedTokens: number) => void) | null;
 }
 
 export interface SchedulerCounters {
@@ -138,6 +140,7 @@ export class Scheduler {
       sequences: [],
       emit,
       onDone,
+      onAdmitted: hooks.onAdmitted ?? null,
       numFinished: 0,
     };
     for (let choice = 0; choice < request.n; choice++) {
@@ -321,6 +324,7 @@ export class Scheduler {
     if (parent === null) {
       this.counters.numPromptTokens += seq.numPromptTokens;
       this.counters.numCachedPromptTokens += seq.numCachedTokens;
+      seq.state.onAdmitted?.(seq.numCachedTokens);
     }
   }
 

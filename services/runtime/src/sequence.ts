@@ -68,6 +68,8 @@ export interface RequestState {
   readonly emit: (chunk: TokenChunk) => void;
   /** Called once when every choice has finished (after its last chunk). */
   readonly onDone: (error: unknown) => void;
+  /** Called once when choice 0 is first admitted (holds pages), with its cached prompt tokens. */
+  readonly onAdmitted: ((numCachedTokens: number) => void) | null;
   numFinished: number;
 }
 

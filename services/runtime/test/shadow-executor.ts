@@ -47,7 +47,15 @@ export function shadowGenerate(
 export class ShadowExecutor implements ModelExecutor {
   readonly info: ModelInfo;
   readonly kvLayout: KvLayout;
-  readonly stats: ExecutorStats = { forwardTokens: 0, forwardCalls: 0, layerReportsLive: 0 };
+  readonly stats: ExecutorStats = {
+    forwardTokens: 0,
+    forwardCalls: 0,
+    layerReportsLive: 0,
+    deviceBusyMs: 0,
+    deviceIdleMs: 0,
+    deviceBusyMsLarge: 0,
+    deviceIdleMsLarge: 0,
+  };
   private readonly pool: Int32Array; // [numPages * pageSize] token id stored at each KV slot, -1 empty
   private readonly pageSize: number;
   /** Max sequences seen in one forward call. */

@@ -38,6 +38,7 @@ export class TextTokenizer {
   /** Ids of added tokens marked special (what skipSpecialTokens drops). */
   readonly specialTokenIds: ReadonlySet<number>;
   private readonly tokenizer: Tokenizer;
+  #maxTokenChars: number | null = null;
 
   constructor(
     tokenizerJson: object,
@@ -91,6 +92,29 @@ export class TextTokenizer {
     return this.tokenizer.decode(tokenIds as number[], {
       skip_special_tokens: options.skipSpecialTokens ?? true,
     });
+  }
+
+  /** Token ids are below this: the model's vocabulary and the added tokens. */
+  get vocabSize(): number {
+    let size = this.tokenizer.model?.vocab.length ?? 0;
+    for (const [id] of this.tokenizer.get_added_tokens_decoder()) size = Math.max(size, id + 1);
+    return size;
+  }
+
+  /**
+   * The most text (UTF-16 code units) one token stands for: its vocabulary entry is never shorter
+   * than the text it decodes to (byte-level, metaspace, byte-fallback and word-piece entries alike).
+   * A text of c code units is at least c / maxTokenChars tokens, whatever the tokenizer does.
+   */
+  get maxTokenChars(): number {
+    if (this.#maxTokenChars === null) {
+      let longest = 1;
+      for (const entry of this.tokenizer.model?.vocab ?? []) longest = Math.max(longest, entry?.length ?? 0);
+      for (const [, token] of this.tokenizer.get_added_tokens_decoder())
+        longest = Math.max(longest, token.content.length);
+      this.#maxTokenChars = longest;
+    }
+    return this.#maxTokenChars;
   }
 
   tokenToId(token: string): number | null {

@@ -26,6 +26,8 @@ export interface AnnouncerOptions {
   engine: WorkerEngine;
   workerId: string;
   grpcAddress: string;
+  /** host:port of the Prometheus endpoint, or null. */
+  metricsAddress: string | null;
   modelName: string;
   kvLayout: MessageInitShape<typeof KvLayoutSchema>;
   startedAtMs: number;
@@ -36,6 +38,8 @@ export interface AnnouncerOptions {
   loadIntervalMs: number;
   logger: Logger;
   role: WorkerRoleName;
+  /** Decode role: its kvtransfer receiver's host:port ('' otherwise). */
+  kvAddress: string;
 }
 
 export class Announcer {
@@ -115,6 +119,7 @@ export class Announcer {
       kind,
       workerId: o.workerId,
       grpcAddress: o.grpcAddress,
+      metricsAddress: o.metricsAddress ?? '',
       modelName: o.modelName,
       role: { unified: Role.UNIFIED, prefill: Role.PREFILL, decode: Role.DECODE }[o.role],
       kvLayout: o.kvLayout,
@@ -122,6 +127,7 @@ export class Announcer {
       leaseTtlMs: o.leaseTtlMs,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       kvSeq: BigInt(o.kvSeq()),
+      kvAddress: o.kvAddress,
     });
     try {
       o.nc.publish(subjects.announce, toBinary(WorkerAnnounceSchema, message));

@@ -39,7 +39,23 @@ export class OutputConstraints {
         cause: thread,
       });
     }
-    return thread.compile(spec);
+    const grammar = await thread.compile(spec);
+    const accepted = wire.acceptedTokenIds;
+    if (accepted.length === 0) return grammar;
+    // A continuation: each choice's matcher starts where the output was (checked once here).
+    const newMatcher = () => {
+      const matcher = grammar.newMatcher();
+      for (const [i, tokenId] of accepted.entries()) {
+        if (!matcher.acceptToken(tokenId)) {
+          throw new InvalidArgumentError(`accepted token ${i} (${tokenId}) does not follow the constraint`, {
+            param: 'constraint.accepted_token_ids',
+          });
+        }
+      }
+      return matcher;
+    };
+    newMatcher();
+    return { maskWords: grammar.maskWords, newMatcher };
   }
 
   async close(): Promise<void> {

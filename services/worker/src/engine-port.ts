@@ -1,6 +1,7 @@
 // What the worker service needs from the runtime Engine (services/runtime/src/engine.ts).
 import type {
   BlockDump,
+  EngineStats,
   GenerateHooks,
   GenerateRequest,
   KvEvent,
@@ -18,6 +19,7 @@ export interface WorkerEngine {
   load(): LoadReport;
   onKvEvent(listener: (event: KvEvent) => void): () => void;
   dumpBlocks(): BlockDump;
+  stats(): EngineStats;
   close(): Promise<void>;
 }
 

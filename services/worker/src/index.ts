@@ -5,6 +5,7 @@ export * from './convert.ts';
 export type { ModelFacts, WorkerEngine } from './engine-port.ts';
 export * from './errors.ts';
 export { KvEventPublisher } from './kv-event-publisher.ts';
+export * from './kv-transfer-metrics.ts';
 export * from './prefill-decision.ts';
 export type * from './role.ts';
 export { runWorkerCommand, workerUsage } from './worker-command.ts';

@@ -2,7 +2,14 @@
 // prefills and decodes its own requests. The prefill role (@tandem/prefill) adds the Prefill
 // service, which computes prompts into other workers' pages; the decode role (@tandem/decode) has
 // a prefill worker compute its prompts into its reserved pages. `tandem worker --role` picks one.
-import type { grpc, Logger, NatsConnection } from '@tandem/common';
+import type {
+  ClusterSecurity,
+  grpc,
+  Logger,
+  MetricsRegistry,
+  NatsConnection,
+  ServiceOptions,
+} from '@tandem/common';
 import type { GenerateRequest as WireGenerateRequest } from '@tandem/proto';
 import type { Engine, GenerateHooks, GenerateRequest } from '@tandem/runtime';
 import type { OutputConstraints } from './constraints.ts';
@@ -22,7 +29,11 @@ export interface RoleContext {
   nc: NatsConnection | null;
   /** The host's constraint compiler (null: constrained requests are refused). */
   constraints: OutputConstraints | null;
+  /** The cluster secret and gRPC TLS: the role's calls carry them, its discovery verifies with them. */
+  security: ClusterSecurity;
   logger: Logger;
+  /** The worker's metrics (labelled {worker, role, model}): the role adds its own series. */
+  metrics: MetricsRegistry;
 }
 
 /** The role flags of `tandem worker` (declared once, in worker-options.ts). */
@@ -32,6 +43,8 @@ export interface RoleOptions {
   kvAdvertiseHost: string;
   /** Decode: a remote prefill (compute + transfer) is given up after this long. */
   prefillLeaseMs: number;
+  /** Decode: a prefill worker that lands no KV this long and fails a health check is given up. */
+  prefillStallMs: number;
   /** Decode, requests with no router decision: remote prefill from this many uncached tokens. */
   disaggThreshold: number;
   /** Prefill: parallel kvtransfer streams per decode worker. */
@@ -40,8 +53,10 @@ export interface RoleOptions {
 
 export interface WorkerRole {
   readonly name: RoleName;
-  /** Adds the role's gRPC services to the host's server, before it serves. */
-  addServices(server: grpc.Server): void;
+  /** Decode role: its kvtransfer receiver's host:port (announced; prefill workers push only there). */
+  readonly kvAddress: string | null;
+  /** Adds the role's gRPC services to the host's server, before it serves (with the host's call check). */
+  addServices(server: grpc.Server, options: ServiceOptions): void;
   /**
    * Engine hooks for one Generate call under the router's prefill decision (decode role: a
    * remote prefill into the reserved pages), or null when the role does not take part.

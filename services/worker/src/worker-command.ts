@@ -3,7 +3,14 @@
 // and decode roles), so the host depends on no role package.
 import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { ConfigError, type Logger, type OptionValues, runCommand, untilSignal } from '@tandem/common';
+import {
+  ConfigError,
+  clusterSecurityFrom,
+  type Logger,
+  type OptionValues,
+  runCommand,
+  untilSignal,
+} from '@tandem/common';
 import { parseDevice } from '@tandem/executor';
 import { Engine } from '@tandem/runtime';
 import { OutputConstraints } from './constraints.ts';
@@ -17,7 +24,13 @@ type WorkerValues = OptionValues<typeof workerOptions.specs>;
 
 /** Runs a worker until a signal; returns the exit code. */
 export function runWorkerCommand(argv: string[], roles: Record<RoleName, RoleFactory>): Promise<number> {
-  return runCommand('worker', workerOptions, argv, (values, logger) => serve(values, roles, logger));
+  return runCommand(
+    'worker',
+    workerOptions,
+    argv,
+    (values, logger) => serve(values, roles, logger),
+    (values) => (values.role === 'unified' ? 'tandem-worker' : `tandem-${values.role}`),
+  );
 }
 
 /** A URL flag, where 'none' switches the service off. */
@@ -32,6 +45,7 @@ async function serve(
 ): Promise<number> {
   if (values.model === null) throw new ConfigError('--model DIR is required', { param: '--model' });
   const modelDir = resolve(values.model);
+  const security = clusterSecurityFrom(values);
   const engine = await Engine.create({
     executor: {
       modelDir,
@@ -39,6 +53,7 @@ async function serve(
       ...(values.dtype === null ? {} : { dtype: values.dtype }),
       pageSize: values['page-size'],
       ...(values['num-pages'] === null ? {} : { numPages: values['num-pages'] }),
+      ...(values['kv-cache-fraction'] === null ? {} : { kvCacheFraction: values['kv-cache-fraction'] }),
       ...(values.threads === null ? {} : { numThreads: values.threads }),
       ropeFrequencyRounding: values['rope-frequency-rounding'],
     },
@@ -65,6 +80,7 @@ async function serve(
       workerId: values['worker-id'],
       natsUrl: urlOrNone(values.nats),
       redisUrl: urlOrNone(values.redis),
+      security,
       timings: {
         heartbeatIntervalMs: values['heartbeat-interval-ms'],
         leaseTtlMs: values['lease-ttl-ms'],
@@ -72,15 +88,19 @@ async function serve(
       },
       logger,
       constraints,
+      metricsPort: values['no-metrics'] ? null : values['metrics-port'],
+      metricsEnabled: !values['no-metrics'],
       role:
         role === null
           ? null
           : {
+              name: role,
               factory: roles[role],
               options: {
                 kvHost,
                 kvAdvertiseHost: kvHost === '0.0.0.0' || kvHost === '::' ? hostname() : kvHost,
                 prefillLeaseMs: values['prefill-lease-ms'],
+                prefillStallMs: values['prefill-stall-ms'],
                 disaggThreshold: values['disagg-threshold'],
                 kvStreams: values['kv-streams'],
               },
@@ -93,7 +113,7 @@ async function serve(
   }
   // One JSON line on stdout: how launchers and tests learn the bound port.
   process.stdout.write(
-    `${JSON.stringify({ event: 'ready', workerId: worker.workerId, grpcAddress: worker.grpcAddress, port: worker.port, pid: process.pid })}\n`,
+    `${JSON.stringify({ event: 'ready', workerId: worker.workerId, grpcAddress: worker.grpcAddress, port: worker.port, metricsAddress: worker.metricsAddress, pid: process.pid })}\n`,
   );
   const signal = await untilSignal(logger);
   logger.info('stopping', { signal });

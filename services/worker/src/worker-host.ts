@@ -1,21 +1,31 @@
 // The worker process host: the Worker gRPC service on one engine, plus (when NATS is configured)
-// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, and the
-// role it runs (role.ts; none: unified). close() is the SIGTERM path (drain): stop taking
-// requests, deregister, let running requests finish for a grace period, then abort the rest and
-// release everything.
+// KV events, load reports, announcements and dumps, (when Redis is configured) a lease, the role
+// it runs (role.ts; none: unified), and its metrics (one registry labelled {worker, role, model}
+// that the role adds to, served on its own port and announced). close() is the SIGTERM path
+// (drain): stop taking requests, deregister, let running requests finish for a grace period, then
+// abort the rest and release everything.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
   addGrpcService,
   assertWorkerId,
   bindGrpcServer,
+  type ClusterSecurity,
+  callAuthorizer,
   connectNats,
   connectRedis,
   grpc,
+  grpcServerCredentials,
   type Logger,
+  MetricsRegistry,
+  type MetricsServer,
   type NatsConnection,
+  openCluster,
   type Redis,
+  redactUrl,
+  registerProcessMetrics,
   shutdownGrpcServer,
+  startMetricsServer,
   WorkerLease,
 } from '@tandem/common';
 import { Worker } from '@tandem/proto';
@@ -25,7 +35,8 @@ import type { OutputConstraints } from './constraints.ts';
 import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
-import type { RoleFactory, RoleOptions, WorkerRole } from './role.ts';
+import type { RoleFactory, RoleName, RoleOptions, WorkerRole } from './role.ts';
+import { registerWorkerMetrics } from './worker-metrics.ts';
 import { WorkerService } from './worker-service.ts';
 
 /** How often a worker speaks up on the events plane (worker-options.ts has the flags). */
@@ -56,10 +67,16 @@ export interface WorkerHostOptions {
   workerId?: string | null;
   natsUrl: string | null;
   redisUrl: string | null;
+  /** The cluster secret and gRPC TLS (default: an open cluster). */
+  security?: ClusterSecurity;
   timings?: PresenceTimings;
   logger: Logger;
   /** The role to run, and its flags; null: unified. */
-  role?: { factory: RoleFactory; options: RoleOptions } | null;
+  role?: { name: RoleName; factory: RoleFactory; options: RoleOptions } | null;
+  /** Port of the Prometheus endpoint (0 picks a free one); null: none. Default null. */
+  metricsPort?: number | null;
+  /** false: record no metrics at all (the benchmark's baseline). Default true. */
+  metricsEnabled?: boolean;
   /** Compiles output constraints (structured outputs); null or absent: constrained requests are refused. */
   constraints?: OutputConstraints | null;
 }
@@ -68,6 +85,8 @@ export interface WorkerHost {
   readonly workerId: string;
   readonly port: number;
   readonly grpcAddress: string;
+  /** host:port of the Prometheus endpoint, or null. */
+  readonly metricsAddress: string | null;
   readonly startedAtMs: number;
   /** Graceful stop: drain, leave, wait up to graceMs for running requests, then abort them. */
   close(graceMs?: number): Promise<void>;
@@ -90,7 +109,8 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 5_000,
   });
-  const port = await bindGrpcServer(server, host, options.port);
+  const security = options.security ?? openCluster;
+  const port = await bindGrpcServer(server, host, options.port, grpcServerCredentials(security));
   const workerId = options.workerId ?? defaultWorkerId(port);
   assertWorkerId(workerId);
   const advertisedHost = host === '0.0.0.0' || host === '::' ? hostname() : host;
@@ -98,6 +118,14 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   const logger = options.logger.child({ workerId });
   const { engine, model } = options;
   const constraints = options.constraints ?? null;
+  const roleName = options.role?.name ?? 'unified';
+  const metrics = new MetricsRegistry({
+    constLabels: { worker: workerId, role: roleName, model: model.modelName },
+    enabled: options.metricsEnabled ?? true,
+  });
+  const stopProcessMetrics = registerProcessMetrics(metrics);
+  const workerMetrics = registerWorkerMetrics(metrics, engine);
+  let metricsServer: MetricsServer | null = null;
 
   let nc: NatsConnection | null = null;
   let redis: Redis | null = null;
@@ -116,11 +144,18 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     }
     if (options.role != null) {
       role = await options.role.factory(
-        { engine, modelName: model.modelName, workerId, nc, constraints, logger },
+        { engine, modelName: model.modelName, workerId, nc, security, logger, metrics, constraints },
         options.role.options,
       );
     }
-    const roleName = role?.name ?? 'unified';
+    if (options.metricsPort != null && metrics.enabled) {
+      metricsServer = await startMetricsServer(metrics, {
+        host,
+        port: options.metricsPort,
+        advertiseHost: grpcAddress.slice(0, grpcAddress.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
+      });
+    }
+    const metricsAddress = metricsServer?.address ?? null;
     const kvSeq = (): number => publisher?.publishedSeq ?? engine.dumpBlocks().seq;
     const service = new WorkerService({
       workerId,
@@ -132,16 +167,27 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       logger,
       role,
       constraints,
+      metrics: workerMetrics,
+      grpcAddress,
+      secret: security.secret,
     });
-    addGrpcService(server, Worker, service.implementation());
-    role?.addServices(server);
+    const serviceOptions = { authorize: callAuthorizer(security) };
+    addGrpcService(server, Worker, service.implementation(), serviceOptions);
+    role?.addServices(server, serviceOptions);
     if (nc !== null) {
       const lease =
         redis === null
           ? null
           : new WorkerLease(
               redis,
-              { workerId, grpcAddress, modelName: model.modelName, role: roleName, startedAtMs },
+              {
+                workerId,
+                grpcAddress,
+                metricsAddress,
+                modelName: model.modelName,
+                role: roleName,
+                startedAtMs,
+              },
               timings.leaseTtlMs,
             );
       announcer = new Announcer({
@@ -150,6 +196,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         engine,
         workerId,
         grpcAddress,
+        metricsAddress,
         modelName: model.modelName,
         kvLayout: toWireKvLayout(model.kvLayout),
         startedAtMs,
@@ -159,14 +206,18 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         loadIntervalMs: timings.loadIntervalMs,
         logger,
         role: roleName,
+        kvAddress: role?.kvAddress ?? '',
       });
       await announcer.start();
     }
     logger.info('worker serving', {
       grpcAddress,
+      metricsAddress,
       role: roleName,
-      nats: options.natsUrl,
-      redis: options.redisUrl,
+      nats: options.natsUrl === null ? null : redactUrl(options.natsUrl),
+      redis: options.redisUrl === null ? null : redactUrl(options.redisUrl),
+      tls: security.tls !== null,
+      clusterSecret: security.secret !== null,
     });
 
     let closing: Promise<void> | null = null;
@@ -187,6 +238,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       publisher?.flush();
       await nc?.drain().catch(() => {});
       redis?.disconnect();
+      workerMetrics.close();
+      stopProcessMetrics();
+      await metricsServer?.close();
       await engine.close();
       await constraints?.close();
       logger.info('worker stopped');
@@ -195,6 +249,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       workerId,
       port,
       grpcAddress,
+      metricsAddress,
       startedAtMs,
       close: (graceMs) => {
         closing ??= close(graceMs);
@@ -203,6 +258,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     };
   } catch (error) {
     unsubscribeKv?.();
+    workerMetrics.close();
+    stopProcessMetrics();
+    await metricsServer?.close();
     await role?.close().catch(() => {});
     await nc?.close().catch(() => {});
     redis?.disconnect();

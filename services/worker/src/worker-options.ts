@@ -1,5 +1,5 @@
 // `tandem worker`'s options, declared once (common/options.ts): flags, environment, defaults.
-import { defineOptions, logLevelOption } from '@tandem/common';
+import { clusterSecurityOptions, defineOptions, logLevelOption } from '@tandem/common';
 import { defaultSchedulerOptions } from '@tandem/runtime';
 import { defaultPresenceTimings } from './worker-host.ts';
 
@@ -18,6 +18,20 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
   },
   port: { type: 'int', default: 50051, min: 0, max: 65535, doc: 'gRPC port (0 picks a free one)' },
   host: { type: 'string', default: '127.0.0.1', valueName: 'ADDR', doc: 'listen address' },
+  'metrics-port': {
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    env: 'TANDEM_METRICS_PORT',
+    doc: 'Prometheus endpoint (GET /metrics) on --host; 0 picks a free one (announced, and listed by the router at /debug)',
+  },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    env: 'TANDEM_NO_METRICS',
+    doc: 'record no metrics and serve no endpoint',
+  },
   'advertise-address': {
     type: 'string',
     default: null,
@@ -54,6 +68,13 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
   },
   'page-size': { type: 'int', default: 16, min: 1, doc: 'tokens per KV page (one per model in a cluster)' },
   'num-pages': { type: 'int', default: null, min: 1, doc: 'KV pool size in pages (default from memory)' },
+  'kv-cache-fraction': {
+    type: 'number',
+    default: null,
+    min: 0.01,
+    max: 0.95,
+    doc: 'CUDA, without --num-pages: share of the free device memory (after weights) for the KV pool (default 0.85; tandem up splits it between the workers of one GPU)',
+  },
   'rope-frequency-rounding': {
     type: 'string',
     default: 'none',
@@ -99,6 +120,12 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     min: 1,
     doc: 'decode role: give a remote prefill (compute + transfer) up after this long',
   },
+  'prefill-stall-ms': {
+    type: 'int',
+    default: 2000,
+    min: 0,
+    doc: 'decode role: a prefill worker that lands no KV this long gets a health check; no answer within 1 s gives it up for the next one (or a local prefill) (0: wait for the lease)',
+  },
   'disagg-threshold': {
     type: 'int',
     default: 0,
@@ -129,5 +156,6 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     min: 0,
     doc: 'on SIGTERM: stop taking work, deregister, let running requests finish this long, then abort them',
   },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });

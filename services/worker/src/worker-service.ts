@@ -2,10 +2,17 @@
 // fires when the client cancels or disconnects, when Cancel names the request, or on shutdown; the
 // engine then frees everything the request held.
 import type { CallContext, GrpcServiceImpl, Logger } from '@tandem/common';
-import { AlreadyExistsError, UnimplementedError } from '@tandem/common';
-import type { OutputConstraint } from '@tandem/proto';
-import { Role, ServingStatus, type Worker } from '@tandem/proto';
-import type { TokenConstraint } from '@tandem/runtime';
+import {
+  AlreadyExistsError,
+  activeSpan,
+  membershipProof,
+  PhaseSpans,
+  tracingEnabled,
+  UnimplementedError,
+  withContext,
+} from '@tandem/common';
+import { type OutputConstraint, Role, ServingStatus, type Worker } from '@tandem/proto';
+import type { GenerateHooks, TokenConstraint } from '@tandem/runtime';
 import type { OutputConstraints } from './constraints.ts';
 import {
   type RequestLimits,
@@ -19,6 +26,7 @@ import type { ModelFacts, WorkerEngine } from './engine-port.ts';
 import { toServiceError, WorkerDrainingError } from './errors.ts';
 import { type PrefillDecision, prefillDecisionFromWire } from './prefill-decision.ts';
 import type { WorkerRole, WorkerRoleName } from './role.ts';
+import type { WorkerMetrics } from './worker-metrics.ts';
 
 export interface WorkerServiceOptions {
   workerId: string;
@@ -32,6 +40,11 @@ export interface WorkerServiceOptions {
   logger: Logger;
   /** The role this worker runs (null: unified). */
   role: WorkerRole | null;
+  metrics: WorkerMetrics;
+  /** The gRPC address it announces (its membership proof covers it). */
+  grpcAddress: string;
+  /** The cluster secret (membership proofs), or null. */
+  secret: Buffer | null;
   /** Compiles requests' output constraints (null: constrained requests are refused). */
   constraints: OutputConstraints | null;
 }
@@ -97,9 +110,14 @@ export class WorkerService {
         status: this.#draining ? ServingStatus.DRAINING : ServingStatus.SERVING,
         workerId: this.#options.workerId,
       }),
-      info: async () => {
-        const { model } = this.#options;
+      info: async (request) => {
+        const { model, secret, workerId, grpcAddress } = this.#options;
+        const challenge = request.membershipChallenge;
         return {
+          grpcAddress,
+          ...(secret !== null && challenge.length > 0
+            ? { membershipProof: membershipProof(secret, challenge, workerId, grpcAddress) }
+            : {}),
           workerId: this.#options.workerId,
           modelName: model.modelName,
           architecture: model.modelInfo.architecture,
@@ -113,10 +131,36 @@ export class WorkerService {
           device: this.#options.device,
           kvSeq: BigInt(this.#options.kvSeq()),
           ...this.#transferProgress(),
+          ...this.#deviceTime(),
         };
       },
       dumpBlocks: (request) => this.#dumpBlocks(request.maxBlocksPerChunk),
     };
+  }
+
+  #deviceTime() {
+    const stats = this.#options.engine.stats();
+    return {
+      deviceBusyMs: stats.deviceBusyMs,
+      deviceIdleMs: stats.deviceIdleMs,
+      deviceBusyMsLargeBatch: stats.deviceBusyMsLarge,
+      deviceIdleMsLargeBatch: stats.deviceIdleMsLarge,
+    };
+  }
+
+  /** The request's attributes on the gRPC server span, and its phases as child spans. */
+  #tracePhases(request: ReturnType<typeof toEngineRequest>, decision: PrefillDecision): PhaseSpans {
+    activeSpan().setAttributes({
+      'gen_ai.operation.name': 'generate',
+      'gen_ai.request.model': this.#options.model.modelName,
+      'gen_ai.request.max_tokens': request.maxTokens,
+      'gen_ai.usage.input_tokens': request.promptTokenIds.length,
+      'tandem.request.id': request.requestId,
+      'tandem.worker.id': this.#options.workerId,
+      'tandem.worker.role': this.roleName,
+      'tandem.prefill.decision': decision.type,
+    });
+    return new PhaseSpans('tandem.queue');
   }
 
   #transferProgress(): { kvTransfersInFlight: number; kvBytesInFlight: bigint } {
@@ -166,8 +210,8 @@ export class WorkerService {
     } catch (error) {
       throw toServiceError(error);
     }
-    const hooks = this.#options.role?.generateHooks(request, decision, wireRequest) ?? null;
-    if (decision.type === 'remote' && hooks === null) {
+    const roleHooks = this.#options.role?.generateHooks(request, decision, wireRequest) ?? null;
+    if (decision.type === 'remote' && roleHooks === null) {
       throw toServiceError(
         new UnimplementedError(`worker ${this.#options.workerId} is not a decode worker: no remote prefill`, {
           param: 'prefill',
@@ -191,9 +235,14 @@ export class WorkerService {
       maxTokens: request.maxTokens,
       n: request.n,
     });
+    const phases = tracingEnabled() ? this.#tracePhases(request, decision) : null;
+    const hooks = phases === null ? (roleHooks ?? {}) : tracedHooks(roleHooks ?? {}, phases);
+    let failure: unknown = null;
     try {
-      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks ?? {})) {
+      for await (const chunk of this.#options.engine.generate(request, controller.signal, hooks)) {
+        if (numTokens === 0 && chunk.tokenIds.length > 0) phases?.next('tandem.decode');
         numTokens += chunk.tokenIds.length;
+        this.#options.metrics.onTokensGenerated(chunk.tokenIds.length);
         yield toGenerateResponse(chunk);
       }
     } catch (error) {
@@ -202,9 +251,12 @@ export class WorkerService {
         return;
       }
       const serviceError = toServiceError(error);
+      failure = serviceError;
       log.warn('generate failed', { error: serviceError });
       throw serviceError;
     } finally {
+      phases?.end(failure);
+      if (phases !== null) activeSpan().setAttribute('gen_ai.usage.output_tokens', numTokens);
       context.signal.removeEventListener('abort', onClientGone);
       this.#running.delete(request.requestId);
       log.debug('generate done', {
@@ -214,4 +266,27 @@ export class WorkerService {
       });
     }
   }
+}
+
+/**
+ * The role's hooks plus the phase marks: admission ends the queue phase and starts the prefill
+ * phase, and a remote prefill runs in that phase's context (its Prefill call is a child of it).
+ */
+function tracedHooks(hooks: GenerateHooks, phases: PhaseSpans): GenerateHooks {
+  const remote = hooks.remotePrefill ?? null;
+  return {
+    ...hooks,
+    onAdmitted: (numCachedTokens) =>
+      phases.next('tandem.prefill', {
+        'tandem.cached_tokens': numCachedTokens,
+        'tandem.prefill.mode': remote === null ? 'local' : 'remote',
+      }),
+    remotePrefill:
+      remote === null
+        ? null
+        : {
+            fill: (reservation, signal) =>
+              withContext(phases.context, () => remote.fill(reservation, signal)),
+          },
+  };
 }

@@ -158,6 +158,7 @@ double optionalNumber(const Napi::Object& o, const char* key, double fallback) {
 Napi::Function ExecutorWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeExecutor",
                      {InstanceMethod("open", &ExecutorWrap::open), InstanceMethod("forward", &ExecutorWrap::forward),
+                      InstanceMethod("stepTiming", &ExecutorWrap::stepTiming),
                       InstanceMethod("close", &ExecutorWrap::close)});
 }
 
@@ -203,6 +204,17 @@ Napi::Value ExecutorWrap::forward(const Napi::CallbackInfo& info) {
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
+}
+
+// The last pass's device time and the idle gap before it (ms; -1: not measured). Read after a
+// forward promise settled: the TypeScript side never runs two passes at once.
+Napi::Value ExecutorWrap::stepTiming(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object timing = Napi::Object::New(env);
+  const StepTiming t = executor_ ? executor_->lastStepTiming() : StepTiming{};
+  timing.Set("deviceMs", Napi::Number::New(env, t.deviceMs));
+  timing.Set("gapMs", Napi::Number::New(env, t.gapMs));
+  return timing;
 }
 
 Napi::Value ExecutorWrap::close(const Napi::CallbackInfo& info) {

@@ -22,6 +22,7 @@ class ExecutorWrap : public Napi::ObjectWrap<ExecutorWrap> {
 
   Napi::Value open(const Napi::CallbackInfo& info);
   Napi::Value forward(const Napi::CallbackInfo& info);
+  Napi::Value stepTiming(const Napi::CallbackInfo& info);
   Napi::Value close(const Napi::CallbackInfo& info);
 };
 

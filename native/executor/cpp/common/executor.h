@@ -38,6 +38,8 @@ class Executor {
   // onLayerDone (may be empty) is called per layer as its K/V land in the pool (backend.h).
   void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
                const LayerDoneHook& onLayerDone = {});
+  // The last forward pass's device time and the device's idle gap before it (backend.h).
+  StepTiming lastStepTiming() const { return backend_->lastStepTiming(); }
 
  private:
   ModelConfig config_;

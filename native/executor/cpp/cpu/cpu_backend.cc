@@ -4,10 +4,12 @@
 #include <omp.h>
 #include <sys/mman.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "common/sampler.h"
@@ -114,8 +116,27 @@ class CpuBackend : public Backend {
   using Backend::forward;
   void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
                const LayerDoneHook& onLayerDone) override;
+  StepTiming lastStepTiming() const override { return timing_; }
 
  private:
+  // The CPU is the device: a pass's wall time, and the time since the previous pass ended.
+  struct StepClock {
+    using Clock = std::chrono::steady_clock;
+    StepClock(StepTiming& timing, std::optional<Clock::time_point>& lastEnd)
+        : timing_(timing), lastEnd_(lastEnd), start_(Clock::now()) {}
+    ~StepClock() {
+      const auto end = Clock::now();
+      timing_.deviceMs = std::chrono::duration<double, std::milli>(end - start_).count();
+      timing_.gapMs = lastEnd_ ? std::chrono::duration<double, std::milli>(start_ - *lastEnd_).count() : -1;
+      lastEnd_ = end;
+    }
+    StepTiming& timing_;
+    std::optional<Clock::time_point>& lastEnd_;
+    Clock::time_point start_;
+  };
+  StepTiming timing_;
+  std::optional<std::chrono::steady_clock::time_point> lastEnd_;
+
   ModelConfig cfg_;
   int32_t numThreads_;
   std::vector<FloatBuffer> owned_;
@@ -220,6 +241,7 @@ class CpuBackend : public Backend {
 
 void CpuBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
                          const LayerDoneHook& onLayerDone) {
+  const StepClock clock(timing_, lastEnd_);
   const int64_t H = cfg_.hiddenSize, hd = cfg_.headDim, nH = cfg_.numHeads, nKv = cfg_.numKvHeads;
   const int64_t I = cfg_.intermediateSize, V = cfg_.vocabSize;
   const int64_t qkvCols = (nH + 2 * nKv) * hd;

@@ -80,6 +80,8 @@ CudaBackend::CudaBackend(int32_t deviceIndex, DType computeDtype)
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  for (cudaEvent_t event : {passStart_, passEnd_, previousPassEnd_})
+    if (event != nullptr) cudaEventDestroy(event);
   gemm_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }

@@ -13,6 +13,7 @@
 #include "device_buffer.h"
 #include "forward_plan.h"
 #include "gemm.h"
+#include "layer_notifier.h"
 #include "tandem/backend.h"
 
 namespace tandem::cuda {
@@ -61,6 +62,7 @@ class CudaBackend final : public Backend {
   using Backend::forward;
   void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
                const LayerDoneHook& onLayerDone) override;
+  StepTiming lastStepTiming() const override { return timing_; }
 
  private:
   // Copies a stored tensor to the device and converts it into dst (+ dstOffset elements).
@@ -73,6 +75,10 @@ class CudaBackend final : public Backend {
   // The steps of forward, in stream order (cuda_forward.cc).
   // Installs this call's layer hook once any earlier call's callbacks have run.
   void armLayerHook(const LayerDoneHook& onLayerDone);
+  // Records the pass's start event (after the previous pass's end on the same stream).
+  void markPassStart();
+  // Records the pass's end event and, once the stream is done, its device time and gap.
+  void markPassEnd();
   // Packs the plan's arrays into Workspace::hostMeta and copies them to Workspace::meta (async).
   DevicePlan uploadPlan(const ForwardPlan& plan);
   // Grows the workspace for the plan's tokens and rows; says where the sampling results go.
@@ -84,7 +90,7 @@ class CudaBackend final : public Backend {
   // blocks, with their split-KV partials, and the tensor-core blocks.
   void prepareAttention(const ForwardPlan& plan, const DevicePlan& dev, AttentionArgs& simtAttn,
                         AttentionArgs& mmaAttn);
-  // Queues layerHook_(layer) on the stream after that layer's KV write.
+  // Records that layer's event after its KV write; the notifier reports it to layerHook_.
   void enqueueLayerDone(int32_t layer);
   // Final norm, then for the plan's rows: gather, LM head (f32 logits), device sampling.
   void sampleLogits(const ForwardPlan& plan, const DevicePlan& dev, const ResultLayout& layout);
@@ -111,14 +117,13 @@ class CudaBackend final : public Backend {
   KvPoolInfo pool_;
   Workspace ws_;
   std::mt19937_64 seedSource_;
-  // Per-layer host callbacks of the forward in flight (cudaLaunchHostFunc): they outlive the
-  // call's stack if it throws, so they live here.
-  struct LayerCall {
-    const LayerDoneHook* hook;
-    int32_t layer;
-  };
+  // The forward pass's layer hook, reported from per-layer device events (layer_notifier.h).
   LayerDoneHook layerHook_;
-  std::vector<LayerCall> layerCalls_;
+  LayerNotifier layerNotifier_;
+  // Device time of each pass and the idle gap before it: events around the pass's stream work.
+  cudaEvent_t passStart_ = nullptr, passEnd_ = nullptr, previousPassEnd_ = nullptr;
+  bool hasPreviousPass_ = false;
+  StepTiming timing_;
 };
 
 }  // namespace tandem::cuda

@@ -46,25 +46,54 @@ class Packer {
 void CudaBackend::forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out,
                           const LayerDoneHook& onLayerDone) {
   CUDA_CHECK(cudaSetDevice(device_));
-  armLayerHook(onLayerDone);
   if (!loaded_ || pool_.numPages == 0) throw InvalidInputError("forward before loadWeights / allocateKvPool");
   const ForwardPlan plan = planForward(batch, config_, pool_, dtype_, numSms_, seedSource_);
   out.assign(batch.size(), SequenceOutput{});
   if (plan.numTokens == 0) return;
+  armLayerHook(onLayerDone);
+  // Every layer reported (or the pass failed) before this returns: no hook call outlives it.
+  struct FinishLayers {
+    LayerNotifier& notifier;
+    ~FinishLayers() { notifier.finish(); }
+  } finishLayers{layerNotifier_};
+  markPassStart();
   const DevicePlan dev = uploadPlan(plan);
   const ResultLayout results = reserveWorkspace(plan);
   runLayers(plan, dev);
   sampleLogits(plan, dev, results);
   readBack(batch, plan, results, out);
+  markPassEnd();
 }
 
 void CudaBackend::armLayerHook(const LayerDoneHook& onLayerDone) {
-  if (onLayerDone || layerHook_) {
-    // A callback of an earlier forward that threw may still be queued: let it run out first.
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    layerHook_ = onLayerDone;
-    layerCalls_.resize(static_cast<size_t>(config_.numLayers));
+  layerHook_ = onLayerDone;
+  if (layerHook_) layerNotifier_.begin(config_.numLayers, &layerHook_);
+}
+
+void CudaBackend::markPassStart() {
+  if (passStart_ == nullptr) {
+    CUDA_CHECK(cudaEventCreate(&passStart_));
+    CUDA_CHECK(cudaEventCreate(&passEnd_));
+    CUDA_CHECK(cudaEventCreate(&previousPassEnd_));
   }
+  CUDA_CHECK(cudaEventRecord(passStart_, stream_));
+}
+
+void CudaBackend::markPassEnd() {
+  // readBack synchronised the stream after the last copy: the end event is recorded on an idle
+  // stream, so it times the pass's device work plus nothing.
+  CUDA_CHECK(cudaEventRecord(passEnd_, stream_));
+  CUDA_CHECK(cudaEventSynchronize(passEnd_));
+  float deviceMs = 0, gapMs = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&deviceMs, passStart_, passEnd_));
+  timing_.deviceMs = deviceMs;
+  timing_.gapMs = -1;
+  if (hasPreviousPass_) {
+    CUDA_CHECK(cudaEventElapsedTime(&gapMs, previousPassEnd_, passStart_));
+    timing_.gapMs = gapMs;
+  }
+  std::swap(passEnd_, previousPassEnd_);
+  hasPreviousPass_ = true;
 }
 
 DevicePlan CudaBackend::uploadPlan(const ForwardPlan& plan) {
@@ -213,13 +242,7 @@ void CudaBackend::prepareAttention(const ForwardPlan& plan, const DevicePlan& de
 
 void CudaBackend::enqueueLayerDone(int32_t layer) {
   // This layer's pages are final once the stream passes here.
-  layerCalls_[layer] = LayerCall{&layerHook_, layer};
-  CUDA_CHECK(cudaLaunchHostFunc(
-      stream_, [](void* data) {
-        const auto* call = static_cast<const LayerCall*>(data);
-        (*call->hook)(call->layer);
-      },
-      &layerCalls_[layer]));
+  layerNotifier_.record(layer, stream_);
 }
 
 void CudaBackend::sampleLogits(const ForwardPlan& plan, const DevicePlan& dev, const ResultLayout& layout) {

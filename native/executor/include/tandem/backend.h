@@ -79,10 +79,19 @@ struct KvPoolRequest {
 };
 
 // Called once per layer, in layer order, as soon as that layer's new K/V are in the pool (on
-// CUDA: when the stream gets there, from a host callback). It must return quickly and must not
-// call back into the backend: a KV sender starts copying that layer's pages from it while the
-// later layers compute.
+// CUDA: from a notifier thread that waits on a per-layer device event, so the compute stream never
+// stops for the host), and every call has returned before forward() returns. It must return
+// quickly and must not call back into the backend: a KV sender starts copying that layer's pages
+// from it while the later layers compute.
 using LayerDoneHook = std::function<void(int32_t layer)>;
+
+// How long the device worked on the last forward pass and how long it sat idle before it (since
+// the end of the previous pass): the executor's own clock for "is the GPU waiting for the host".
+// Negative: not measured (the first pass has no gap).
+struct StepTiming {
+  double deviceMs = -1;
+  double gapMs = -1;
+};
 
 class Backend {
  public:
@@ -100,6 +109,8 @@ class Backend {
   void forward(const std::vector<SequenceInput>& batch, std::vector<SequenceOutput>& out) {
     forward(batch, out, LayerDoneHook{});
   }
+  // The last forward pass's device time and the idle gap before it (CUDA: device events).
+  virtual StepTiming lastStepTiming() const { return {}; }
 };
 
 std::unique_ptr<Backend> makeCpuBackend(DType computeDtype, int32_t numThreads);

@@ -6,6 +6,7 @@
 
 #include "errors.h"
 #include "spec.h"
+#include "transport.h"
 
 namespace kvt::binding {
 
@@ -29,17 +30,26 @@ inline KvSpec parseSpec(const Napi::Object& object) {
   return spec;
 }
 
-// A region is either an ArrayBuffer (kept alive by the caller's reference) or {address, byteLength}.
+// A region is either an ArrayBuffer (kept alive by the caller's reference) or {address, byteLength,
+// device} (device -1: host memory; else the CUDA ordinal of a device pool).
 inline Region parseRegion(const Napi::Object& options) {
   Napi::Value buffer = options.Get("regionBuffer");
   if (buffer.IsArrayBuffer()) {
     Napi::ArrayBuffer ab = buffer.As<Napi::ArrayBuffer>();
-    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
+    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength(), kHostDevice};
   }
   bool lossless = false;
   uint64_t address = options.Get("regionAddress").As<Napi::BigInt>().Uint64Value(&lossless);
   uint64_t length = options.Get("regionBytes").As<Napi::BigInt>().Uint64Value(&lossless);
-  return {reinterpret_cast<uint8_t*>(address), length};
+  int device = options.Get("regionDevice").As<Napi::Number>().Int32Value();
+  return {reinterpret_cast<uint8_t*>(address), length, device};
+}
+
+inline Napi::Object offerToJs(Napi::Env env, const Offer& offer) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ok", Napi::Boolean::New(env, offer.ok));
+  out.Set("reason", offer.ok ? env.Null() : Napi::String::New(env, offer.reason));
+  return out;
 }
 
 inline uint64_t toU64(const Napi::Value& value) {

@@ -7,6 +7,7 @@ namespace kvt::binding {
 void ReceiverWrap::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "Receiver",
                                    {InstanceAccessor<&ReceiverWrap::Port>("port"),
+                                    InstanceMethod<&ReceiverWrap::Capabilities>("capabilities"),
                                     InstanceMethod<&ReceiverWrap::BytesReceived>("bytesReceived"),
                                     InstanceMethod<&ReceiverWrap::Expect>("expect"),
                                     InstanceMethod<&ReceiverWrap::Release>("release"),
@@ -31,13 +32,16 @@ ReceiverWrap::ReceiverWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Re
   Region region = parseRegion(options);
   if (options.Get("regionBuffer").IsArrayBuffer())
     regionBuffer_ = Napi::Persistent(options.Get("regionBuffer").As<Napi::Object>());
-  std::string host = options.Get("host").As<Napi::String>().Utf8Value();
-  uint16_t port = static_cast<uint16_t>(options.Get("port").As<Napi::Number>().Uint32Value());
-  int64_t ioTimeoutMs = options.Get("ioTimeoutMs").As<Napi::Number>().Int64Value();
+  ListenOptions listen;
+  listen.spec = spec;
+  listen.region = region;
+  listen.host = options.Get("host").As<Napi::String>().Utf8Value();
+  listen.port = static_cast<uint16_t>(options.Get("port").As<Napi::Number>().Uint32Value());
+  listen.ioTimeoutMs = options.Get("ioTimeoutMs").As<Napi::Number>().Int64Value();
   onEvent_ = Napi::ThreadSafeFunction::New(env, options.Get("onEvent").As<Napi::Function>(), "kvtReceiverEvents", 0, 1);
   Napi::ThreadSafeFunction tsfn = onEvent_;
   try {
-    receiver_ = listenTcp(host, port, spec, region, ioTimeoutMs, [tsfn](ReceiverEvent event) mutable {
+    receiver_ = kvt::listen(listen, [tsfn](ReceiverEvent event) mutable {
       auto* data = new ReceiverEvent(std::move(event));
       napi_status status = tsfn.NonBlockingCall(data, [](Napi::Env env, Napi::Function callback, ReceiverEvent* ev) {
         std::unique_ptr<ReceiverEvent> owned(ev);
@@ -50,6 +54,7 @@ ReceiverWrap::ReceiverWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Re
         object.Set("code", !failure ? env.Null()
                                                                         : Napi::String::New(env, errorCodeName(ev->code)));
         object.Set("message", Napi::String::New(env, ev->message));
+        object.Set("transport", Napi::String::New(env, transportName(ev->transport)));
         callback.Call({object});
       });
       if (status != napi_ok) delete data;
@@ -72,6 +77,19 @@ void ReceiverWrap::shutdown() {
 
 Napi::Value ReceiverWrap::Port(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), receiver_ ? receiver_->port() : 0);
+}
+
+Napi::Value ReceiverWrap::Capabilities(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) throw toJsError(env, ErrorCode::Closed, "receiver is closed");
+  ReceiverCapabilities caps = receiver_->capabilities();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("hostId", caps.hostId);
+  out.Set("device", caps.device == kHostDevice ? Napi::Value(env.Null()) : Napi::Number::New(env, caps.device));
+  out.Set("cudaIpc", offerToJs(env, caps.cudaIpc));
+  out.Set("nccl", offerToJs(env, caps.nccl));
+  out.Set("rdma", offerToJs(env, caps.rdma));
+  return out;
 }
 
 Napi::Value ReceiverWrap::BytesReceived(const Napi::CallbackInfo& info) {

@@ -1,6 +1,6 @@
-// JS class Receiver: new Receiver({host, port, spec, regionBuffer | regionAddress + regionBytes,
-// ioTimeoutMs, onEvent}) listens at once; port, expect(transferId), release(transferId) -> bool,
-// bytesReceived(transferId), close().
+// JS class Receiver: new Receiver({host, port, spec, regionBuffer | regionAddress + regionBytes +
+// regionDevice, ioTimeoutMs, onEvent}) listens at once; port, capabilities(), expect(transferId),
+// release(transferId) -> bool, bytesReceived(transferId), close().
 #pragma once
 
 #include <napi.h>
@@ -19,6 +19,7 @@ class ReceiverWrap : public Napi::ObjectWrap<ReceiverWrap> {
 
  private:
   Napi::Value Port(const Napi::CallbackInfo& info);
+  Napi::Value Capabilities(const Napi::CallbackInfo& info);
   Napi::Value BytesReceived(const Napi::CallbackInfo& info);
   Napi::Value Expect(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);

@@ -6,20 +6,18 @@ namespace kvt::binding {
 
 namespace {
 
-// connectTcp on a worker thread (DNS, TCP connects and the handshake all block).
+// connect() on a worker thread (DNS, TCP connects, the handshake and the transport's setup all block).
 class ConnectWorker : public Napi::AsyncWorker {
  public:
-  ConnectWorker(Napi::Env env, SenderWrap* wrap, Napi::ObjectReference self, std::string host, uint16_t port,
-                uint32_t numStreams, KvSpec spec, Region region, int64_t timeoutMs)
+  ConnectWorker(Napi::Env env, SenderWrap* wrap, Napi::ObjectReference self, ConnectOptions options, int64_t timeoutMs)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), wrap_(wrap), self_(std::move(self)),
-        host_(std::move(host)), port_(port), numStreams_(numStreams), spec_(std::move(spec)), region_(region),
-        timeoutMs_(timeoutMs) {}
+        options_(std::move(options)), timeoutMs_(timeoutMs) {}
   Napi::Promise promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     try {
-      sender_ = connectTcp(host_, port_, numStreams_, spec_, region_, Deadline::in(timeoutMs_));
+      connected_ = kvt::connect(options_, Deadline::in(timeoutMs_));
     } catch (const KvtError& error) {
       code_ = error.code();
       SetError(error.what());
@@ -28,9 +26,12 @@ class ConnectWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::Object result = Napi::Object::New(env);
-    result.Set("remoteNumPages", Napi::Number::New(env, sender_->remoteNumPages()));
-    result.Set("remoteRegionBytes", Napi::BigInt::New(env, sender_->remoteRegionBytes()));
-    wrap_->connected(std::move(sender_));
+    Sender& sender = *connected_.sender;
+    result.Set("remoteNumPages", Napi::Number::New(env, sender.remoteNumPages()));
+    result.Set("remoteRegionBytes", Napi::BigInt::New(env, sender.remoteRegionBytes()));
+    result.Set("transport", Napi::String::New(env, transportName(sender.transport())));
+    result.Set("transportReason", Napi::String::New(env, connected_.reason));
+    wrap_->connected(std::move(connected_.sender));
     deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& error) override {
@@ -42,13 +43,9 @@ class ConnectWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   SenderWrap* wrap_;
   Napi::ObjectReference self_;  // keeps the wrap alive while connecting
-  std::string host_;
-  uint16_t port_;
-  uint32_t numStreams_;
-  KvSpec spec_;
-  Region region_;
+  ConnectOptions options_;
   int64_t timeoutMs_;
-  std::unique_ptr<Sender> sender_;
+  Connected connected_;
   ErrorCode code_ = ErrorCode::Connect;
 };
 
@@ -58,6 +55,7 @@ void SenderWrap::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "Sender",
                                    {InstanceMethod<&SenderWrap::Connect>("connect"),
                                     InstanceMethod<&SenderWrap::Send>("send"),
+                                    InstanceMethod<&SenderWrap::Prepare>("prepare"),
                                     InstanceMethod<&SenderWrap::Abort>("abort"),
                                     InstanceMethod<&SenderWrap::Close>("close")});
   exports.Set("Sender", cls);
@@ -66,13 +64,19 @@ void SenderWrap::Init(Napi::Env env, Napi::Object exports) {
 SenderWrap::SenderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SenderWrap>(info) {
   Napi::Env env = info.Env();
   Napi::Object options = info[0].As<Napi::Object>();
-  spec_ = parseSpec(options.Get("spec").As<Napi::Object>());
-  region_ = parseRegion(options);
+  options_.spec = parseSpec(options.Get("spec").As<Napi::Object>());
+  options_.region = parseRegion(options);
   if (options.Get("regionBuffer").IsArrayBuffer())
     regionBuffer_ = Napi::Persistent(options.Get("regionBuffer").As<Napi::Object>());
-  host_ = options.Get("host").As<Napi::String>().Utf8Value();
-  port_ = static_cast<uint16_t>(options.Get("port").As<Napi::Number>().Uint32Value());
-  numStreams_ = options.Get("numStreams").As<Napi::Number>().Uint32Value();
+  options_.host = options.Get("host").As<Napi::String>().Utf8Value();
+  options_.port = static_cast<uint16_t>(options.Get("port").As<Napi::Number>().Uint32Value());
+  options_.numStreams = options.Get("numStreams").As<Napi::Number>().Uint32Value();
+  try {
+    options_.transport = parseTransportPreference(options.Get("transport").As<Napi::String>().Utf8Value());
+  } catch (const std::invalid_argument& error) {
+    closed_ = true;  // nothing to shut down
+    throw Napi::TypeError::New(env, error.what());
+  }
   // A no-op JS function: each completion carries its own C++ callback.
   Napi::Function noop = Napi::Function::New(env, [](const Napi::CallbackInfo&) {});
   completions_ = Napi::ThreadSafeFunction::New(env, noop, "kvtSenderCompletions", 0, 1);
@@ -92,8 +96,7 @@ Napi::Value SenderWrap::Connect(const Napi::CallbackInfo& info) {
   if (closed_ || connecting_ || sender_) throw toJsError(env, ErrorCode::Closed, "connect() may be called once");
   connecting_ = true;
   int64_t timeoutMs = info[0].As<Napi::Number>().Int64Value();
-  auto* worker = new ConnectWorker(env, this, Napi::Persistent(Value()), host_, port_, numStreams_, spec_, region_,
-                                   timeoutMs);
+  auto* worker = new ConnectWorker(env, this, Napi::Persistent(Value()), options_, timeoutMs);
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -106,6 +109,7 @@ Napi::Value SenderWrap::Send(const Napi::CallbackInfo& info) {
   Napi::BigUint64Array triples = info[1].As<Napi::BigUint64Array>();
   bool commit = info[2].As<Napi::Boolean>().Value();
   int64_t timeoutMs = info[3].As<Napi::Number>().Int64Value();
+  uint64_t afterEvent = info[4].IsBigInt() ? toU64(info[4]) : 0;
   if (triples.ElementLength() % 3 != 0) throw Napi::TypeError::New(env, "ranges must hold [src, dst, length] triples");
   std::vector<Range> ranges(triples.ElementLength() / 3);
   for (size_t i = 0; i < ranges.size(); ++i) ranges[i] = {triples[3 * i], triples[3 * i + 1], triples[3 * i + 2]};
@@ -115,7 +119,7 @@ Napi::Value SenderWrap::Send(const Napi::CallbackInfo& info) {
   Napi::ThreadSafeFunction tsfn = completions_;
   SenderWrap* self = this;
   try {
-    sender_->send(transferId, std::move(ranges), commit, Deadline::in(timeoutMs),
+    sender_->send(transferId, std::move(ranges), commit, Deadline::in(timeoutMs), afterEvent,
                   [tsfn, self, opId](std::optional<KvtError> error, uint64_t bytes) mutable {
                     auto* completion = new Completion{opId, std::move(error), bytes};
                     napi_status status = tsfn.NonBlockingCall(
@@ -154,6 +158,11 @@ void SenderWrap::complete(Napi::Env env, const Completion& completion) {
     deferred.Reject(toJsError(env, completion.error->code(), completion.error->what()).Value());
   else
     deferred.Resolve(Napi::Number::New(env, double(completion.bytes)));
+}
+
+Napi::Value SenderWrap::Prepare(const Napi::CallbackInfo& info) {
+  if (!closed_ && sender_) sender_->prepare(toU64(info[0]));
+  return info.Env().Undefined();
 }
 
 Napi::Value SenderWrap::Abort(const Napi::CallbackInfo& info) {

@@ -1,7 +1,8 @@
-// JS class Sender: new Sender({host, port, numStreams, spec, regionBuffer | regionAddress +
-// regionBytes}); connect(timeoutMs) -> Promise<{remoteNumPages, remoteRegionBytes}>;
-// send(transferId, ranges: BigUint64Array of [src, dst, length]..., commit, timeoutMs) ->
-// Promise<bytes>; abort(transferId); close(). Every blocking step runs on transport threads.
+// JS class Sender: new Sender({host, port, numStreams, spec, transport, regionBuffer |
+// regionAddress + regionBytes + regionDevice}); connect(timeoutMs) -> Promise<{remoteNumPages,
+// remoteRegionBytes, transport, transportReason}>; send(transferId, ranges: BigUint64Array of
+// [src, dst, length]..., commit, timeoutMs, afterEvent: bigint) -> Promise<bytes>;
+// prepare(transferId); abort(transferId); close(). Every blocking step runs on transport threads.
 #pragma once
 
 #include <napi.h>
@@ -33,15 +34,12 @@ class SenderWrap : public Napi::ObjectWrap<SenderWrap> {
  private:
   Napi::Value Connect(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   void shutdown();
 
-  std::string host_;
-  uint16_t port_ = 0;
-  uint32_t numStreams_ = 1;
-  KvSpec spec_;
-  Region region_;
+  ConnectOptions options_;
   Napi::ObjectReference regionBuffer_;
   std::unique_ptr<Sender> sender_;
   Napi::ThreadSafeFunction completions_;

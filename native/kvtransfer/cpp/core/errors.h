@@ -18,6 +18,8 @@ enum class ErrorCode : int {
   Closed = 8,            // this endpoint was closed
   CommitMismatch = 9,    // the receiver counted other bytes than the sender declared
   Io = 10,               // any other socket error
+  Device = 11,           // a CUDA, NCCL or verbs call failed (the message names the call)
+  TransportUnavailable = 12,  // the transport asked for cannot run between these two endpoints
 };
 
 const char* errorCodeName(ErrorCode code);

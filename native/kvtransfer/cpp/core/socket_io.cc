@@ -28,6 +28,8 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::Closed: return "kv_closed";
     case ErrorCode::CommitMismatch: return "kv_commit_mismatch";
     case ErrorCode::Io: return "kv_io";
+    case ErrorCode::Device: return "kv_device";
+    case ErrorCode::TransportUnavailable: return "kv_transport_unavailable";
   }
   return "kv_io";
 }
@@ -189,6 +191,22 @@ bool recvAll(int fd, void* data, size_t length, Deadline deadline) {
     throwIoErrno("recv");
   }
   return true;
+}
+
+bool sendNow(int fd, const void* data, size_t length) {
+  ssize_t n;
+  do n = ::send(fd, data, length, MSG_DONTWAIT | MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(length);
+}
+
+bool peerHungUp(int fd) {
+  struct pollfd p = {fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+bool readable(int fd, int ms) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return ::poll(&p, 1, ms) > 0;
 }
 
 }  // namespace kvt

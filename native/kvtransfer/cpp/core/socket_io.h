@@ -40,5 +40,11 @@ void sendAll(int fd, const void* data, size_t length, Deadline deadline);
 void writevAll(int fd, struct iovec* iov, int iovCount, Deadline deadline);
 // Reads exactly `length` bytes. Returns false on a clean EOF before the first byte.
 bool recvAll(int fd, void* data, size_t length, Deadline deadline);
+// One small message without waiting (MSG_DONTWAIT): false unless every byte went out at once.
+bool sendNow(int fd, const void* data, size_t length);
+// Whether the peer has shut the connection down (its process died or closed it); never waits.
+bool peerHungUp(int fd);
+// Waits up to `ms` for bytes to read; true when some arrived (or the connection ended).
+bool readable(int fd, int ms);
 
 }  // namespace kvt

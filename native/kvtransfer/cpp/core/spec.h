@@ -26,10 +26,14 @@ size_t dtypeBytes(const std::string& dtype);  // 0 when unknown
 // Empty when `remote` may exchange pages with `local`; else names the first differing field.
 std::string describeMismatch(const KvSpec& local, const KvSpec& remote);
 
-// A registered span of memory (host memory; device pointers come with the CUDA transport).
+// A registered span of memory: host memory (device == kHostDevice) or a CUDA device pool, whose
+// base is a device pointer into one cudaMalloc allocation on CUDA device `device`.
+constexpr int kHostDevice = -1;
 struct Region {
   uint8_t* base = nullptr;
   uint64_t length = 0;
+  int device = kHostDevice;
+  bool onDevice() const { return device != kHostDevice; }
 };
 
 }  // namespace kvt

@@ -1,7 +1,9 @@
 // TCP sender: N parallel streams to one receiver, one thread each. A send is split by bytes
 // into N contiguous shares; each stream writes its share as Data frames (header + payload in one
 // sendmsg, many frames per syscall), then a Flush, and waits for the FlushAck. The stream that
-// finishes a send last sends its Commit (when asked) and reports completion.
+// finishes a send last sends its Commit (when asked) and reports completion. A GPU pool is
+// staged: each stream gathers its share chunk by chunk into pinned buffers (SendStaging) and
+// writes the frames from there.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,11 +13,11 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <random>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
-#include "transport.h"
+#include "senders.h"
 #include "wire.h"
 
 namespace kvt {
@@ -50,6 +52,7 @@ struct Part {
   uint64_t transferId;
   std::vector<Range> ranges;
   uint64_t bytes;
+  std::shared_ptr<DeviceFence> after;  // a GPU pool's copies wait for it
 };
 
 struct Stream {
@@ -58,12 +61,14 @@ struct Stream {
   std::mutex mutex;
   std::condition_variable wake;
   std::deque<Part> queue;
+  std::unique_ptr<SendStaging> staging;  // GPU pool: made on the stream's thread at its first send
 };
 
 class TcpSender final : public Sender {
  public:
   TcpSender(std::vector<int> fds, Region region, uint32_t remoteNumPages, uint64_t remoteRegionBytes)
       : region_(region), remoteNumPages_(remoteNumPages), remoteRegionBytes_(remoteRegionBytes) {
+    if (region.onDevice()) fences_ = std::make_unique<FenceMaker>(region.device);
     streams_.reserve(fds.size());
     for (int fd : fds) {
       auto stream = std::make_unique<Stream>();
@@ -77,21 +82,13 @@ class TcpSender final : public Sender {
   uint32_t remoteNumPages() const override { return remoteNumPages_; }
   uint64_t remoteRegionBytes() const override { return remoteRegionBytes_; }
 
-  void send(uint64_t transferId, std::vector<Range> ranges, bool commit, Deadline deadline,
+  TransportKind transport() const override { return TransportKind::Tcp; }
+
+  void send(uint64_t transferId, std::vector<Range> ranges, bool commit, Deadline deadline, uint64_t afterEvent,
             SendDone done) override {
     if (closed_) throw KvtError(ErrorCode::Closed, "sender is closed");
-    uint64_t totalBytes = 0;
-    for (const Range& r : ranges) {
-      if (r.length > region_.length || r.srcOffset > region_.length - r.length)
-        throw KvtError(ErrorCode::OutOfBounds, "source range [" + std::to_string(r.srcOffset) + ", +" +
-                                                   std::to_string(r.length) + ") outside the local region of " +
-                                                   std::to_string(region_.length) + " bytes");
-      if (r.length > remoteRegionBytes_ || r.dstOffset > remoteRegionBytes_ - r.length)
-        throw KvtError(ErrorCode::OutOfBounds, "destination range [" + std::to_string(r.dstOffset) + ", +" +
-                                                   std::to_string(r.length) + ") outside the receiver's region of " +
-                                                   std::to_string(remoteRegionBytes_) + " bytes");
-      totalBytes += r.length;
-    }
+    const uint64_t totalBytes = checkRanges(ranges, region_.length, remoteRegionBytes_);
+    std::shared_ptr<DeviceFence> after = fences_ ? fences_->capture(afterEvent) : nullptr;
     auto shares = split(ranges, totalBytes);
     auto op = std::make_shared<Op>();
     op->transferId = transferId;
@@ -108,13 +105,13 @@ class TcpSender final : public Sender {
     for (size_t i : used) {
       uint64_t bytes = 0;
       for (const Range& r : shares[i]) bytes += r.length;
-      enqueue(i, Part{Part::Kind::Send, op, transferId, std::move(shares[i]), bytes});
+      enqueue(i, Part{Part::Kind::Send, op, transferId, std::move(shares[i]), bytes, after});
     }
   }
 
   void abort(uint64_t transferId) override {
     if (closed_) return;
-    enqueue(0, Part{Part::Kind::Abort, nullptr, transferId, {}, 0});
+    enqueue(0, Part{Part::Kind::Abort, nullptr, transferId, {}, 0, nullptr});
   }
 
   void close() override {
@@ -205,7 +202,7 @@ class TcpSender final : public Sender {
             sendAll(stream.fd, &header, sizeof header, Deadline::in(5000));
             continue;
           }
-          writeShare(stream.fd, part);
+          writeShare(stream, part);
         } catch (const NotExpected& e) {
           error = e;
         } catch (const KvtError& e) {
@@ -217,20 +214,46 @@ class TcpSender final : public Sender {
     }
   }
 
-  void writeShare(int fd, const Part& part) {
-    const Deadline deadline = part.op->deadline;
-    std::vector<wire::FrameHeader> headers(std::min(part.ranges.size(), kFramesPerWrite));
+  // Data frames of `count` pieces, many per sendmsg: piece i is source(i) = {payload, dst, length}.
+  template <typename Source>
+  static void writeFrames(int fd, uint64_t transferId, size_t count, const Source& source, Deadline deadline) {
+    std::vector<wire::FrameHeader> headers(std::min(count, kFramesPerWrite));
     std::vector<struct iovec> iov(headers.size() * 2);
-    for (size_t begin = 0; begin < part.ranges.size(); begin += kFramesPerWrite) {
-      size_t end = std::min(part.ranges.size(), begin + kFramesPerWrite);
+    for (size_t begin = 0; begin < count; begin += kFramesPerWrite) {
+      size_t end = std::min(count, begin + kFramesPerWrite);
       for (size_t i = begin; i < end; ++i) {
-        const Range& r = part.ranges[i];
+        auto [payload, dstOffset, length] = source(i);
         wire::FrameHeader& h = headers[i - begin];
-        h = {wire::FrameType::Data, 0, part.transferId, r.dstOffset, r.length};
+        h = {wire::FrameType::Data, 0, transferId, dstOffset, length};
         iov[2 * (i - begin)] = {&h, sizeof h};
-        iov[2 * (i - begin) + 1] = {region_.base + r.srcOffset, r.length};
+        iov[2 * (i - begin) + 1] = {payload, length};
       }
       writevAll(fd, iov.data(), int(2 * (end - begin)), deadline);
+    }
+  }
+
+  void writeShare(Stream& stream, const Part& part) {
+    const int fd = stream.fd;
+    const Deadline deadline = part.op->deadline;
+    if (region_.onDevice()) {
+      if (!stream.staging) stream.staging = std::make_unique<SendStaging>(region_);
+      stream.staging->run(part.ranges, part.after.get(), [&](const Chunk& chunk, const uint8_t* host) {
+        writeFrames(
+            fd, part.transferId, chunk.pieces.size(),
+            [&](size_t i) {
+              const Piece& p = chunk.pieces[i];
+              return std::tuple{const_cast<uint8_t*>(host) + p.chunkOffset, p.dstOffset, p.length};
+            },
+            deadline);
+      });
+    } else {
+      writeFrames(
+          fd, part.transferId, part.ranges.size(),
+          [&](size_t i) {
+            const Range& r = part.ranges[i];
+            return std::tuple{region_.base + r.srcOffset, r.dstOffset, r.length};
+          },
+          deadline);
     }
     if (part.op->inlineCommit) {
       commitAndWait(fd, *part.op);
@@ -300,6 +323,7 @@ class TcpSender final : public Sender {
   Region region_;
   uint32_t remoteNumPages_;
   uint64_t remoteRegionBytes_;
+  std::unique_ptr<FenceMaker> fences_;  // GPU pool: captures send()'s afterEvent
   std::vector<std::unique_ptr<Stream>> streams_;
   std::atomic<bool> closed_{false};
   std::mutex brokenMutex_;
@@ -308,55 +332,10 @@ class TcpSender final : public Sender {
   std::unordered_map<uint64_t, uint64_t> committedBytes_;  // bytes of earlier uncommitted sends per transfer
 };
 
-void copyName(char* out, size_t size, const std::string& text) {
-  std::memset(out, 0, size);
-  std::memcpy(out, text.data(), std::min(text.size(), size - 1));
-}
-
 }  // namespace
 
-std::unique_ptr<Sender> connectTcp(const std::string& host, uint16_t port, uint32_t numStreams, const KvSpec& spec,
-                                   Region region, Deadline deadline) {
-  if (numStreams == 0 || numStreams > 64) throw KvtError(ErrorCode::Connect, "numStreams must be in 1..64");
-  std::vector<int> fds;
-  auto closeAll = [&] {
-    for (int fd : fds) ::close(fd);
-  };
-  uint64_t sessionId = std::random_device()();
-  uint32_t remoteNumPages = 0;
-  uint64_t remoteRegionBytes = 0;
-  try {
-    for (uint32_t i = 0; i < numStreams; ++i) {
-      int fd = connectTo(host, port, deadline);
-      fds.push_back(fd);
-      wire::Hello hello = {};
-      hello.magic = wire::kMagic;
-      hello.version = wire::kVersion;
-      hello.numLayers = spec.numLayers;
-      hello.numKvHeads = spec.numKvHeads;
-      hello.headDim = spec.headDim;
-      hello.pageSize = spec.pageSize;
-      hello.numPages = spec.numPages;
-      hello.streamIndex = i;
-      hello.sessionId = sessionId;
-      copyName(hello.dtype, sizeof hello.dtype, spec.dtype);
-      copyName(hello.model, sizeof hello.model, spec.model);
-      sendAll(fd, &hello, sizeof hello, deadline);
-      wire::HelloReply reply;
-      if (!recvAll(fd, &reply, sizeof reply, deadline))
-        throw KvtError(ErrorCode::PeerClosed, "receiver closed the connection during the handshake");
-      if (reply.magic != wire::kMagic) throw KvtError(ErrorCode::Protocol, "the peer is not a kvtransfer receiver");
-      std::string reason(reply.reason, strnlen(reply.reason, sizeof reply.reason));
-      if (reply.status != wire::HelloStatus::Ok)
-        throw KvtError(ErrorCode::HandshakeMismatch, "KV layout mismatch with " + host + ":" +
-                                                         std::to_string(port) + ": " + reason);
-      remoteNumPages = reply.numPages;
-      remoteRegionBytes = reply.regionBytes;
-    }
-  } catch (...) {
-    closeAll();
-    throw;
-  }
+std::unique_ptr<Sender> makeTcpSender(std::vector<int> fds, Region region, uint32_t remoteNumPages,
+                                      uint64_t remoteRegionBytes) {
   return std::make_unique<TcpSender>(std::move(fds), region, remoteNumPages, remoteRegionBytes);
 }
 

@@ -2,15 +2,20 @@
 // ones, installing Debian's packages when root, or saying exactly what to install or set), starts
 // the worker processes (services/cli/bin/tandem worker ...), then the router in this process,
 // prints the URL and stops everything on Ctrl-C / SIGTERM. Workers are listed as specs (model,
-// role, device), so the disaggregated layout (--prefill / --decode) and several models
-// (--model repeated: the layout once per model, one router for all) add specs, not code paths.
+// role, device), so the disaggregated layout (--prefill / --decode) and several models (--model
+// repeated: the layout once per model, one router for all) add specs, not code paths.
+// With --observe it also starts Prometheus (Debian's package) scraping every process, found
+// through the router's GET /debug/targets, with the rules of deploy/prometheus/.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   ConfigError,
+  clusterSecurityFrom,
+  clusterSecurityOptions,
   defaultNatsUrl,
   defaultRedisUrl,
   defineOptions,
@@ -20,14 +25,25 @@ import {
   type Logger,
   logLevelOption,
   type OptionValues,
+  type RunningPrometheus,
   runCommand,
+  startPrometheus,
   untilSignal,
 } from '@tandem/common';
-import { defaultRouterOptions, policyNames, RouterApp } from '@tandem/router';
+import {
+  loadApiKeys,
+  policyNames,
+  RouterApp,
+  type RouterOptions,
+  routerOptions,
+  routerOptionsFrom,
+  unlimitedKey,
+} from '@tandem/router';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const tandemBin = join(repoRoot, 'services', 'cli', 'bin', 'tandem');
 const demoModelDir = join(repoRoot, 'deploy', 'models', 'tandem-demo-code');
+const prometheusRulesDir = join(repoRoot, 'deploy', 'prometheus');
 
 const upOptions = defineOptions('up', '[options]', {
   model: {
@@ -83,6 +99,59 @@ const upOptions = defineOptions('up', '[options]', {
     valueName: 'URL',
     doc: 'Redis (started here if unreachable)',
   },
+  observe: {
+    type: 'boolean',
+    default: false,
+    doc: 'also start Prometheus (Debian package prometheus) scraping every process, with the rules of deploy/prometheus/; prints its URL',
+  },
+  'prometheus-port': {
+    type: 'int',
+    default: 9090,
+    min: 0,
+    max: 65535,
+    doc: 'with --observe: Prometheus port (0 picks a free one)',
+  },
+  'scrape-interval-s': {
+    type: 'int',
+    default: 5,
+    min: 1,
+    doc: 'with --observe: scrape and rule evaluation interval',
+  },
+  'worker-arg': {
+    type: 'list',
+    valueName: 'ARG',
+    doc: 'one more argument for every worker, as `tandem worker` takes it (e.g. --worker-arg=--max-running=512)',
+  },
+  'router-arg': {
+    type: 'list',
+    valueName: 'ARG',
+    doc: 'one more router option, as `tandem router` takes it (e.g. --router-arg=--max-concurrent=1024)',
+  },
+  'no-metrics': {
+    type: 'boolean',
+    default: false,
+    doc: 'router and workers record no metrics (the baseline of the metrics-cost benchmark)',
+  },
+  'api-key': {
+    type: 'list',
+    env: 'TANDEM_API_KEYS',
+    valueName: 'KEY',
+    doc: 'a client key for the router (repeatable; see tandem router --help: --api-key-file, limits)',
+  },
+  'api-key-file': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_API_KEY_FILE',
+    valueName: 'FILE',
+    doc: 'client keys, one a line: KEY [rpm=N] [tpm=N] [concurrency=N]',
+  },
+  'admin-key': {
+    type: 'list',
+    env: 'TANDEM_ADMIN_KEYS',
+    valueName: 'KEY',
+    doc: "a key for the router's /metrics and /debug/* (needed once client keys are set)",
+  },
+  ...clusterSecurityOptions,
   ...logLevelOption,
 });
 
@@ -92,14 +161,6 @@ type UpValues = OptionValues<typeof upOptions.specs>;
 interface ModelToServe {
   dir: string;
   servedName: string | null;
-}
-
-/** One worker process to start. */
-interface WorkerSpec {
-  model: ModelToServe;
-  role: 'unified' | 'prefill' | 'decode';
-  device: string;
-  workerId: string;
 }
 
 function modelsToServe(values: UpValues): ModelToServe[] {
@@ -115,6 +176,32 @@ function modelsToServe(values: UpValues): ModelToServe[] {
 
 function servedNameOf(model: ModelToServe): string {
   return model.servedName ?? model.dir.split('/').at(-1) ?? model.dir;
+}
+
+/** One worker process to start. */
+interface WorkerSpec {
+  model: ModelToServe;
+  role: 'unified' | 'prefill' | 'decode';
+  device: string;
+  workerId: string;
+  /** Share of its GPU's free memory for its KV pool (workers sharing a GPU split it), or null. */
+  kvCacheFraction: number | null;
+}
+
+/** What a GPU's workers give their KV pools together (the executor's own default for one). */
+const kvShareOfGpu = 0.85;
+
+/** Splits each GPU's KV share between the workers on it (each measures free memory as it starts). */
+function withKvShares(specs: Omit<WorkerSpec, 'kvCacheFraction'>[]): WorkerSpec[] {
+  const perDevice = new Map<string, number>();
+  for (const spec of specs) perDevice.set(spec.device, (perDevice.get(spec.device) ?? 0) + 1);
+  return specs.map((spec) => {
+    const count = perDevice.get(spec.device) ?? 1;
+    return {
+      ...spec,
+      kvCacheFraction: spec.device.startsWith('cuda') && count > 1 ? kvShareOfGpu / count : null,
+    };
+  });
 }
 
 interface RunningWorker {
@@ -136,18 +223,23 @@ function countVisibleGpus(): number {
   }
 }
 
-/** The worker layout, once per model (model i's workers are named up-<pid>-m<i>-<role>-<j>). */
+/**
+ * The worker layout once per model (model i's workers are named up-<pid>-m<i>-<role>-<j>), the
+ * GPUs' KV shares split over every worker on them, whatever its model.
+ */
 function workerSpecs(values: UpValues, models: readonly ModelToServe[]): WorkerSpec[] {
-  return models.flatMap((model, m) =>
-    layoutSpecs(values).map((spec) => ({
-      ...spec,
-      model,
-      workerId: models.length === 1 ? spec.workerId : spec.workerId.replace(/^up-(\d+)-/, `up-$1-m${m}-`),
-    })),
+  return withKvShares(
+    models.flatMap((model, m) =>
+      layoutSpecs(values).map((spec) => ({
+        ...spec,
+        model,
+        workerId: models.length === 1 ? spec.workerId : spec.workerId.replace(/^up-(\d+)-/, `up-$1-m${m}-`),
+      })),
+    ),
   );
 }
 
-function layoutSpecs(values: UpValues): Omit<WorkerSpec, 'model'>[] {
+function layoutSpecs(values: UpValues): Omit<WorkerSpec, 'kvCacheFraction' | 'model'>[] {
   const device = values.device;
   const numGpus = device === 'cuda' ? countVisibleGpus() : 0;
   if (device === 'cuda' && numGpus === 0) {
@@ -201,9 +293,19 @@ async function startWorkerProcess(
   ];
   args.push('--nats', natsUrl, '--redis', redisUrl, '--worker-id', spec.workerId);
   args.push('--log-level', values['log-level']);
+  if (values['no-metrics']) args.push('--no-metrics');
   if (spec.model.servedName !== null) args.push('--served-model-name', spec.model.servedName);
   if (spec.role === 'decode') args.push('--disagg-threshold', String(values['disagg-threshold']));
-  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  if (spec.kvCacheFraction !== null) args.push('--kv-cache-fraction', spec.kvCacheFraction.toFixed(4));
+  // The cluster's security goes to the workers as this process got it: files by path, the
+  // secret through the environment (never on a command line, which ps shows).
+  for (const flag of ['cluster-secret-file', 'tls-cert', 'tls-key', 'tls-ca'] as const) {
+    if (values[flag] !== null) args.push(`--${flag}`, values[flag]);
+  }
+  args.push(...values['worker-arg']);
+  const env = { ...process.env };
+  if (values['cluster-secret'] !== null) env.TANDEM_CLUSTER_SECRET = values['cluster-secret'];
+  const child = spawn(tandemBin, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
   const lines = createInterface({ input: child.stdout! });
   const grpcAddress = await new Promise<string>((resolveReady, reject) => {
     lines.on('line', (line) => {
@@ -238,18 +340,34 @@ async function stopWorker(worker: RunningWorker): Promise<void> {
   clearTimeout(killer);
 }
 
+/** The router's client and admin keys (limits from the key file; flag keys are unlimited). */
+function upKeys(values: UpValues): Pick<RouterOptions, 'apiKeys' | 'adminKeys' | 'adminAccess'> {
+  const apiKeys = loadApiKeys(values['api-key'], values['api-key-file'], unlimitedKey);
+  return { apiKeys, adminKeys: values['admin-key'], adminAccess: apiKeys.length > 0 ? 'key' : 'open' };
+}
+
 export function run(argv: string[]): Promise<number> {
-  return runCommand('up', upOptions, argv, up);
+  // The router runs in this process: its traces are the router's.
+  return runCommand('up', upOptions, argv, up, () => 'tandem-router');
+}
+
+/** The recording and alerting rule files `--observe` loads. */
+function ruleFiles(): string[] {
+  return readdirSync(prometheusRulesDir)
+    .filter((name) => name.endsWith('.rules.yml'))
+    .map((name) => join(prometheusRulesDir, name));
 }
 
 async function up(values: UpValues, logger: Logger): Promise<number> {
   const services: EnsuredService[] = [];
   const workers: RunningWorker[] = [];
   let router: RouterApp | null = null;
+  let prometheus: RunningPrometheus | null = null;
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    await prometheus?.stop();
     await router?.close();
     await Promise.all(workers.map(stopWorker));
     for (const service of services.reverse()) await service.stop();
@@ -270,7 +388,10 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       });
     }
     router = await RouterApp.start({
-      ...defaultRouterOptions,
+      ...routerOptionsFrom(
+        routerOptions.parse([...models.flatMap((m) => ['--model', m.dir]), ...values['router-arg']]),
+        logger,
+      ),
       models,
       host: '127.0.0.1',
       port: values.port,
@@ -278,6 +399,9 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
       natsUrl: nats.url,
       redisUrl: redis.url,
       disaggThreshold: values['disagg-threshold'],
+      metricsEnabled: !values['no-metrics'],
+      ...upKeys(values),
+      security: clusterSecurityFrom(values),
       logger: logger.child({ service: 'router' }),
     });
     const deadline = Date.now() + 15_000;
@@ -294,6 +418,17 @@ async function up(values: UpValues, logger: Logger): Promise<number> {
         );
       });
     while (!seesAll(router) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (values.observe) {
+      prometheus = await startPrometheus(
+        { routerUrl: router.url, scrapeIntervalS: values['scrape-interval-s'], ruleFiles: ruleFiles() },
+        logger,
+        values['prometheus-port'],
+      );
+      process.stdout.write(
+        `prometheus: ${prometheus.url} (scraping ${router.url}/debug/targets every ${values['scrape-interval-s']} s; ` +
+          `dashboards to import: deploy/grafana/*.json)\n`,
+      );
+    }
     process.stdout.write(
       `tandem is up: ${router.url}/v1 (model${models.length === 1 ? '' : 's'} ${models.map(servedNameOf).join(', ')}, ` +
         `${describeWorkers(workers)}, policy ${values.policy}). Ctrl-C stops it.\n`,

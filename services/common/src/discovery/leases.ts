@@ -11,6 +11,8 @@ export interface LeaseRecord {
   modelName: string;
   role: DiscoveredRole;
   startedAtMs: number;
+  /** host:port of its Prometheus endpoint, or null. */
+  metricsAddress: string | null;
 }
 
 const workerIdField = /^tandem:worker:(.+)$/;
@@ -45,7 +47,7 @@ function parseLease(value: string): LeaseRecord | null {
   } catch {
     return null;
   }
-  const { workerId, grpcAddress, modelName, role, startedAtMs } = parsed;
+  const { workerId, grpcAddress, modelName, role, startedAtMs, metricsAddress } = parsed;
   if (typeof workerId !== 'string' || typeof grpcAddress !== 'string' || typeof modelName !== 'string')
     return null;
   if (role !== 'unified' && role !== 'decode' && role !== 'prefill') return null;
@@ -55,6 +57,7 @@ function parseLease(value: string): LeaseRecord | null {
     modelName,
     role,
     startedAtMs: typeof startedAtMs === 'number' ? startedAtMs : 0,
+    metricsAddress: typeof metricsAddress === 'string' && metricsAddress !== '' ? metricsAddress : null,
   };
 }
 

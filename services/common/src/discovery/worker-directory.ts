@@ -10,6 +10,7 @@
 // match the router's.
 import { AnnounceKind, type LoadReport, Role, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
 import type { Logger } from '../logger.ts';
+import type { MembershipVerifier } from './membership.ts';
 
 export type DiscoveredRole = 'unified' | 'prefill' | 'decode';
 
@@ -18,11 +19,15 @@ export interface DiscoveredWorker {
   readonly workerId: string;
   readonly role: DiscoveredRole;
   readonly grpcAddress: string;
+  /** host:port of its Prometheus endpoint (GET /metrics), or null when it announced none. */
+  readonly metricsAddress: string | null;
   readonly modelName: string;
   /** Tokens per KV page (the model's). */
   readonly pageSize: number;
   /** Bytes of one KV page over all layers, K and V (0: not announced). */
   readonly kvBytesPerPage: number;
+  /** Decode role: its kvtransfer receiver's host:port ('' otherwise, or not announced). */
+  readonly kvAddress: string;
   readonly leaseTtlMs: number;
   /** When it was last heard from (announcement or load report), this process's clock. */
   readonly lastHeardMs: number;
@@ -37,9 +42,12 @@ export interface WorkerSighting {
   workerId: string;
   role: DiscoveredRole;
   grpcAddress: string;
+  metricsAddress: string | null;
   modelName: string;
   pageSize: number;
   kvBytesPerPage: number;
+  /** Decode role: its kvtransfer receiver (default ''). */
+  kvAddress?: string;
   leaseTtlMs: number;
 }
 
@@ -58,7 +66,15 @@ export interface DirectoryParams {
   defaultLeaseTtlMs: number;
   /** The model's page size when known up front; null: the first worker's. */
   pageSize: number | null;
+  /**
+   * A new worker (or one at a new address) is used only once this resolves true (membership.ts);
+   * absent or null: at once (an open cluster).
+   */
+  verify?: MembershipVerifier | null;
 }
+
+/** A worker that failed verification is not asked again for this long (its heartbeats go on). */
+const refusedForMs = 10_000;
 
 const roleNames: Partial<Record<Role, DiscoveredRole>> = {
   [Role.UNIFIED]: 'unified',
@@ -92,6 +108,9 @@ export class WorkerDirectory<X = Record<never, never>> {
   readonly #entries = new Map<string, Entry<X>>();
   readonly #listeners: ((event: DirectoryEvent) => void)[] = [];
   #pageSize: number | null;
+  /** Sightings being verified, and those refused lately (until when), by id@address. */
+  readonly #verifying = new Set<string>();
+  readonly #refusedUntil = new Map<string, number>();
 
   /**
    * `extend` makes the owner's state for a new worker (kept beside the discovery fields);
@@ -160,22 +179,50 @@ export class WorkerDirectory<X = Record<never, never>> {
     ) {
       existing.worker.lastHeardMs = nowMs;
       existing.worker.leaseTtlMs = announce.leaseTtlMs || existing.worker.leaseTtlMs;
+      existing.worker.metricsAddress = announce.metricsAddress || existing.worker.metricsAddress;
       return;
     }
-    if (existing !== undefined) this.remove(announce.workerId, 'moved to a new address');
-    const added = this.add(
-      {
-        workerId: announce.workerId,
-        role,
-        grpcAddress: announce.grpcAddress,
-        modelName: announce.modelName,
-        pageSize,
-        kvBytesPerPage: kvBytesPerPageOf(announce.kvLayout),
-        leaseTtlMs: announce.leaseTtlMs || this.#params.defaultLeaseTtlMs,
-      },
-      nowMs,
-    );
-    if (added) {
+    const sighting: WorkerSighting = {
+      workerId: announce.workerId,
+      role,
+      grpcAddress: announce.grpcAddress,
+      metricsAddress: announce.metricsAddress === '' ? null : announce.metricsAddress,
+      modelName: announce.modelName,
+      pageSize,
+      kvBytesPerPage: kvBytesPerPageOf(announce.kvLayout),
+      kvAddress: announce.kvAddress,
+      leaseTtlMs: announce.leaseTtlMs || this.#params.defaultLeaseTtlMs,
+    };
+    const verify = this.#params.verify ?? null;
+    if (verify === null) {
+      this.#adopt(sighting, announce, nowMs);
+      return;
+    }
+    // A worker joins (or moves) only once it proved membership; until then the old entry stays.
+    const key = `${sighting.workerId}@${sighting.grpcAddress}`;
+    if (this.#verifying.has(key) || (this.#refusedUntil.get(key) ?? 0) > nowMs) return;
+    this.#verifying.add(key);
+    void verify(sighting).then((proven) => {
+      this.#verifying.delete(key);
+      if (!proven) {
+        this.#refusedUntil.set(key, Date.now() + refusedForMs);
+        this.#logger.warn('refusing a worker that did not prove membership', {
+          workerId: sighting.workerId,
+          address: sighting.grpcAddress,
+        });
+        return;
+      }
+      this.#refusedUntil.delete(key);
+      const current = this.#entries.get(sighting.workerId);
+      if (current?.worker.grpcAddress === sighting.grpcAddress && current.worker.role === role) return;
+      this.#adopt(sighting, announce, Date.now());
+    });
+  }
+
+  /** Adds an announced worker (replacing its entry at another address) and reports its KV seq. */
+  #adopt(sighting: WorkerSighting, announce: WorkerAnnounce, nowMs: number): void {
+    if (this.#entries.has(sighting.workerId)) this.remove(sighting.workerId, 'moved to a new address');
+    if (this.add(sighting, nowMs)) {
       this.#emit({
         type: 'load',
         workerId: announce.workerId,
@@ -215,7 +262,13 @@ export class WorkerDirectory<X = Record<never, never>> {
       return false;
     }
     this.#pageSize ??= sighting.pageSize;
-    const worker: Mutable<DiscoveredWorker> = { ...sighting, lastHeardMs: nowMs, load: null, loadAtMs: 0 };
+    const worker: Mutable<DiscoveredWorker> = {
+      ...sighting,
+      kvAddress: sighting.kvAddress ?? '',
+      lastHeardMs: nowMs,
+      load: null,
+      loadAtMs: 0,
+    };
     this.#entries.set(sighting.workerId, { worker, extension: this.#extend(worker) });
     this.#logger.info('worker joined', {
       workerId: sighting.workerId,

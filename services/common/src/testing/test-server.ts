@@ -13,10 +13,11 @@ export interface TestServer extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(command: ServerCommand): Promise<TestServer> {
+/** `credentials`: what the url carries before the host ('user:password@'), or ''. */
+export async function startTestServer(command: ServerCommand, credentials = ''): Promise<TestServer> {
   const server = await ChildServer.start({ name: command.name, command: command.binary, args: command.args });
   return {
-    url: `${command.scheme}://127.0.0.1:${server.port}`,
+    url: `${command.scheme}://${credentials}127.0.0.1:${server.port}`,
     port: server.port,
     server,
     kill: () => server.kill(),

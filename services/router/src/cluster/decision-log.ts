@@ -2,12 +2,19 @@
 import type { PrefillDecision } from '../policy/prefill-policy.ts';
 import type { Decision } from '../policy/types.ts';
 
+/**
+ * Why a decision was made: a request's first try, a retry after a failure, a hedge twin of a silent
+ * attempt, or the first try of a continuation after a worker failed mid-stream.
+ */
+export type DecisionReason = 'first' | 'retry' | 'hedge' | 'failover';
+
 export interface DecisionRecord extends Decision {
   /** For a decode worker: its prefill worker (candidates, cost terms) or local; else null. */
   prefill: PrefillDecision | null;
   atMs: number;
-  /** 1 for the first try; retries on another worker add records. */
+  /** 1 for the first try; retries, hedges and failovers add records (numbered per prompt run). */
   attempt: number;
+  reason: DecisionReason;
 }
 
 export class DecisionLog {

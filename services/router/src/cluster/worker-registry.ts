@@ -5,17 +5,23 @@
 // events feed the index and the router names one in a decode worker's Generate
 // (`prefillWorkers()`). Records change only through the methods below.
 import {
+  type ClusterSecurity,
   createGrpcClient,
   type DirectoryEvent,
   type DiscoveredWorker,
   followWorkers,
   type GrpcClient,
+  grpcClientOptions,
   kvBytesPerPageOf,
   type Logger,
   leaseAlive,
+  membershipVerifier,
   type NatsConnection,
+  openCluster,
   type Redis,
   readLeases,
+  verifiedInfo,
+  verifiesMembership,
   WorkerDirectory,
 } from '@tandem/common';
 import { type LoadReport, ServingStatus, Worker, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
@@ -58,9 +64,14 @@ class RoutedWorker implements WorkerRecord {
   numOthersQueuedPrefillTokens = 0;
   lastPickedSeq = 0;
 
-  constructor(info: DiscoveredWorker, breaker: CircuitBreakerParams, prefillTokensPerMs: number) {
+  constructor(
+    info: DiscoveredWorker,
+    breaker: CircuitBreakerParams,
+    prefillTokensPerMs: number,
+    security: ClusterSecurity,
+  ) {
     this.#info = info;
-    this.client = createGrpcClient(Worker, info.grpcAddress);
+    this.client = createGrpcClient(Worker, info.grpcAddress, grpcClientOptions(security));
     this.breaker = new CircuitBreaker(breaker);
     this.prefillTokensPerMs = prefillTokensPerMs;
   }
@@ -74,6 +85,9 @@ class RoutedWorker implements WorkerRecord {
   get grpcAddress(): string {
     return this.#info.grpcAddress;
   }
+  get metricsAddress(): string | null {
+    return this.#info.metricsAddress;
+  }
   get modelName(): string {
     return this.#info.modelName;
   }
@@ -82,6 +96,9 @@ class RoutedWorker implements WorkerRecord {
   }
   get kvBytesPerPage(): number {
     return this.#info.kvBytesPerPage;
+  }
+  get kvAddress(): string {
+    return this.#info.kvAddress;
   }
   get leaseTtlMs(): number {
     return this.#info.leaseTtlMs;
@@ -107,6 +124,8 @@ export interface RegistryParams {
   prefillRateAlpha: number;
   /** Used when a lease does not say (ms). */
   defaultLeaseTtlMs: number;
+  /** TLS and the cluster secret: workers are used only once they prove membership (default open). */
+  security?: ClusterSecurity;
 }
 
 export type RegistryEvent = DirectoryEvent;
@@ -125,21 +144,25 @@ export class WorkerRegistry {
   readonly #logger: Logger;
   readonly #redis: Redis | null;
   readonly #directory: WorkerDirectory<RoutedWorker>;
+  readonly #security: ClusterSecurity;
   #unfollow: () => void = () => {};
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
     this.#params = params;
     this.#redis = redis;
     this.#logger = logger;
+    const security = params.security ?? openCluster;
+    this.#security = security;
     this.#directory = new WorkerDirectory<RoutedWorker>(
       {
         modelNames: params.modelNames,
         roles: ['unified', 'decode', 'prefill'],
         defaultLeaseTtlMs: params.defaultLeaseTtlMs,
         pageSize: null,
+        verify: membershipVerifier(security, logger),
       },
       logger,
-      (info) => new RoutedWorker(info, params.breaker, params.defaultPrefillTokensPerMs),
+      (info) => new RoutedWorker(info, params.breaker, params.defaultPrefillTokensPerMs, security),
       (_info, worker) => worker.client.close(),
     );
     this.#directory.onEvent((event) => {
@@ -196,13 +219,14 @@ export class WorkerRegistry {
     if (this.#redis === null) return;
     for (const { lease, ttlMs } of await readLeases(this.#redis)) {
       if (this.#directory.has(lease.workerId) || !this.#params.modelNames.includes(lease.modelName)) continue;
-      const info = await this.#probeInfo(lease.grpcAddress);
+      const info = await this.#probeInfo(lease.workerId, lease.grpcAddress);
       if (info === null || this.#directory.has(lease.workerId)) continue;
       const added = this.#directory.add(
         {
           workerId: lease.workerId,
           role: lease.role,
           grpcAddress: lease.grpcAddress,
+          metricsAddress: lease.metricsAddress,
           modelName: lease.modelName,
           pageSize: info.pageSize,
           kvBytesPerPage: info.kvBytesPerPage,
@@ -222,20 +246,21 @@ export class WorkerRegistry {
   }
 
   /**
-   * Health checks: a worker whose circuit is open or half-open gets a Health call once its open
-   * period is over; SERVING closes the circuit, anything else keeps it open.
+   * Health checks: a worker whose circuit is half-open (its open period is over) gets a Health
+   * call when no other probe is in flight; SERVING is one good probe (enough of them close the
+   * circuit), anything else opens it again.
    */
   async probeUnhealthy(nowMs: number): Promise<void> {
     const probes = this.all()
       .filter((worker) => worker.breaker.state(nowMs) === 'half_open' && worker.breaker.allows(nowMs))
       .map(async (worker) => {
-        worker.breaker.onAttempt(nowMs);
+        const ticket = worker.breaker.onAttempt(nowMs);
         try {
           const health = await worker.client.health({}, { timeoutMs: 1000 });
-          if (health.status === ServingStatus.SERVING) worker.breaker.onSuccess();
-          else worker.breaker.onFailure(Date.now());
+          if (health.status === ServingStatus.SERVING) ticket.success();
+          else ticket.failure(Date.now());
         } catch {
-          worker.breaker.onFailure(Date.now());
+          ticket.failure(Date.now());
         }
       });
     await Promise.all(probes);
@@ -349,17 +374,22 @@ export class WorkerRegistry {
   }
 
   async #probeInfo(
+    workerId: string,
     address: string,
   ): Promise<{ pageSize: number; kvBytesPerPage: number; kvSeq: bigint } | null> {
+    const toFacts = (info: { kvLayout?: Parameters<typeof kvBytesPerPageOf>[0]; kvSeq: bigint }) => ({
+      pageSize: info.kvLayout?.pageSize ?? 0,
+      kvBytesPerPage: kvBytesPerPageOf(info.kvLayout),
+      kvSeq: info.kvSeq,
+    });
+    // A lease is as easy to forge as an announcement: the same proof is asked for.
+    if (verifiesMembership(this.#security)) {
+      const info = await verifiedInfo(this.#security, { workerId, grpcAddress: address }, this.#logger);
+      return info === null ? null : toFacts(info);
+    }
     const client = createGrpcClient(Worker, address);
     try {
-      const info = await client.info({}, { timeoutMs: 2000 });
-      const layout = info.kvLayout;
-      return {
-        pageSize: layout?.pageSize ?? 0,
-        kvBytesPerPage: kvBytesPerPageOf(layout),
-        kvSeq: info.kvSeq,
-      };
+      return toFacts(await client.info({}, { timeoutMs: 2000 }));
     } catch (error) {
       this.#logger.warn('a leased worker does not answer Info', { address, error });
       return null;

@@ -3,22 +3,28 @@
 import type { MessageInitShape, OutputConstraintSchema } from '@tandem/proto';
 import type { ConstraintSpec } from '@tandem/structured';
 
-export function constraintToWire(spec: ConstraintSpec): MessageInitShape<typeof OutputConstraintSchema> {
-  const param = spec.param ?? '';
+/** `acceptedTokenIds`: output already generated under it (a continuation after a failover). */
+export function constraintToWire(
+  spec: ConstraintSpec,
+  acceptedTokenIds: readonly number[] = [],
+): MessageInitShape<typeof OutputConstraintSchema> {
+  return { ...kindToWire(spec), param: spec.param ?? '', acceptedTokenIds: [...acceptedTokenIds] };
+}
+
+function kindToWire(spec: ConstraintSpec): Pick<MessageInitShape<typeof OutputConstraintSchema>, 'kind'> {
   switch (spec.type) {
     case 'json_schema':
-      return { param, kind: { case: 'jsonSchema', value: JSON.stringify(spec.schema) } };
+      return { kind: { case: 'jsonSchema', value: JSON.stringify(spec.schema) } };
     case 'json_object':
-      return { param, kind: { case: 'jsonObject', value: {} } };
+      return { kind: { case: 'jsonObject', value: {} } };
     case 'regex':
-      return { param, kind: { case: 'regex', value: spec.pattern } };
+      return { kind: { case: 'regex', value: spec.pattern } };
     case 'choice':
-      return { param, kind: { case: 'choice', value: { choices: [...spec.choices] } } };
+      return { kind: { case: 'choice', value: { choices: [...spec.choices] } } };
     case 'grammar': {
       const schemas: Record<string, string> = {};
       for (const [name, schema] of Object.entries(spec.schemas ?? {})) schemas[name] = JSON.stringify(schema);
       return {
-        param,
         kind: {
           case: 'grammar',
           value: { grammar: spec.grammar, schemas, schemaParams: { ...(spec.schemaParams ?? {}) } },

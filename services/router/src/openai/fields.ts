@@ -85,11 +85,20 @@ export function readStringOrList(body: JsonObject, key: string, maxItems: number
   });
 }
 
-export function readTokenIdList(body: JsonObject, key: string): number[] {
+/** A token id: an integer in [0, vocabSize). */
+export function checkTokenId(value: unknown, param: string, vocabSize: number): number {
+  const tokenId = checkNumber(value, param, { integer: true, min: 0 });
+  if (tokenId >= vocabSize) {
+    fail(param, `'${param}' (${tokenId}) is outside the vocabulary (size ${vocabSize})`);
+  }
+  return tokenId;
+}
+
+export function readTokenIdList(body: JsonObject, key: string, vocabSize: number): number[] {
   const value = optional(body, key);
   if (value === null) return [];
   if (!Array.isArray(value)) fail(key, `'${key}' must be a list of token ids, got ${typeName(value)}`);
-  return value.map((item, i) => checkNumber(item, `${key}.${i}`, { integer: true, min: 0 }));
+  return value.map((item, i) => checkTokenId(item, `${key}.${i}`, vocabSize));
 }
 
 export { fail, typeName };

@@ -23,6 +23,8 @@ export interface GenerationOptions {
   sampling: SamplingOptions;
   /** Generated tokens per choice; null: whatever the context leaves. */
   maxTokens: number | null;
+  /** The field it came from (errors about it name that one). */
+  maxTokensParam: 'max_tokens' | 'max_completion_tokens';
   minTokens: number;
   stop: string[];
   stopTokenIds: number[];
@@ -43,6 +45,11 @@ export interface GenerationOptions {
    * tool_choice requires): every choice's output matches it. null: unconstrained.
    */
   constraint: ConstraintSpec | null;
+  /**
+   * Output the constraint has already seen (a choice continued on another worker after a
+   * failover): the worker's matcher accepts these before sampling. Empty for a new request.
+   */
+  constraintPrefixTokenIds: number[];
 }
 
 export type ChatRole = 'system' | 'developer' | 'user' | 'assistant' | 'tool';

@@ -5,6 +5,7 @@ import { InvalidRequestError, ModelNotFoundError, UnsupportedError } from '../er
 import { type MessageToolCall, readMessageToolCalls, readToolsRequest } from '../tools/tool-request.ts';
 import {
   checkNumber,
+  checkTokenId,
   fail,
   isObject,
   type JsonObject,
@@ -31,6 +32,8 @@ import { readOutputConstraint } from './response-format.ts';
 export interface ValidationLimits {
   /** Names this router answers to. */
   servedModelNames: readonly string[];
+  /** Token ids (prompts, stop ids, logit_bias keys) must be below this. */
+  vocabSize: number;
   /** Choices per request. */
   maxN: number;
   maxStopStrings: number;
@@ -39,12 +42,15 @@ export interface ValidationLimits {
   maxBatchPrompts: number;
 }
 
-export const defaultValidationLimits: Omit<ValidationLimits, 'servedModelNames'> = {
+export const defaultValidationLimits: Omit<ValidationLimits, 'servedModelNames' | 'vocabSize'> = {
   maxN: 16,
   maxStopStrings: 16,
   maxTopLogprobs: 20,
   maxBatchPrompts: 64,
 };
+
+/** The largest value an int32 / uint32 wire field of ours is given (top_k, min_tokens). */
+const maxInt32 = 2 ** 31 - 1;
 
 /** OpenAI's legacy completions default. */
 const completionDefaultMaxTokens = 16;
@@ -64,23 +70,26 @@ function readModel(body: JsonObject, limits: ValidationLimits): string {
   return model;
 }
 
-function readLogitBias(body: JsonObject): Map<number, number> {
+function readLogitBias(body: JsonObject, vocabSize: number): Map<number, number> {
   const value = optional(body, 'logit_bias');
   const bias = new Map<number, number>();
   if (value === null) return bias;
   if (!isObject(value)) fail('logit_bias', `'logit_bias' must be an object, got ${typeName(value)}`);
   for (const [key, weight] of Object.entries(value)) {
     const tokenId = Number(key);
-    if (!/^\d+$/.test(key) || !Number.isSafeInteger(tokenId)) {
-      fail('logit_bias', `'logit_bias' keys must be token ids, got '${key}'`);
+    if (!/^\d{1,16}$/.test(key) || !Number.isSafeInteger(tokenId)) {
+      fail('logit_bias', `'logit_bias' keys must be token ids, got '${key.slice(0, 32)}'`);
+    }
+    if (tokenId >= vocabSize) {
+      fail('logit_bias', `'logit_bias' key ${tokenId} is outside the vocabulary (size ${vocabSize})`);
     }
     bias.set(tokenId, checkNumber(weight, 'logit_bias', { min: -100, max: 100 }));
   }
   return bias;
 }
 
-function readSampling(body: JsonObject): SamplingOptions {
-  const topK = readNumber(body, 'top_k', 0, { integer: true, min: -1 });
+function readSampling(body: JsonObject, vocabSize: number): SamplingOptions {
+  const topK = readNumber(body, 'top_k', 0, { integer: true, min: -1, max: maxInt32 });
   return {
     temperature: readNumber(body, 'temperature', 1, { min: 0, max: 2 }),
     topP: readNumber(body, 'top_p', 1, { above: 0, max: 1 }),
@@ -89,7 +98,7 @@ function readSampling(body: JsonObject): SamplingOptions {
     repetitionPenalty: readNumber(body, 'repetition_penalty', 1, { above: 0, max: 2 }),
     frequencyPenalty: readNumber(body, 'frequency_penalty', 0, { min: -2, max: 2 }),
     presencePenalty: readNumber(body, 'presence_penalty', 0, { min: -2, max: 2 }),
-    logitBias: readLogitBias(body),
+    logitBias: readLogitBias(body, vocabSize),
     seed: readNullableNumber(body, 'seed', { integer: true, min: Number.MIN_SAFE_INTEGER }),
   };
 }
@@ -123,12 +132,12 @@ function readOptions(
   logprobChoice: LogprobChoice,
   defaultMaxTokens: number | null,
 ): GenerationOptions {
-  const sampling = readSampling(body);
+  const sampling = readSampling(body, limits.vocabSize);
   const n = readNumber(body, 'n', 1, { integer: true, min: 1, max: limits.maxN });
   const maxCompletionTokens = readNullableNumber(body, 'max_completion_tokens', { integer: true, min: 1 });
   const maxTokensField = readNullableNumber(body, 'max_tokens', { integer: true, min: 1 });
   const maxTokens = maxCompletionTokens ?? maxTokensField ?? defaultMaxTokens;
-  const minTokens = readNumber(body, 'min_tokens', 0, { integer: true, min: 0 });
+  const minTokens = readNumber(body, 'min_tokens', 0, { integer: true, min: 0, max: maxInt32 });
   if (maxTokens !== null && minTokens > maxTokens) {
     fail('min_tokens', `'min_tokens' (${minTokens}) must be <= max_tokens (${maxTokens})`);
   }
@@ -152,9 +161,10 @@ function readOptions(
   return {
     sampling,
     maxTokens,
+    maxTokensParam: maxCompletionTokens !== null ? 'max_completion_tokens' : 'max_tokens',
     minTokens,
     stop: readStringOrList(body, 'stop', limits.maxStopStrings),
-    stopTokenIds: readTokenIdList(body, 'stop_token_ids'),
+    stopTokenIds: readTokenIdList(body, 'stop_token_ids', limits.vocabSize),
     ignoreEos: readBoolean(body, 'ignore_eos', false),
     n,
     logprobs: logprobChoice.logprobs,
@@ -165,6 +175,7 @@ function readOptions(
     includeUsage,
     continuousUsageStats,
     constraint: readOutputConstraint(body),
+    constraintPrefixTokenIds: [],
   };
 }
 
@@ -262,9 +273,9 @@ export function validateChatRequest(rawBody: unknown, limits: ValidationLimits):
   };
 }
 
-function readTokenPrompt(value: unknown[], param: string): CompletionPrompt {
+function readTokenPrompt(value: unknown[], param: string, vocabSize: number): CompletionPrompt {
   if (value.length === 0) fail(param, `'${param}' must not be empty`);
-  const tokenIds = value.map((id, i) => checkNumber(id, `${param}.${i}`, { integer: true, min: 0 }));
+  const tokenIds = value.map((id, i) => checkTokenId(id, `${param}.${i}`, vocabSize));
   return { type: 'tokens', tokenIds };
 }
 
@@ -274,13 +285,13 @@ function readPrompts(body: JsonObject, limits: ValidationLimits): CompletionProm
   if (typeof value === 'string') return [{ type: 'text', text: value }];
   if (!Array.isArray(value)) fail('prompt', `'prompt' must be a string, a list of strings or token ids`);
   if (value.length === 0) fail('prompt', "'prompt' must not be empty");
-  if (typeof value[0] === 'number') return [readTokenPrompt(value, 'prompt')];
+  if (typeof value[0] === 'number') return [readTokenPrompt(value, 'prompt', limits.vocabSize)];
   if (value.length > limits.maxBatchPrompts) {
     fail('prompt', `'prompt' takes at most ${limits.maxBatchPrompts} prompts, got ${value.length}`);
   }
   return value.map((item, i): CompletionPrompt => {
     if (typeof item === 'string') return { type: 'text', text: item };
-    if (Array.isArray(item)) return readTokenPrompt(item, `prompt.${i}`);
+    if (Array.isArray(item)) return readTokenPrompt(item, `prompt.${i}`, limits.vocabSize);
     return fail(`prompt.${i}`, `'prompt[${i}]' must be a string or a list of token ids`);
   });
 }

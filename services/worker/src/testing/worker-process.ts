@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { testDeviceArgs } from './test-device.ts';
 
 const tandemBin = new URL('../../../cli/bin/tandem', import.meta.url).pathname;
 
@@ -18,7 +19,9 @@ export interface WorkerProcess {
 }
 
 export async function startWorkerProcess(args: string[], timeoutMs = 60_000): Promise<WorkerProcess> {
-  const child = spawn(tandemBin, ['worker', '--port', '0', ...args], {
+  // The test device's flags come first: a test that names its own --device overrides them.
+  const deviceArgs = args.includes('--device') ? [] : testDeviceArgs();
+  const child = spawn(tandemBin, ['worker', '--port', '0', ...deviceArgs, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
   });

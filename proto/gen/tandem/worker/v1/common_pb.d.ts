@@ -150,6 +150,14 @@ export declare type OutputConstraint = Message<"tandem.worker.v1.OutputConstrain
    * @generated from field: string param = 6;
    */
   param: string;
+
+  /**
+   * Output already generated under this constraint (a choice continued on another worker after
+   * its first worker failed): each choice's matcher accepts these tokens before its first sample.
+   *
+   * @generated from field: repeated uint32 accepted_token_ids = 7;
+   */
+  acceptedTokenIds: number[];
 };
 
 /**

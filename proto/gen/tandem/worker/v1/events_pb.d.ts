@@ -80,6 +80,21 @@ export declare type WorkerAnnounce = Message<"tandem.worker.v1.WorkerAnnounce"> 
    * @generated from field: uint64 kv_seq = 10;
    */
   kvSeq: bigint;
+
+  /**
+   * host:port of its Prometheus endpoint (GET /metrics); empty when it serves none.
+   *
+   * @generated from field: string metrics_address = 11;
+   */
+  metricsAddress: string;
+
+  /**
+   * Decode role: host:port of its kvtransfer receiver (where prefill workers push KV; a prefill
+   * worker pushes only to receivers that decode workers announced). Empty for other roles.
+   *
+   * @generated from field: string kv_address = 12;
+   */
+  kvAddress: string;
 };
 
 /**

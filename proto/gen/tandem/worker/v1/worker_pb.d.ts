@@ -345,6 +345,14 @@ export declare const HealthResponseSchema: GenMessage<HealthResponse>;
  * @generated from message tandem.worker.v1.InfoRequest
  */
 export declare type InfoRequest = Message<"tandem.worker.v1.InfoRequest"> & {
+  /**
+   * Membership check: random bytes from the caller. A worker that holds the cluster secret answers
+   * with membership_proof = HMAC-SHA256(secret, "tandem-membership-v1" | challenge | worker_id |
+   * grpc_address); discovery uses a worker only once its proof checks out.
+   *
+   * @generated from field: bytes membership_challenge = 1;
+   */
+  membershipChallenge: Uint8Array;
 };
 
 /**
@@ -439,6 +447,44 @@ export declare type InfoResponse = Message<"tandem.worker.v1.InfoResponse"> & {
    * @generated from field: uint64 kv_bytes_in_flight = 14;
    */
   kvBytesInFlight: bigint;
+
+  /**
+   * The answer to InfoRequest.membership_challenge (empty without a challenge or a cluster secret).
+   *
+   * @generated from field: bytes membership_proof = 15;
+   */
+  membershipProof: Uint8Array;
+
+  /**
+   * host:port of its gRPC server as it announces it (the proof covers it).
+   *
+   * @generated from field: string grpc_address = 16;
+   */
+  grpcAddress: string;
+
+  /**
+   * The executor's device time on forward passes and its idle time between consecutive passes
+   * since the worker started, ms (CUDA: device events; CPU: the host's clock), and the same over
+   * passes of at least 64 sequences: (idle / (busy + idle)) is how long the GPU waited for the host.
+   *
+   * @generated from field: double device_busy_ms = 17;
+   */
+  deviceBusyMs: number;
+
+  /**
+   * @generated from field: double device_idle_ms = 18;
+   */
+  deviceIdleMs: number;
+
+  /**
+   * @generated from field: double device_busy_ms_large_batch = 19;
+   */
+  deviceBusyMsLargeBatch: number;
+
+  /**
+   * @generated from field: double device_idle_ms_large_batch = 20;
+   */
+  deviceIdleMsLargeBatch: number;
 };
 
 /**

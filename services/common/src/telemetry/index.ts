@@ -1,0 +1,3 @@
+export * from './grpc-tracing.ts';
+export * from './phase-spans.ts';
+export * from './tracing.ts';
