@@ -1,0 +1,259 @@
+// The decision: prefill and decode replica counts, each from its own signals, then coordinated
+// (P:D ratio bounds, floors, ceilings). Pure apart from its memory of past scale events and
+// recommendations, so the cluster, the tests and the simulator in bench/planner run the same code.
+//
+// Per pool, two candidates compete for "up": a load-based count (demand / per-replica capacity
+// at the target utilization, which reacts before latency moves) and SLO feedback (p90 above
+// upThreshold x SLO adds a step, which corrects a capacity set too high). Going down needs the
+// load-based count below the current one, the p90 under downThreshold x SLO, no pressure, and
+// that for the whole stabilization window; one step at a time, after the last drain finished.
+import type { PlannerConfig } from './config.ts';
+import type {
+  ClusterSignals,
+  DecisionReason,
+  Direction,
+  PoolDecision,
+  PoolName,
+  PoolState,
+} from './types.ts';
+
+interface Candidate {
+  replicas: number;
+  reason: DecisionReason;
+}
+
+/** What the planner remembers of a pool between ticks. */
+interface PoolMemory {
+  lastScaleAtS: number | null;
+  lastUpAtS: number | null;
+  /** (time, recommendation) of the stabilization window, oldest first. */
+  recommendations: Array<{ atS: number; replicas: number }>;
+}
+
+/** A step up adds a quarter of the pool (at least one replica). */
+function stepUp(replicas: number): number {
+  return replicas + Math.max(1, Math.ceil(replicas * 0.25));
+}
+
+function highest(candidates: Candidate[]): Candidate | null {
+  let best: Candidate | null = null;
+  for (const candidate of candidates)
+    if (best === null || candidate.replicas > best.replicas) best = candidate;
+  return best;
+}
+
+export class Planner {
+  readonly config: PlannerConfig;
+  readonly #memory: Record<PoolName, PoolMemory> = {
+    prefill: { lastScaleAtS: null, lastUpAtS: null, recommendations: [] },
+    decode: { lastScaleAtS: null, lastUpAtS: null, recommendations: [] },
+  };
+
+  constructor(config: PlannerConfig) {
+    this.config = config;
+  }
+
+  /** Both pools' decisions for this tick; call `applied` for each one that was carried out. */
+  decide(
+    nowS: number,
+    signals: ClusterSignals,
+    state: Record<PoolName, PoolState>,
+  ): Record<PoolName, PoolDecision> {
+    const c = this.config;
+    const p = state.prefill.desired;
+    const d = state.decode.desired;
+    const prefillLoad = this.#prefillLoadReplicas(signals);
+    const decodeLoad = this.#decodeLoadReplicas(signals);
+    const decodeBlamed =
+      (signals.decodeRequestsWaiting ?? 0) > 0 || (signals.kvUsageMax ?? 0) > c.kvUsageHigh;
+    const ttftHigh = signals.ttftP90S !== null && signals.ttftP90S > c.upThreshold * c.sloTtftS;
+    const itlHigh = signals.itlP90S !== null && signals.itlP90S > c.upThreshold * c.sloItlS;
+    const queueHigh = signals.queueP90S !== null && signals.queueP90S > c.queueLimitS;
+
+    const prefillUp: Candidate[] = [];
+    if (prefillLoad !== null) prefillUp.push({ replicas: prefillLoad, reason: 'prefill_load' });
+    // A slow first token with decode-side waiting is the decode pool's to fix.
+    if (ttftHigh && !decodeBlamed) prefillUp.push({ replicas: stepUp(p), reason: 'ttft_slo' });
+    const decodeUp: Candidate[] = [];
+    if (decodeLoad !== null) decodeUp.push({ replicas: decodeLoad.replicas, reason: decodeLoad.reason });
+    if (itlHigh) decodeUp.push({ replicas: stepUp(d), reason: 'itl_slo' });
+    if ((signals.kvUsageMax ?? 0) > c.kvUsageHigh) decodeUp.push({ replicas: stepUp(d), reason: 'kv_usage' });
+    if ((signals.decodeRequestsWaiting ?? 0) > 0) {
+      decodeUp.push({ replicas: stepUp(d), reason: 'decode_waiting' });
+    }
+    if (queueHigh) {
+      // Requests wait at the router: grow the pool under more pressure.
+      const prefillPressure = Math.max(
+        (signals.ttftP90S ?? 0) / c.sloTtftS,
+        (prefillLoad ?? 0) / Math.max(1, p),
+      );
+      const decodePressure = Math.max(
+        (signals.itlP90S ?? 0) / c.sloItlS,
+        (decodeLoad?.replicas ?? 0) / Math.max(1, d),
+        (signals.kvUsageMax ?? 0) / c.kvUsageTarget,
+      );
+      if (prefillPressure >= decodePressure)
+        prefillUp.push({ replicas: stepUp(p), reason: 'admission_queue' });
+      else decodeUp.push({ replicas: stepUp(d), reason: 'admission_queue' });
+    }
+
+    const prefillCalm =
+      !queueHigh &&
+      (signals.ttftP90S === null || signals.ttftP90S < c.downThreshold * c.sloTtftS) &&
+      prefillUp.every((x) => x.reason === 'prefill_load');
+    const decodeCalm =
+      !queueHigh &&
+      (signals.itlP90S === null || signals.itlP90S < c.downThreshold * c.sloItlS) &&
+      (signals.kvUsageMax ?? 0) <= c.kvUsageTarget &&
+      decodeUp.every((x) => x.reason === 'decode_load' || x.reason === 'kv_usage');
+
+    const prefillTarget = this.#target('prefill', nowS, p, highest(prefillUp), prefillLoad, prefillCalm);
+    const decodeTarget = this.#target(
+      'decode',
+      nowS,
+      d,
+      highest(decodeUp),
+      decodeLoad?.replicas ?? null,
+      decodeCalm,
+    );
+
+    this.#coordinate(prefillTarget, decodeTarget);
+    const detail = {
+      ttftP90S: signals.ttftP90S,
+      itlP90S: signals.itlP90S,
+      queueP90S: signals.queueP90S,
+      prefillTokensPerS: signals.prefillTokensPerS,
+      decodeTokensPerS: signals.decodeTokensPerS,
+      queuedPrefillTokens: signals.queuedPrefillTokens,
+      kvUsageMax: signals.kvUsageMax,
+      decodeRequestsWaiting: signals.decodeRequestsWaiting,
+    };
+    return {
+      prefill: this.#gate('prefill', nowS, state.prefill, prefillTarget, {
+        ...detail,
+        loadReplicas: prefillLoad,
+      }),
+      decode: this.#gate('decode', nowS, state.decode, decodeTarget, {
+        ...detail,
+        loadReplicas: decodeLoad?.replicas ?? null,
+      }),
+    };
+  }
+
+  /** Records a carried-out decision (cooldowns start from here). */
+  applied(decision: PoolDecision, nowS: number): void {
+    if (decision.to === decision.from) return;
+    const memory = this.#memory[decision.pool];
+    memory.lastScaleAtS = nowS;
+    if (decision.to > decision.from) memory.lastUpAtS = nowS;
+    // A new size starts a new window: old recommendations were about the old size.
+    memory.recommendations = [];
+  }
+
+  /** Replicas the prefill demand (rate plus backlog to clear) needs, or null without data. */
+  #prefillLoadReplicas(signals: ClusterSignals): number | null {
+    const c = this.config;
+    if (signals.prefillTokensPerS === null && signals.queuedPrefillTokens === null) return null;
+    const demand =
+      (signals.prefillTokensPerS ?? 0) + (signals.queuedPrefillTokens ?? 0) / c.prefillBacklogDrainS;
+    return Math.ceil(demand / (c.prefillTokensPerReplicaS * c.targetUtilization));
+  }
+
+  /** Replicas the decode token rate or the KV occupancy needs, whichever is more. */
+  #decodeLoadReplicas(signals: ClusterSignals): Candidate | null {
+    const c = this.config;
+    const candidates: Candidate[] = [];
+    if (signals.decodeTokensPerS !== null) {
+      candidates.push({
+        replicas: Math.ceil(signals.decodeTokensPerS / (c.decodeTokensPerReplicaS * c.targetUtilization)),
+        reason: 'decode_load',
+      });
+    }
+    if (signals.kvUsageSum !== null) {
+      candidates.push({ replicas: Math.ceil(signals.kvUsageSum / c.kvUsageTarget), reason: 'kv_usage' });
+    }
+    return highest(candidates);
+  }
+
+  /** The pool's wanted count before coordination: up now, or down as the window allows. */
+  #target(
+    pool: PoolName,
+    nowS: number,
+    current: number,
+    up: Candidate | null,
+    load: number | null,
+    calm: boolean,
+  ): Candidate {
+    const memory = this.#memory[pool];
+    const window = this.config.downStabilizationS;
+    // This tick's recommendation for the down path: the load-based count when all is calm.
+    const recommendation = calm && load !== null ? Math.min(current, load) : current;
+    memory.recommendations.push({ atS: nowS, replicas: recommendation });
+    while ((memory.recommendations[0]?.atS ?? nowS) < nowS - window) memory.recommendations.shift();
+    if (up !== null && up.replicas > current) return up;
+    const windowFull =
+      memory.recommendations[0] !== undefined && memory.recommendations[0].atS <= nowS - window;
+    const stable = Math.max(...memory.recommendations.map((r) => r.replicas));
+    if (stable < current) {
+      if (!windowFull) return { replicas: current, reason: 'stabilizing' };
+      return { replicas: Math.max(stable, current - this.config.maxDownStep), reason: 'idle' };
+    }
+    return { replicas: current, reason: load === null && up === null ? 'no_signal' : 'steady' };
+  }
+
+  /** P:D ratio bounds (raising the low side), floors, then the pool and cluster ceilings. */
+  #coordinate(prefill: Candidate, decode: Candidate): void {
+    const c = this.config;
+    const minPrefill = Math.ceil(decode.replicas * c.ratioMin - 1e-9);
+    if (prefill.replicas < minPrefill) Object.assign(prefill, { replicas: minPrefill, reason: 'ratio' });
+    const minDecode = Math.ceil(prefill.replicas / c.ratioMax - 1e-9);
+    if (decode.replicas < minDecode) Object.assign(decode, { replicas: minDecode, reason: 'ratio' });
+    for (const [pool, target] of [
+      ['prefill', prefill],
+      ['decode', decode],
+    ] as const) {
+      const { min, max } = c[pool];
+      if (target.replicas < min) Object.assign(target, { replicas: min, reason: 'floor' });
+      if (target.replicas > max) Object.assign(target, { replicas: max, reason: 'ceiling' });
+    }
+    const total = prefill.replicas + decode.replicas;
+    if (c.maxTotalReplicas !== null && total > c.maxTotalReplicas) {
+      // Shrink both, keeping their proportion, each at least its floor.
+      const prefillShare = Math.round((c.maxTotalReplicas * prefill.replicas) / total);
+      const p = Math.min(Math.max(c.prefill.min, prefillShare), c.maxTotalReplicas - c.decode.min);
+      Object.assign(prefill, { replicas: p, reason: 'ceiling' });
+      Object.assign(decode, { replicas: c.maxTotalReplicas - p, reason: 'ceiling' });
+    }
+  }
+
+  /** Cooldowns and drains between the wanted count and what is done now. */
+  #gate(
+    pool: PoolName,
+    nowS: number,
+    state: PoolState,
+    target: Candidate,
+    detail: Record<string, number | null>,
+  ): PoolDecision {
+    const c = this.config;
+    const memory = this.#memory[pool];
+    const from = state.desired;
+    const decision = (to: number, reason: DecisionReason): PoolDecision => {
+      const direction: Direction = to > from ? 'up' : to < from ? 'down' : 'hold';
+      return { pool, from, to, direction, reason, detail };
+    };
+    if (target.replicas === from) return decision(from, target.reason);
+    const sinceScale = memory.lastScaleAtS === null ? Number.POSITIVE_INFINITY : nowS - memory.lastScaleAtS;
+    // Floors and ceilings are corrections, not load: they skip cooldowns.
+    const forced = target.reason === 'floor' || target.reason === 'ceiling';
+    if (target.replicas > from) {
+      if (!forced && sinceScale < c.upCooldownS) return decision(from, 'cooldown');
+      return decision(target.replicas, target.reason);
+    }
+    if (!forced) {
+      const sinceUp = memory.lastUpAtS === null ? Number.POSITIVE_INFINITY : nowS - memory.lastUpAtS;
+      if (Math.min(sinceScale, sinceUp) < c.downCooldownS) return decision(from, 'cooldown');
+      if (state.terminating > 0) return decision(from, 'draining');
+    }
+    return decision(target.replicas, target.reason);
+  }
+}
