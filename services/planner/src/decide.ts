@@ -28,6 +28,8 @@ interface PoolMemory {
   lastUpAtS: number | null;
   /** (time, recommendation) of the stabilization window, oldest first. */
   recommendations: Array<{ atS: number; replicas: number }>;
+  /** When the recommendations started (start, or the last scale event), or null. */
+  observingSinceS: number | null;
 }
 
 /** A step up adds a quarter of the pool (at least one replica). */
@@ -45,8 +47,8 @@ function highest(candidates: Candidate[]): Candidate | null {
 export class Planner {
   readonly config: PlannerConfig;
   readonly #memory: Record<PoolName, PoolMemory> = {
-    prefill: { lastScaleAtS: null, lastUpAtS: null, recommendations: [] },
-    decode: { lastScaleAtS: null, lastUpAtS: null, recommendations: [] },
+    prefill: { lastScaleAtS: null, lastUpAtS: null, recommendations: [], observingSinceS: null },
+    decode: { lastScaleAtS: null, lastUpAtS: null, recommendations: [], observingSinceS: null },
   };
 
   constructor(config: PlannerConfig) {
@@ -148,6 +150,7 @@ export class Planner {
     if (decision.to > decision.from) memory.lastUpAtS = nowS;
     // A new size starts a new window: old recommendations were about the old size.
     memory.recommendations = [];
+    memory.observingSinceS = null;
   }
 
   /** Replicas the prefill demand (rate plus backlog to clear) needs, or null without data. */
@@ -189,10 +192,10 @@ export class Planner {
     // This tick's recommendation for the down path: the load-based count when all is calm.
     const recommendation = calm && load !== null ? Math.min(current, load) : current;
     memory.recommendations.push({ atS: nowS, replicas: recommendation });
+    memory.observingSinceS ??= nowS;
     while ((memory.recommendations[0]?.atS ?? nowS) < nowS - window) memory.recommendations.shift();
     if (up !== null && up.replicas > current) return up;
-    const windowFull =
-      memory.recommendations[0] !== undefined && memory.recommendations[0].atS <= nowS - window;
+    const windowFull = nowS - memory.observingSinceS >= window;
     const stable = Math.max(...memory.recommendations.map((r) => r.replicas));
     if (stable < current) {
       if (!windowFull) return { replicas: current, reason: 'stabilizing' };
