@@ -274,7 +274,9 @@ export class FakeKubeApi {
           (o.object.status as { conditions?: Array<{ type: string; status: string }> }).conditions ?? []
         ).some((c) => c.type === 'Ready' && c.status === 'True');
         const cost = Number(
-          o.object.metadata.annotations?.['controller.kubernetes.io/pod-deletion-cost'] ?? 0,
+          (o.object.metadata.annotations as Record<string, string> | undefined)?.[
+            'controller.kubernetes.io/pod-deletion-cost'
+          ] ?? 0,
         );
         return [ready ? 1 : 0, cost, -Date.parse(String(o.object.metadata.creationTimestamp))];
       };
