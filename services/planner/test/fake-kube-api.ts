@@ -66,7 +66,7 @@ function matches(
   labels: Record<string, string> | undefined,
   selector: Array<[string, string, boolean]>,
 ): boolean {
-  return selector.every(([key, value, negated]) => ((labels ?? {})[key] === value) !== negated);
+  return selector.every(([key, value, negated]) => (labels?.[key] === value) !== negated);
 }
 
 /** RFC 7386 JSON merge patch. */
@@ -390,29 +390,41 @@ export class FakeKubeApi {
       try {
         body = await this.#readBody(request);
       } catch {
-        return this.#send(response, 400, status(400, 'BadRequest', 'the request body is not JSON'));
+        this.#send(response, 400, status(400, 'BadRequest', 'the request body is not JSON'));
+        return;
       }
     }
     this.requests.push({ method, path: `${url.pathname}${url.search}`, contentType, body });
     if (request.headers.authorization !== 'Bearer test-token') {
-      return this.#send(response, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      this.#send(response, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      return;
     }
     const path = url.pathname;
     let m = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+))?$/.exec(path);
-    if (m !== null) return this.#pods(method, m[1] ?? '', m[2] ?? null, url, contentType, body, response);
+    if (m !== null) {
+      this.#pods(method, m[1] ?? '', m[2] ?? null, url, contentType, body, response);
+      return;
+    }
     m = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments(?:\/([^/]+))?(\/scale)?$/.exec(path);
     if (m !== null) {
       const [, namespace = '', name = null, scale] = m;
       if (scale !== undefined && name !== null)
         return this.#scale(method, namespace, name, contentType, body, response);
-      if (method !== 'GET')
-        return this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
-      if (name === null) return this.#collection('Deployment', namespace, url, response);
+      if (method !== 'GET') {
+        this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+        return;
+      }
+      if (name === null) {
+        this.#collection('Deployment', namespace, url, response);
+        return;
+      }
       const stored = this.#objects.get(this.#key('Deployment', namespace, name));
       if (stored === undefined) {
-        return this.#send(response, 404, status(404, 'NotFound', `deployments.apps "${name}" not found`));
+        this.#send(response, 404, status(404, 'NotFound', `deployments.apps "${name}" not found`));
+        return;
       }
-      return this.#send(response, 200, stored.object);
+      this.#send(response, 200, stored.object);
+      return;
     }
     this.#send(response, 404, status(404, 'NotFound', `the server could not find the requested resource`));
   }
@@ -427,16 +439,26 @@ export class FakeKubeApi {
     response: ServerResponse,
   ): void {
     if (name === null) {
-      if (method !== 'GET')
-        return this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
-      return this.#collection('Pod', namespace, url, response);
+      if (method !== 'GET') {
+        this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+        return;
+      }
+      this.#collection('Pod', namespace, url, response);
+      return;
     }
     const stored = this.#objects.get(this.#key('Pod', namespace, name));
-    if (stored === undefined)
-      return this.#send(response, 404, status(404, 'NotFound', `pods "${name}" not found`));
-    if (method === 'GET') return this.#send(response, 200, stored.object);
-    if (method !== 'PATCH')
-      return this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+    if (stored === undefined) {
+      this.#send(response, 404, status(404, 'NotFound', `pods "${name}" not found`));
+      return;
+    }
+    if (method === 'GET') {
+      this.#send(response, 200, stored.object);
+      return;
+    }
+    if (method !== 'PATCH') {
+      this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+      return;
+    }
     const patched = this.#patch(stored.object, contentType, body, response);
     if (patched === null) return;
     this.#put('Pod', patched as StoredObject['object']);
@@ -478,16 +500,21 @@ export class FakeKubeApi {
     response: ServerResponse,
   ): void {
     const stored = this.#objects.get(this.#key('Deployment', namespace, name));
-    if (stored === undefined)
-      return this.#send(response, 404, status(404, 'NotFound', `deployments.apps "${name}" not found`));
+    if (stored === undefined) {
+      this.#send(response, 404, status(404, 'NotFound', `deployments.apps "${name}" not found`));
+      return;
+    }
     const scale = this.#scaleOf(stored.object);
-    if (method === 'GET') return this.#send(response, 200, scale);
+    if (method === 'GET') {
+      this.#send(response, 200, scale);
+      return;
+    }
     let next: Json;
     if (method === 'PUT') {
       next = body as Json;
       const rv = (next?.metadata as Json | undefined)?.resourceVersion;
       if (rv !== undefined && rv !== stored.object.metadata.resourceVersion) {
-        return this.#send(
+        this.#send(
           response,
           409,
           status(
@@ -496,17 +523,19 @@ export class FakeKubeApi {
             `Operation cannot be fulfilled on deployments.apps "${name}": the object has been modified`,
           ),
         );
+        return;
       }
     } else if (method === 'PATCH') {
       const patched = this.#patch(scale, contentType, body, response);
       if (patched === null) return;
       next = patched;
     } else {
-      return this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+      this.#send(response, 405, status(405, 'MethodNotAllowed', `${method} not allowed`));
+      return;
     }
     const replicas = (next?.spec as Json | undefined)?.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-      return this.#send(
+      this.#send(
         response,
         422,
         status(
@@ -515,6 +544,7 @@ export class FakeKubeApi {
           `Scale.autoscaling "${name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}`,
         ),
       );
+      return;
     }
     const object = structuredClone(stored.object);
     (object.spec as { replicas: number }).replicas = replicas;
@@ -530,21 +560,19 @@ export class FakeKubeApi {
     const selector = parseSelector(url.searchParams.get('labelSelector'));
     const items = this.#list(kind, namespace, selector).map((o) => o.object);
     if (url.searchParams.get('watch') !== 'true' && url.searchParams.get('watch') !== '1') {
-      return this.#send(response, 200, {
+      this.#send(response, 200, {
         kind: `${kind}List`,
         apiVersion: kind === 'Pod' ? 'v1' : 'apps/v1',
         metadata: { resourceVersion: String(this.#rv) },
         items,
       });
+      return;
     }
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
     const oldest = this.#events[0]?.rv ?? this.#rv;
     if (from > 0 && from < oldest - 1) {
-      return this.#send(
-        response,
-        410,
-        status(410, 'Expired', `too old resource version: ${from} (${oldest})`),
-      );
+      this.#send(response, 410, status(410, 'Expired', `too old resource version: ${from} (${oldest})`));
+      return;
     }
     response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     // As the API server does: headers go out at once, events follow as they happen.
