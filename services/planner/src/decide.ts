@@ -7,7 +7,7 @@
 // upThreshold x SLO adds a step, which corrects a capacity set too high). Going down needs the
 // load-based count below the current one, the p90 under downThreshold x SLO, no pressure, and
 // that for the whole stabilization window; one step at a time, after the last drain finished.
-import type { PlannerConfig } from './config.ts';
+import { decodeCapacityAt, type PlannerConfig } from './config.ts';
 import type {
   ClusterSignals,
   DecisionReason,
@@ -30,6 +30,16 @@ interface PoolMemory {
   recommendations: Array<{ atS: number; replicas: number }>;
   /** When the recommendations started (start, or the last scale event), or null. */
   observingSinceS: number | null;
+  /** Since when every pod of the pool has been ready, or null while some start. */
+  settledSinceS: number | null;
+}
+
+/** One tick's load, for the trend. */
+interface LoadSample {
+  atS: number;
+  prefill: number | null;
+  decode: number | null;
+  kv: number | null;
 }
 
 /** A step up adds a quarter of the pool (at least one replica). */
@@ -47,9 +57,32 @@ function highest(candidates: Candidate[]): Candidate | null {
 export class Planner {
   readonly config: PlannerConfig;
   readonly #memory: Record<PoolName, PoolMemory> = {
-    prefill: { lastScaleAtS: null, lastUpAtS: null, recommendations: [], observingSinceS: null },
-    decode: { lastScaleAtS: null, lastUpAtS: null, recommendations: [], observingSinceS: null },
+    prefill: {
+      lastScaleAtS: null,
+      lastUpAtS: null,
+      recommendations: [],
+      observingSinceS: null,
+      settledSinceS: null,
+    },
+    decode: {
+      lastScaleAtS: null,
+      lastUpAtS: null,
+      recommendations: [],
+      observingSinceS: null,
+      settledSinceS: null,
+    },
   };
+
+  /** Recent load samples, for the trend: (time, prefill tokens/s, decode tokens/s, KV sum). */
+  readonly #history: LoadSample[] = [];
+
+  /** Decode tokens/s per replica at the target ITL, learned from ITL vs load, or null. */
+  #decodeCapacity: number | null = null;
+
+  /** The decode capacity in use: learned when it can be, else the profile's. */
+  decodeCapacity(signals: ClusterSignals): number {
+    return this.#decodeCapacity ?? decodeCapacityAt(this.config.decodeProfile, this.#meanContext(signals));
+  }
 
   constructor(config: PlannerConfig) {
     this.config = config;
@@ -64,24 +97,55 @@ export class Planner {
     const c = this.config;
     const p = state.prefill.desired;
     const d = state.decode.desired;
-    const prefillLoad = this.#prefillLoadReplicas(signals);
-    const decodeLoad = this.#decodeLoadReplicas(signals);
-    const decodeBlamed =
-      (signals.decodeRequestsWaiting ?? 0) > 0 || (signals.kvUsageMax ?? 0) > c.kvUsageHigh;
+    for (const pool of ['prefill', 'decode'] as const) {
+      const memory = this.#memory[pool];
+      if (state[pool].ready < state[pool].desired) memory.settledSinceS = null;
+      else memory.settledSinceS ??= nowS;
+    }
+    // SLO feedback waits for the last step to land and show in the signals.
+    const settled = (pool: PoolName): boolean => {
+      const since = this.#memory[pool].settledSinceS;
+      return since !== null && nowS - since >= c.settleS;
+    };
+    if (settled('decode')) this.#calibrateDecode(signals, state.decode.ready);
+    this.#history.push({
+      atS: nowS,
+      prefill: signals.prefillTokensPerS,
+      decode: signals.decodeTokensPerS,
+      kv: signals.kvUsageSum,
+    });
+    while ((this.#history[0]?.atS ?? nowS) < nowS - c.trendWindowS) this.#history.shift();
+    const ahead: ClusterSignals = {
+      ...signals,
+      prefillTokensPerS: this.#ahead(signals.prefillTokensPerS, (h) => h.prefill),
+      decodeTokensPerS: this.#ahead(signals.decodeTokensPerS, (h) => h.decode),
+      kvUsageSum: this.#ahead(signals.kvUsageSum, (h) => h.kv),
+    };
+    const prefillLoad = this.#prefillLoadReplicas(ahead);
+    const decodeLoad = this.#decodeLoadReplicas(ahead);
     const ttftHigh = signals.ttftP90S !== null && signals.ttftP90S > c.upThreshold * c.sloTtftS;
     const itlHigh = signals.itlP90S !== null && signals.itlP90S > c.upThreshold * c.sloItlS;
     const queueHigh = signals.queueP90S !== null && signals.queueP90S > c.queueLimitS;
+    // A slow first token is prefill's when prompts queue there: a quarter of the TTFT budget
+    // or more to clear at the assumed speed. Otherwise it is decode's (requests wait for a
+    // slot or pages) or already over.
+    const prefillQueueS =
+      (signals.queuedPrefillTokens ?? 0) / (Math.max(1, state.prefill.ready) * c.prefillTokensPerReplicaS);
+    const prefillQueued = prefillQueueS > 0.25 * c.sloTtftS;
 
     const prefillUp: Candidate[] = [];
     if (prefillLoad !== null) prefillUp.push({ replicas: prefillLoad, reason: 'prefill_load' });
-    // A slow first token with decode-side waiting is the decode pool's to fix.
-    if (ttftHigh && !decodeBlamed) prefillUp.push({ replicas: stepUp(p), reason: 'ttft_slo' });
+    if (ttftHigh && prefillQueued && settled('prefill'))
+      prefillUp.push({ replicas: stepUp(p), reason: 'ttft_slo' });
     const decodeUp: Candidate[] = [];
     if (decodeLoad !== null) decodeUp.push({ replicas: decodeLoad.replicas, reason: decodeLoad.reason });
-    if (itlHigh) decodeUp.push({ replicas: stepUp(d), reason: 'itl_slo' });
-    if ((signals.kvUsageMax ?? 0) > c.kvUsageHigh) decodeUp.push({ replicas: stepUp(d), reason: 'kv_usage' });
-    if ((signals.decodeRequestsWaiting ?? 0) > 0) {
-      decodeUp.push({ replicas: stepUp(d), reason: 'decode_waiting' });
+    if (settled('decode')) {
+      if (itlHigh) decodeUp.push({ replicas: stepUp(d), reason: 'itl_slo' });
+      if ((signals.kvUsageMax ?? 0) > c.kvUsageHigh)
+        decodeUp.push({ replicas: stepUp(d), reason: 'kv_usage' });
+      if ((signals.decodeRequestsWaiting ?? 0) > 0) {
+        decodeUp.push({ replicas: stepUp(d), reason: 'decode_waiting' });
+      }
     }
     if (queueHigh) {
       // Requests wait at the router: grow the pool under more pressure.
@@ -94,19 +158,23 @@ export class Planner {
         (decodeLoad?.replicas ?? 0) / Math.max(1, d),
         (signals.kvUsageMax ?? 0) / c.kvUsageTarget,
       );
-      if (prefillPressure >= decodePressure)
-        prefillUp.push({ replicas: stepUp(p), reason: 'admission_queue' });
-      else decodeUp.push({ replicas: stepUp(d), reason: 'admission_queue' });
+      if (prefillPressure >= decodePressure) {
+        if (settled('prefill')) prefillUp.push({ replicas: stepUp(p), reason: 'admission_queue' });
+      } else if (settled('decode')) {
+        decodeUp.push({ replicas: stepUp(d), reason: 'admission_queue' });
+      }
     }
 
     const prefillCalm =
       !queueHigh &&
+      !prefillQueued &&
       (signals.ttftP90S === null || signals.ttftP90S < c.downThreshold * c.sloTtftS) &&
       prefillUp.every((x) => x.reason === 'prefill_load');
     const decodeCalm =
       !queueHigh &&
       (signals.itlP90S === null || signals.itlP90S < c.downThreshold * c.sloItlS) &&
       (signals.kvUsageMax ?? 0) <= c.kvUsageTarget &&
+      (signals.decodeRequestsWaiting ?? 0) === 0 &&
       decodeUp.every((x) => x.reason === 'decode_load' || x.reason === 'kv_usage');
 
     const prefillTarget = this.#target('prefill', nowS, p, highest(prefillUp), prefillLoad, prefillCalm);
@@ -147,10 +215,12 @@ export class Planner {
     if (decision.to === decision.from) return;
     const memory = this.#memory[decision.pool];
     memory.lastScaleAtS = nowS;
-    if (decision.to > decision.from) memory.lastUpAtS = nowS;
-    // A new size starts a new window: old recommendations were about the old size.
-    memory.recommendations = [];
-    memory.observingSinceS = null;
+    if (decision.to > decision.from) {
+      memory.lastUpAtS = nowS;
+      // Growing starts a new window: the calm before it was about a smaller load.
+      memory.recommendations = [];
+      memory.observingSinceS = null;
+    }
   }
 
   /** Replicas the prefill demand (rate plus backlog to clear) needs, or null without data. */
@@ -168,14 +238,64 @@ export class Planner {
     const candidates: Candidate[] = [];
     if (signals.decodeTokensPerS !== null) {
       candidates.push({
-        replicas: Math.ceil(signals.decodeTokensPerS / (c.decodeTokensPerReplicaS * c.targetUtilization)),
+        replicas: Math.ceil(signals.decodeTokensPerS / (this.decodeCapacity(signals) * c.targetUtilization)),
         reason: 'decode_load',
       });
     }
     if (signals.kvUsageSum !== null) {
-      candidates.push({ replicas: Math.ceil(signals.kvUsageSum / c.kvUsageTarget), reason: 'kv_usage' });
+      candidates.push({
+        replicas: Math.ceil(signals.kvUsageSum / c.kvUsageTarget - 1e-9),
+        reason: 'kv_usage',
+      });
     }
     return highest(candidates);
+  }
+
+  /** `now` plus its rising trend (least-squares slope over the history) x lookaheadS. */
+  #ahead(now: number | null, pick: (h: LoadSample) => number | null): number | null {
+    if (now === null) return null;
+    const points = this.#history
+      .map((h) => [h.atS, pick(h)] as const)
+      .filter((p): p is readonly [number, number] => p[1] !== null);
+    if (points.length < 3) return now;
+    const n = points.length;
+    const meanT = points.reduce((s, p) => s + p[0], 0) / n;
+    const meanY = points.reduce((s, p) => s + p[1], 0) / n;
+    let num = 0;
+    let den = 0;
+    for (const [t, y] of points) {
+      num += (t - meanT) * (y - meanY);
+      den += (t - meanT) ** 2;
+    }
+    const slope = den > 0 ? num / den : 0;
+    return slope > 0 ? now + slope * this.config.lookaheadS : now;
+  }
+
+  /**
+   * Learns decode capacity from the ITL the ready replicas show at their load (see
+   * PlannerConfig.decodeBaseStepS), smoothed, kept within 1/3x..3x of the profile.
+   */
+  #calibrateDecode(signals: ClusterSignals, ready: number): void {
+    const c = this.config;
+    const base = c.decodeBaseStepS;
+    const itl = signals.itlP90S;
+    const rate = signals.decodeTokensPerS;
+    if (base === null || itl === null || rate === null || ready < 1 || rate <= 0) return;
+    // Too close to the fixed cost (an idle pool) says nothing about the slope.
+    if (itl - base < 0.1 * (0.8 * c.sloItlS - base)) return;
+    const profile = decodeCapacityAt(c.decodeProfile, this.#meanContext(signals));
+    const measured = ((rate / ready) * (0.8 * c.sloItlS - base)) / (itl - base);
+    const bounded = Math.min(3 * profile, Math.max(profile / 3, measured));
+    this.#decodeCapacity =
+      this.#decodeCapacity === null ? bounded : 0.5 * this.#decodeCapacity + 0.5 * bounded;
+  }
+
+  /** Mean tokens per running sequence (KV in use / sequences), or null when unknown. */
+  #meanContext(signals: ClusterSignals): number | null {
+    const kvTokens = this.config.kvTokensPerReplica;
+    const running = signals.decodeRequestsRunning ?? 0;
+    if (kvTokens === null || signals.kvUsageSum === null || running <= 0) return null;
+    return (signals.kvUsageSum * kvTokens) / running;
   }
 
   /** The pool's wanted count before coordination: up now, or down as the window allows. */
@@ -199,7 +319,9 @@ export class Planner {
     const stable = Math.max(...memory.recommendations.map((r) => r.replicas));
     if (stable < current) {
       if (!windowFull) return { replicas: current, reason: 'stabilizing' };
-      return { replicas: Math.max(stable, current - this.config.maxDownStep), reason: 'idle' };
+      // A quarter of the pool per step (at least maxDownStep), each drained before the next.
+      const step = Math.max(this.config.maxDownStep, Math.floor(current / 4));
+      return { replicas: Math.max(stable, current - step), reason: 'idle' };
     }
     return { replicas: current, reason: load === null && up === null ? 'no_signal' : 'steady' };
   }

@@ -107,23 +107,32 @@ export class KubernetesScaler implements Scaler {
     return watch;
   }
 
-  /** The pool's pods by name: alive (not terminating) and draining. */
-  pods(pool: PoolName): { alive: string[]; terminating: string[] } {
+  /** The pool's pods by name: alive (not terminating; `ready` among them) and draining. */
+  pods(pool: PoolName): { alive: string[]; ready: string[]; terminating: string[] } {
     const alive: string[] = [];
+    const ready: string[] = [];
     const terminating: string[] = [];
     for (const pod of this.#watch(pool).informer.list()) {
       const name = pod.metadata?.name;
       if (name === undefined) continue;
       if (pod.metadata?.deletionTimestamp != null) terminating.push(name);
-      else if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') alive.push(name);
+      else if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') {
+        alive.push(name);
+        if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.push(name);
+      }
     }
-    return { alive, terminating };
+    return { alive, ready, terminating };
   }
 
   async read(pool: PoolName): Promise<PoolState> {
     const scale = await this.#readScale(this.#watch(pool).deployment);
-    const { alive, terminating } = this.pods(pool);
-    return { desired: scale.spec?.replicas ?? 0, current: alive.length, terminating: terminating.length };
+    const { alive, ready, terminating } = this.pods(pool);
+    return {
+      desired: scale.spec?.replicas ?? 0,
+      current: alive.length,
+      ready: ready.length,
+      terminating: terminating.length,
+    };
   }
 
   async scale(pool: PoolName, replicas: number, victims: readonly string[]): Promise<void> {

@@ -3,7 +3,12 @@
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, envString, isLogLevel, Logger, TandemError } from '@tandem/common';
-import { defaultPlannerConfig, type PlannerConfig, validatePlannerConfig } from './config.ts';
+import {
+  defaultPlannerConfig,
+  type PlannerConfig,
+  parseDecodeProfile,
+  validatePlannerConfig,
+} from './config.ts';
 import { Planner } from './decide.ts';
 import { KubernetesScaler } from './kubernetes-scaler.ts';
 import { PlannerLoop } from './planner-loop.ts';
@@ -30,7 +35,12 @@ export const plannerUsage = `usage: tandem planner --prometheus URL --prefill-de
   --max-total N                prefill + decode replicas at most (default none)
   --ratio-min X, --ratio-max X prefill:decode replica ratio bounds (default ${d.ratioMin}, ${d.ratioMax})
   --prefill-tokens-per-s N     uncached prompt tokens/s one prefill replica computes (default ${d.prefillTokensPerReplicaS})
-  --decode-tokens-per-s N      completion tokens/s one decode replica streams within the ITL SLO (default ${d.decodeTokensPerReplicaS})
+  --decode-profile C:T,...     completion tokens/s (T) one decode replica streams within the ITL SLO at
+                               mean context C, e.g. 512:8226,4096:659 (default ${d.decodeProfile.map((p) => `${p.context}:${p.tokensPerS}`).join(',')})
+  --kv-tokens-per-replica N    KV tokens a decode replica holds (pages x page size): lets the planner
+                               read the mean context off KV usage (default none: lowest capacity)
+  --decode-base-step-ms N      decode step time at batch 1: calibrates decode capacity online from
+                               ITL vs load (default none: the profile only)
   --target-utilization X       fraction of that capacity to plan for (default ${d.targetUtilization})
   --kv-usage-target X          decode KV occupancy to plan for (default ${d.kvUsageTarget})
   --up-cooldown-s N            after a scale event, wait before growing a pool again (default ${d.upCooldownS})
@@ -62,7 +72,9 @@ const options = {
   'ratio-min': { type: 'string' },
   'ratio-max': { type: 'string' },
   'prefill-tokens-per-s': { type: 'string' },
-  'decode-tokens-per-s': { type: 'string' },
+  'decode-profile': { type: 'string' },
+  'kv-tokens-per-replica': { type: 'string' },
+  'decode-base-step-ms': { type: 'string' },
   'target-utilization': { type: 'string' },
   'kv-usage-target': { type: 'string' },
   'up-cooldown-s': { type: 'string' },
@@ -115,7 +127,12 @@ export function plannerConfigFromArgv(argv: string[]): PlannerConfig {
     ratioMin: number(values, 'ratio-min', d.ratioMin),
     ratioMax: number(values, 'ratio-max', d.ratioMax),
     prefillTokensPerReplicaS: number(values, 'prefill-tokens-per-s', d.prefillTokensPerReplicaS),
-    decodeTokensPerReplicaS: number(values, 'decode-tokens-per-s', d.decodeTokensPerReplicaS),
+    decodeProfile:
+      values['decode-profile'] === undefined ? d.decodeProfile : parseDecodeProfile(values['decode-profile']),
+    decodeBaseStepS:
+      values['decode-base-step-ms'] === undefined ? null : number(values, 'decode-base-step-ms', 0) / 1000,
+    kvTokensPerReplica:
+      values['kv-tokens-per-replica'] === undefined ? null : number(values, 'kv-tokens-per-replica', 0, true),
     targetUtilization: number(values, 'target-utilization', d.targetUtilization),
     kvUsageTarget: number(values, 'kv-usage-target', d.kvUsageTarget),
     upCooldownS: number(values, 'up-cooldown-s', d.upCooldownS),

@@ -48,10 +48,11 @@ export function plannerQueries(options: Pick<PrometheusSignalsOptions, 'window' 
     promptTokensPerS: `sum(rate(tandem_router_prompt_tokens_total${router}[${w}]))`,
     cachedTokensPerS: `sum(rate(tandem_router_cached_tokens_total${router}[${w}]))`,
     decodeTokensPerS: `sum(rate(tandem_router_completion_tokens_total${router}[${w}]))`,
-    queuedPrefillTokens: `sum(tandem_worker_queued_prefill_tokens${worker('prefill')})`,
+    queuedPrefillTokens: `sum(avg_over_time(tandem_worker_queued_prefill_tokens${worker('prefill')}[${w}]))`,
     kvUsageSum: `sum(tandem_worker_kv_usage_ratio${worker('decode')})`,
     kvUsageMax: `max(tandem_worker_kv_usage_ratio${worker('decode')})`,
     decodeRequestsWaiting: `sum(tandem_worker_requests_waiting${worker('decode')})`,
+    decodeRequestsRunning: `sum(tandem_worker_requests_running${worker('decode')})`,
     running: (pool: PoolName) => `sum by (worker) (tandem_worker_requests_running${worker(pool)})`,
     waiting: (pool: PoolName) => `sum by (worker) (tandem_worker_requests_waiting${worker(pool)})`,
   } as const;
@@ -68,18 +69,20 @@ export class PrometheusSignals implements SignalSource {
 
   async read(): Promise<ClusterSignals> {
     const q = this.#queries;
-    const [ttft, itl, queue, prompt, cached, decode, queued, kvSum, kvMax, waiting] = await Promise.all([
-      this.scalar(q.ttftP90S),
-      this.scalar(q.itlP90S),
-      this.scalar(q.queueP90S),
-      this.scalar(q.promptTokensPerS),
-      this.scalar(q.cachedTokensPerS),
-      this.scalar(q.decodeTokensPerS),
-      this.scalar(q.queuedPrefillTokens),
-      this.scalar(q.kvUsageSum),
-      this.scalar(q.kvUsageMax),
-      this.scalar(q.decodeRequestsWaiting),
-    ]);
+    const [ttft, itl, queue, prompt, cached, decode, queued, kvSum, kvMax, waiting, running] =
+      await Promise.all([
+        this.scalar(q.ttftP90S),
+        this.scalar(q.itlP90S),
+        this.scalar(q.queueP90S),
+        this.scalar(q.promptTokensPerS),
+        this.scalar(q.cachedTokensPerS),
+        this.scalar(q.decodeTokensPerS),
+        this.scalar(q.queuedPrefillTokens),
+        this.scalar(q.kvUsageSum),
+        this.scalar(q.kvUsageMax),
+        this.scalar(q.decodeRequestsWaiting),
+        this.scalar(q.decodeRequestsRunning),
+      ]);
     return {
       ttftP90S: ttft,
       itlP90S: itl,
@@ -90,6 +93,7 @@ export class PrometheusSignals implements SignalSource {
       kvUsageSum: kvSum,
       kvUsageMax: kvMax,
       decodeRequestsWaiting: waiting,
+      decodeRequestsRunning: running,
     };
   }
 

@@ -16,13 +16,15 @@ export interface ClusterSignals {
   prefillTokensPerS: number | null;
   /** Completion tokens streamed per second (decode demand). */
   decodeTokensPerS: number | null;
-  /** Prompt tokens waiting on (or in) prefill workers, summed over the prefill pool. */
+  /** Prompt tokens waiting on (or in) prefill workers, summed over the pool, averaged over the window. */
   queuedPrefillTokens: number | null;
   /** Decode workers' KV occupancy (0..1): summed over the pool, and the fullest one. */
   kvUsageSum: number | null;
   kvUsageMax: number | null;
   /** Requests waiting for a decode slot or KV pages, summed over the decode pool. */
   decodeRequestsWaiting: number | null;
+  /** Requests decoding, summed over the decode pool. */
+  decodeRequestsRunning: number | null;
 }
 
 export function emptySignals(): ClusterSignals {
@@ -36,6 +38,7 @@ export function emptySignals(): ClusterSignals {
     kvUsageSum: null,
     kvUsageMax: null,
     decodeRequestsWaiting: null,
+    decodeRequestsRunning: null,
   };
 }
 
@@ -52,6 +55,8 @@ export interface PoolState {
   desired: number;
   /** Pods that exist and are not terminating (starting or ready). */
   current: number;
+  /** Of those, the ready ones (model loaded, registered). */
+  ready: number;
   /** Pods still draining after a scale-down (deletionTimestamp set, not gone yet). */
   terminating: number;
 }

@@ -12,11 +12,13 @@ const config: PlannerConfig = {
   prefill: { min: 1, max: 10 },
   decode: { min: 1, max: 20 },
   prefillTokensPerReplicaS: 10_000,
-  decodeTokensPerReplicaS: 2_000,
+  decodeProfile: [{ context: 1000, tokensPerS: 2_000 }],
   targetUtilization: 0.5,
   upCooldownS: 30,
   downCooldownS: 60,
   downStabilizationS: 100,
+  settleS: 0,
+  lookaheadS: 0,
 };
 
 function state(
@@ -25,8 +27,8 @@ function state(
   terminating: Partial<Record<PoolName, number>> = {},
 ): Record<PoolName, PoolState> {
   return {
-    prefill: { desired: p, current: p, terminating: terminating.prefill ?? 0 },
-    decode: { desired: d, current: d, terminating: terminating.decode ?? 0 },
+    prefill: { desired: p, current: p, ready: p, terminating: terminating.prefill ?? 0 },
+    decode: { desired: d, current: d, ready: d, terminating: terminating.decode ?? 0 },
   };
 }
 
@@ -48,16 +50,16 @@ const calm = signals({
 
 test('prefill grows to what its token rate plus backlog needs', () => {
   const planner = new Planner(config);
-  // 23k tokens/s + 2000 queued / 0.5 s drain = 27k -> 27k / 5k = 5.4 -> 6 replicas
+  // 23k tokens/s + 4000 queued / 2 s drain = 25k -> 25k / 5k = 5 replicas
   const out = planner.decide(
     0,
-    signals({ ...calm, prefillTokensPerS: 23_000, queuedPrefillTokens: 2_000 }),
+    signals({ ...calm, prefillTokensPerS: 23_000, queuedPrefillTokens: 4_000 }),
     state(2, 2),
   );
   assert.equal(out.prefill.direction, 'up');
-  assert.equal(out.prefill.to, 6);
+  assert.equal(out.prefill.to, 5);
   assert.equal(out.prefill.reason, 'prefill_load');
-  // 6 prefill with at most 2 per decode replica: decode follows to 3.
+  // 5 prefill with at most 2 per decode replica: decode follows to 3.
   assert.deepEqual([out.decode.direction, out.decode.to, out.decode.reason], ['up', 3, 'ratio']);
 });
 
@@ -66,8 +68,13 @@ test('a slow first token with decode-side waiting grows decode, not prefill', ()
   const out = planner.decide(0, signals({ ...calm, ttftP90S: 2, decodeRequestsWaiting: 7 }), state(2, 4));
   assert.equal(out.prefill.direction, 'hold');
   assert.deepEqual([out.decode.direction, out.decode.to, out.decode.reason], ['up', 5, 'decode_waiting']);
-  // Without decode waiting, the same TTFT grows prefill by a step (a quarter, at least one).
-  const again = new Planner(config).decide(0, signals({ ...calm, ttftP90S: 2 }), state(8, 4));
+  // With prompts queued on prefill (30k tokens: 0.375 s at 8 x 10k/s, over a quarter of the
+  // TTFT SLO), the same TTFT grows prefill by a step (a quarter, at least one).
+  const again = new Planner(config).decide(
+    0,
+    signals({ ...calm, ttftP90S: 2, queuedPrefillTokens: 30_000 }),
+    state(8, 4),
+  );
   assert.deepEqual([again.prefill.direction, again.prefill.to, again.prefill.reason], ['up', 10, 'ttft_slo']);
 });
 
@@ -123,11 +130,18 @@ test('down only after the stabilization window, one step at a time, never while 
   // decode was not carried out (say the write failed): it may go on, but not while a pod drains
   const draining = planner.decide(110, calm, state(2, 3, { decode: 1 }));
   assert.deepEqual([draining.decode.direction, draining.decode.reason], ['hold', 'draining']);
-  // The scale event restarted prefill's window: the next step comes a window later.
-  for (let t = 110; t < 200; t += 10) {
-    assert.equal(planner.decide(t, calm, state(2, 3)).prefill.direction, 'hold', `t=${t}`);
+  // The next step down waits out the down cooldown.
+  for (let t = 120; t < 160; t += 10) {
+    assert.deepEqual(
+      [
+        planner.decide(t, calm, state(2, 3)).prefill.direction,
+        planner.decide(t, calm, state(2, 3)).prefill.reason,
+      ],
+      ['hold', 'cooldown'],
+      `t=${t}`,
+    );
   }
-  const next = planner.decide(215, calm, state(2, 3));
+  const next = planner.decide(160, calm, state(2, 3));
   assert.deepEqual([next.prefill.direction, next.prefill.to], ['down', 1]);
 });
 
@@ -163,4 +177,56 @@ test('bad configurations are rejected with the field named', () => {
     () => validatePlannerConfig({ ...config, maxTotalReplicas: 1 }),
     /maxTotalReplicas \(1\) is below the two floors/,
   );
+});
+
+test('SLO feedback waits until the pool has been ready for settleS; load-based counts do not', () => {
+  const planner = new Planner({ ...config, settleS: 30 });
+  const slow = signals({ ...calm, itlP90S: 0.05 });
+  const starting = { ...state(1, 4), decode: { desired: 4, current: 4, ready: 2, terminating: 0 } };
+  assert.deepEqual([planner.decide(0, slow, starting).decode.direction], ['hold']);
+  assert.deepEqual(
+    [planner.decide(15, slow, state(1, 4)).decode.direction],
+    ['hold'],
+    'ready, not settled yet',
+  );
+  const settled = planner.decide(45, slow, state(1, 4));
+  assert.deepEqual([settled.decode.direction, settled.decode.reason], ['up', 'itl_slo']);
+  const load = new Planner({ ...config, settleS: 30 }).decide(
+    0,
+    signals({ ...calm, decodeTokensPerS: 5_500 }),
+    starting,
+  );
+  assert.deepEqual([load.decode.to, load.decode.reason], [6, 'decode_load']);
+});
+
+test('a rising load is sized for lookaheadS ahead; a falling one for now', () => {
+  const planner = new Planner({ ...config, lookaheadS: 30, trendWindowS: 60 });
+  // prefill demand rises 100 tokens/s per second: 30 s ahead it is 3000 more.
+  for (const t of [0, 15, 30])
+    planner.decide(t, signals({ ...calm, prefillTokensPerS: 10_000 + 100 * t }), state(2, 2));
+  const up = planner.decide(45, signals({ ...calm, prefillTokensPerS: 14_500 }), state(2, 2));
+  assert.deepEqual([up.prefill.to, up.prefill.reason], [4, 'prefill_load']); // (14500 + 3000) / 5000 -> 4
+  const falling = new Planner({ ...config, lookaheadS: 30 });
+  for (const t of [0, 15, 30])
+    falling.decide(t, signals({ ...calm, prefillTokensPerS: 20_000 - 100 * t }), state(3, 2));
+  assert.equal(
+    falling.decide(45, signals({ ...calm, prefillTokensPerS: 15_500 }), state(3, 2)).prefill.to,
+    4,
+  );
+});
+
+test('decode capacity follows the profile at the mean context read off KV usage', () => {
+  const planner = new Planner({
+    ...config,
+    decodeProfile: [
+      { context: 500, tokensPerS: 8_000 },
+      { context: 4000, tokensPerS: 1_000 },
+    ],
+    kvTokensPerReplica: 100_000,
+  });
+  // 2 replicas half full with 50 sequences: 100k tokens / 50 = 2000 tokens each
+  const s = signals({ ...calm, kvUsageSum: 1.0, decodeRequestsRunning: 50, decodeTokensPerS: 9_900 });
+  const capacity = planner.decodeCapacity(s); // 8000 * (1/8)^(ln 4 / ln 8) = 2000
+  assert.ok(Math.abs(capacity - 2000) < 1, String(capacity));
+  assert.equal(planner.decide(0, s, state(2, 2)).decode.to, 10); // 9900 / (2000 * 0.5)
 });

@@ -58,8 +58,9 @@ test('reads both pools through the Scale subresource and the pod informer', asyn
     logger,
   });
   try {
-    assert.deepEqual(await scaler.read('prefill'), { desired: 2, current: 2, terminating: 0 });
-    assert.deepEqual(await scaler.read('decode'), { desired: 3, current: 3, terminating: 0 });
+    await until('pods ready', async () => (await scaler.read('decode')).ready === 3);
+    assert.deepEqual(await scaler.read('prefill'), { desired: 2, current: 2, ready: 2, terminating: 0 });
+    assert.deepEqual(await scaler.read('decode'), { desired: 3, current: 3, ready: 3, terminating: 0 });
     const paths = api.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`);
     assert.ok(paths.includes('GET /apis/apps/v1/namespaces/llm/deployments/tandem-prefill/scale'));
     assert.ok(paths.includes('GET /api/v1/namespaces/llm/pods'), 'the informer lists pods');
@@ -89,7 +90,10 @@ test('scales up with a JSON patch of spec.replicas; the watch brings the new pod
     assert.deepEqual(write?.body, [{ op: 'replace', path: '/spec/replicas', value: 5 }]);
     assert.equal(api.spec('llm', 'tandem-decode'), 5);
     await until('5 decode pods seen by the watch', async () => (await scaler.read('decode')).current === 5);
-    assert.deepEqual(await scaler.read('decode'), { desired: 5, current: 5, terminating: 0 });
+    const starting = await scaler.read('decode');
+    assert.ok(starting.ready < 5, 'new pods start unready');
+    await until('5 ready', async () => (await scaler.read('decode')).ready === 5);
+    assert.deepEqual(await scaler.read('decode'), { desired: 5, current: 5, ready: 5, terminating: 0 });
   } finally {
     await scaler.close();
   }
@@ -119,6 +123,7 @@ test('scales down by removing the chosen victim, which drains before it is gone'
     assert.deepEqual(await scaler.read('decode'), {
       desired: desired - 1,
       current: desired - 1,
+      ready: desired - 1,
       terminating: 1,
     });
     assert.deepEqual(
@@ -129,6 +134,7 @@ test('scales down by removing the chosen victim, which drains before it is gone'
     assert.deepEqual(await scaler.read('decode'), {
       desired: desired - 1,
       current: desired - 1,
+      ready: desired - 1,
       terminating: 0,
     });
   } finally {
