@@ -122,22 +122,26 @@ export async function download(options: {
   return { fetched, kept };
 }
 
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      repo: { type: 'string' },
+      revision: { type: 'string', default: 'main' },
+      endpoint: { type: 'string' },
+      dest: { type: 'string' },
+      include: { type: 'string', multiple: true },
+      help: { type: 'boolean' },
+    },
+  }).values;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  let values;
+  let values: ReturnType<typeof parse>;
   try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        repo: { type: 'string' },
-        revision: { type: 'string', default: 'main' },
-        endpoint: { type: 'string' },
-        dest: { type: 'string' },
-        include: { type: 'string', multiple: true },
-        help: { type: 'boolean' },
-      },
-    }).values;
+    values = parse(argv);
   } catch (error) {
     process.stderr.write(`download-model: ${(error as Error).message}\n${usage}`);
     return 2;
