@@ -66,6 +66,8 @@ export interface SimResult {
   timeline: Array<[number, number, number]>;
   /** Per minute: p90 TTFT and ITL of that minute (null: no samples). */
   perMinute: Array<{ minute: number; ttftP90S: number | null; itlP90S: number | null }>;
+  /** The run stopped early: more than 10% of first tokens or of tokens were over the SLO. */
+  stoppedOnMiss: boolean;
 }
 
 /** Weighted percentile of (value, weight) samples. */
@@ -124,6 +126,12 @@ export class ClusterSim {
   #completed = 0;
   /** Samples before this time (the warm-up) are not measured. */
   #fromS = 0;
+  /** With an SLO to check: measured first tokens and tokens over it, and the budgets (10%). */
+  #slo: { ttftS: number; itlS: number } | null = null;
+  #ttftOver = 0;
+  #itlOver = 0;
+  #ttftBudget = Number.POSITIVE_INFINITY;
+  #itlBudget = Number.POSITIVE_INFINITY;
 
   constructor(options: SimOptions, initial: { prefill: number; decode: number }) {
     this.#o = options;
@@ -230,6 +238,7 @@ export class ClusterSim {
     this.#ttftWindow.push(this.nowS, ttft);
     if (request.trace.arrivalS >= this.#fromS) {
       this.#ttfts.push([ttft, 1]);
+      if (this.#slo !== null && ttft > this.#slo.ttftS) this.#ttftOver++;
       this.#minute(this.#perMinuteTtft).push([ttft, 1]);
     }
     this.#tokenWindow.push(this.nowS, 1);
@@ -271,6 +280,7 @@ export class ClusterSim {
     this.#itlWindow.push(this.nowS, [stepS, batch]);
     if (this.nowS >= this.#fromS) {
       this.#itls.push([stepS, batch]);
+      if (this.#slo !== null && stepS > this.#slo.itlS) this.#itlOver += batch;
       this.#minute(this.#perMinuteItl).push([stepS, batch]);
     }
     this.#tokenWindow.push(this.nowS, batch);
@@ -340,8 +350,16 @@ export class ClusterSim {
     window: { fromS: number; toS: number },
     tickS: number,
     onTick: (nowS: number) => Promise<void>,
+    /** Stop as soon as a p90 can no longer meet this (more than 10% over): a sweep's shortcut. */
+    stopOnMiss: { ttftS: number; itlS: number } | null = null,
   ): Promise<SimResult> {
     this.#fromS = window.fromS;
+    this.#slo = stopOnMiss;
+    const measuredTrace = trace.filter((r) => r.arrivalS >= window.fromS);
+    this.#ttftBudget = 0.1 * measuredTrace.length;
+    // First tokens come from prefill; decode steps make the rest.
+    this.#itlBudget = 0.1 * measuredTrace.reduce((s, r) => s + Math.max(0, r.outputTokens - 1), 0);
+    let stopped = false;
     const durationS = window.toS;
     let next = 0;
     let nextTickS = 0;
@@ -386,6 +404,10 @@ export class ClusterSim {
         kind = 'tick';
       }
       if (!Number.isFinite(t) || t > drainLimitS) break;
+      if (this.#ttftOver > this.#ttftBudget || this.#itlOver > this.#itlBudget) {
+        stopped = true;
+        break;
+      }
       this.nowS = Math.max(this.nowS, t);
       if (kind === 'arrival') this.#arrive(trace[next++] as TraceRequest);
       else if (kind === 'prefill') this.#finishPrefill(worker as PrefillWorker);
@@ -407,8 +429,7 @@ export class ClusterSim {
         this.#nextScrapeS = this.nowS + 5;
       }
     }
-    const measured = trace.filter((r) => r.arrivalS >= window.fromS).length;
-    return this.#result(window, measured, timeline);
+    return { ...this.#result(window, measuredTrace.length, timeline), stoppedOnMiss: stopped };
   }
 
   #result(window: { fromS: number; toS: number }, total: number, timeline: SimResult['timeline']): SimResult {
@@ -445,6 +466,7 @@ export class ClusterSim {
       replicaHours: { prefill, decode, total: prefill + decode },
       timeline,
       perMinute,
+      stoppedOnMiss: false,
     };
   }
 

@@ -35,7 +35,12 @@ export interface StaticRun {
 }
 
 export function meets(result: SimResult): boolean {
-  return result.unfinished === 0 && result.ttftP90S <= slo.ttftP90S && result.itlP90S <= slo.itlP90S;
+  return (
+    !result.stoppedOnMiss &&
+    result.unfinished === 0 &&
+    result.ttftP90S <= slo.ttftP90S &&
+    result.itlP90S <= slo.itlP90S
+  );
 }
 
 /**
@@ -88,7 +93,10 @@ export async function runStatic(
   decode: number,
 ): Promise<StaticRun> {
   const sim = new ClusterSim(options, { prefill, decode });
-  const result = await sim.run(trace, window, tickS, async () => {});
+  const result = await sim.run(trace, window, tickS, async () => {}, {
+    ttftS: slo.ttftP90S,
+    itlS: slo.itlP90S,
+  });
   return { prefill, decode, result, meetsSlo: meets(result) };
 }
 
@@ -144,6 +152,7 @@ export async function sweepStatic(
 
 function summary(result: SimResult) {
   return {
+    stoppedOnMiss: result.stoppedOnMiss,
     ttftP90S: round(result.ttftP90S),
     itlP90S: round(result.itlP90S),
     ttftP50S: round(result.ttftP50S),
@@ -279,31 +288,9 @@ function plots(
   );
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      'out-dir': { type: 'string', default: join(here, 'results') },
-    },
-  });
-  const measured = readMeasured(measuredFile);
-  const decodeFit = fitDecode(measured.decode);
-  const prefillFit = fitPrefill(measured.prefill);
-  const options = simOptions(measured);
-  const traceOptions: TraceOptions = values.quick
-    ? { ...defaultTraceOptions, durationS: 1200 }
-    : defaultTraceOptions;
-  const { requests, bursts } = makeTrace(traceOptions);
-  const durationS = traceOptions.durationS;
-  const window = { fromS: traceOptions.warmupS, toS: traceOptions.warmupS + traceOptions.durationS };
-  const started = Date.now();
-  const sweep = await sweepStatic(options, requests, window, 40);
-  if (sweep.best === null) {
-    process.stderr.write('no static split up to 40 replicas holds the SLOs\n');
-    return 1;
-  }
-  const config: PlannerConfig = {
+/** The planner as the bench runs it: the operator's profile, this SLO, these bounds. */
+export function benchPlannerConfig(measured: Measured): PlannerConfig {
+  return {
     ...defaultPlannerConfig,
     ...plannerProfile(measured),
     sloTtftS: slo.ttftP90S,
@@ -313,54 +300,102 @@ export async function main(argv: string[]): Promise<number> {
     ratioMin: 0.25,
     ratioMax: 4,
     targetUtilization: 0.9,
-    // A new pod is serving 30 s (start-up) + up to one tick after the decision.
+    // A new pod serves 30 s (start-up) + up to one tick after the decision.
     lookaheadS: 45,
     downStabilizationS: 90,
     downCooldownS: 30,
   };
-  const planner = await runPlanner(options, requests, window, config);
+}
+
+/** One seed: the static sweep, the planner, and the comparison. */
+export async function runSeed(measured: Measured, traceOptions: TraceOptions) {
+  const options = simOptions(measured);
+  const { requests, bursts } = makeTrace(traceOptions);
+  const window = { fromS: traceOptions.warmupS, toS: traceOptions.warmupS + traceOptions.durationS };
+  const sweep = await sweepStatic(options, requests, window, 40);
+  const planner = await runPlanner(options, requests, window, benchPlannerConfig(measured));
   const best = sweep.best;
-  const saving = 1 - planner.result.replicaHours.total / best.result.replicaHours.total;
+  return { requests, bursts, sweep, planner, best };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      seeds: { type: 'string', default: '1,2,3' },
+      'out-dir': { type: 'string', default: join(here, 'results') },
+    },
+  });
+  const measured = readMeasured(measuredFile);
+  const decodeFit = fitDecode(measured.decode);
+  const prefillFit = fitPrefill(measured.prefill);
+  const seeds = (values.seeds ?? '1').split(',').map(Number);
+  const started = Date.now();
+  const line = (name: string, r: ReturnType<typeof summary>) =>
+    `  ${name.padEnd(22)} replica-h ${String(r.replicaHours.total).padStart(7)}  TTFT p90 ${r.ttftP90S.toFixed(3)} s  ITL p90 ${(r.itlP90S * 1000).toFixed(1)} ms  minutes in SLO ${(r.minutesWithinSlo * 100).toFixed(0)}%  ${r.meetsSlo ? 'meets SLO' : 'MISSES SLO'}`;
+  process.stdout.write(
+    `fit (${measured.device}): decode mean |err| ${(decodeFit.report.meanAbsRelError * 100).toFixed(1)}% max ${(decodeFit.report.maxAbsRelError * 100).toFixed(1)}%; prefill mean ${(prefillFit.report.meanAbsRelError * 100).toFixed(1)}% max ${(prefillFit.report.maxAbsRelError * 100).toFixed(1)}%\n`,
+  );
+  const outDir = values['out-dir'] ?? join(here, 'results');
+  mkdirSync(outDir, { recursive: true });
+  const runs = [];
+  for (const seed of seeds) {
+    const traceOptions: TraceOptions = {
+      ...defaultTraceOptions,
+      seed,
+      ...(values.quick ? { durationS: 1200 } : {}),
+    };
+    const { requests, bursts, sweep, planner, best } = await runSeed(measured, traceOptions);
+    if (best === null) {
+      process.stderr.write(`seed ${seed}: no static split up to 40 replicas holds the SLOs\n`);
+      return 1;
+    }
+    const saving = 1 - planner.result.replicaHours.total / best.result.replicaHours.total;
+    const run = {
+      seed,
+      trace: {
+        requests: requests.length,
+        promptTokens: requests.reduce((s, r) => s + r.promptTokens, 0),
+        outputTokens: requests.reduce((s, r) => s + r.outputTokens, 0),
+        bursts,
+      },
+      planner: { ...summary(planner.result), scaleEvents: planner.decisions },
+      bestStatic: { prefill: best.prefill, decode: best.decode, ...summary(best.result) },
+      replicaHoursSaved: round(saving),
+      sweep: sweep.runs.map((r) => ({ prefill: r.prefill, decode: r.decode, ...summary(r.result) })),
+      plannerTimeline: planner.result.timeline,
+    };
+    runs.push(run);
+    if (seed === seeds[0]) plots(outDir, measured, planner.result, best, bursts);
+    process.stdout.write(
+      [
+        `seed ${seed}: ${requests.length} requests over ${traceOptions.durationS} s, ${bursts.length} bursts; static splits tried: ${sweep.runs.length}`,
+        line('planner', run.planner),
+        line(`static ${best.prefill}P:${best.decode}D (best)`, run.bestStatic),
+        `  replica-hours saved vs the best static split: ${(saving * 100).toFixed(1)}%`,
+        '',
+      ].join('\n'),
+    );
+  }
   const results = {
-    command: `node bench/planner/run.ts${values.quick ? ' --quick' : ''}`,
+    command: `node bench/planner/run.ts${values.quick ? ' --quick' : ''} --seeds ${seeds.join(',')}`,
     measuredFile: 'bench/cuda/results/run13-h200/bench_8b.txt',
     device: measured.device,
     fit: {
       decode: { model: 'ms = a + b*batch + c*batch*context/1000', ...decodeFit.model, ...decodeFit.report },
       prefill: { model: 'ms = p0 + p1*tokens + p2*tokens^2', ...prefillFit.model, ...prefillFit.report },
     },
-    sim: options,
+    sim: simOptions(measured),
     slo,
-    trace: {
-      ...traceOptions,
-      requests: requests.length,
-      promptTokens: requests.reduce((s, r) => s + r.promptTokens, 0),
-      outputTokens: requests.reduce((s, r) => s + r.outputTokens, 0),
-      bursts,
-    },
-    plannerConfig: config,
-    planner: { ...summary(planner.result), scaleEvents: planner.decisions },
-    bestStatic: { prefill: best.prefill, decode: best.decode, ...summary(best.result) },
-    replicaHoursSaved: round(saving),
-    sweep: sweep.runs.map((r) => ({ prefill: r.prefill, decode: r.decode, ...summary(r.result) })),
+    traceOptions: { ...defaultTraceOptions, ...(values.quick ? { durationS: 1200 } : {}) },
+    plannerConfig: benchPlannerConfig(measured),
+    runs,
     wallSeconds: round((Date.now() - started) / 1000),
   };
-  const outDir = values['out-dir'] ?? join(here, 'results');
-  mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  plots(outDir, measured, planner.result, best, bursts);
-  const line = (name: string, r: ReturnType<typeof summary>) =>
-    `${name.padEnd(22)} replica-h ${String(r.replicaHours.total).padStart(7)}  TTFT p90 ${r.ttftP90S.toFixed(3)} s  ITL p90 ${(r.itlP90S * 1000).toFixed(1)} ms  minutes in SLO ${(r.minutesWithinSlo * 100).toFixed(0)}%  ${r.meetsSlo ? 'meets SLO' : 'MISSES SLO'}`;
   process.stdout.write(
-    [
-      `fit (${measured.device}): decode mean |err| ${(decodeFit.report.meanAbsRelError * 100).toFixed(1)}% max ${(decodeFit.report.maxAbsRelError * 100).toFixed(1)}%; prefill mean ${(prefillFit.report.meanAbsRelError * 100).toFixed(1)}% max ${(prefillFit.report.maxAbsRelError * 100).toFixed(1)}%`,
-      `trace: ${requests.length} requests over ${durationS} s, ${bursts.length} bursts; static splits tried: ${sweep.runs.length}`,
-      line('planner', results.planner),
-      line(`static ${best.prefill}P:${best.decode}D (best)`, results.bestStatic),
-      `replica-hours saved vs best static: ${(saving * 100).toFixed(1)}%   (${results.wallSeconds} s)`,
-      `wrote ${outDir}/results.json and plots`,
-      '',
-    ].join('\n'),
+    `wrote ${outDir}/results.json and plots (seed ${seeds[0]}) in ${results.wallSeconds} s\n`,
   );
   return 0;
 }
