@@ -81,7 +81,7 @@ export function simOptions(measured: Measured): SimOptions {
     kvBytesPerToken: 32 * 8 * 128 * 2 * 2,
     kvLinkGBs: 25,
     startupS: 30,
-    signalWindowS: 60,
+    signalWindowS: 30,
   };
 }
 
@@ -295,8 +295,10 @@ export function benchPlannerConfig(measured: Measured): PlannerConfig {
     ...plannerProfile(measured),
     sloTtftS: slo.ttftP90S,
     sloItlS: slo.itlP90S,
-    prefill: { min: 1, max: 20 },
-    decode: { min: 1, max: 20 },
+    // Two of each at least: a pool of one has no headroom for a burst's first minute, nor
+    // for losing a node.
+    prefill: { min: 2, max: 20 },
+    decode: { min: 2, max: 20 },
     ratioMin: 0.25,
     ratioMax: 4,
     targetUtilization: 0.9,

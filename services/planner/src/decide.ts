@@ -371,7 +371,11 @@ export class Planner {
     // Floors and ceilings are corrections, not load: they skip cooldowns.
     const forced = target.reason === 'floor' || target.reason === 'ceiling';
     if (target.replicas > from) {
-      if (!forced && sinceScale < c.upCooldownS) return decision(from, 'cooldown');
+      // Load-based counts are absolute (the demand over a replica's capacity): they may grow a
+      // pool at any tick. Steps (SLO feedback, occupancy) wait out the cooldown.
+      const absolute =
+        target.reason === 'prefill_load' || target.reason === 'decode_load' || target.reason === 'ratio';
+      if (!forced && !absolute && sinceScale < c.upCooldownS) return decision(from, 'cooldown');
       return decision(target.replicas, target.reason);
     }
     if (!forced) {
