@@ -2,15 +2,13 @@
 // it scrapes a small exporter serving the router's and workers' metric names with known
 // rates and distributions, and PrometheusSignals must read them back.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { UnavailableError } from '@tandem/common';
-import { ChildServer } from '@tandem/common/testing';
+import type { ChildServer } from '@tandem/common/testing';
 import { PrometheusSignals } from '../src/prometheus-signals.ts';
+import { startPrometheus, waitForSamples } from './prometheus.ts';
 
 const startedS = Date.now() / 1000;
 let exporter: Server;
@@ -75,32 +73,9 @@ before(async () => {
     response.end(metrics());
   });
   await new Promise<void>((resolve) => exporter.listen(0, '127.0.0.1', resolve));
-  const target = `127.0.0.1:${(exporter.address() as AddressInfo).port}`;
-  const config = join(mkdtempSync(join(tmpdir(), 'tandem-prometheus-')), 'prometheus.yml');
-  writeFileSync(
-    config,
-    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tandem\n    static_configs:\n      - targets: ['${target}']\n`,
-  );
-  prometheus = await ChildServer.start({
-    name: 'prometheus',
-    command: 'prometheus',
-    args: (port, dataDir) => [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${dataDir}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=error',
-    ],
-  });
+  prometheus = await startPrometheus([`127.0.0.1:${(exporter.address() as AddressInfo).port}`]);
   // rate() over 10 s is exact once the whole window holds scrapes (1 s apart).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const samples = await signals()
-      .query('count_over_time(tandem_router_prompt_tokens_total[10s])')
-      .catch(() => []);
-    if ((samples[0]?.value ?? 0) >= 10) break;
-    if (Date.now() > deadline) throw new Error('Prometheus did not fill a 10 s window in 60 s');
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitForSamples(`http://127.0.0.1:${prometheus.port}`, 'tandem_router_prompt_tokens_total', '10s', 10);
 });
 
 after(async () => {
