@@ -112,7 +112,7 @@ test('tandem planner scales both Deployments from Prometheus signals and says wh
   );
   assert.match(log, /"msg":"decision".*"prefill":"up 1->5 \(prefill_load\)"/);
   child.kill('SIGTERM');
-  const [code] = (await new Promise((resolve) => child.once('exit', (...args) => resolve(args)))) as [
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
     number | null,
   ];
   assert.equal(code, 0, log);
