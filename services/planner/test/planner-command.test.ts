@@ -112,9 +112,9 @@ test('tandem planner scales both Deployments from Prometheus signals and says wh
   );
   assert.match(log, /"msg":"decision".*"prefill":"up 1->5 \(prefill_load\)"/);
   child.kill('SIGTERM');
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
-    number | null,
-  ];
+  const code = await new Promise<number | null>((resolve) =>
+    child.once('exit', (exitCode) => resolve(exitCode)),
+  );
   assert.equal(code, 0, log);
   planner = null;
 });
