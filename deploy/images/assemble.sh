@@ -56,8 +56,9 @@ if [ "$variant" = worker ]; then
   cp "$src/$cuda" "$out/$cuda"
 fi
 
-# The hub downloader of the chart's init container, and the demo model (model.source: image).
+# The hub downloader of the chart's init container, the workers' readiness probe, and the demo
+# model (model.source: image).
 mkdir -p "$out/deploy/images" "$out/deploy/models"
-cp "$src/deploy/images/download-model.ts" "$out/deploy/images/"
+cp "$src/deploy/images/download-model.ts" "$src/deploy/images/worker-ready.ts" "$out/deploy/images/"
 cp -r "$src/deploy/models/tandem-demo-code" "$out/deploy/models/"
 echo "assembled $variant in $out ($(du -sh "$out" | cut -f1))"

@@ -33,6 +33,7 @@ interface Container {
   command?: string[];
   args?: string[];
   env?: Array<{ name: string }>;
+  readinessProbe?: { exec?: { command: string[] } };
 }
 
 interface PodSpec {
@@ -122,13 +123,28 @@ describe('every flag the chart passes exists in the CLI', () => {
           : [...node, join(repoRoot, 'deploy', 'images', 'download-model.ts')];
         const args = container.args ?? [];
         const key = JSON.stringify([command, args]);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        lines.push({
-          where: `${set.name}: ${object.kind} ${object.metadata.name}/${container.name}`,
-          command,
-          args,
-        });
+        if (!seen.has(key)) {
+          seen.add(key);
+          lines.push({
+            where: `${set.name}: ${object.kind} ${object.metadata.name}/${container.name}`,
+            command,
+            args,
+          });
+        }
+        // The workers' readiness probe is a script of the image too.
+        const probe = container.readinessProbe?.exec?.command ?? [];
+        if (
+          probe[0] === 'node' &&
+          probe[1] === '/app/deploy/images/worker-ready.ts' &&
+          !seen.has(JSON.stringify(probe))
+        ) {
+          seen.add(JSON.stringify(probe));
+          lines.push({
+            where: `${set.name}: ${object.kind} ${object.metadata.name}/${container.name} readiness probe`,
+            command: [...node, join(repoRoot, 'deploy', 'images', 'worker-ready.ts')],
+            args: probe.slice(2),
+          });
+        }
       }
     }
   }
@@ -136,7 +152,9 @@ describe('every flag the chart passes exists in the CLI', () => {
   test('the rendered command lines cover router, every worker role, the planner and the downloader', () => {
     const covered = new Set(
       lines.map((l) =>
-        l.command === tandem ? `${l.args[0]}${l.args[0] === 'worker' ? `:${l.args[2]}` : ''}` : 'download',
+        l.command === tandem
+          ? `${l.args[0]}${l.args[0] === 'worker' ? `:${l.args[2]}` : ''}`
+          : (l.command.at(-1)?.split('/').at(-1) ?? ''),
       ),
     );
     for (const expected of [
@@ -145,7 +163,8 @@ describe('every flag the chart passes exists in the CLI', () => {
       'worker:decode',
       'worker:unified',
       'planner',
-      'download',
+      'download-model.ts',
+      'worker-ready.ts',
     ]) {
       assert.ok(
         covered.has(expected),

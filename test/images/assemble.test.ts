@@ -2,7 +2,7 @@
 // what ships and nothing else, and run: a router and a CPU worker started from the trees (not
 // from the checkout) serve a completion through NATS and Redis.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,6 +61,7 @@ test('the trees hold production code only: no tests, no dev tools, addons only f
     assert.equal(tests.trim(), '', 'no test files');
     assert.ok(existsSync(join(tree, 'deploy', 'models', 'tandem-demo-code', 'model.safetensors')));
     assert.ok(existsSync(join(tree, 'deploy', 'images', 'download-model.ts')));
+    assert.ok(existsSync(join(tree, 'deploy', 'images', 'worker-ready.ts')));
   }
   assert.ok(!existsSync(join(routerTree, 'native', 'executor', 'build')), 'the router ships no addon');
   assert.ok(existsSync(join(workerTree, 'native', 'executor', 'build', 'Release', 'tandem_executor.node')));
@@ -90,7 +91,7 @@ function start(tree: string, args: string[], ready: RegExp): Promise<{ line: str
 
 test('a router and a CPU worker started from the trees serve a completion', async () => {
   const model = (tree: string) => join(tree, 'deploy', 'models', 'tandem-demo-code');
-  await start(
+  const worker = await start(
     workerTree,
     [
       'worker',
@@ -111,6 +112,7 @@ test('a router and a CPU worker started from the trees serve a completion', asyn
     ],
     /"event":"ready"/,
   );
+  const grpcPort = Number(/"port":(\d+)/.exec(worker.line)?.[1]);
   const { line } = await start(
     routerTree,
     ['router', '--model', model(routerTree), '--port', '0', '--nats', nats.url, '--redis', redis.url],
@@ -138,4 +140,28 @@ test('a router and a CPU worker started from the trees serve a completion', asyn
   assert.equal(response.status, 200, JSON.stringify(body));
   assert.equal(typeof body.choices?.[0]?.text, 'string');
   assert.ok((body.usage?.completion_tokens ?? 0) > 0);
+
+  // The pods' readiness probe, from the worker's tree: loaded and registered ...
+  const probe = (workerId: string) =>
+    spawnSync(
+      process.execPath,
+      [
+        join(workerTree, 'deploy', 'images', 'worker-ready.ts'),
+        '--port',
+        String(grpcPort),
+        '--redis',
+        redis.url,
+      ],
+      { encoding: 'utf8', env: { ...process.env, POD_NAME: workerId } },
+    );
+  assert.equal(probe('image-worker').status, 0, probe('image-worker').stderr);
+  const stranger = probe('another-worker');
+  assert.equal(stranger.status, 1);
+  assert.match(stranger.stderr, /another-worker is not registered/);
+  // ... and not ready once it drains: SIGTERM deletes its lease, then it exits.
+  worker.child.kill('SIGTERM');
+  await new Promise((resolve) => worker.child.once('exit', resolve));
+  const gone = probe('image-worker');
+  assert.equal(gone.status, 1);
+  assert.match(gone.stderr, /not ready/);
 });
