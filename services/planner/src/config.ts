@@ -53,8 +53,13 @@ export interface PlannerConfig {
   kvUsageHigh: number;
   /** Router admission wait p90 above which the busier pool grows, seconds. */
   queueLimitS: number;
-  /** A backlog of queued prefill tokens should clear within this many seconds. */
-  prefillBacklogDrainS: number;
+  /**
+   * Queued prefill tokens count as demand, to clear within this many seconds (null: not at all).
+   * A prompt queued on a prefill worker stays there (the router chose the worker), so a backlog
+   * says less about what new replicas will do than about the rate being underestimated during
+   * a ramp (the rate is a windowed average); in the bench, null lets bursts run away.
+   */
+  prefillBacklogDrainS: number | null;
   /**
    * SLO feedback grows a pool only once all its pods have been ready this long, so latency
    * measured over the signal window reflects the last step (load-based counts need no wait).
@@ -105,7 +110,6 @@ export function validatePlannerConfig(config: PlannerConfig): PlannerConfig {
     'ratioMin',
     'ratioMax',
     'prefillTokensPerReplicaS',
-    'prefillBacklogDrainS',
   ];
   for (const key of positive) {
     const value = config[key];
@@ -168,6 +172,9 @@ export function validatePlannerConfig(config: PlannerConfig): PlannerConfig {
     throw new ConfigError(
       `decodeBaseStepS must be > 0 and below 0.8 x the ITL SLO, got ${config.decodeBaseStepS}`,
     );
+  }
+  if (config.prefillBacklogDrainS !== null && !(config.prefillBacklogDrainS > 0)) {
+    throw new ConfigError(`prefillBacklogDrainS must be > 0 or null, got ${config.prefillBacklogDrainS}`);
   }
   if (config.kvTokensPerReplica !== null && !(config.kvTokensPerReplica > 0)) {
     throw new ConfigError(`kvTokensPerReplica must be > 0, got ${config.kvTokensPerReplica}`);

@@ -175,7 +175,7 @@ export class Planner {
       (signals.itlP90S === null || signals.itlP90S < c.downThreshold * c.sloItlS) &&
       (signals.kvUsageMax ?? 0) <= c.kvUsageTarget &&
       (signals.decodeRequestsWaiting ?? 0) === 0 &&
-      decodeUp.every((x) => x.reason === 'decode_load' || x.reason === 'kv_usage');
+      decodeUp.every((x) => x.reason === 'decode_load' || x.reason === 'kv_load');
 
     const prefillTarget = this.#target('prefill', nowS, p, highest(prefillUp), prefillLoad, prefillCalm);
     const decodeTarget = this.#target(
@@ -223,12 +223,13 @@ export class Planner {
     }
   }
 
-  /** Replicas the prefill demand (rate plus backlog to clear) needs, or null without data. */
+  /** Replicas the prefill demand (rate, plus the backlog when configured) needs, or null without data. */
   #prefillLoadReplicas(signals: ClusterSignals): number | null {
     const c = this.config;
-    if (signals.prefillTokensPerS === null && signals.queuedPrefillTokens === null) return null;
-    const demand =
-      (signals.prefillTokensPerS ?? 0) + (signals.queuedPrefillTokens ?? 0) / c.prefillBacklogDrainS;
+    if (signals.prefillTokensPerS === null) return null;
+    const backlog =
+      c.prefillBacklogDrainS === null ? 0 : (signals.queuedPrefillTokens ?? 0) / c.prefillBacklogDrainS;
+    const demand = signals.prefillTokensPerS + backlog;
     return Math.ceil(demand / (c.prefillTokensPerReplicaS * c.targetUtilization));
   }
 
@@ -243,10 +244,13 @@ export class Planner {
       });
     }
     if (signals.kvUsageSum !== null) {
-      candidates.push({
-        replicas: Math.ceil(signals.kvUsageSum / c.kvUsageTarget - 1e-9),
-        reason: 'kv_usage',
-      });
+      // The pages in use, plus what waiting requests would take (as much as a running one,
+      // counting at most as many as run), over the target occupancy. Measured on the pods that
+      // serve, it is a count, not a step: at most about twice the ready pool.
+      const running = signals.decodeRequestsRunning ?? 0;
+      const waiting = signals.decodeRequestsWaiting ?? 0;
+      const need = signals.kvUsageSum * (running > 0 ? 1 + Math.min(1, waiting / running) : 1);
+      candidates.push({ replicas: Math.ceil(need / c.kvUsageTarget - 1e-9), reason: 'kv_load' });
     }
     return highest(candidates);
   }
@@ -374,7 +378,10 @@ export class Planner {
       // Load-based counts are absolute (the demand over a replica's capacity): they may grow a
       // pool at any tick. Steps (SLO feedback, occupancy) wait out the cooldown.
       const absolute =
-        target.reason === 'prefill_load' || target.reason === 'decode_load' || target.reason === 'ratio';
+        target.reason === 'prefill_load' ||
+        target.reason === 'decode_load' ||
+        target.reason === 'kv_load' ||
+        target.reason === 'ratio';
       if (!forced && !absolute && sinceScale < c.upCooldownS) return decision(from, 'cooldown');
       return decision(target.replicas, target.reason);
     }

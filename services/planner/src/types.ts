@@ -77,7 +77,8 @@ export type DecisionReason =
   | 'prefill_load' // prefill demand (rate + backlog) needs more replicas
   | 'itl_slo' // ITL p90 above the up threshold
   | 'decode_load' // decode token rate needs more replicas
-  | 'kv_usage' // decode KV occupancy above target
+  | 'kv_load' // decode KV in use (and wanted by waiting requests) over the target occupancy
+  | 'kv_usage' // a decode worker's KV nearly full: a step
   | 'decode_waiting' // requests wait for decode slots (TTFT suffers on the decode side)
   | 'admission_queue' // the router queues requests: the busier pool grows
   | 'ratio' // raised to keep P:D inside its bounds

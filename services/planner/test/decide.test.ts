@@ -19,6 +19,7 @@ const config: PlannerConfig = {
   downStabilizationS: 100,
   settleS: 0,
   lookaheadS: 0,
+  prefillBacklogDrainS: 2,
 };
 
 function state(
@@ -92,13 +93,26 @@ test('ITL over the threshold grows decode; the up cooldown holds the next tick',
 test('KV occupancy sizes decode: the pool sum over the target, or a step when one worker is nearly full', () => {
   const planner = new Planner(config);
   const out = planner.decide(0, signals({ ...calm, kvUsageSum: 2.9, kvUsageMax: 0.75 }), state(1, 3));
-  assert.deepEqual([out.decode.to, out.decode.reason], [5, 'kv_usage']); // 2.9 / 0.7 -> 5
+  assert.deepEqual([out.decode.to, out.decode.reason], [5, 'kv_load']); // 2.9 / 0.7 -> 5
   const full = new Planner(config).decide(
     0,
     signals({ ...calm, kvUsageSum: 1.2, kvUsageMax: 0.95 }),
     state(1, 3),
   );
   assert.deepEqual([full.decode.to, full.decode.reason], [4, 'kv_usage']);
+  // Waiting requests want pages too: 2.0 in use by 40 running, 20 waiting -> 3.0 / 0.7 -> 5
+  const waiting = new Planner(config).decide(
+    0,
+    signals({
+      ...calm,
+      kvUsageSum: 2.0,
+      kvUsageMax: 0.7,
+      decodeRequestsRunning: 40,
+      decodeRequestsWaiting: 20,
+    }),
+    state(1, 3),
+  );
+  assert.deepEqual([waiting.decode.to, waiting.decode.reason], [5, 'kv_load']);
 });
 
 test('the P:D ratio raises the lagging pool, and the cluster ceiling splits the GPUs by proportion', () => {
