@@ -306,6 +306,9 @@ export function benchPlannerConfig(measured: Measured): PlannerConfig {
     lookaheadS: 45,
     downStabilizationS: 90,
     downCooldownS: 30,
+    // Back from a burst in a few steps: up to half the pool per step (the library's default is a
+    // quarter).
+    maxDownFraction: 0.5,
   };
 }
 

@@ -72,6 +72,8 @@ export interface PlannerConfig {
   downStabilizationS: number;
   /** Replicas removed per scale-down at least (a quarter of the pool when more; each step drains before the next). */
   maxDownStep: number;
+  /** ... or this fraction of the pool when that is more (0.25: a quarter). */
+  maxDownFraction: number;
 }
 
 export const defaultPlannerConfig: PlannerConfig = {
@@ -100,6 +102,7 @@ export const defaultPlannerConfig: PlannerConfig = {
   downCooldownS: 60,
   downStabilizationS: 120,
   maxDownStep: 1,
+  maxDownFraction: 0.25,
 };
 
 /** Throws a ConfigError naming the first bad field. */
@@ -178,6 +181,9 @@ export function validatePlannerConfig(config: PlannerConfig): PlannerConfig {
   }
   if (config.kvTokensPerReplica !== null && !(config.kvTokensPerReplica > 0)) {
     throw new ConfigError(`kvTokensPerReplica must be > 0, got ${config.kvTokensPerReplica}`);
+  }
+  if (!(config.maxDownFraction >= 0 && config.maxDownFraction < 1)) {
+    throw new ConfigError(`maxDownFraction must be in [0, 1), got ${config.maxDownFraction}`);
   }
   if (!Number.isInteger(config.maxDownStep) || config.maxDownStep < 1) {
     throw new ConfigError(`maxDownStep must be an integer >= 1, got ${config.maxDownStep}`);

@@ -323,8 +323,8 @@ export class Planner {
     const stable = Math.max(...memory.recommendations.map((r) => r.replicas));
     if (stable < current) {
       if (!windowFull) return { replicas: current, reason: 'stabilizing' };
-      // A quarter of the pool per step (at least maxDownStep), each drained before the next.
-      const step = Math.max(this.config.maxDownStep, Math.floor(current / 4));
+      // A fraction of the pool per step (at least maxDownStep), each drained before the next.
+      const step = Math.max(this.config.maxDownStep, Math.floor(current * this.config.maxDownFraction));
       return { replicas: Math.max(stable, current - step), reason: 'idle' };
     }
     return { replicas: current, reason: load === null && up === null ? 'no_signal' : 'steady' };
