@@ -32,9 +32,8 @@ copy() { # folder relative to src, copied without tests
   mkdir -p "$out/$1"
   (cd "$src/$1" && tar --exclude='*.test.ts' --exclude='./test' --exclude='node_modules' -cf - .) | (cd "$out/$1" && tar -xf -)
 }
-for dir in proto/gen proto/src services/common/src services/runtime/src services/router/src services/planner/src \
-  services/decode/src services/prefill/src services/cli/src services/cli/bin native/executor/src \
-  native/kvtransfer/src bench/src; do
+# Every workspace package's sources (the CLI imports them all, directly or not).
+for dir in $(cd "$src" && echo proto/gen proto/src services/*/src services/cli/bin native/*/src bench/src); do
   copy "$dir"
 done
 
@@ -51,9 +50,11 @@ if [ "$variant" != router ]; then
   done
 fi
 if [ "$variant" = worker ]; then
-  cuda=native/executor/build/Release/tandem_executor_cuda.node
-  [ -f "$src/$cuda" ] || { echo "assemble.sh: $cuda is not built (TANDEM_WITH_CUDA=ON)" >&2; exit 1; }
-  cp "$src/$cuda" "$out/$cuda"
+  for cuda in native/executor/build/Release/tandem_executor_cuda.node native/kvtransfer/build-cuda/Release/kvtransfer_cuda.node; do
+    [ -f "$src/$cuda" ] || { echo "assemble.sh: $cuda is not built (the CUDA builds)" >&2; exit 1; }
+    mkdir -p "$out/$(dirname "$cuda")"
+    cp "$src/$cuda" "$out/$cuda"
+  done
 fi
 
 # The hub downloader of the chart's init container, the workers' readiness probe, and the demo

@@ -23,16 +23,17 @@ let api: FakeKubeApi;
 let planner: ChildProcess | null = null;
 
 before(async () => {
-  // 50k uncached prompt tokens/s and 6k completion tokens/s, decode KV nearly full.
+  // 45k uncached prompt tokens/s and 5k completion tokens/s, decode KV nearly full (mid-way
+  // between replica counts, so Prometheus' rate extrapolation cannot tip the rounding).
   exporter = createServer((_request, response) => {
     const elapsed = Date.now() / 1000 - startedS;
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     response.end(
       [
         '# TYPE tandem_router_prompt_tokens_total counter',
-        `tandem_router_prompt_tokens_total ${50_000 * elapsed}`,
+        `tandem_router_prompt_tokens_total ${45_000 * elapsed}`,
         '# TYPE tandem_router_completion_tokens_total counter',
-        `tandem_router_completion_tokens_total ${6_000 * elapsed}`,
+        `tandem_router_completion_tokens_total ${5_000 * elapsed}`,
         '# TYPE tandem_worker_kv_usage_ratio gauge',
         'tandem_worker_kv_usage_ratio{worker="d-0",role="decode",model="m"} 0.8',
         '# TYPE tandem_worker_requests_running gauge',
@@ -92,7 +93,7 @@ test('tandem planner scales both Deployments from Prometheus signals and says wh
     log += chunk.toString();
   });
   const deadline = Date.now() + 30_000;
-  // 50k / 10k -> 5 prefill; 6k / 2k -> 3 decode (KV: 0.8 / 0.7 -> 2)
+  // 45k / 10k -> 5 prefill; 5k / 2k -> 3 decode (KV: 0.8 / 0.7 -> 2)
   while (api.spec('llm', 'tandem-prefill') !== 5 || api.spec('llm', 'tandem-decode') !== 3) {
     assert.ok(Date.now() < deadline, `no scale-up in 30 s:\n${log}`);
     await new Promise((r) => setTimeout(r, 200));
