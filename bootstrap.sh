@@ -49,6 +49,9 @@ command -v prometheus >/dev/null 2>&1 || servers+=(prometheus)
 if [ ${#servers[@]} -gt 0 ]; then
   apt_install "${servers[@]}" || log "without ${servers[*]}, the tests cannot run; tandem up needs NATS_URL / REDIS_URL (and prometheus for --observe)"
 fi
+# Prometheus: the planner's tests run its PromQL on a real one (tandem itself does not need it).
+command -v prometheus >/dev/null 2>&1 || apt_install --no-install-recommends prometheus ||
+  log "without prometheus, the planner's Prometheus test cannot run"
 
 # 2. Node 24: the system's when new enough, else the pinned build from the npm registry.
 system_major=0

@@ -70,7 +70,7 @@ const lines = [
 const targets: string[] = [];
 for (const model of ['1b', '8b']) {
   const label = `llama-${model}`;
-  for (const workload of ['batch1', 'conc64', 'sharegpt']) {
+  for (const workload of ['batch1', 'conc64', 'sharegpt', 'ttft2k_unified', 'ttft2k_pd']) {
     const path = join(outDir, `${label}_${workload}.json`);
     if (!existsSync(path)) continue;
     const { summary } = JSON.parse(readFileSync(path, 'utf8')) as Result;
@@ -94,5 +94,19 @@ for (const model of ['1b', '8b']) {
     }
   }
 }
-lines.push('', 'Targets (issue 12):', ...targets);
+for (const model of ['1b', '8b']) {
+  const read = (layout: string): Result | null => {
+    const path = join(outDir, `llama-${model}_ttft2k_${layout}.json`);
+    return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Result) : null;
+  };
+  const unified = read('unified');
+  const pd = read('pd');
+  if (unified?.summary.ttftMs && pd?.summary.ttftMs) {
+    const added = pd.summary.ttftMs.p50 - unified.summary.ttftMs.p50;
+    targets.push(
+      `- llama-${model} 2k-token prompt TTFT p50: unified ${unified.summary.ttftMs.p50.toFixed(2)} ms, PD ${pd.summary.ttftMs.p50.toFixed(2)} ms: disaggregation adds ${added.toFixed(2)} ms (issue 13 target for 8B over CUDA IPC: <= 2 ms): ${added <= 2 ? 'met' : 'not met'}`,
+    );
+  }
+}
+lines.push('', 'Targets (issues 12 and 13):', ...targets);
 console.log(lines.join('\n'));

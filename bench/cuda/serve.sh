@@ -6,8 +6,10 @@
 # through the router; measures the ceilings (HBM copy bandwidth, bf16 GEMM rate) in the same run.
 #
 #   here:  bench/cuda/carry.sh                 # .carry/: node, runtime node_modules, nats/redis
-#   there: OUT=$OUT bench/cuda/serve.sh [1b] [8b] [layout=unified|pd] [quick]
-#          (device tool, carry [".carry"]; default: 1b 8b, unified)
+#   there: OUT=$OUT bench/cuda/serve.sh [1b] [8b] [pd=1b|8b] [quick]
+#          (device tool, carry [".carry"]; default: 1b 8b, each unified; pd=8b also brings that
+#          model up disaggregated (1 prefill + 1 decode worker on the one GPU, KV over cuda_ipc) and
+#          times 2k-token prompts one at a time in both layouts: the TTFT disaggregation adds)
 #
 # Writes under $OUT: device.txt, ceilings.json, <model>_<workload>.json (tandem bench results),
 # <model>_<workload>_device.json (GPU busy / idle during the workload, from the workers' Info),
@@ -20,12 +22,12 @@ RESULT_DIR=${OUT:-/tmp/tandem-serve-out}
 OUT=/tmp/tandem-serve-logs
 mkdir -p "$OUT" "$RESULT_DIR"
 models=()
-layout=unified
+pdModels=()
 quick=0
 for arg in "$@"; do
   case $arg in
     1b | 8b) models+=("$arg") ;;
-    layout=*) layout=${arg#layout=} ;;
+    pd=*) pdModels+=("${arg#pd=}") ;;
     quick) quick=1 ;;
     *) echo "serve.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
@@ -61,29 +63,40 @@ PY
 tandem() { services/cli/bin/tandem "$@"; }
 
 # One model: the stack up, each workload through the router, the stack down.
-serve() { # label dir
-  local label=$1 dir=$2 port=8000
+serve() { # label dir layout
+  local label=$1 dir=$2 layout=$3 port=8000
   local upArgs=(--device cuda --model "$dir" --port "$port" --log-level warn)
   if [ "$layout" = pd ]; then upArgs+=(--prefill 1 --decode 1); else upArgs+=(--unified 1); fi
   upArgs+=(--worker-arg=--max-running=512 --worker-arg=--max-batch-tokens=8192 --router-arg=--max-concurrent=1024)
   log "up $label ($layout)"
-  tandem up "${upArgs[@]}" >"$OUT/up_$label.log" 2>&1 &
+  # Workers log at info in the PD layout: which transport carried the KV, and why.
+  [ "$layout" = pd ] && upArgs+=(--worker-arg=--log-level=info)
+  local upLog="$OUT/up_${label}_$layout.log"
+  tandem up "${upArgs[@]}" >"$upLog" 2>&1 &
   local up=$!
   for _ in $(seq 600); do
-    grep -q "tandem is up" "$OUT/up_$label.log" && break
+    grep -q "tandem is up" "$upLog" && break
     kill -0 $up 2>/dev/null || break
     sleep 1
   done
-  grep "tandem is up" "$OUT/up_$label.log" || { echo "up failed"; tail -30 "$OUT/up_$label.log"; status=1; return; }
+  grep "tandem is up" "$upLog" || { echo "up failed"; tail -30 "$upLog"; status=1; return; }
   local common=(--base-url "http://127.0.0.1:$port" --ignore-eos --vocab-size 128000 --seed 0 --warmup-requests 2)
   local n1=16 n64=256 nshare=1000
   [ $quick = 1 ] && n1=4 n64=64 nshare=200
-  workload "$label" batch1 "${common[@]}" --workload random --input-len 512 --output-len 128 --range-ratio 1 \
-    --num-prompts $n1 --max-concurrency 1 --request-rate inf
-  workload "$label" conc64 "${common[@]}" --workload random --input-len 1024 --output-len 256 --range-ratio 1 \
-    --num-prompts $n64 --max-concurrency 64 --request-rate inf
-  workload "$label" sharegpt "${common[@]}" --workload sharegpt-like --num-prompts $nshare --request-rate inf \
-    --plot-dir "$OUT/plots_$label"
+  if [ "$layout" = pd ] || [[ " ${pdModels[*]} " == *" ${label#llama-} "* ]]; then
+    workload "$label" "ttft2k_$layout" "${common[@]}" --workload random --input-len 2048 --output-len 8 --range-ratio 1 \
+      --num-prompts 16 --max-concurrency 1 --request-rate inf
+  fi
+  if [ "$layout" = unified ]; then
+    workload "$label" batch1 "${common[@]}" --workload random --input-len 512 --output-len 128 --range-ratio 1 \
+      --num-prompts $n1 --max-concurrency 1 --request-rate inf
+    workload "$label" conc64 "${common[@]}" --workload random --input-len 1024 --output-len 256 --range-ratio 1 \
+      --num-prompts $n64 --max-concurrency 64 --request-rate inf
+    workload "$label" sharegpt "${common[@]}" --workload sharegpt-like --num-prompts $nshare --request-rate inf \
+      --plot-dir "$OUT/plots_$label"
+  else
+    grep -E '"remote prefill done"|over TCP from a GPU pool|kv sender connected' "$upLog" | tail -3
+  fi
   kill -INT $up
   wait $up
 }
@@ -108,7 +121,8 @@ for model in "${models[@]}"; do
     python3 bench/cuda/make_checkpoint.py --shape "$model" --init neox --out "$dir" 2>&1 | tail -1
     python3 bench/cuda/make_tokenizer.py --out "$dir"
   fi
-  serve "llama-$model" "$dir"
+  serve "llama-$model" "$dir" unified
+  [[ " ${pdModels[*]} " == *" $model "* ]] && serve "llama-$model" "$dir" pd
 done
 
 log summary

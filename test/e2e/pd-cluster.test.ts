@@ -140,7 +140,7 @@ describe('PD cluster through the router', () => {
   for (const model of models) {
     test(`${model.name}: PD == unified on text (completions) and chat cases, P ran each prompt`, async () => {
       const golden = JSON.parse(readFileSync(join(model.dir, 'golden.json'), 'utf8')) as Golden;
-      const { decode, unified } = workers.get(model.name)!;
+      const { decode, prefill, unified } = workers.get(model.name)!;
       const router = routers.get(model.name)!;
       const client = new OpenAI({ baseURL: `${router.url}/v1`, apiKey: 'unused', maxRetries: 0 });
       const info = await (async () => {
@@ -194,7 +194,16 @@ describe('PD cluster through the router', () => {
         const numPages =
           Math.ceil(record.numPromptTokens / layout.pageSize) - record.numCachedHere / layout.pageSize;
         assert.equal(record.bytes, numPages * layout.numLayers * 2 * Number(layout.pageBytes), 'bytes moved');
-        assert.equal(record.transport, expectedKvTransport(), 'the transport that carried the KV');
+        // The prefill worker logs each connection's transport and why (a GPU pool on TCP warns).
+        const senderLines = prefill
+          .output()
+          .split('\n')
+          .filter((line) => line.includes('kv sender connected') || line.includes('over TCP'));
+        assert.equal(
+          record.transport,
+          expectedKvTransport(),
+          `the transport that carried the KV; the prefill worker said:\n${senderLines.join('\n')}`,
+        );
       }
     });
   }

@@ -6,6 +6,7 @@ const commands: Record<string, string> = {
   score: 'print log p(ids[i+1] | ids[0..i]) for a sequence of ids',
   worker: 'start a worker (--role unified|prefill|decode)',
   router: 'start the OpenAI-compatible router',
+  planner: 'scale the prefill and decode Deployments of a Kubernetes cluster',
   up: 'bring up NATS, Redis, the router and workers on this machine',
   bench: 'load-generate against an OpenAI-compatible endpoint, compare results',
 };

@@ -1,5 +1,7 @@
 // One kvtransfer sender per decode worker endpoint, connected (with the layout handshake) on
-// first use and dropped when it breaks, so the next prefill reconnects.
+// first use and dropped when it breaks, so the next prefill reconnects. Each connection says which
+// transport it got and why; a GPU pool that ends up on TCP is a warning (never a silent fallback).
+import type { Logger } from '@tandem/common';
 import { KvSender, type KvSpec, type MemoryRegion } from '@tandem/kvtransfer';
 
 export class KvSenderPool {
@@ -7,11 +9,13 @@ export class KvSenderPool {
   private readonly region: MemoryRegion;
   private readonly numStreams: number;
   private readonly senders = new Map<string, Promise<KvSender>>();
+  private readonly logger: Logger | null;
 
-  constructor(options: { spec: KvSpec; region: MemoryRegion; numStreams: number }) {
+  constructor(options: { spec: KvSpec; region: MemoryRegion; numStreams: number; logger?: Logger | null }) {
     this.spec = options.spec;
     this.region = options.region;
     this.numStreams = options.numStreams;
+    this.logger = options.logger ?? null;
   }
 
   get(host: string, port: number): Promise<KvSender> {
@@ -25,7 +29,21 @@ export class KvSenderPool {
         region: this.region,
         numStreams: this.numStreams,
       });
-      sender.catch(() => this.senders.delete(key));
+      sender.then(
+        (connected) => {
+          const fields = {
+            destination: key,
+            transport: connected.transport,
+            reason: connected.transportReason,
+          };
+          if (connected.transport === 'tcp' && this.region.device !== null) {
+            this.logger?.warn('KV to this decode worker goes over TCP from a GPU pool', fields);
+          } else {
+            this.logger?.info('kv sender connected', fields);
+          }
+        },
+        () => this.senders.delete(key),
+      );
       this.senders.set(key, sender);
     }
     return sender;

@@ -14,6 +14,7 @@ export const prefillRole: RoleFactory = async (context, options) => {
     spec: specFromLayout(modelName, engine.kvLayout),
     region: MemoryRegion.fromKvLayout(engine.kvLayout),
     numStreams: options.kvStreams,
+    logger: context.logger,
   });
   // KV goes only to the receivers decode workers announced (verified members, when required).
   const destinations = new KvDestinations({
