@@ -59,8 +59,8 @@ async function serve(
     },
     scheduler: {
       enablePrefixCache: !values['no-prefix-cache'],
-      maxBatchTokens: values['max-batch-tokens'],
-      maxRunningSequences: values['max-running'],
+      ...(values['max-batch-tokens'] === null ? {} : { maxBatchTokens: values['max-batch-tokens'] }),
+      ...(values['max-running'] === null ? {} : { maxRunningSequences: values['max-running'] }),
       maxPrefillChunkTokens: values['prefill-chunk'],
     },
   });

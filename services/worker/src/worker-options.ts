@@ -1,6 +1,6 @@
 // `tandem worker`'s options, declared once (common/options.ts): flags, environment, defaults.
 import { clusterSecurityOptions, defineOptions, logLevelOption } from '@tandem/common';
-import { defaultSchedulerOptions } from '@tandem/runtime';
+import { defaultSchedulerOptions, gpuSchedulerOptions } from '@tandem/runtime';
 import { defaultPresenceTimings } from './worker-host.ts';
 
 export const workerOptions = defineOptions('worker', '--role unified|prefill|decode --model DIR [options]', {
@@ -84,15 +84,15 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
   threads: { type: 'int', default: null, min: 1, doc: 'CPU threads (default all cores)' },
   'max-batch-tokens': {
     type: 'int',
-    default: defaultSchedulerOptions.maxBatchTokens,
+    default: null,
     min: 1,
-    doc: 'tokens per step (decode tokens + prefill chunks)',
+    doc: `tokens per step (decode tokens + prefill chunks; default ${defaultSchedulerOptions.maxBatchTokens} on CPU, ${gpuSchedulerOptions.maxBatchTokens} on CUDA)`,
   },
   'max-running': {
     type: 'int',
-    default: defaultSchedulerOptions.maxRunningSequences,
+    default: null,
     min: 1,
-    doc: 'sequences holding pages at once',
+    doc: `sequences holding pages at once (default ${defaultSchedulerOptions.maxRunningSequences} on CPU, ${gpuSchedulerOptions.maxRunningSequences} on CUDA)`,
   },
   'prefill-chunk': {
     type: 'int',
