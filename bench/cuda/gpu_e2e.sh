@@ -6,7 +6,9 @@
 # golden outputs through the router equal a unified worker's, KV over cuda_ipc, kill -9 of either
 # worker mid-transfer.
 #   here:  bench/cuda/carry.sh
-#   there: OUT=$OUT bench/cuda/gpu_e2e.sh [lab] [node] [kvt] [pd]    (default: all; device tool, carry [".carry"])
+#   there: OUT=$OUT bench/cuda/gpu_e2e.sh [lab] [node] [kvt] [pd] [constrained]
+#          (default: all; device tool, carry [".carry"]); constrained: the structured-output and
+#          tool-call tests with their workers on cuda:0
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -16,7 +18,7 @@ RESULT_DIR=${OUT:-/tmp/tandem-gpu-out}
 OUT=/tmp/tandem-gpu-logs
 mkdir -p "$OUT" "$RESULT_DIR"
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(lab node kvt pd)
+[ ${#stages[@]} -eq 0 ] && stages=(lab node kvt pd constrained)
 want() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 log() { echo "== $* ($(date -u +%H:%M:%S))"; }
 status=0
@@ -48,6 +50,13 @@ if want pd; then
   TANDEM_TEST_DEVICE=cuda:0 timeout 180 node --disable-warning=ExperimentalWarning --test --test-concurrency=1 \
     --test-reporter=spec test/e2e/pd-cluster.test.ts test/e2e/pd-workers.test.ts >"$OUT/pd_tests.txt" 2>&1 || status=1
   grep -E "^(✔|✖)|^ℹ (tests|pass|fail)" "$OUT/pd_tests.txt" | tail -30
+fi
+if want constrained; then
+  log "structured outputs and tool calls with their workers on cuda:0 (the token mask on the GPU)"
+  TANDEM_TEST_DEVICE=cuda:0 timeout 150 node --disable-warning=ExperimentalWarning --test --test-concurrency=1 \
+    --test-reporter=spec test/e2e/structured-outputs.test.ts test/e2e/tool-calls.test.ts \
+    test/e2e/pd-constraint.test.ts >"$OUT/constrained_tests.txt" 2>&1 || status=1
+  grep -E "^(✔|✖)|^ℹ (tests|pass|fail)" "$OUT/constrained_tests.txt" | tail -30
 fi
 log "done status=$status"
 pack
