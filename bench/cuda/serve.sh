@@ -21,6 +21,9 @@ cd "$ROOT"
 RESULT_DIR=${OUT:-/tmp/tandem-serve-out}
 OUT=/tmp/tandem-serve-logs
 mkdir -p "$OUT" "$RESULT_DIR"
+# Packed after every workload, so a run cut off at the device tool's limit still brings back
+# what it measured.
+pack() { tar -czf "$RESULT_DIR/serve.tgz" -C "$OUT" . 2>/dev/null; }
 models=()
 pdModels=()
 quick=0
@@ -112,6 +115,7 @@ workload() { # label name bench-args...
   after=$("$BIN/node" --disable-warning=ExperimentalWarning bench/cuda/device-time.ts http://127.0.0.1:8000)
   echo "{\"before\": $before, \"after\": $after}" >"$OUT/${label}_${name}_device.json"
   grep -E "output token throughput|TPOT|Output" "$OUT/${label}_$name.txt" | head -4
+  pack
 }
 
 for model in "${models[@]}"; do
@@ -128,6 +132,6 @@ done
 log summary
 "$BIN/node" --disable-warning=ExperimentalWarning bench/cuda/serve-summary.ts "$OUT" | tee "$OUT/summary.md"
 cp "$OUT/summary.md" "$RESULT_DIR/" 2>/dev/null
-tar -czf "$RESULT_DIR/serve.tgz" -C "$OUT" .
+pack
 log "done status=$status"
 exit $status
