@@ -39,7 +39,8 @@ before(async () => {
       replicas,
       labels: { app: 'tandem', component },
       readyAfterMs: 30,
-      drainMs: 300,
+      // Long enough that a loaded machine cannot miss the draining pod between two polls.
+      drainMs: 5_000,
     });
   }
   const kubeConfig = new KubeConfig();
