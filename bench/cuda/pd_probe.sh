@@ -19,7 +19,7 @@ python3 bench/cuda/make_checkpoint.py --shape "$shape" --init neox --out "$dir" 
 python3 bench/cuda/make_tokenizer.py --out "$dir" >>"$OUT/checkpoint.txt" 2>&1
 stamp "up"
 services/cli/bin/tandem up --device cuda --model "$dir" --port 8000 --prefill 1 --decode 1 \
-  --worker-arg=--log-level=info --worker-arg=--disagg-threshold=0 >"$OUT/up.log" 2>&1 &
+  --worker-arg=--log-level=info --disagg-threshold 0 >"$OUT/up.log" 2>&1 &
 up=$!
 for _ in $(seq 240); do
   grep -q "tandem is up" "$OUT/up.log" && break
