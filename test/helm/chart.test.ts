@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { parseAllDocuments } from 'yaml';
 import { chartDir, helm, repoRoot } from './helm.ts';
 import { type KubeObject, validateObject } from './kube-validate.ts';
+import { find, mainContainer, podSpecOf, render } from './render.ts';
 
 const valuesFiles = readdirSync(join(chartDir, 'ci'))
   .filter((f) => f.endsWith('.yaml'))
@@ -18,48 +18,6 @@ const valueSets: Array<{ name: string; args: string[] }> = [
   { name: 'defaults', args: [] },
   ...valuesFiles.map((f) => ({ name: f, args: ['-f', join(chartDir, 'ci', f)] })),
 ];
-
-function render(args: string[]): KubeObject[] {
-  const run = helm(['template', 'tandem', chartDir, '--namespace', 'llm', ...args]);
-  assert.equal(run.status, 0, run.stderr);
-  return parseAllDocuments(run.stdout)
-    .map((doc) => doc.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
-}
-
-interface Container {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env?: Array<{ name: string }>;
-  readinessProbe?: { exec?: { command: string[] } };
-}
-
-interface PodSpec {
-  containers: Container[];
-  initContainers?: Container[];
-  terminationGracePeriodSeconds?: number;
-  serviceAccountName?: string;
-}
-
-function podSpecOf(object: KubeObject): PodSpec | null {
-  if (object.kind === 'Pod') return object.spec as PodSpec;
-  const template = (object.spec as { template?: { spec: PodSpec } } | undefined)?.template;
-  return template?.spec ?? null;
-}
-
-function find(objects: KubeObject[], kind: string, name: string): KubeObject {
-  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
-  assert.ok(found, `${kind} ${name} is rendered`);
-  return found;
-}
-
-function mainContainer(objects: KubeObject[], deployment: string): Container {
-  const container = podSpecOf(find(objects, 'Deployment', deployment))?.containers[0];
-  assert.ok(container, `${deployment} has a container`);
-  return container;
-}
 
 describe('helm lint --strict', () => {
   for (const set of valueSets) {
@@ -289,19 +247,6 @@ describe('what the objects say', () => {
       'tandem-planner',
     );
     assert.ok(!objects.some((o) => o.kind === 'ClusterRole'), 'no cluster-wide rights');
-  });
-
-  test('monitoring: ServiceMonitor, PrometheusRule and a dashboard ConfigMap for the Grafana sidecar', () => {
-    const objects = render(['-f', join(chartDir, 'ci', 'pd-2p-6d.yaml')]);
-    find(objects, 'ServiceMonitor', 'tandem');
-    const rule = find(objects, 'PrometheusRule', 'tandem');
-    assert.match(JSON.stringify(rule), /tandem_router_time_to_first_token_seconds_bucket/);
-    const dashboard = find(objects, 'ConfigMap', 'tandem-dashboard-tandem');
-    assert.equal(dashboard.metadata.labels?.grafana_dashboard, '1');
-    const json = JSON.parse(
-      (dashboard as KubeObject & { data: Record<string, string> }).data['tandem.json'] ?? '',
-    );
-    assert.ok(json.panels.length >= 8);
   });
 
   test('external NATS and Redis: no NATS or Redis objects, their URLs in every command line', () => {
