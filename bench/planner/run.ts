@@ -119,7 +119,7 @@ export async function runPlanner(
     await loop.tick(nowS);
   });
   const decisions: Record<string, number> = {};
-  for (const [labels, count] of metrics.decisions.values)
+  for (const [labels, count] of metrics.decisionCounts())
     if (!labels.includes('"hold"')) decisions[labels] = count;
   return { result, decisions };
 }

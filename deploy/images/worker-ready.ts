@@ -2,15 +2,16 @@
 // loaded (the gRPC port accepts connections: the worker binds it after loading the checkpoint)
 // and the worker is registered (its Redis lease, which the announcer renews every heartbeat and
 // deletes when the worker starts draining, exists). No dependencies, so it starts in ~50 ms.
-//   node deploy/images/worker-ready.ts --port 50051 --redis redis://host:6379 [--worker-id ID]
-// The worker id defaults to $POD_NAME (the chart's --worker-id). Exit 0: ready; 1: not (why on
+//   node deploy/images/worker-ready.ts --port 50051 [--redis redis://host:6379] [--worker-id ID]
+// The worker id defaults to $POD_NAME (the chart's --worker-id), the Redis URL to $REDIS_URL (the
+// worker's own, which may carry credentials from a Secret). Exit 0: ready; 1: not (why on
 // stderr); 2: bad flags.
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 
-const usage = `usage: node deploy/images/worker-ready.ts --port N --redis URL [--worker-id ID] [--timeout-ms 2000]
+const usage = `usage: node deploy/images/worker-ready.ts --port N [--redis URL] [--worker-id ID] [--timeout-ms 2000]
   ready = 127.0.0.1:PORT accepts a connection and the Redis key tandem:worker:<ID> exists
-  --worker-id defaults to $POD_NAME
+  --redis defaults to $REDIS_URL, --worker-id to $POD_NAME
 `;
 
 /** Must match redisKeys.workerLease in services/common/src/subjects.ts. */
@@ -89,10 +90,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const workerId = values['worker-id'] ?? env.POD_NAME;
+  const redisUrl = values.redis ?? (env.REDIS_URL || undefined);
   const port = Number(values.port);
-  if (values.redis === undefined || workerId === undefined || !Number.isInteger(port) || port <= 0) {
+  if (redisUrl === undefined || workerId === undefined || !Number.isInteger(port) || port <= 0) {
     process.stderr.write(
-      `worker-ready: --port, --redis and --worker-id (or $POD_NAME) are required\n${usage}`,
+      `worker-ready: --port, --redis (or $REDIS_URL) and --worker-id (or $POD_NAME) are required\n${usage}`,
     );
     return 2;
   }
@@ -106,7 +108,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 1;
   }
   try {
-    if ((await redisExists(values.redis, leaseKey(workerId), timeoutMs)) !== 1) {
+    if ((await redisExists(redisUrl, leaseKey(workerId), timeoutMs)) !== 1) {
       process.stderr.write(
         `not ready: ${workerId} is not registered (no lease ${leaseKey(workerId)}; starting or draining)\n`,
       );

@@ -167,6 +167,9 @@ describe('API keys with limits shared by two router replicas', () => {
     assert.equal((await fetch(`${url}/health`)).status, 200);
     assert.equal((await fetch(`${url}/metrics`)).status, 401);
     assert.equal((await fetch(`${url}/debug/routing/x`)).status, 401);
+    // The process list (every worker's address) and its Prometheus form too.
+    assert.equal((await fetch(`${url}/debug`)).status, 401);
+    assert.equal((await fetch(`${url}/debug/targets`)).status, 401);
     const clientKey = { authorization: 'Bearer sk-free' };
     assert.equal(
       (await fetch(`${url}/metrics`, { headers: clientKey })).status,
@@ -178,6 +181,7 @@ describe('API keys with limits shared by two router replicas', () => {
     assert.equal(metrics.status, 200);
     assert.match(await metrics.text(), /tandem_router_requests_total/);
     assert.equal((await fetch(`${url}/debug/routing/none`, { headers: admin })).status, 404);
+    assert.equal((await fetch(`${url}/debug`, { headers: admin })).status, 200);
   });
 });
 

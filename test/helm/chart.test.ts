@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { parseAllDocuments } from 'yaml';
 import { chartDir, helm, repoRoot } from './helm.ts';
 import { type KubeObject, validateObject } from './kube-validate.ts';
+import { type Container, find, mainContainer, podSpecOf, render } from './render.ts';
 
 const valuesFiles = readdirSync(join(chartDir, 'ci'))
   .filter((f) => f.endsWith('.yaml'))
@@ -18,48 +18,6 @@ const valueSets: Array<{ name: string; args: string[] }> = [
   { name: 'defaults', args: [] },
   ...valuesFiles.map((f) => ({ name: f, args: ['-f', join(chartDir, 'ci', f)] })),
 ];
-
-function render(args: string[]): KubeObject[] {
-  const run = helm(['template', 'tandem', chartDir, '--namespace', 'llm', ...args]);
-  assert.equal(run.status, 0, run.stderr);
-  return parseAllDocuments(run.stdout)
-    .map((doc) => doc.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
-}
-
-interface Container {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env?: Array<{ name: string }>;
-  readinessProbe?: { exec?: { command: string[] } };
-}
-
-interface PodSpec {
-  containers: Container[];
-  initContainers?: Container[];
-  terminationGracePeriodSeconds?: number;
-  serviceAccountName?: string;
-}
-
-function podSpecOf(object: KubeObject): PodSpec | null {
-  if (object.kind === 'Pod') return object.spec as PodSpec;
-  const template = (object.spec as { template?: { spec: PodSpec } } | undefined)?.template;
-  return template?.spec ?? null;
-}
-
-function find(objects: KubeObject[], kind: string, name: string): KubeObject {
-  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
-  assert.ok(found, `${kind} ${name} is rendered`);
-  return found;
-}
-
-function mainContainer(objects: KubeObject[], deployment: string): Container {
-  const container = podSpecOf(find(objects, 'Deployment', deployment))?.containers[0];
-  assert.ok(container, `${deployment} has a container`);
-  return container;
-}
 
 describe('helm lint --strict', () => {
   for (const set of valueSets) {
@@ -93,22 +51,62 @@ describe('every rendered object validates against the Kubernetes OpenAPI schemas
   });
 });
 
-describe('every flag the chart passes exists in the CLI', () => {
-  /** Runs the real command parser on the rendered arguments; --help stops it after parsing. */
-  function parses(command: string[], args: string[]): { status: number; output: string } {
-    const resolved = args.map((a) => a.replace(/\$\((POD_NAME|POD_IP|POD_NAMESPACE|NODE_NAME)\)/g, 'x'));
-    const result = spawnSync(command[0] ?? '', [...command.slice(1), ...resolved, '--help'], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+describe('every flag and environment variable the chart passes exists in the CLI', () => {
+  /** $(VAR) as Kubernetes expands it from the container's earlier variables (secrets: a stand-in). */
+  function expand(text: string, env: Record<string, string>): string {
+    return text.replace(/\$\(([A-Z_][A-Z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
+  }
+
+  /** The container's environment as the process sees it: field refs and secrets as stand-ins. */
+  function containerEnv(container: Container): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const variable of container.env ?? []) {
+      const standIn = variable.valueFrom?.fieldRef !== undefined ? 'x' : 'secret';
+      env[variable.name] = variable.value === undefined ? standIn : expand(variable.value, env);
+    }
+    return env;
+  }
+
+  /**
+   * Runs the real command parser on the rendered arguments and environment; --help stops it after
+   * parsing (which checks every value, from flags and from the environment).
+   */
+  function parses(
+    command: string[],
+    args: string[],
+    env: Record<string, string>,
+  ): { status: number; output: string } {
+    const result = spawnSync(
+      command[0] ?? '',
+      [...command.slice(1), ...args.map((a) => expand(a, env)), '--help'],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      },
+    );
     return { status: result.status ?? -1, output: `${result.stdout}${result.stderr}` };
+  }
+
+  /**
+   * Variables nothing reads: neither the command (its usage names every variable it reads, as
+   * [$NAME]) nor Kubernetes' $(NAME) expansion in the arguments or a later variable.
+   */
+  function unread(container: Container, usage: string): string[] {
+    const referenced = JSON.stringify([
+      container.args ?? [],
+      (container.env ?? []).map((e) => e.value ?? ''),
+    ]);
+    return (container.env ?? [])
+      .map((e) => e.name)
+      .filter((name) => !new RegExp(`\\$${name}\\b`).test(usage) && !referenced.includes(`$(${name})`));
   }
 
   const tandem = [join(repoRoot, 'services', 'cli', 'bin', 'tandem')];
   const node = [process.execPath, '--disable-warning=ExperimentalWarning'];
   const seen = new Set<string>();
-  const lines: Array<{ where: string; command: string[]; args: string[] }> = [];
+  const lines: Array<{ where: string; command: string[]; args: string[]; container: Container }> = [];
   for (const set of valueSets) {
     for (const object of render(set.args)) {
       const pod = podSpecOf(object);
@@ -122,27 +120,29 @@ describe('every flag the chart passes exists in the CLI', () => {
           ? tandem
           : [...node, join(repoRoot, 'deploy', 'images', 'download-model.ts')];
         const args = container.args ?? [];
-        const key = JSON.stringify([command, args]);
+        const key = JSON.stringify([command, args, container.env]);
         if (!seen.has(key)) {
           seen.add(key);
           lines.push({
             where: `${set.name}: ${object.kind} ${object.metadata.name}/${container.name}`,
             command,
             args,
+            container,
           });
         }
-        // The workers' readiness probe is a script of the image too.
+        // The workers' readiness probe is a script of the image too (run in the container's environment).
         const probe = container.readinessProbe?.exec?.command ?? [];
         if (
           probe[0] === 'node' &&
           probe[1] === '/app/deploy/images/worker-ready.ts' &&
-          !seen.has(JSON.stringify(probe))
+          !seen.has(JSON.stringify([probe, container.env]))
         ) {
-          seen.add(JSON.stringify(probe));
+          seen.add(JSON.stringify([probe, container.env]));
           lines.push({
             where: `${set.name}: ${object.kind} ${object.metadata.name}/${container.name} readiness probe`,
             command: [...node, join(repoRoot, 'deploy', 'images', 'worker-ready.ts')],
             args: probe.slice(2),
+            container,
           });
         }
       }
@@ -175,18 +175,37 @@ describe('every flag the chart passes exists in the CLI', () => {
 
   for (const line of lines) {
     test(line.where, () => {
-      const { status, output } = parses(line.command, line.args);
+      const { status, output } = parses(line.command, line.args, containerEnv(line.container));
       assert.equal(status, 0, `${line.args.join(' ')}\n${output}`);
       assert.match(output, /usage:/);
+      if (!line.where.endsWith('readiness probe'))
+        assert.deepEqual(unread(line.container, output), [], 'variables the command does not read');
     });
   }
 
-  test('an unknown flag is refused by the same parsers (the check can fail)', () => {
+  test('an unknown flag, a bad value in the environment and an unread variable are caught (the checks can fail)', () => {
     const router = lines.find((l) => l.args[0] === 'router');
     assert.ok(router);
-    const { status, output } = parses(router.command, [...router.args, '--no-such-flag', '1']);
-    assert.equal(status, 2, output);
-    assert.match(output, /no-such-flag/);
+    const env = containerEnv(router.container);
+    const flag = parses(router.command, [...router.args, '--no-such-flag', '1'], env);
+    assert.equal(flag.status, 2, flag.output);
+    assert.match(flag.output, /no-such-flag/);
+    const bad = parses(
+      router.command,
+      router.args.filter((a, i, all) => a !== '--admin-access' && all[i - 1] !== '--admin-access'),
+      {
+        ...env,
+        TANDEM_ADMIN_ACCESS: 'sometimes',
+      },
+    );
+    assert.equal(bad.status, 2, bad.output);
+    assert.match(bad.output, /TANDEM_ADMIN_ACCESS must be/);
+    const { output } = parses(router.command, router.args, env);
+    const withTypo = {
+      ...router.container,
+      env: [...(router.container.env ?? []), { name: 'TANDEM_API_KEYFILE', value: 'x' }],
+    };
+    assert.deepEqual(unread(withTypo, output), ['TANDEM_API_KEYFILE']);
   });
 });
 
@@ -228,6 +247,45 @@ describe('values.schema.json rejects bad values with the path and the rule', () 
       what: 'a misspelled key',
       set: ['router.replica=3'],
       message: /\/router.*additional properties 'replica'/s,
+    },
+    {
+      what: 'gRPC TLS with neither a Secret nor a cert-manager issuer',
+      set: ['security.tls.enabled=true'],
+      message: /\/security\/tls\/certManager\/issuerRef\/name.*minLength/s,
+    },
+    {
+      what: 'an issuer kind cert-manager does not have',
+      set: [
+        'security.tls.enabled=true',
+        'security.tls.certManager.issuerRef.name=ca',
+        'security.tls.certManager.issuerRef.kind=Issuers',
+      ],
+      message: /\/security\/tls\/certManager\/issuerRef\/kind.*one of/s,
+    },
+    {
+      what: 'a TLS server name that is not a DNS name',
+      set: ['security.tls.serverName=tandem_grpc'],
+      message: /\/security\/tls\/serverName.*pattern/s,
+    },
+    {
+      what: 'an unknown admin access',
+      set: ['router.adminAccess=sometimes'],
+      message: /\/router\/adminAccess.*one of/s,
+    },
+    {
+      what: 'a NATS URL without its scheme',
+      set: ['nats.deploy=false', 'nats.url=nats.infra:4222'],
+      message: /\/nats\/url.*pattern/s,
+    },
+    {
+      what: 'a URL Secret without a key',
+      set: ['redis.deploy=false', 'redis.urlSecret.name=redis-url', 'redis.urlSecret.key='],
+      message: /\/redis\/urlSecret\/key.*minLength/s,
+    },
+    {
+      what: 'a grace period too short for the drain',
+      set: ['workers.decode.terminationGracePeriodSeconds=10'],
+      message: /\/workers\/decode\/terminationGracePeriodSeconds.*minimum/s,
     },
     {
       what: 'no pool that serves requests',
@@ -291,26 +349,23 @@ describe('what the objects say', () => {
     assert.ok(!objects.some((o) => o.kind === 'ClusterRole'), 'no cluster-wide rights');
   });
 
-  test('monitoring: ServiceMonitor, PrometheusRule and a dashboard ConfigMap for the Grafana sidecar', () => {
-    const objects = render(['-f', join(chartDir, 'ci', 'pd-2p-6d.yaml')]);
-    find(objects, 'ServiceMonitor', 'tandem');
-    const rule = find(objects, 'PrometheusRule', 'tandem');
-    assert.match(JSON.stringify(rule), /tandem_router_time_to_first_token_seconds_bucket/);
-    const dashboard = find(objects, 'ConfigMap', 'tandem-dashboard-tandem');
-    assert.equal(dashboard.metadata.labels?.grafana_dashboard, '1');
-    const json = JSON.parse(
-      (dashboard as KubeObject & { data: Record<string, string> }).data['tandem.json'] ?? '',
-    );
-    assert.ok(json.panels.length >= 8);
-  });
-
-  test('external NATS and Redis: no NATS or Redis objects, their URLs in every command line', () => {
+  test('external NATS and Redis: no NATS or Redis objects, their URLs (one from a Secret) in every process', () => {
     const objects = render(['-f', join(chartDir, 'ci', 'external.yaml')]);
     assert.ok(!objects.some((o) => o.metadata.name.endsWith('-nats') || o.metadata.name.endsWith('-redis')));
     for (const name of ['tandem-router', 'tandem-prefill', 'tandem-decode']) {
+      const env = mainContainer(objects, name).env ?? [];
+      assert.deepEqual(
+        env.find((e) => e.name === 'NATS_URL'),
+        { name: 'NATS_URL', valueFrom: { secretKeyRef: { name: 'nats-url', key: 'url' } } },
+        name,
+      );
+      assert.equal(
+        env.find((e) => e.name === 'REDIS_URL')?.value,
+        'redis://redis-master.cache.svc:6379',
+        name,
+      );
       const args = mainContainer(objects, name).args ?? [];
-      assert.ok(args.includes('nats://nats.messaging.svc:4222'), name);
-      assert.ok(args.includes('redis://redis-master.cache.svc:6379'), name);
+      assert.ok(!args.includes('--nats') && !args.includes('--redis'), `${name}: no URL in the flags`);
     }
   });
 

@@ -1,6 +1,7 @@
-// Validates rendered objects against the Kubernetes OpenAPI schemas (kubernetes-models) and the
-// Prometheus Operator's CRD schemas (@kubernetes-models/prometheus-operator). A kind neither
-// knows is an error: every object the chart renders must be checked.
+// Validates rendered objects against the Kubernetes OpenAPI schemas (kubernetes-models), the
+// Prometheus Operator's CRD schemas (@kubernetes-models/prometheus-operator) and cert-manager's
+// (@kubernetes-models/cert-manager). A kind none knows is an error: every object the chart
+// renders must be checked.
 
 export interface KubeObject {
   apiVersion: string;
@@ -16,6 +17,8 @@ interface ModelClass {
 function modulePath(apiVersion: string, kind: string): string {
   if (apiVersion.startsWith('monitoring.coreos.com/'))
     return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
+  if (apiVersion.startsWith('cert-manager.io/'))
+    return `@kubernetes-models/cert-manager/${apiVersion}/${kind}`;
   return `kubernetes-models/${apiVersion}/${kind}`;
 }
 

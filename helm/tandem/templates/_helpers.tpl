@@ -44,22 +44,6 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
 {{- end -}}
 
-{{- define "tandem.natsUrl" -}}
-{{- if .Values.nats.deploy -}}
-{{- printf "nats://%s-nats:4222" (include "tandem.fullname" .) -}}
-{{- else -}}
-{{- required "nats.url is required when nats.deploy is false" .Values.nats.url -}}
-{{- end -}}
-{{- end -}}
-
-{{- define "tandem.redisUrl" -}}
-{{- if .Values.redis.deploy -}}
-{{- printf "redis://%s-redis:6379" (include "tandem.fullname" .) -}}
-{{- else -}}
-{{- required "redis.url is required when redis.deploy is false" .Values.redis.url -}}
-{{- end -}}
-{{- end -}}
-
 {{- define "tandem.servedModelName" -}}
 {{- default .Values.model.name .Values.model.servedModelName -}}
 {{- end -}}
@@ -160,18 +144,161 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* The pod's own identity, for $(POD_NAME) / $(POD_IP) in arguments. */}}
+{{/* The pod's own identity, for $(POD_NAME) / $(POD_IP) in arguments (`ip`: workers, which advertise it). */}}
 {{- define "tandem.podEnv" -}}
 - name: POD_NAME
   valueFrom:
     fieldRef: {fieldPath: metadata.name}
-- name: POD_NAMESPACE
-  valueFrom:
-    fieldRef: {fieldPath: metadata.namespace}
+{{- if .ip }}
 - name: POD_IP
   valueFrom:
     fieldRef: {fieldPath: status.podIP}
-- name: NODE_NAME
+{{- end }}
+{{- end -}}
+
+{{/*
+Cluster security (values: security.*, nats.*, redis.*). Generated values live in one Secret,
+<fullname>-secrets; each may come from a Secret of the user's instead.
+*/}}
+{{- define "tandem.secretsName" -}}
+{{- printf "%s-secrets" (include "tandem.fullname" .) -}}
+{{- end -}}
+
+{{/* The generated keys the Secret holds (a list; empty: no Secret). */}}
+{{- define "tandem.generatedKeys" -}}
+{{- $keys := list -}}
+{{- if and .Values.security.clusterSecret.enabled (not .Values.security.clusterSecret.existingSecret) -}}
+{{- $keys = append $keys "cluster-secret" -}}
+{{- end -}}
+{{- if and (eq .Values.router.adminAccess "key") (not .Values.security.adminKey.existingSecret) -}}
+{{- $keys = append $keys "admin-key" -}}
+{{- end -}}
+{{- if and .Values.nats.deploy .Values.nats.auth -}}
+{{- $keys = append $keys "nats-password" -}}
+{{- end -}}
+{{- if and .Values.redis.deploy .Values.redis.auth -}}
+{{- $keys = append $keys "redis-password" -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/* secretKeyRef of a generated value or of the user's Secret: (dict "root" . "value" "clusterSecret"|"adminKey") */}}
+{{- define "tandem.secretRef" -}}
+{{- $v := index .root.Values.security .value -}}
+{{- if $v.existingSecret -}}
+name: {{ $v.existingSecret }}
+key: {{ $v.key }}
+{{- else -}}
+name: {{ include "tandem.secretsName" .root }}
+key: {{ ternary "cluster-secret" "admin-key" (eq .value "clusterSecret") }}
+{{- end -}}
+{{- end -}}
+
+{{- define "tandem.tlsSecretName" -}}
+{{- default (printf "%s-grpc-tls" (include "tandem.fullname" .)) .Values.security.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "tandem.tlsServerName" -}}
+{{- default (printf "%s-grpc.%s.svc" (include "tandem.fullname" .) .Release.Namespace) .Values.security.tls.serverName -}}
+{{- end -}}
+
+{{/*
+NATS_URL and REDIS_URL (both tandem commands read them; the flags stay unset), with the
+credentials from a Secret: the chart's generated passwords ($(VAR) expands an earlier variable),
+or the user's Secret holding the whole URL.
+*/}}
+{{- define "tandem.backendEnv" -}}
+{{- $fullname := include "tandem.fullname" . -}}
+{{- if .Values.nats.deploy }}
+{{- if .Values.nats.auth }}
+- name: NATS_PASSWORD
   valueFrom:
-    fieldRef: {fieldPath: spec.nodeName}
+    secretKeyRef: {name: {{ include "tandem.secretsName" . }}, key: nats-password}
+- name: NATS_URL
+  value: {{ printf "nats://tandem:$(NATS_PASSWORD)@%s-nats:4222" $fullname | quote }}
+{{- else }}
+- name: NATS_URL
+  value: {{ printf "nats://%s-nats:4222" $fullname | quote }}
+{{- end }}
+{{- else if .Values.nats.urlSecret.name }}
+- name: NATS_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.nats.urlSecret.name }}, key: {{ .Values.nats.urlSecret.key }}}
+{{- else }}
+- name: NATS_URL
+  value: {{ required "nats.url or nats.urlSecret.name is required when nats.deploy is false" .Values.nats.url | quote }}
+{{- end }}
+{{- if .Values.redis.deploy }}
+{{- if .Values.redis.auth }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "tandem.secretsName" . }}, key: redis-password}
+- name: REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s-redis:6379" $fullname | quote }}
+{{- else }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s-redis:6379" $fullname | quote }}
+{{- end }}
+{{- else if .Values.redis.urlSecret.name }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.redis.urlSecret.name }}, key: {{ .Values.redis.urlSecret.key }}}
+{{- else }}
+- name: REDIS_URL
+  value: {{ required "redis.url or redis.urlSecret.name is required when redis.deploy is false" .Values.redis.url | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The cluster secret's file and the TLS files, for every router and worker. */}}
+{{- define "tandem.securityEnv" -}}
+{{- if .Values.security.clusterSecret.enabled }}
+- name: TANDEM_CLUSTER_SECRET_FILE
+  value: /etc/tandem/cluster/cluster-secret
+{{- end }}
+{{- if .Values.security.tls.enabled }}
+- name: TANDEM_TLS_CERT
+  value: /etc/tandem/tls/tls.crt
+- name: TANDEM_TLS_KEY
+  value: /etc/tandem/tls/tls.key
+- name: TANDEM_TLS_CA
+  value: /etc/tandem/tls/ca.crt
+- name: TANDEM_TLS_SERVER_NAME
+  value: {{ include "tandem.tlsServerName" . | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "tandem.securityMounts" -}}
+{{- if .Values.security.clusterSecret.enabled }}
+- name: cluster-secret
+  mountPath: /etc/tandem/cluster
+  readOnly: true
+{{- end }}
+{{- if .Values.security.tls.enabled }}
+- name: grpc-tls
+  mountPath: /etc/tandem/tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* 288 = 0440: the owner (root) and the pods' fsGroup read it, no one else. */}}
+{{- define "tandem.securityVolumes" -}}
+{{- if .Values.security.clusterSecret.enabled }}
+{{- $ref := include "tandem.secretRef" (dict "root" . "value" "clusterSecret") | fromYaml }}
+- name: cluster-secret
+  secret:
+    secretName: {{ $ref.name }}
+    defaultMode: 288
+    items:
+      - {key: {{ $ref.key }}, path: cluster-secret}
+{{- end }}
+{{- if .Values.security.tls.enabled }}
+- name: grpc-tls
+  secret:
+    secretName: {{ include "tandem.tlsSecretName" . }}
+    defaultMode: 288
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      - {key: ca.crt, path: ca.crt}
+{{- end }}
 {{- end -}}

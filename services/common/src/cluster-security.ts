@@ -6,7 +6,9 @@
 //   Info challenge with HMAC-SHA256(secret, challenge, its id and address) before discovery uses it;
 // - TLS (--tls-cert, --tls-key, --tls-ca): gRPC servers present a certificate; clients verify it
 //   against the CA; with a CA on the server side every client must present a certificate the CA
-//   signed (mTLS), and a worker without one cannot be reached, so it is never used.
+//   signed (mTLS), and a worker without one cannot be reached, so it is never used. Clients check
+//   the address they dial against the server's certificate, or --tls-server-name when given (one
+//   certificate for a cluster whose workers are dialed by pod IP, as in Kubernetes).
 // Discovery (router, decode and prefill roles) verifies a worker before using it whenever either
 // is on (membership.ts).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -21,6 +23,8 @@ export interface ClusterTls {
   key: Buffer | null;
   /** PEM: the CA that signs the cluster's certificates (clients verify servers with it; a server with it requires client certificates). */
   ca: Buffer | null;
+  /** The name clients check in every server's certificate; null: the host they dial. */
+  serverName: string | null;
 }
 
 export interface ClusterSecurity {
@@ -70,6 +74,13 @@ export const clusterSecurityOptions = {
     valueName: 'PEM',
     doc: "gRPC TLS: the cluster's CA (clients verify servers with it; a worker with it requires client certificates: mTLS)",
   },
+  'tls-server-name': {
+    type: 'string',
+    default: null,
+    env: 'TANDEM_TLS_SERVER_NAME',
+    valueName: 'NAME',
+    doc: "gRPC TLS: the name clients check in every server's certificate instead of the host they dial (one certificate for the cluster while workers are dialed by IP, as pods are)",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 export interface ClusterSecurityValues {
@@ -78,6 +89,8 @@ export interface ClusterSecurityValues {
   'tls-cert': string | null;
   'tls-key': string | null;
   'tls-ca': string | null;
+  /** Optional: callers that predate it build values without it. */
+  'tls-server-name'?: string | null;
 }
 
 function readPem(path: string, flag: string): Buffer {
@@ -111,6 +124,7 @@ export function clusterSecurityFrom(values: ClusterSecurityValues): ClusterSecur
           cert: cert === null ? null : readPem(cert, '--tls-cert'),
           key: key === null ? null : readPem(key, '--tls-key'),
           ca: ca === null ? null : readPem(ca, '--tls-ca'),
+          serverName: values['tls-server-name'] ?? null,
         };
   return { secret, tls };
 }
@@ -132,7 +146,15 @@ function callToken(secret: Buffer): string {
 export function grpcClientOptions(security: ClusterSecurity): ClientOptions {
   const options: ClientOptions = {};
   const { tls, secret } = security;
-  if (tls !== null) options.credentials = grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+  if (tls !== null) {
+    options.credentials = grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+    if (tls.serverName !== null) {
+      options.channelOptions = {
+        'grpc.ssl_target_name_override': tls.serverName,
+        'grpc.default_authority': tls.serverName,
+      };
+    }
+  }
   if (secret !== null) {
     const token = callToken(secret);
     options.interceptors = [

@@ -5,16 +5,24 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ServingStatus, Worker } from '@tandem/proto';
 import {
+  addGrpcService,
+  bindGrpcServer,
   ConfigError,
   callAuthorizer,
   clusterSecurityFrom,
   clusterTokenHeader,
+  createGrpcClient,
   grpc,
   grpcClientOptions,
+  grpcServerCredentials,
   membershipChallenge,
   membershipProof,
   openCluster,
+  shutdownGrpcServer,
+  UnimplementedError,
   verifiesMembership,
   verifyMembershipProof,
 } from '../src/index.ts';
@@ -68,4 +76,55 @@ test('security options: a secret file, TLS files, and the pairs that must go tog
   assert.throws(() => clusterSecurityFrom({ ...none, 'tls-ca': join(dir, 'missing.pem') }), /cannot read/);
   const caOnly = clusterSecurityFrom({ ...none, 'tls-ca': join(dir, 'secret') });
   assert.equal(caOnly.tls?.cert, null);
+});
+
+test('TLS: clients check --tls-server-name in the certificate instead of the host they dial', async (t) => {
+  // The fixture certificate is for 127.0.0.1 and localhost; the client dials 127.0.0.1 each time.
+  const tlsDir = join(
+    fileURLToPath(new URL('.', import.meta.url)),
+    '..',
+    '..',
+    '..',
+    'test',
+    'fixtures',
+    'tls',
+  );
+  const member = {
+    ...none,
+    'tls-cert': join(tlsDir, 'member.pem'),
+    'tls-key': join(tlsDir, 'member.key'),
+    'tls-ca': join(tlsDir, 'ca.pem'),
+  };
+  const server = new grpc.Server();
+  const unused = (): never => {
+    throw new UnimplementedError('not in this test');
+  };
+  addGrpcService(server, Worker, {
+    health: async () => ({ status: ServingStatus.SERVING, workerId: 'w' }),
+    info: unused,
+    cancel: unused,
+    generate: unused,
+    dumpBlocks: unused,
+  });
+  const port = await bindGrpcServer(
+    server,
+    '127.0.0.1',
+    0,
+    grpcServerCredentials(clusterSecurityFrom(member)),
+  );
+  t.after(() => shutdownGrpcServer(server, 1000));
+  const healthVia = async (serverName: string | null): Promise<ServingStatus> => {
+    const security = clusterSecurityFrom({ ...member, 'tls-server-name': serverName });
+    assert.equal(security.tls?.serverName, serverName);
+    const client = createGrpcClient(Worker, `127.0.0.1:${port}`, grpcClientOptions(security));
+    try {
+      return (await client.health({}, { timeoutMs: 3000 })).status;
+    } finally {
+      client.close();
+    }
+  };
+  assert.equal(await healthVia(null), ServingStatus.SERVING);
+  assert.equal(await healthVia('localhost'), ServingStatus.SERVING);
+  // A name the certificate does not carry fails although the dialed address is in it.
+  await assert.rejects(healthVia('tandem-cluster.llm.svc'), /unavailable|certificate|altnames/i);
 });

@@ -71,7 +71,7 @@ test('a disabled registry records and renders nothing; a name is registered once
   assert.throws(() => on.gauge('bad-name', 'invalid'), RangeError);
 });
 
-test('the metrics endpoint serves GET /metrics on a free port, 404 elsewhere', async () => {
+test('the metrics endpoint serves GET /metrics and /healthz on a free port, 404 elsewhere', async () => {
   const registry = new MetricsRegistry();
   registry.counter('x_total', 'X').inc({}, 4);
   const server = await startMetricsServer(registry, { host: '127.0.0.1', port: 0 });
@@ -82,6 +82,9 @@ test('the metrics endpoint serves GET /metrics on a free port, 404 elsewhere', a
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     assert.match(await response.text(), /^x_total 4$/m);
+    const health = await fetch(`http://${server.address}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal(await health.text(), 'ok\n');
     assert.equal((await fetch(`http://${server.address}/`)).status, 404);
   } finally {
     await server.close();

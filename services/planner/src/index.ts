@@ -5,5 +5,6 @@ export * from './kubernetes-scaler.ts';
 export * from './planner-command.ts';
 export * from './planner-loop.ts';
 export * from './planner-metrics.ts';
+export * from './planner-options.ts';
 export * from './prometheus-signals.ts';
 export * from './types.ts';

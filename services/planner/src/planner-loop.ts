@@ -86,7 +86,7 @@ export class PlannerLoop {
       prefillLoadReplicas: decisions.prefill.detail.loadReplicas ?? null,
       decodeLoadReplicas: decisions.decode.detail.loadReplicas ?? null,
     });
-    metrics.lastTick.set({}, Date.now() / 1000);
+    metrics.recordTick(Date.now() / 1000);
     return decisions;
   }
 }

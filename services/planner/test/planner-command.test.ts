@@ -112,6 +112,9 @@ test('tandem planner scales both Deployments from Prometheus signals and says wh
     /tandem_planner_decisions_total\{pool="decode",direction="up",reason="decode_load"\} 1/,
   );
   assert.match(log, /"msg":"decision".*"prefill":"up 1->5 \(prefill_load\)"/);
+  // The common metrics server: the process series too, and /healthz for the chart's probes.
+  assert.match(metrics, /^process_start_time_seconds \d+$/m);
+  assert.equal((await fetch(`http://127.0.0.1:${started[1]}/healthz`)).status, 200);
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((resolve) =>
     child.once('exit', (exitCode) => resolve(exitCode)),
@@ -136,4 +139,11 @@ test('tandem planner refuses a bad flag, and says what is missing', async () => 
   const bad = await run(['--ratio-min', '3', '--ratio-max', '1']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /ratioMin \(3\) must be <= ratioMax \(1\)/);
+  const typo = await run(['--prefill-min', 'two']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /--prefill-min must be an integer, got 'two'/);
+  const unknown = await run(['--prefill-minimum', '2']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /prefill-minimum/);
+  assert.match(unknown.stderr, /usage: tandem planner/);
 });

@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Logger } from '@tandem/common';
+import { Logger, startMetricsServer } from '@tandem/common';
 import { defaultPlannerConfig } from '../src/config.ts';
 import { Planner } from '../src/decide.ts';
 import { KubernetesScaler } from '../src/kubernetes-scaler.ts';
 import { PlannerLoop, pickVictims } from '../src/planner-loop.ts';
-import { PlannerMetrics, serveMetrics } from '../src/planner-metrics.ts';
+import { PlannerMetrics } from '../src/planner-metrics.ts';
 import { type ClusterSignals, emptySignals, type PoolName, type SignalSource } from '../src/types.ts';
 import { FakeKubeApi } from './fake-kube-api.ts';
 
@@ -90,7 +90,7 @@ test('a burst scales both pools up, calm drains the idlest decode worker, /metri
     metrics,
     logger: new Logger({ level: 'info', write: (line) => lines.push(line) }),
   });
-  const { server, port } = await serveMetrics(metrics, '127.0.0.1', 0);
+  const server = await startMetricsServer(metrics.registry, { host: '127.0.0.1', port: 0 });
   try {
     const calm = {
       ...emptySignals(),
@@ -113,7 +113,8 @@ test('a burst scales both pools up, calm drains the idlest decode worker, /metri
     const until = async (check: () => Promise<boolean>) => {
       for (let i = 0; i < 250 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
     };
-    await until(async () => (await scaler.read('decode')).current === 4);
+    // All four ready: the ReplicaSet removes a pod still starting before any deletion cost counts.
+    await until(async () => scaler.pods('decode').ready.length === 4);
     const decodePods = scaler.pods('decode').alive.sort();
     assert.equal(decodePods.length, 4);
     // Demand falls to one decode replica's worth; one worker is idle, the others busy.
@@ -130,7 +131,7 @@ test('a burst scales both pools up, calm drains the idlest decode worker, /metri
     await loop.tick(80);
     const draining = await loop.tick(115);
     assert.deepEqual([draining?.decode.direction, draining?.decode.reason], ['hold', 'draining']);
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const text = await (await fetch(`http://${server.address}/metrics`)).text();
     assert.match(
       text,
       /tandem_planner_decisions_total\{pool="prefill",direction="up",reason="prefill_load"\} 1/,
@@ -149,6 +150,7 @@ test('a burst scales both pools up, calm drains the idlest decode worker, /metri
     assert.equal(decisions[2]?.decode, 'down 4->3 (idle)');
     assert.ok(lines.some((l) => l.includes('"draining"') && l.includes(idle)));
   } finally {
-    server.close();
+    await server.close();
+    metrics.close();
   }
 });

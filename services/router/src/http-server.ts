@@ -251,7 +251,7 @@ export class RouterHttpServer {
     });
   }
 
-  /** /metrics and /debug/* as --admin-access says: open, an admin key, or not there at all. */
+  /** /metrics, /debug and /debug/* as --admin-access says: open, an admin key, or not there at all. */
   #checkAdmin(request: IncomingMessage): void {
     const { adminAccess, adminKeys } = this.#params;
     if (adminAccess === 'off') throw new RouteNotFoundError('no such route');
@@ -290,7 +290,8 @@ export class RouterHttpServer {
       // Keys first: an unauthenticated client never gets its body read.
       const apiKeys = this.#params.apiKeys;
       const apiKey = pathname.startsWith('/v1/') && apiKeys !== null ? authenticate(request, apiKeys) : null;
-      if (pathname === '/metrics' || pathname.startsWith('/debug/')) this.#checkAdmin(request);
+      if (pathname === '/metrics' || pathname === '/debug' || pathname.startsWith('/debug/'))
+        this.#checkAdmin(request);
       const context: RequestContext = {
         requestId,
         routingKey: typeof routingKey === 'string' ? routingKey : null,

@@ -2,8 +2,8 @@
 // KV events, load reports, announcements and dumps, (when Redis is configured) a lease, the role
 // it runs (role.ts; none: unified), and its metrics (one registry labelled {worker, role, model}
 // that the role adds to, served on its own port and announced). close() is the SIGTERM path
-// (drain): stop taking requests, deregister, let running requests finish for a grace period, then
-// abort the rest and release everything.
+// (drain): stop taking requests, deregister, let running requests and the role's calls (a prefill
+// worker's Prefill calls) finish for a grace period, then abort the rest and release everything.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import {
@@ -90,6 +90,13 @@ export interface WorkerHost {
   readonly startedAtMs: number;
   /** Graceful stop: drain, leave, wait up to graceMs for running requests, then abort them. */
   close(graceMs?: number): Promise<void>;
+}
+
+/** Resolves true once `done()` holds, false after timeoutMs. */
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return done();
 }
 
 function defaultWorkerId(port: number): string {
@@ -221,15 +228,19 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
     });
 
     let closing: Promise<void> | null = null;
+    // Generate calls, and the role's own (a prefill worker's Prefill calls): a drain waits for both.
+    const numRunning = (): number => service.numRunning + (role?.numRunning() ?? 0);
     const close = async (graceMs = 10_000): Promise<void> => {
       service.drain();
       await announcer?.stop();
-      if (!(await service.waitIdle(graceMs))) {
+      if (!(await waitUntil(() => numRunning() === 0, graceMs))) {
         logger.warn('aborting requests still running after the grace period', {
           numRunning: service.numRunning,
+          numRoleCalls: role?.numRunning() ?? 0,
         });
         service.abortAll();
-        await service.waitIdle(2000);
+        role?.abortAll();
+        await waitUntil(() => numRunning() === 0, 2000);
       }
       role?.abortAll();
       await role?.close();

@@ -154,7 +154,7 @@ export const workerOptions = defineOptions('worker', '--role unified|prefill|dec
     type: 'int',
     default: 10_000,
     min: 0,
-    doc: 'on SIGTERM: stop taking work, deregister, let running requests finish this long, then abort them',
+    doc: "on SIGTERM: stop taking work, deregister, let running requests (a prefill worker's Prefill calls too) finish this long, then abort them",
   },
   ...clusterSecurityOptions,
   ...logLevelOption,

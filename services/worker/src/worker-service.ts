@@ -87,13 +87,6 @@ export class WorkerService {
     for (const controller of this.#running.values()) controller.abort();
   }
 
-  /** Resolves when no request runs, or after timeoutMs. */
-  async waitIdle(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return this.#running.size === 0;
-  }
-
   implementation(): GrpcServiceImpl<typeof Worker> {
     return {
       generate: (request, context) => this.#generate(request, context),

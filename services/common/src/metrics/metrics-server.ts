@@ -1,6 +1,7 @@
-// A process's metrics endpoint: GET /metrics renders the registry (Prometheus text), anything else
-// is 404. Workers and the planner serve it on their own port (0 picks a free one); the router
-// keeps /metrics on its HTTP port.
+// A process's metrics endpoint: GET /metrics renders the registry (Prometheus text), GET /healthz
+// answers while the event loop does (the chart's liveness probes), anything else is 404. Workers
+// and the planner serve it on their own port (0 picks a free one); the router keeps /metrics on
+// its HTTP port.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UnavailableError } from '../errors.ts';
@@ -25,6 +26,9 @@ export async function startMetricsServer(
       const text = registry.render();
       response.writeHead(200, { 'content-type': prometheusContentType });
       response.end(text);
+    } else if (request.method === 'GET' && path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end('ok\n');
     } else {
       response.writeHead(404, { 'content-type': 'text/plain' });
       response.end('not found: metrics are at GET /metrics\n');
