@@ -145,15 +145,16 @@ describe('API keys with limits shared by two router replicas', () => {
   });
 
   test('a key at its concurrency cap gets 429 on the other replica until its request ends', async () => {
+    // Earlier tests picked workers on this replica too: wait for a pick newer than those.
+    const lastPick = () => Math.max(0, ...replicas[0]!.registry.all().map((w) => w.lastPickedSeq));
+    const picksBefore = lastPick();
     const long = client(replicas[0]!, 'sk-one').completions.create({
       model,
       prompt: 'long',
       max_tokens: 3000,
       ...extras({ ignore_eos: true }),
     });
-    await waitFor('the long request to run', () =>
-      replicas[0]!.registry.all().some((w) => w.lastPickedSeq > 0),
-    );
+    await waitFor('the long request to run', () => lastPick() > picksBefore);
     const limited = await failure(client(replicas[1]!, 'sk-one').completions.create(small));
     assert.equal(limited.status, 429);
     assert.equal(limited.retryAfter, '1');
