@@ -487,12 +487,7 @@ const cacheRouting: DashboardSpec = {
           description: 'Prompts retried on another worker; KV index resyncs from block dumps.',
           unit: 'short',
           queries: [
-            // Retries are labelled by worker: no series exists until the first one, so zero is
-            // drawn explicitly (a healthy cluster shows 0, not "no data").
-            {
-              expr: `sum(rate(tandem_router_retries_total{${router}}[${rate}])) or vector(0)`,
-              legend: 'retries',
-            },
+            { expr: `sum(rate(tandem_router_retries_total{${router}}[${rate}]))`, legend: 'retries' },
             { expr: `sum(rate(tandem_router_kv_resyncs_total{${router}}[${rate}]))`, legend: 'resyncs' },
           ],
           moves: false,

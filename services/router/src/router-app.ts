@@ -190,8 +190,16 @@ export class RouterApp {
         onFailover: (workerId) => metrics.failovers.inc({ worker: workerId }),
       },
     });
+    // Per-worker counters start at 0 when the worker appears, so "no retries yet" reads as 0
+    // rather than as a missing series.
+    const startWorkerCounters = (workerId: string): void => {
+      for (const counter of [metrics.retries, metrics.hedges, metrics.failovers])
+        counter.with({ worker: workerId });
+    };
+    for (const worker of registry.all()) startWorkerCounters(worker.workerId);
     registry.onEvent((event) => {
       if (event.type === 'load') kvSync.onWorkerSeq(event.workerId, event.kvSeq, event.startedAtMs);
+      else if (event.type === 'joined') startWorkerCounters(event.workerId);
       else if (event.type === 'left') {
         kvSync.forget(event.workerId);
         inflight.forget(event.workerId);
