@@ -114,6 +114,11 @@ EndpointView senderView(const Region& region, const wire::Capabilities& caps, rd
       view.ipc = device::canReach(region.device, ordinal, &view.ipcReason);
   }
   view.nccl = nccl::load(&view.ncclReason) != nullptr;
+  if (view.nccl && caps.deviceKind == wire::kDeviceCuda && device::ordinalOfUuid(caps.deviceUuid) == region.device) {
+    // NCCL refuses two ranks on one GPU ("invalid usage"): say so instead of trying.
+    view.nccl = false;
+    view.ncclReason = "both pools on one GPU (NCCL needs a GPU per rank)";
+  }
   *rdmaProbe = rdma::probe();
   view.rdmaReason = rdmaProbe->ok ? rdma::registrationProblem(region) : rdmaProbe->reason;
   view.rdma = view.rdmaReason.empty();

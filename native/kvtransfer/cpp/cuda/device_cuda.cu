@@ -132,8 +132,11 @@ class ScopedDevice {
  public:
   explicit ScopedDevice(int ordinal) {
     KVT_CUDA(cudaGetDevice(&previous_));
-    if (previous_ != ordinal) KVT_CUDA(cudaSetDevice(ordinal));
-    else previous_ = -1;
+    // Set even when it is already the current device: since CUDA 12 cudaSetDevice also makes the
+    // primary context current on this thread, which the driver-API calls here
+    // (cuMemGetAddressRange) need; on a thread that never touched CUDA they failed with 201.
+    KVT_CUDA(cudaSetDevice(ordinal));
+    if (previous_ == ordinal) previous_ = -1;
   }
   ~ScopedDevice() {
     if (previous_ >= 0) cudaSetDevice(previous_);
