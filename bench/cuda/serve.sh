@@ -75,7 +75,9 @@ serve() { # label dir layout
   # Workers log at info in the PD layout: which transport carried the KV, and why.
   [ "$layout" = pd ] && upArgs+=(--worker-arg=--log-level=info)
   local upLog="$OUT/up_${label}_$layout.log"
-  tandem up "${upArgs[@]}" >"$upLog" 2>&1 &
+  # Started directly (not through the tandem function): a function runs in a subshell, which a
+  # non-interactive bash starts with SIGINT ignored, so the Ctrl-C below never reached tandem up.
+  services/cli/bin/tandem up "${upArgs[@]}" >"$upLog" 2>&1 &
   local up=$!
   for _ in $(seq 600); do
     grep -q "tandem is up" "$upLog" && break
