@@ -7,7 +7,7 @@
 #   node-api-headers/
 #   runtime.tar.xz     every node_modules folder of the workspace (pnpm's symlinked layout) without
 #                      the dev tools (biome, buf, TypeScript, @types, @kubernetes, Grafana's schema,
-#                      ...), declarations and source maps; the openai client stays (the e2e tests) (~4 MB)
+#                      ...), declarations and source maps; the openai client and ajv stay (the e2e tests) (~4 MB)
 #   servers.tar.xz     Debian's nats-server and redis-server with the libraries redis needs
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -22,7 +22,7 @@ cp -rL native/executor/node_modules/node-addon-api native/executor/node_modules/
 
 if [ "${1:-}" != --headers-only ]; then
   dev=('@biomejs+*' '@bufbuild+buf*' '@bufbuild+protoc-gen-es*' '@bufbuild+protoplugin*' 'typescript@*'
-       '@typescript+*' '@types+*' '@kubernetes+*' 'ajv*' 'cmake-js*' '@grafana+*' '@resvg+*'
+       '@typescript+*' '@types+*' '@kubernetes+*' 'cmake-js*' '@grafana+*' '@resvg+*'
        'bare-*' 'tar@*' 'js-yaml@*' 'kubernetes-models*' '@aws-cdk+*')
   # Declarations, source maps and the openai client's TypeScript sources are not run.
   excludes=(--exclude='*.map' --exclude='*.d.ts' --exclude='*.d.mts' --exclude='*.d.cts'

@@ -7,7 +7,8 @@
 # worker mid-transfer.
 #   here:  bench/cuda/carry.sh
 #   there: OUT=$OUT bench/cuda/gpu_e2e.sh [lab] [node] [kvt] [pd] [constrained]
-#          (default: all; device tool, carry [".carry"]); constrained: the structured-output and
+#          (default: all; device tool, carry [".carry", "native/executor/build/Release"]: the PD
+#          constraint test runs its engines on the CPU addon built here); constrained: the structured-output and
 #          tool-call tests with their workers on cuda:0
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
