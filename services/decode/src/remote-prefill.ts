@@ -292,6 +292,11 @@ export class RemotePrefillHost {
           numCachedThere: response.numCachedTokens,
           bytes: Number(response.bytesSent),
           transport: response.transport,
+          // What disaggregation adds to TTFT: the whole remote prefill as D saw it, and P's parts.
+          ms: round2(performance.now() - startedAt),
+          prefillQueueMs: round2(response.queueMs),
+          prefillComputeMs: round2(response.computeMs),
+          prefillKvTailMs: round2(response.kvTailMs),
         });
         if (response.transport !== null) this.stats.transfersByTransport[response.transport]++;
         this.stats.numBytesReceived += Number(response.bytesSent);
@@ -380,4 +385,8 @@ export class RemotePrefillHost {
   transferProgress(): { numTransfers: number; numBytes: number } {
     return this.receiver.progress();
   }
+}
+
+function round2(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }

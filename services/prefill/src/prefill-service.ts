@@ -67,6 +67,10 @@ interface PrefillOutcome {
   numCachedTokens: number;
   /** Bytes written into the destination pages. */
   bytesSent: number;
+  /** Call to admission, admission to first token, first token to D's commit ack (ms). */
+  queueMs: number;
+  computeMs: number;
+  kvTailMs: number;
 }
 
 export interface PrefillServiceStats {
@@ -228,6 +232,8 @@ export class PrefillService {
     deadline: number,
     phases: PhaseSpans,
   ): Promise<PrefillOutcome> {
+    const calledAt = performance.now();
+    let admittedAt = calledAt;
     const dest = request.destination;
     const numPromptTokens = request.promptTokenIds.length;
     const pageSize = this.engine.pageSize;
@@ -342,13 +348,16 @@ export class PrefillService {
         signal,
         {
           prefillOnly: { onComputed, onLayerComputed },
-          onAdmitted: (numCachedTokens) =>
-            phases.next('tandem.prefill.compute', { 'tandem.cached_tokens': numCachedTokens }),
+          onAdmitted: (numCachedTokens) => {
+            admittedAt = performance.now();
+            phases.next('tandem.prefill.compute', { 'tandem.cached_tokens': numCachedTokens });
+          },
         },
       );
       for await (const chunk of stream) {
         if (chunk.tokenIds.length > 0 && first === null) first = chunk;
       }
+      const computedAt = performance.now();
       phases.next('tandem.kv.finish');
       if (first === null || signal.aborted) {
         throw new PrefillNotCompletedError(`prefill ${request.requestId} ended without a first token`);
@@ -367,6 +376,9 @@ export class PrefillService {
         numPromptTokens,
         numCachedTokens: first.numCachedTokens,
         bytesSent,
+        queueMs: admittedAt - calledAt,
+        computeMs: computedAt - admittedAt,
+        kvTailMs: performance.now() - computedAt,
       };
     } catch (error) {
       if (transfers !== null && transferStartedAt !== null) transfers.failures.inc();

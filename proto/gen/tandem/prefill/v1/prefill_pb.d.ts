@@ -191,6 +191,28 @@ export declare type PrefillResponse = Message<"tandem.prefill.v1.PrefillResponse
    * @generated from field: uint64 bytes_sent = 6;
    */
   bytesSent: bigint;
+
+  /**
+   * Where P's time went, for D's logs and traces (what disaggregation adds to TTFT):
+   * from the call to the engine admitting the prompt,
+   *
+   * @generated from field: double queue_ms = 7;
+   */
+  queueMs: number;
+
+  /**
+   * from admission to the first token (the forward pass and the sampling),
+   *
+   * @generated from field: double compute_ms = 8;
+   */
+  computeMs: number;
+
+  /**
+   * from the first token to D's commit acknowledgement (KV not yet landed, and the commit).
+   *
+   * @generated from field: double kv_tail_ms = 9;
+   */
+  kvTailMs: number;
 };
 
 /**
