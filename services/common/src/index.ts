@@ -17,3 +17,4 @@ export * from './random.ts';
 export * from './redis.ts';
 export * from './subjects.ts';
 export * from './telemetry/index.ts';
+export * from './tokenizer-config.ts';

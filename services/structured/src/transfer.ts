@@ -9,17 +9,8 @@ import { StateMasks, TokenRests } from './state-masks.ts';
 import { UncertainChecker } from './uncertain-check.ts';
 import type { Vocabulary } from './vocabulary.ts';
 
-interface AutomatonFields {
-  ruleOffsets: Int32Array;
-  classOf: Uint8Array;
-  numClasses: number;
-  trans: Int32Array;
-  final: Uint8Array;
-  callOffsets: Int32Array;
-  callStarts: Int32Array;
-  callReturns: Int32Array;
-  bytesToFinish: Int32Array;
-}
+/** The automaton's tables, as its constructor takes them. */
+type AutomatonFields = ConstructorParameters<typeof Automaton>[0];
 
 interface MasksFields {
   acceptedIds: Int32Array | null;

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tokenContent } from '@tandem/common';
 import { CharSet } from './char-set.ts';
 import { VocabularyError } from './errors.ts';
 import { detectEncoding, type TokenEncoding, tokenToBytes } from './token-decoding.ts';
@@ -228,18 +229,6 @@ function unknownId(model: NonNullable<TokenizerJson['model']>, pieces: Map<numbe
     for (const [id, piece] of pieces) if (piece === model.unk_token) return id;
   }
   return -1;
-}
-
-function tokenContent(value: unknown): string | null {
-  if (typeof value === 'string') return value;
-  if (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { content?: unknown }).content === 'string'
-  ) {
-    return (value as { content: string }).content;
-  }
-  return null;
 }
 
 /**

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { tokenContent } from '@tandem/common';
 import { type ChatMessage, ChatTemplate, type ChatTemplateOptions, templateSource } from './chat-template.ts';
 import { ChatTemplateUnusableError, TokenizerLoadError } from './errors.ts';
 
@@ -16,19 +17,6 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Default true. */
   skipSpecialTokens?: boolean;
-}
-
-/** A special-token field of tokenizer_config.json: a string or an AddedToken object. */
-function tokenContent(value: unknown): string | null {
-  if (typeof value === 'string') return value;
-  if (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { content?: unknown }).content === 'string'
-  ) {
-    return (value as { content: string }).content;
-  }
-  return null;
 }
 
 export class TextTokenizer {
