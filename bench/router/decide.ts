@@ -1,8 +1,8 @@
 // Routing decisions per second with a 1M-block KV index: the real Dispatcher.decide path
 // (candidate views, prefix match over the index, cache_aware scoring and picking) on a registry
-// of 8 workers whose caches together hold 1,048,576 blocks. Prompts are 2048 tokens (128 blocks
-// of 16), half of them sharing a long cached prefix, half unrelated.
-//   node bench/router/decide.ts [--out bench/router/results/decide.json]
+// of 64 workers (--workers) whose caches together hold 1,048,576 blocks. Prompts are 2048 tokens
+// (128 blocks of 16), half of them sharing a long cached prefix, half unrelated.
+//   node bench/router/decide.ts [--workers 64] [--policy cache_aware ...] [--out bench/router/results/decide.json]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Logger, seededRandom } from '@tandem/common';
@@ -20,10 +20,15 @@ import {
 } from '@tandem/router';
 
 const { values } = parseArgs({
-  options: { out: { type: 'string' }, blocks: { type: 'string', default: '1048576' } },
+  options: {
+    out: { type: 'string' },
+    blocks: { type: 'string', default: '1048576' },
+    workers: { type: 'string', default: '64' },
+    policy: { type: 'string', multiple: true }, // default: cache_aware, round_robin, power_of_two
+  },
 });
 const numIndexBlocks = Number(values.blocks);
-const numWorkers = 8;
+const numWorkers = Number(values.workers);
 const blocksPerPrompt = 128;
 const pageSize = 16;
 const random = seededRandom(1);
@@ -140,7 +145,9 @@ const results = {
   blocksPerPrompt,
   indexFillMs: Math.round(fillMs),
   heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1e6),
-  results: (['cache_aware', 'round_robin', 'power_of_two'] as const).map((name) => measure(name, prompts)),
+  results: (
+    (values.policy as PolicyName[] | undefined) ?? ['cache_aware', 'round_robin', 'power_of_two']
+  ).map((name) => measure(name, prompts)),
 };
 const text = JSON.stringify(results, null, 2);
 process.stdout.write(`${text}\n`);

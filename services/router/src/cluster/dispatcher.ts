@@ -141,6 +141,7 @@ export class Dispatcher {
   readonly #resilience: ResilienceParams;
   #pickSeq = 0;
   #depths = new Uint32Array(32);
+  #slots: number[] = []; // decide's scratch: the candidates' index slots
   #prefillDepths = new Uint32Array(32);
 
   constructor(params: DispatcherParams) {
@@ -154,31 +155,19 @@ export class Dispatcher {
 
   /** The decision for a request among the usable workers not in `exclude` (no side effects). */
   decide(request: RoutingRequest, exclude: ReadonlySet<string>, nowMs: number): Decision {
-    const { registry, index, policy, inflight } = this.#params;
-    const usable = registry
-      .all()
-      .filter((worker) => !exclude.has(worker.workerId) && worker.breaker.allows(nowMs));
-    const heard = usable.filter((worker) => !this.#isSuspect(worker, nowMs));
+    const { registry, index, policy } = this.#params;
+    // One pass over the registry's list (sorted by id, so the candidates are too): silent
+    // workers are kept aside and used only when no other is usable.
     const candidates: WorkerView[] = [];
-    const slots: number[] = [];
-    for (const worker of heard.length > 0 ? heard : usable) {
-      const slot = index.slotOf(worker.workerId);
-      slots.push(slot);
-      let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
-      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
-      candidates.push({
-        workerId: worker.workerId,
-        slot,
-        numInflight: inflight.count(worker.workerId),
-        load: worker.load,
-        numQueuedPrefillTokens,
-        numDecoding: Math.max(0, inflight.count(worker.workerId) - worker.pendingPrefills.size),
-        prefillTokensPerMs: registry.prefillRateFor(worker),
-        pageSize: worker.pageSize,
-        lastPickedSeq: worker.lastPickedSeq,
-      });
+    const slots = this.#slots;
+    slots.length = 0;
+    const suspects: WorkerRecord[] = [];
+    for (const worker of registry.all()) {
+      if ((exclude.size > 0 && exclude.has(worker.workerId)) || !worker.breaker.allows(nowMs)) continue;
+      if (this.#isSuspect(worker, nowMs)) suspects.push(worker);
+      else candidates.push(this.#viewOf(worker, slots));
     }
-    candidates.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+    if (candidates.length === 0) for (const worker of suspects) candidates.push(this.#viewOf(worker, slots));
     let matchDepthBySlot: Uint32Array | null = null;
     if (policy.needsPrefix && candidates.length > 0) {
       this.#depths = fitSlots(this.#depths, index.slotCapacity);
@@ -186,6 +175,27 @@ export class Dispatcher {
       matchDepthBySlot = this.#depths;
     }
     return policy.decide(request, candidates, { matchDepthBySlot, random: this.#params.random });
+  }
+
+  /** A worker as a decision sees it; its index slot goes to `slots`. */
+  #viewOf(worker: WorkerRecord, slots: number[]): WorkerView {
+    const { registry, index, inflight } = this.#params;
+    const slot = index.slotOf(worker.workerId);
+    slots.push(slot);
+    let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
+    for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
+    const numInflight = inflight.count(worker.workerId);
+    return {
+      workerId: worker.workerId,
+      slot,
+      numInflight,
+      load: worker.load,
+      numQueuedPrefillTokens,
+      numDecoding: Math.max(0, numInflight - worker.pendingPrefills.size),
+      prefillTokensPerMs: registry.prefillRateFor(worker),
+      pageSize: worker.pageSize,
+      lastPickedSeq: worker.lastPickedSeq,
+    };
   }
 
   /**
