@@ -129,6 +129,18 @@ function fitSlots(depths: Uint32Array<ArrayBuffer>, slotCapacity: number): Uint3
   return depths.length >= slotCapacity ? depths : new Uint32Array(2 * slotCapacity);
 }
 
+const emptyView: WorkerView = {
+  workerId: '',
+  slot: -1,
+  numInflight: 0,
+  load: null,
+  numQueuedPrefillTokens: 0,
+  numDecoding: 0,
+  prefillTokensPerMs: 1,
+  pageSize: 1,
+  lastPickedSeq: 0,
+};
+
 /** What a request has tried so far (attempts avoid workers already tried while others are left). */
 interface Tried {
   workers: Set<string>;
@@ -141,7 +153,11 @@ export class Dispatcher {
   readonly #resilience: ResilienceParams;
   #pickSeq = 0;
   #depths = new Uint32Array(32);
-  #slots: number[] = []; // decide's scratch: the candidates' index slots
+  // decide's scratch, reused by every decision (a policy reads views only while it decides).
+  #slots: number[] = []; // the candidates' index slots
+  #candidates: WorkerView[] = [];
+  #views: WorkerView[] = []; // by position in #viewsOf
+  #viewsOf: readonly WorkerRecord[] | null = null;
   #prefillDepths = new Uint32Array(32);
 
   constructor(params: DispatcherParams) {
@@ -156,18 +172,32 @@ export class Dispatcher {
   /** The decision for a request among the usable workers not in `exclude` (no side effects). */
   decide(request: RoutingRequest, exclude: ReadonlySet<string>, nowMs: number): Decision {
     const { registry, index, policy } = this.#params;
+    const workers = registry.all();
+    if (workers !== this.#viewsOf) {
+      // Membership changed: one view object per worker, refreshed in place by every decision.
+      this.#viewsOf = workers;
+      this.#views = workers.map((worker) => ({ ...emptyView, workerId: worker.workerId }));
+    }
     // One pass over the registry's list (sorted by id, so the candidates are too): silent
     // workers are kept aside and used only when no other is usable.
-    const candidates: WorkerView[] = [];
+    const candidates = this.#candidates;
     const slots = this.#slots;
+    candidates.length = 0;
     slots.length = 0;
-    const suspects: WorkerRecord[] = [];
-    for (const worker of registry.all()) {
+    let numSuspects = 0;
+    for (let i = 0; i < workers.length; i++) {
+      const worker = workers[i]!;
       if ((exclude.size > 0 && exclude.has(worker.workerId)) || !worker.breaker.allows(nowMs)) continue;
-      if (this.#isSuspect(worker, nowMs)) suspects.push(worker);
-      else candidates.push(this.#viewOf(worker, slots));
+      if (this.#isSuspect(worker, nowMs)) numSuspects++;
+      else candidates.push(this.#refreshView(this.#views[i]!, worker, slots));
     }
-    if (candidates.length === 0) for (const worker of suspects) candidates.push(this.#viewOf(worker, slots));
+    if (candidates.length === 0 && numSuspects > 0) {
+      for (let i = 0; i < workers.length; i++) {
+        const worker = workers[i]!;
+        if ((exclude.size > 0 && exclude.has(worker.workerId)) || !worker.breaker.allows(nowMs)) continue;
+        candidates.push(this.#refreshView(this.#views[i]!, worker, slots));
+      }
+    }
     let matchDepthBySlot: Uint32Array | null = null;
     if (policy.needsPrefix && candidates.length > 0) {
       this.#depths = fitSlots(this.#depths, index.slotCapacity);
@@ -177,25 +207,25 @@ export class Dispatcher {
     return policy.decide(request, candidates, { matchDepthBySlot, random: this.#params.random });
   }
 
-  /** A worker as a decision sees it; its index slot goes to `slots`. */
-  #viewOf(worker: WorkerRecord, slots: number[]): WorkerView {
+  /** Fills the worker's view with its state now; its index slot goes to `slots`. */
+  #refreshView(view: WorkerView, worker: WorkerRecord, slots: number[]): WorkerView {
     const { registry, index, inflight } = this.#params;
-    const slot = index.slotOf(worker.workerId);
+    // A worker keeps its index slot while it is registered (kv-event-sync frees it on 'left').
+    const slot = view.slot === -1 ? index.slotOf(worker.workerId) : view.slot;
     slots.push(slot);
     let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
-    for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
+    if (worker.pendingPrefills.size > 0)
+      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
     const numInflight = inflight.count(worker.workerId);
-    return {
-      workerId: worker.workerId,
-      slot,
-      numInflight,
-      load: worker.load,
-      numQueuedPrefillTokens,
-      numDecoding: Math.max(0, numInflight - worker.pendingPrefills.size),
-      prefillTokensPerMs: registry.prefillRateFor(worker),
-      pageSize: worker.pageSize,
-      lastPickedSeq: worker.lastPickedSeq,
-    };
+    view.slot = slot;
+    view.numInflight = numInflight;
+    view.load = worker.load;
+    view.numQueuedPrefillTokens = numQueuedPrefillTokens;
+    view.numDecoding = Math.max(0, numInflight - worker.pendingPrefills.size);
+    view.prefillTokensPerMs = registry.prefillRateFor(worker);
+    view.pageSize = worker.pageSize;
+    view.lastPickedSeq = worker.lastPickedSeq;
+    return view;
   }
 
   /**

@@ -62,6 +62,8 @@ export class InflightCounts {
   readonly #sent = new Map<string, number>();
   /** Other replicas' requests per worker, as of the last reply. */
   #others = new Map<string, number>();
+  /** Local plus others, per worker with any (a decision reads one map per candidate). */
+  #totals = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
   readonly #inFlight = new Set<Promise<void>>();
   #lastSyncOk = true;
@@ -99,7 +101,7 @@ export class InflightCounts {
 
   /** Requests on the worker across all replicas. */
   count(workerId: string): number {
-    return (this.#others.get(workerId) ?? 0) + (this.#local.get(workerId) ?? 0);
+    return this.#totals.get(workerId) ?? 0;
   }
 
   localCount(workerId: string): number {
@@ -136,12 +138,32 @@ export class InflightCounts {
   forget(workerId: string): void {
     this.#local.delete(workerId);
     this.#others.delete(workerId);
+    this.#sent.delete(workerId);
+    this.#totals.delete(workerId);
+  }
+
+  /** Workers with a count of any kind (all bounded by the workers known; see forget). */
+  get sizes(): { local: number; others: number; sent: number; totals: number; syncsInFlight: number } {
+    return {
+      local: this.#local.size,
+      others: this.#others.size,
+      sent: this.#sent.size,
+      totals: this.#totals.size,
+      syncsInFlight: this.#inFlight.size,
+    };
   }
 
   #adjustLocal(workerId: string, delta: number): void {
     const next = (this.#local.get(workerId) ?? 0) + delta;
     if (next <= 0) this.#local.delete(workerId);
     else this.#local.set(workerId, next);
+    this.#setTotal(workerId);
+  }
+
+  #setTotal(workerId: string): void {
+    const total = (this.#others.get(workerId) ?? 0) + (this.#local.get(workerId) ?? 0);
+    if (total > 0) this.#totals.set(workerId, total);
+    else this.#totals.delete(workerId);
   }
 
   /** Writes our count for one worker (or, with null, our whole map) and reads the totals. */
@@ -177,6 +199,9 @@ export class InflightCounts {
         if (total > 0) others.set(worker, total);
       }
       this.#others = others;
+      const totals = new Map(this.#local);
+      for (const [worker, count] of others) totals.set(worker, (totals.get(worker) ?? 0) + count);
+      this.#totals = totals;
       this.#lastSyncOk = true;
     } catch (error) {
       if (this.#lastSyncOk) this.#logger.warn('shared in-flight counts unavailable', { error });
