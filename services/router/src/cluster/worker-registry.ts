@@ -132,6 +132,8 @@ export type RegistryEvent = DirectoryEvent;
 
 /** How long a finished prefill is remembered for matching against load reports. */
 const recentPrefillKeepMs = 3000;
+/** Past this many, a worker's finished prefills older than recentPrefillKeepMs are dropped. */
+const maxRecentPrefills = 1024;
 /** Shorter prefills measure fixed overhead more than throughput. */
 const minPrefillSampleTokens = 32;
 /** A worker's own rate counts once it is this far from the pool's... */
@@ -299,6 +301,18 @@ export class WorkerRegistry {
     if (worker === null || pending === undefined) return;
     worker.pendingPrefills.delete(requestId);
     worker.recentPrefills.push({ ...pending, firstTokenAtMs });
+    // Load reports prune this list; without them (a worker that stopped reporting) it is cut here.
+    if (worker.recentPrefills.length > maxRecentPrefills)
+      worker.recentPrefills = worker.recentPrefills.filter(
+        (p) => p.firstTokenAtMs > firstTokenAtMs - recentPrefillKeepMs,
+      );
+  }
+
+  /** Finished prefills remembered for load-report matching, over all workers. */
+  get numRecentPrefills(): number {
+    let count = 0;
+    for (const { extension } of this.#directory.entries()) count += extension.recentPrefills.length;
+    return count;
   }
 
   /** The request ended (done, failed or cancelled) without a first token from this worker. */
