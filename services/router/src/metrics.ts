@@ -144,6 +144,13 @@ export class RouterMetrics {
     return this.registry.render();
   }
 
+  /** Drops a departed worker's series (workers come and go; their series must not pile up). */
+  forgetWorker(workerId: string, policy: string): void {
+    this.decisions.remove({ policy, worker: workerId });
+    this.prefillDecisions.remove({ type: 'remote', worker: workerId });
+    for (const counter of [this.retries, this.hedges, this.failovers]) counter.remove({ worker: workerId });
+  }
+
   close(): void {
     this.#stopProcessMetrics();
   }

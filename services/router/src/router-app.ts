@@ -203,6 +203,7 @@ export class RouterApp {
       else if (event.type === 'left') {
         kvSync.forget(event.workerId);
         inflight.forget(event.workerId);
+        metrics.forgetWorker(event.workerId, policy.name);
       }
     });
     const constraints = ConstraintChecker.start(model.dir, model.name, logger);

@@ -225,3 +225,21 @@ test("a worker's finished-prefill history is capped even when its load reports s
   assert.equal(registry.get('quiet')?.pendingPrefills.size, 0);
   registry.close();
 });
+
+test("a departed worker's metric series are dropped", async () => {
+  const { RouterMetrics } = await import('../src/metrics.ts');
+  const metrics = new RouterMetrics('m');
+  for (let i = 0; i < 50; i++) {
+    const worker = `gone${i}`;
+    metrics.decisions.inc({ policy: 'cache_aware', worker });
+    metrics.prefillDecisions.inc({ type: 'remote', worker });
+    for (const counter of [metrics.retries, metrics.hedges, metrics.failovers])
+      counter.with({ worker }).inc();
+    metrics.forgetWorker(worker, 'cache_aware');
+  }
+  metrics.decisions.inc({ policy: 'cache_aware', worker: 'stays' });
+  const text = metrics.registry.render();
+  metrics.close();
+  assert.equal(text.includes('gone'), false);
+  assert.equal(text.includes('worker="stays"'), true);
+});
