@@ -94,7 +94,7 @@ async function startFakeWorker(id: string): Promise<FakeWorker> {
       behaviourOf.delete(request.requestId);
       if (behaviour === 'fail') throw new UnavailableError('scripted failure before the first token');
       if (behaviour === 'silent') {
-        await sleep(1000, undefined, { signal: context.signal }).catch(() => {});
+        await sleep(2000, undefined, { signal: context.signal }).catch(() => {});
         return;
       }
       const numPromptTokens = request.promptTokenIds.length;
@@ -168,6 +168,11 @@ registry.onEvent((event) => {
   }
 });
 inflight.start();
+// As router-app.ts: expiry of silent workers and health probes of open circuits, every second.
+const healthTimer = setInterval(() => {
+  void registry.expireSilent(Date.now());
+  void registry.probeUnhealthy(Date.now());
+}, 1000);
 const dispatcher = new Dispatcher({
   policy: createPolicy('cache_aware'),
   index,
@@ -180,7 +185,7 @@ const dispatcher = new Dispatcher({
   resilience: {
     retryBackoffMs: 1,
     retryBackoffMaxMs: 5,
-    firstByteTimeoutMs: 50,
+    firstByteTimeoutMs: 500,
     hedgeAfterMs: 0,
     suspectAfterMs: 60_000,
     maxFailovers: 1,
@@ -280,6 +285,7 @@ const options = validateCompletionRequest(
 ).options;
 
 const outcomes = { ok: 0, failedOver: 0, aborted: 0, failed: 0 };
+const failures = new Map<string, number>();
 async function runRequest(n: number): Promise<void> {
   replayMs += 1000 / 20;
   if (n % 10 === 0) sessions[Math.floor(random() * sessions.length)] = newSession();
@@ -319,9 +325,13 @@ async function runRequest(n: number): Promise<void> {
     const chosen = decisions.get(requestId)?.at(-1)?.workerId;
     const worker = chosen === undefined || chosen === null ? undefined : workers.get(chosen);
     if (worker !== undefined) cachePrompt(worker, hashes);
-  } catch {
+  } catch (error) {
     if (controller.signal.aborted) outcomes.aborted++;
-    else outcomes.failed++;
+    else {
+      outcomes.failed++;
+      const name = error instanceof Error ? `${error.name}: ${error.message.slice(0, 60)}` : String(error);
+      failures.set(name, (failures.get(name) ?? 0) + 1);
+    }
   } finally {
     behaviourOf.delete(workerRequestId);
     grant.release(promptTokenIds.length + numTokens);
@@ -432,6 +442,7 @@ const result = {
   numSessionsSeen: sessionSeq / 256,
   numKeysSeen: keySeq,
   outcomes,
+  failures: Object.fromEntries(failures),
   firstQuarterMean: meanOf(firstQuarter),
   lastQuarterMean: meanOf(lastQuarter),
   secondHalfHeapSlopeMbPer10kRequests: heapSlope(),
@@ -441,6 +452,7 @@ const text = JSON.stringify(result, null, 2);
 process.stdout.write(`${text}\n`);
 if (values.out !== undefined) writeFileSync(values.out, `${text}\n`);
 
+clearInterval(healthTimer);
 for (const worker of workers.values()) worker.server.forceShutdown();
 await inflight.stop();
 registry.close();

@@ -149,7 +149,7 @@ test('every request path frees its in-flight count, prefill entry and index batc
     JSON.stringify([...outcomes]),
   );
   for (const worker of registry.all()) assert.equal(worker.pendingPrefills.size, 0, worker.workerId);
-  assert.deepEqual(inflight.sizes, { local: 0, others: 0, sent: 0, totals: 0, syncsInFlight: 0 });
+  assert.deepEqual(inflight.sizes, { local: 0, others: 0, sent: 0, totals: 0, dirty: 0, syncsInFlight: 0 });
   assert.equal(index.numPendingBatches, 0);
   assert.equal(index.numPendingBlocks, 0);
   assert.equal(decisions.size, 64);
