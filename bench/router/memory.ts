@@ -132,7 +132,9 @@ const index = new KvIndex({ optimisticTtlMs: 3000 });
 const registry = new WorkerRegistry(
   {
     modelNames: ['m'],
-    breaker: defaultCircuitBreakerParams,
+    // 10, not 3, consecutive failures open a circuit: the scripted faults (4 %) plus a loaded
+    // machine's stalls would otherwise open every circuit at times and fail requests fast.
+    breaker: { ...defaultCircuitBreakerParams, failureThreshold: 10 },
     defaultPrefillTokensPerMs: 2,
     prefillRateAlpha: 0.2,
     defaultLeaseTtlMs: 10_000,

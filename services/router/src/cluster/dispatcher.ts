@@ -432,21 +432,23 @@ export class Dispatcher {
         );
         const hedgeMs =
           hedged || this.#resilience.hedgeAfterMs <= 0 ? null : this.#hedgeDelayMs(racing[0]!, request);
-        const hedgeTimer = hedgeMs === null ? null : new AbortController();
         const waits: Promise<{ attempt: WorkerAttempt; outcome: FirstOutcome } | 'hedge' | 'aborted'>[] = [
           ...outcomes,
           aborted,
         ];
-        if (hedgeTimer !== null && hedgeMs !== null) {
+        // A plain timer, cleared once the race is over: aborting a timers/promises sleep instead
+        // builds an AbortError (a DOMException with its stack) on every request.
+        let hedgeTimer: NodeJS.Timeout | null = null;
+        if (hedgeMs !== null) {
           const elapsedMs = Date.now() - racing[0]!.startedAtMs;
           waits.push(
-            sleep(Math.max(0, hedgeMs - elapsedMs), 'hedge' as const, { signal: hedgeTimer.signal }).catch(
-              () => 'aborted' as const,
-            ),
+            new Promise<'hedge'>((resolve) => {
+              hedgeTimer = setTimeout(() => resolve('hedge'), Math.max(0, hedgeMs - elapsedMs));
+            }),
           );
         }
         const settled = await Promise.race(waits);
-        hedgeTimer?.abort();
+        if (hedgeTimer !== null) clearTimeout(hedgeTimer);
         if (settled === 'aborted') {
           if (request.signal.aborted) throw abortError(request.signal);
           continue;
