@@ -231,7 +231,7 @@ test("a departed worker's metric series are dropped", async () => {
   const metrics = new RouterMetrics('m');
   for (let i = 0; i < 50; i++) {
     const worker = `gone${i}`;
-    metrics.decisions.inc({ policy: 'cache_aware', worker });
+    metrics.decisionsOf('cache_aware', worker).inc();
     metrics.prefillDecisions.inc({ type: 'remote', worker });
     for (const counter of [metrics.retries, metrics.hedges, metrics.failovers])
       counter.with({ worker }).inc();
