@@ -7,7 +7,8 @@
 // cache size; some calls fail before their first token (retried elsewhere), some clients leave
 // mid-stream, some workers are silent past the first-byte deadline. Every --sample requests:
 // heap after a full GC and the size of every per-request / per-worker / per-key structure.
-//   node --expose-gc bench/router/memory.ts [--requests 72000] [--sample 4000] [--out FILE]
+//   node --expose-gc bench/router/memory.ts [--requests 72000] [--warmup 12000] [--sample 4000]
+//     [--out FILE]
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -51,6 +52,7 @@ import { blockHashes } from '../../services/tokenizer/src/index.ts';
 const { values } = parseArgs({
   options: {
     requests: { type: 'string', default: '72000' },
+    warmup: { type: 'string', default: '12000' },
     sample: { type: 'string', default: '4000' },
     concurrency: { type: 'string', default: '16' },
     out: { type: 'string' },
@@ -58,6 +60,7 @@ const { values } = parseArgs({
 });
 const numRequests = Number(values.requests);
 const sampleEvery = Number(values.sample);
+const numWarmup = Number(values.warmup);
 const concurrency = Number(values.concurrency);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
@@ -196,9 +199,7 @@ const dispatcher = new Dispatcher({
 
 const workers = new Map<string, FakeWorker>();
 let workerSeq = 0;
-async function join(): Promise<void> {
-  const worker = await startFakeWorker(`mem-w${workerSeq++}`);
-  workers.set(worker.id, worker);
+function announce(worker: FakeWorker): void {
   registry.onAnnounce(
     create(WorkerAnnounceSchema, {
       kind: AnnounceKind.JOIN,
@@ -212,6 +213,11 @@ async function join(): Promise<void> {
     }),
     Date.now(),
   );
+}
+async function join(): Promise<void> {
+  const worker = await startFakeWorker(`mem-w${workerSeq++}`);
+  workers.set(worker.id, worker);
+  announce(worker);
 }
 async function leave(): Promise<void> {
   const [first] = workers.values();
@@ -228,6 +234,7 @@ for (let i = 0; i < numWorkers; i++) await join();
 /** Every worker's load report (1 s at 20 req/s): what prunes the registry's prefill history. */
 function reportLoads(): void {
   for (const worker of workers.values()) {
+    announce(worker); // the heartbeat (re-adds a worker expired while this process was starved)
     registry.onLoad(
       create(WorkerLoadSchema, {
         workerId: worker.id,
@@ -263,7 +270,8 @@ function cachePrompt(worker: FakeWorker, hashes: bigint[]): void {
     for (const hash of evicted) worker.cachedSet.delete(hash);
     events.push({ seq: ++worker.kvSeq, event: { case: 'removed' as const, value: { hashes: evicted } } });
   }
-  if (events.length === 0) return;
+  // As router-app.ts: only registered workers' events reach the index.
+  if (events.length === 0 || registry.get(worker.id) === null) return;
   kvSync.onBatch(
     create(KvEventBatchSchema, { workerId: worker.id, startedAtMs: worker.startedAtMs, events }),
   );
@@ -372,7 +380,6 @@ async function sample(requests: number): Promise<void> {
   process.stderr.write(`${JSON.stringify(samples.at(-1))}\n`);
 }
 
-await sample(0);
 let next = 0;
 let completed = 0;
 let nextChurn = churnEvery;
@@ -393,9 +400,13 @@ async function runUntil(stopAt: number): Promise<void> {
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
 }
-while (next < numRequests) {
-  await runUntil(Math.min(numRequests, next + sampleEvery));
-  await sample(completed);
+// Warm-up: the bounded structures fill (the decision log's 10,000 records, every worker's cache)
+// before the first sample, so the quarters compare steady states.
+await runUntil(numWarmup);
+await sample(0);
+while (next < numWarmup + numRequests) {
+  await runUntil(Math.min(numWarmup + numRequests, next + sampleEvery));
+  await sample(completed - numWarmup);
 }
 
 /** Every number of a sample, nested ones as a.b. */
@@ -437,6 +448,7 @@ const result = {
   benchmark: 'router memory over a 1-hour-equivalent replay',
   machine: `${process.arch}, node ${process.version}`,
   numRequests,
+  numWarmupRequests: numWarmup,
   sampleEvery,
   concurrency,
   numWorkersAtOnce: numWorkers,
