@@ -1,9 +1,14 @@
 // Routing decisions per second with a 1M-block KV index: the real Dispatcher.decide path
 // (candidate views, prefix match over the index, cache_aware scoring and picking) on a registry
-// of 8 workers whose caches together hold 1,048,576 blocks. Prompts are 2048 tokens (128 blocks
-// of 16), half of them sharing a long cached prefix, half unrelated.
-//   node bench/router/decide.ts [--out bench/router/results/decide.json]
+// of 64 workers (--workers) whose caches together hold 1,048,576 blocks. Prompts are 2048 tokens
+// (128 blocks of 16), half of them sharing a long cached prefix, half unrelated.
+//   node bench/router/decide.ts [--workers 64] [--runs 5] [--policy cache_aware ...] [--out FILE]
+// Each policy makes --runs passes of 20,000 decisions (each timed alone); the summary is the
+// median pass, since other processes on a shared machine land in some passes' tails, and the
+// quantiles of each prompt's best pass (its cost undisturbed).
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Logger, seededRandom } from '@tandem/common';
 import { AnnounceKind, create, Role, WorkerAnnounceSchema } from '@tandem/proto';
@@ -20,10 +25,17 @@ import {
 } from '@tandem/router';
 
 const { values } = parseArgs({
-  options: { out: { type: 'string' }, blocks: { type: 'string', default: '1048576' } },
+  options: {
+    out: { type: 'string' },
+    blocks: { type: 'string', default: '1048576' },
+    workers: { type: 'string', default: '64' },
+    runs: { type: 'string', default: '5' },
+    policy: { type: 'string', multiple: true }, // default: cache_aware, round_robin, power_of_two
+  },
 });
 const numIndexBlocks = Number(values.blocks);
-const numWorkers = 8;
+const numWorkers = Number(values.workers);
+const numRuns = Number(values.runs);
 const blocksPerPrompt = 128;
 const pageSize = 16;
 const random = seededRandom(1);
@@ -94,7 +106,58 @@ function makePrompts(count: number): RoutingRequest[] {
   });
 }
 
-function measure(policyName: PolicyName, prompts: RoutingRequest[]) {
+function quantile(samples: Float64Array, q: number): number {
+  const sorted = Float64Array.from(samples).sort();
+  return Number(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(2));
+}
+
+/** One pass over the prompts: every decision timed on its own. */
+async function timeRun(dispatcher: Dispatcher, prompts: RoutingRequest[]) {
+  const none = new Set<string>();
+  const nowMs = Date.now();
+  const samplesUs = new Float64Array(prompts.length);
+  let hits = 0;
+  const gc = { count: 0, ms: 0 };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++;
+      gc.ms += entry.duration;
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  const loadAverage = Number(os.loadavg()[0]!.toFixed(2));
+  const start = performance.now();
+  for (let i = 0; i < prompts.length; i++) {
+    const t0 = performance.now();
+    const decision = dispatcher.decide(prompts[i]!, none, nowMs);
+    samplesUs[i] = (performance.now() - t0) * 1000;
+    if (decision.candidates.some((c) => (c.terms.matchedBlocks ?? 0) > 0)) hits++;
+  }
+  const totalMs = performance.now() - start;
+  await new Promise((resolve) => setTimeout(resolve, 10)); // gc entries arrive asynchronously
+  gcObserver.disconnect();
+  // Even prompts have a cached prefix (makePrompts): their walk is 96 lookups, the others' one.
+  const cached = samplesUs.filter((_, i) => i % 2 === 0);
+  const uncached = samplesUs.filter((_, i) => i % 2 === 1);
+  return {
+    samplesUs,
+    decisionsPerS: Math.round(prompts.length / (totalMs / 1000)),
+    meanUs: Number(((totalMs * 1000) / prompts.length).toFixed(2)),
+    p50Us: quantile(samplesUs, 0.5),
+    p99Us: quantile(samplesUs, 0.99),
+    p999Us: quantile(samplesUs, 0.999),
+    cachedPrefix: { p50Us: quantile(cached, 0.5), p99Us: quantile(cached, 0.99) },
+    noCachedPrefix: { p50Us: quantile(uncached, 0.5), p99Us: quantile(uncached, 0.99) },
+    gc: { count: gc.count, ms: Number(gc.ms.toFixed(1)) },
+    loadAverage1m: loadAverage,
+    numPromptsWithCachedPrefix: hits,
+  };
+}
+
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function measure(policyName: PolicyName, prompts: RoutingRequest[]) {
   const dispatcher = new Dispatcher({
     policy: createPolicy(policyName),
     index,
@@ -105,29 +168,25 @@ function measure(policyName: PolicyName, prompts: RoutingRequest[]) {
     logger,
     maxAttempts: 1,
   });
-  const none = new Set<string>();
   const nowMs = Date.now();
-  for (let i = 0; i < 2000; i++) dispatcher.decide(prompts[i % prompts.length]!, none, nowMs); // warm-up
-  const samplesUs = new Float64Array(prompts.length);
-  let hits = 0;
-  const start = performance.now();
-  for (let i = 0; i < prompts.length; i++) {
-    const t0 = performance.now();
-    const decision = dispatcher.decide(prompts[i]!, none, nowMs);
-    samplesUs[i] = (performance.now() - t0) * 1000;
-    if (decision.candidates.some((c) => (c.terms.matchedBlocks ?? 0) > 0)) hits++;
-  }
-  const totalMs = performance.now() - start;
-  samplesUs.sort();
-  const at = (q: number) => samplesUs[Math.min(samplesUs.length - 1, Math.floor(q * samplesUs.length))]!;
+  for (let i = 0; i < 2000; i++) dispatcher.decide(prompts[i % prompts.length]!, new Set(), nowMs); // warm-up
+  const runs = [];
+  for (let run = 0; run < numRuns; run++) runs.push(await timeRun(dispatcher, prompts));
+  // Each prompt's fastest pass: what a decision costs when no other process interrupts it (on a
+  // shared machine, preemption and cold caches after it land on different prompts each pass).
+  const bestUs = new Float64Array(prompts.length).fill(Number.POSITIVE_INFINITY);
+  for (const { samplesUs } of runs)
+    for (let i = 0; i < bestUs.length; i++) bestUs[i] = Math.min(bestUs[i]!, samplesUs[i]!);
+  // The machine is shared: other processes' bursts land in some runs' tails, so each run is kept
+  // and the summary is the median run's numbers (and the quietest run's p99).
   return {
     policy: policyName,
-    numDecisions: prompts.length,
-    decisionsPerS: Math.round(prompts.length / (totalMs / 1000)),
-    meanUs: Number(((totalMs * 1000) / prompts.length).toFixed(2)),
-    p50Us: Number(at(0.5).toFixed(2)),
-    p99Us: Number(at(0.99).toFixed(2)),
-    numPromptsWithCachedPrefix: hits,
+    numDecisionsPerRun: prompts.length,
+    medianP50Us: median(runs.map((r) => r.p50Us)),
+    medianP99Us: median(runs.map((r) => r.p99Us)),
+    minP99Us: Math.min(...runs.map((r) => r.p99Us)),
+    eachPromptsBestPass: { p50Us: quantile(bestUs, 0.5), p99Us: quantile(bestUs, 0.99) },
+    runs: runs.map(({ samplesUs: _, ...run }) => run),
   };
 }
 
@@ -140,8 +199,14 @@ const results = {
   blocksPerPrompt,
   indexFillMs: Math.round(fillMs),
   heapUsedMb: Math.round(process.memoryUsage().heapUsed / 1e6),
-  results: (['cache_aware', 'round_robin', 'power_of_two'] as const).map((name) => measure(name, prompts)),
+  results: [] as Awaited<ReturnType<typeof measure>>[],
 };
+for (const name of (values.policy as PolicyName[] | undefined) ?? [
+  'cache_aware',
+  'round_robin',
+  'power_of_two',
+])
+  results.results.push(await measure(name, prompts));
 const text = JSON.stringify(results, null, 2);
 process.stdout.write(`${text}\n`);
 if (values.out !== undefined) writeFileSync(values.out, `${text}\n`);

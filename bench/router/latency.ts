@@ -3,6 +3,7 @@
 // keep-alive), interleaved so drift hits both alike. Added latency = router - direct at each
 // percentile. Real NATS, Redis, worker and router processes on this machine.
 //   node bench/router/latency.ts [--requests 500] [--out bench/router/results/latency.json]
+//     [--router-prof DIR]   (the router's CPU profile, for finding what the added time is)
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
@@ -21,7 +22,12 @@ import { Worker } from '@tandem/proto';
 import { startWorkerProcess } from '@tandem/worker/testing';
 
 const { values } = parseArgs({
-  options: { requests: { type: 'string', default: '500' }, out: { type: 'string' } },
+  options: {
+    requests: { type: 'string', default: '500' },
+    out: { type: 'string' },
+    // Writes the router process's CPU profile (node --cpu-prof) into this folder.
+    'router-prof': { type: 'string' },
+  },
 });
 const numRequests = Number(values.requests);
 const modelDir = fixtureDir('tiny-llama');
@@ -55,7 +61,16 @@ const router = spawn(
     '--redis',
     backplane.redis.url,
   ],
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+  {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      ...(values['router-prof'] === undefined
+        ? {}
+        : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values['router-prof']}` }),
+    },
+  },
 );
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -154,7 +169,9 @@ try {
 } finally {
   client.close();
   agent.destroy();
+  const exited = new Promise((resolve) => router.once('exit', resolve));
   router.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]); // profile written
   await worker.stop();
   await backplane.nats.stop();
   await backplane.redis.stop();

@@ -43,6 +43,7 @@ export class RouterMetrics {
   readonly inputTokens: BoundHistogram;
   readonly outputTokens: BoundHistogram;
   readonly #stopProcessMetrics: () => void;
+  readonly #boundDecisions = new Map<string, BoundCounter>();
 
   constructor(modelName: string, options: { enabled?: boolean } = {}) {
     const registry = new MetricsRegistry({
@@ -142,6 +143,25 @@ export class RouterMetrics {
 
   render(): string {
     return this.registry.render();
+  }
+
+  /** The decisions counter of one (policy, worker), bound once: a decision is one addition. */
+  decisionsOf(policy: string, worker: string): BoundCounter {
+    const key = `${policy}\u0000${worker}`;
+    let bound = this.#boundDecisions.get(key);
+    if (bound === undefined) {
+      bound = this.decisions.with({ policy, worker });
+      this.#boundDecisions.set(key, bound);
+    }
+    return bound;
+  }
+
+  /** Drops a departed worker's series (workers come and go; their series must not pile up). */
+  forgetWorker(workerId: string, policy: string): void {
+    this.decisions.remove({ policy, worker: workerId });
+    this.#boundDecisions.delete(`${policy}\u0000${workerId}`);
+    this.prefillDecisions.remove({ type: 'remote', worker: workerId });
+    for (const counter of [this.retries, this.hedges, this.failovers]) counter.remove({ worker: workerId });
   }
 
   close(): void {

@@ -175,8 +175,7 @@ export class RouterApp {
         onRouted: (workerId, keys) => routedFeed.publish(workerId, keys),
         onDecision: (decision, _attempt, decideMs) => {
           metrics.decisionTime.observe(decideMs / 1000);
-          if (decision.workerId !== null)
-            metrics.decisions.inc({ policy: decision.policy, worker: decision.workerId });
+          if (decision.workerId !== null) metrics.decisionsOf(decision.policy, decision.workerId).inc();
         },
         onPrefillDecision: (decision) =>
           metrics.prefillDecisions.inc(
@@ -203,6 +202,7 @@ export class RouterApp {
       else if (event.type === 'left') {
         kvSync.forget(event.workerId);
         inflight.forget(event.workerId);
+        metrics.forgetWorker(event.workerId, policy.name);
       }
     });
     const constraints = ConstraintChecker.start(model.dir, model.name, logger);

@@ -77,3 +77,36 @@ test('counts are absolute: a lost write is repaired by the periodic refresh', as
   await one.stop();
   await two.stop();
 });
+
+/** Script calls this Redis has run (EVALSHA, and EVAL when the script was not cached yet). */
+async function scriptCalls(redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats');
+  let calls = 0;
+  for (const match of stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) calls += Number(match[1]);
+  return calls;
+}
+
+test('changes share one script call; a request that starts and ends in the window costs none', async () => {
+  const one = await replica('coalesce-one');
+  const probe = await connectRedis({ url: server.url, name: 'coalesce-probe' });
+  clients.push(probe);
+  one.acquire('warm');
+  await one.settled();
+  const before = await scriptCalls(probe);
+  for (let i = 0; i < 100; i++) {
+    one.acquire('w1');
+    one.release('w1');
+  }
+  await one.settled();
+  assert.equal(await scriptCalls(probe), before);
+  for (let i = 0; i < 10; i++) one.acquire(`w${i}`);
+  await one.settled();
+  assert.equal(await scriptCalls(probe), before + 1);
+  const two = await replica('coalesce-two');
+  two.acquire('w0');
+  await two.settled();
+  assert.equal(two.count('w5'), 1);
+  assert.equal(two.count('w0'), 2);
+  await one.stop();
+  await two.stop();
+});

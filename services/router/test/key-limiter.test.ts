@@ -57,6 +57,29 @@ test('requests at once: a slot per running request, freed when it ends (once)', 
   next.release(1);
 });
 
+test('local state is bounded: keys idle for a minute with nothing running are forgotten', async () => {
+  let nowMs = 1_000_000;
+  const keys = new KeyLimiter(null, { replicaId: 'r', slotLeaseMs: 3_600_000, clock: () => nowMs }, logger);
+  const limits = { ...unlimitedKey, requestsPerMinute: 1000, maxConcurrent: 4 };
+  // 10,000 keys, each used once a second apart: only the last minute's keys stay.
+  for (let i = 0; i < 10_000; i++) {
+    nowMs += 1000;
+    const grant = await keys.acquire({ id: `key${i}`, limits }, 1);
+    grant.release(1);
+  }
+  assert.ok(keys.numLocalKeys <= 61 + 1024, `${keys.numLocalKeys} keys kept`);
+  assert.equal(keys.numLocalRunning, 0);
+  // A key with a request still running (its slot not lapsed) is kept while idle.
+  const held = await keys.acquire({ id: 'held', limits }, 1);
+  for (let i = 0; i < 2048; i++) {
+    nowMs += 1000;
+    (await keys.acquire({ id: `later${i}`, limits }, 1)).release(1);
+  }
+  assert.equal(keys.numLocalRunning, 1);
+  held.release(1);
+  assert.equal(keys.numLocalRunning, 0);
+});
+
 test('keys are looked up by digest; bearer headers and key files parse', () => {
   const table = new ApiKeyTable(
     parseKeyFile('sk-a rpm=5\n# comment\n  sk-b  concurrency=2 tpm=9 \n', unlimitedKey),

@@ -77,6 +77,11 @@ type Verdict =
   | { ok: true }
   | { ok: false; limit: 'requests' | 'tokens' | 'concurrency'; retryAfterMs: number };
 
+/** Every this many acquires, idle keys' local state is dropped. */
+const pruneEvery = 1024;
+/** A bucket idle this long is full again (both limits are per minute). */
+const refillMs = 60_000;
+
 /** The same buckets in this process (no Redis, or Redis unreachable). */
 class LocalBuckets {
   readonly #state = new Map<
@@ -84,8 +89,26 @@ class LocalBuckets {
     { req: number; tok: number; atMs: number; running: Map<string, number> }
   >();
 
+  readonly #clock: () => number;
+  #numAcquires = 0;
+
+  constructor(clock: () => number) {
+    this.#clock = clock;
+  }
+
+  get numKeys(): number {
+    return this.#state.size;
+  }
+
+  get numRunning(): number {
+    let count = 0;
+    for (const state of this.#state.values()) count += state.running.size;
+    return count;
+  }
+
   acquire(id: string, limits: KeyLimits, tokens: number, member: string, leaseMs: number): Verdict {
-    const nowMs = Date.now();
+    const nowMs = this.#clock();
+    if (++this.#numAcquires % pruneEvery === 0) this.#prune(nowMs);
     const { requestsPerMinute: rpm, tokensPerMinute: tpm, maxConcurrent: cap } = limits;
     let state = this.#state.get(id);
     if (state === undefined) {
@@ -113,6 +136,18 @@ class LocalBuckets {
     return { ok: true };
   }
 
+  /**
+   * Forgets keys idle for a minute with nothing running: their buckets have refilled, so a fresh
+   * state is the same (keys seen once would otherwise stay for the life of the process).
+   */
+  #prune(nowMs: number): void {
+    for (const [id, state] of this.#state) {
+      for (const [running, lapsesAtMs] of state.running)
+        if (lapsesAtMs <= nowMs) state.running.delete(running);
+      if (state.running.size === 0 && nowMs - state.atMs >= refillMs) this.#state.delete(id);
+    }
+  }
+
   release(id: string, limits: KeyLimits, refund: number, member: string): void {
     const state = this.#state.get(id);
     if (state === undefined) return;
@@ -127,6 +162,8 @@ export interface KeyLimiterParams {
   replicaId: string;
   /** A running request's slot lapses after this long (its replica may have crashed). */
   slotLeaseMs: number;
+  /** Unix ms for the in-process buckets (default Date.now; Redis has its own clock). */
+  clock?: () => number;
 }
 
 const limitNames = {
@@ -139,9 +176,18 @@ export class KeyLimiter {
   readonly #redis: Redis | null;
   readonly #params: KeyLimiterParams;
   readonly #logger: Logger;
-  readonly #local = new LocalBuckets();
+  readonly #local: LocalBuckets;
   #requestSeq = 0;
   #redisDown = false;
+
+  /** Keys with state in this process, and their running requests (bounded: idle keys are pruned). */
+  get numLocalKeys(): number {
+    return this.#local.numKeys;
+  }
+
+  get numLocalRunning(): number {
+    return this.#local.numRunning;
+  }
 
   constructor(redis: Redis | null, params: KeyLimiterParams, logger: Logger) {
     if (redis !== null && !('tandemKeyAcquire' in redis)) {
@@ -151,6 +197,7 @@ export class KeyLimiter {
     this.#redis = redis;
     this.#params = params;
     this.#logger = logger;
+    this.#local = new LocalBuckets(params.clock ?? Date.now);
   }
 
   /**

@@ -129,6 +129,18 @@ function fitSlots(depths: Uint32Array<ArrayBuffer>, slotCapacity: number): Uint3
   return depths.length >= slotCapacity ? depths : new Uint32Array(2 * slotCapacity);
 }
 
+const emptyView: WorkerView = {
+  workerId: '',
+  slot: -1,
+  numInflight: 0,
+  load: null,
+  numQueuedPrefillTokens: 0,
+  numDecoding: 0,
+  prefillTokensPerMs: 1,
+  pageSize: 1,
+  lastPickedSeq: 0,
+};
+
 /** What a request has tried so far (attempts avoid workers already tried while others are left). */
 interface Tried {
   workers: Set<string>;
@@ -141,6 +153,11 @@ export class Dispatcher {
   readonly #resilience: ResilienceParams;
   #pickSeq = 0;
   #depths = new Uint32Array(32);
+  // decide's scratch, reused by every decision (a policy reads views only while it decides).
+  #slots: number[] = []; // the candidates' index slots
+  #candidates: WorkerView[] = [];
+  #views: WorkerView[] = []; // by position in #viewsOf
+  #viewsOf: readonly WorkerRecord[] | null = null;
   #prefillDepths = new Uint32Array(32);
 
   constructor(params: DispatcherParams) {
@@ -154,31 +171,33 @@ export class Dispatcher {
 
   /** The decision for a request among the usable workers not in `exclude` (no side effects). */
   decide(request: RoutingRequest, exclude: ReadonlySet<string>, nowMs: number): Decision {
-    const { registry, index, policy, inflight } = this.#params;
-    const usable = registry
-      .all()
-      .filter((worker) => !exclude.has(worker.workerId) && worker.breaker.allows(nowMs));
-    const heard = usable.filter((worker) => !this.#isSuspect(worker, nowMs));
-    const candidates: WorkerView[] = [];
-    const slots: number[] = [];
-    for (const worker of heard.length > 0 ? heard : usable) {
-      const slot = index.slotOf(worker.workerId);
-      slots.push(slot);
-      let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
-      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
-      candidates.push({
-        workerId: worker.workerId,
-        slot,
-        numInflight: inflight.count(worker.workerId),
-        load: worker.load,
-        numQueuedPrefillTokens,
-        numDecoding: Math.max(0, inflight.count(worker.workerId) - worker.pendingPrefills.size),
-        prefillTokensPerMs: registry.prefillRateFor(worker),
-        pageSize: worker.pageSize,
-        lastPickedSeq: worker.lastPickedSeq,
-      });
+    const { registry, index, policy } = this.#params;
+    const workers = registry.all();
+    if (workers !== this.#viewsOf) {
+      // Membership changed: one view object per worker, refreshed in place by every decision.
+      this.#viewsOf = workers;
+      this.#views = workers.map((worker) => ({ ...emptyView, workerId: worker.workerId }));
     }
-    candidates.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+    // One pass over the registry's list (sorted by id, so the candidates are too): silent
+    // workers are kept aside and used only when no other is usable.
+    const candidates = this.#candidates;
+    const slots = this.#slots;
+    candidates.length = 0;
+    slots.length = 0;
+    let numSuspects = 0;
+    for (let i = 0; i < workers.length; i++) {
+      const worker = workers[i]!;
+      if ((exclude.size > 0 && exclude.has(worker.workerId)) || !worker.breaker.allows(nowMs)) continue;
+      if (this.#isSuspect(worker, nowMs)) numSuspects++;
+      else candidates.push(this.#refreshView(this.#views[i]!, worker, slots));
+    }
+    if (candidates.length === 0 && numSuspects > 0) {
+      for (let i = 0; i < workers.length; i++) {
+        const worker = workers[i]!;
+        if ((exclude.size > 0 && exclude.has(worker.workerId)) || !worker.breaker.allows(nowMs)) continue;
+        candidates.push(this.#refreshView(this.#views[i]!, worker, slots));
+      }
+    }
     let matchDepthBySlot: Uint32Array | null = null;
     if (policy.needsPrefix && candidates.length > 0) {
       this.#depths = fitSlots(this.#depths, index.slotCapacity);
@@ -186,6 +205,27 @@ export class Dispatcher {
       matchDepthBySlot = this.#depths;
     }
     return policy.decide(request, candidates, { matchDepthBySlot, random: this.#params.random });
+  }
+
+  /** Fills the worker's view with its state now; its index slot goes to `slots`. */
+  #refreshView(view: WorkerView, worker: WorkerRecord, slots: number[]): WorkerView {
+    const { registry, index, inflight } = this.#params;
+    // A worker keeps its index slot while it is registered (kv-event-sync frees it on 'left').
+    const slot = view.slot === -1 ? index.slotOf(worker.workerId) : view.slot;
+    slots.push(slot);
+    let numQueuedPrefillTokens = worker.numOthersQueuedPrefillTokens;
+    if (worker.pendingPrefills.size > 0)
+      for (const prefill of worker.pendingPrefills.values()) numQueuedPrefillTokens += prefill.numTokens;
+    const numInflight = inflight.count(worker.workerId);
+    view.slot = slot;
+    view.numInflight = numInflight;
+    view.load = worker.load;
+    view.numQueuedPrefillTokens = numQueuedPrefillTokens;
+    view.numDecoding = Math.max(0, numInflight - worker.pendingPrefills.size);
+    view.prefillTokensPerMs = registry.prefillRateFor(worker);
+    view.pageSize = worker.pageSize;
+    view.lastPickedSeq = worker.lastPickedSeq;
+    return view;
   }
 
   /**
@@ -392,21 +432,23 @@ export class Dispatcher {
         );
         const hedgeMs =
           hedged || this.#resilience.hedgeAfterMs <= 0 ? null : this.#hedgeDelayMs(racing[0]!, request);
-        const hedgeTimer = hedgeMs === null ? null : new AbortController();
         const waits: Promise<{ attempt: WorkerAttempt; outcome: FirstOutcome } | 'hedge' | 'aborted'>[] = [
           ...outcomes,
           aborted,
         ];
-        if (hedgeTimer !== null && hedgeMs !== null) {
+        // A plain timer, cleared once the race is over: aborting a timers/promises sleep instead
+        // builds an AbortError (a DOMException with its stack) on every request.
+        let hedgeTimer: NodeJS.Timeout | null = null;
+        if (hedgeMs !== null) {
           const elapsedMs = Date.now() - racing[0]!.startedAtMs;
           waits.push(
-            sleep(Math.max(0, hedgeMs - elapsedMs), 'hedge' as const, { signal: hedgeTimer.signal }).catch(
-              () => 'aborted' as const,
-            ),
+            new Promise<'hedge'>((resolve) => {
+              hedgeTimer = setTimeout(() => resolve('hedge'), Math.max(0, hedgeMs - elapsedMs));
+            }),
           );
         }
         const settled = await Promise.race(waits);
-        hedgeTimer?.abort();
+        if (hedgeTimer !== null) clearTimeout(hedgeTimer);
         if (settled === 'aborted') {
           if (request.signal.aborted) throw abortError(request.signal);
           continue;

@@ -1,9 +1,11 @@
 // In-flight request counts per worker, shared by router replicas through Redis so they do not
 // all pick the same idle worker. Each replica keeps its own hash (tandem:inflight:<replica>, with
-// a TTL) and a score in a replica set; one Lua script call per change writes our count for that
-// worker (absolute, so a lost update is repaired by the next one and by the periodic full
-// refresh) and returns the totals over the live replicas: admission and completion are one
-// round trip each, and a crashed replica's counts vanish with its TTL. Without Redis the counts
+// a TTL) and a score in a replica set; one Lua script call writes our counts for the workers that
+// changed (absolute, so a lost update is repaired by the next one and by the periodic full
+// refresh) and returns the totals over the live replicas; a crashed replica's counts vanish with
+// its TTL. Changes wait `coalesceMs` for others to join them: one call per few milliseconds
+// however busy the router is, and a short request that starts and ends inside the window costs
+// no Redis call at all (its worker's count is back where Redis has it). Without Redis the counts
 // are this router's own.
 import type { Logger, Redis } from '@tandem/common';
 
@@ -50,7 +52,11 @@ export interface InflightParams {
   replicaTtlMs: number;
   /** How often to refresh other replicas' counts when idle. */
   refreshMs: number;
+  /** How long a change waits for others to share its script call (default 5 ms). */
+  coalesceMs?: number;
 }
+
+const defaultCoalesceMs = 5;
 
 export class InflightCounts {
   readonly #redis: Redis | null;
@@ -62,8 +68,13 @@ export class InflightCounts {
   readonly #sent = new Map<string, number>();
   /** Other replicas' requests per worker, as of the last reply. */
   #others = new Map<string, number>();
+  /** Local plus others, per worker with any (a decision reads one map per candidate). */
+  #totals = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Workers whose local count changed since the last write, and whether a write is scheduled. */
+  readonly #dirty = new Set<string>();
+  #flushScheduled = false;
   #lastSyncOk = true;
 
   constructor(redis: Redis | null, params: InflightParams, logger: Logger) {
@@ -99,24 +110,22 @@ export class InflightCounts {
 
   /** Requests on the worker across all replicas. */
   count(workerId: string): number {
-    return (this.#others.get(workerId) ?? 0) + (this.#local.get(workerId) ?? 0);
+    return this.#totals.get(workerId) ?? 0;
   }
 
   localCount(workerId: string): number {
     return this.#local.get(workerId) ?? 0;
   }
 
-  /** A request went to the worker (one Redis round trip, not awaited by the request). */
+  /** A request went to the worker (written to Redis with the changes of the next few ms). */
   acquire(workerId: string): void {
     this.#adjustLocal(workerId, 1);
-    // After this tick: the request's own gRPC write goes out first.
     this.#schedule(workerId);
   }
 
   /** The request ended. */
   release(workerId: string): void {
     this.#adjustLocal(workerId, -1);
-    // After this tick: the client's response goes out first.
     this.#schedule(workerId);
   }
 
@@ -127,8 +136,19 @@ export class InflightCounts {
 
   #schedule(workerId: string): void {
     if (this.#redis === null) return;
-    const done: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.#sync(workerId))
+    this.#dirty.add(workerId);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // Off the request's path: its gRPC write and the client's response go out first.
+    const done: Promise<void> = new Promise<void>((resolve) =>
+      setTimeout(resolve, this.#params.coalesceMs ?? defaultCoalesceMs),
+    )
+      .then(() => {
+        this.#flushScheduled = false;
+        const workers = [...this.#dirty];
+        this.#dirty.clear();
+        return this.#sync(workers);
+      })
       .finally(() => this.#inFlight.delete(done));
     this.#inFlight.add(done);
   }
@@ -136,29 +156,66 @@ export class InflightCounts {
   forget(workerId: string): void {
     this.#local.delete(workerId);
     this.#others.delete(workerId);
+    this.#sent.delete(workerId);
+    this.#totals.delete(workerId);
+    this.#dirty.delete(workerId);
+  }
+
+  /** Workers with a count of any kind (all bounded by the workers known; see forget). */
+  get sizes(): {
+    local: number;
+    others: number;
+    sent: number;
+    totals: number;
+    dirty: number;
+    syncsInFlight: number;
+  } {
+    return {
+      local: this.#local.size,
+      others: this.#others.size,
+      sent: this.#sent.size,
+      totals: this.#totals.size,
+      dirty: this.#dirty.size,
+      syncsInFlight: this.#inFlight.size,
+    };
   }
 
   #adjustLocal(workerId: string, delta: number): void {
     const next = (this.#local.get(workerId) ?? 0) + delta;
     if (next <= 0) this.#local.delete(workerId);
     else this.#local.set(workerId, next);
+    this.#setTotal(workerId);
   }
 
-  /** Writes our count for one worker (or, with null, our whole map) and reads the totals. */
-  async #sync(workerId: string | null): Promise<void> {
+  #setTotal(workerId: string): void {
+    const total = (this.#others.get(workerId) ?? 0) + (this.#local.get(workerId) ?? 0);
+    if (total > 0) this.#totals.set(workerId, total);
+    else this.#totals.delete(workerId);
+  }
+
+  /**
+   * Writes our counts for `workers` (those that differ from what Redis has; or, with null, our
+   * whole map) and reads the totals.
+   */
+  async #sync(workers: readonly string[] | null): Promise<void> {
     if (this.#redis === null) return;
     const pairs: string[] = [];
-    if (workerId === null) {
+    if (workers === null) {
       this.#sent.clear();
       for (const [worker, count] of this.#local) {
         this.#sent.set(worker, count);
         pairs.push(worker, String(count));
       }
     } else {
-      const count = this.#local.get(workerId) ?? 0;
-      if (count > 0) this.#sent.set(workerId, count);
-      else this.#sent.delete(workerId);
-      pairs.push(workerId, String(count));
+      for (const workerId of workers) {
+        const count = this.#local.get(workerId) ?? 0;
+        if (count === (this.#sent.get(workerId) ?? 0)) continue;
+        if (count > 0) this.#sent.set(workerId, count);
+        else this.#sent.delete(workerId);
+        pairs.push(workerId, String(count));
+      }
+      // Back where Redis has them (a request started and ended in the window): nothing to write.
+      if (pairs.length === 0) return;
     }
     // Our own hash equals this snapshot once Redis has run the script (calls run in order).
     const mineAfter = new Map(this.#sent);
@@ -167,7 +224,7 @@ export class InflightCounts {
         replicaSetKey,
         this.#params.replicaId,
         String(this.#params.replicaTtlMs),
-        workerId === null ? 'replace' : 'set',
+        workers === null ? 'replace' : 'set',
         ...pairs,
       )) as (string | number)[];
       const others = new Map<string, number>();
@@ -177,6 +234,9 @@ export class InflightCounts {
         if (total > 0) others.set(worker, total);
       }
       this.#others = others;
+      const totals = new Map(this.#local);
+      for (const [worker, count] of others) totals.set(worker, (totals.get(worker) ?? 0) + count);
+      this.#totals = totals;
       this.#lastSyncOk = true;
     } catch (error) {
       if (this.#lastSyncOk) this.#logger.warn('shared in-flight counts unavailable', { error });

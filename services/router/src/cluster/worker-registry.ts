@@ -132,6 +132,8 @@ export type RegistryEvent = DirectoryEvent;
 
 /** How long a finished prefill is remembered for matching against load reports. */
 const recentPrefillKeepMs = 3000;
+/** Past this many, a worker's finished prefills older than recentPrefillKeepMs are dropped. */
+const maxRecentPrefills = 1024;
 /** Shorter prefills measure fixed overhead more than throughput. */
 const minPrefillSampleTokens = 32;
 /** A worker's own rate counts once it is this far from the pool's... */
@@ -146,6 +148,9 @@ export class WorkerRegistry {
   readonly #directory: WorkerDirectory<RoutedWorker>;
   readonly #security: ClusterSecurity;
   #unfollow: () => void = () => {};
+  /** Routable workers sorted by id, and the pools' mean prefill rates: rebuilt when stale. */
+  #routable: WorkerRecord[] | null = null;
+  #poolRates: { routable: number; prefill: number } | null = null;
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
     this.#params = params;
@@ -167,6 +172,7 @@ export class WorkerRegistry {
     );
     this.#directory.onEvent((event) => {
       if (event.type === 'load') this.#onLoad(event.workerId);
+      else this.#membershipChanged();
     });
   }
 
@@ -184,9 +190,16 @@ export class WorkerRegistry {
     return this.#directory.entry(workerId)?.extension ?? null;
   }
 
-  /** The workers requests are routed to (unified and decode). */
-  all(): WorkerRecord[] {
-    return this.#byRole((role) => role !== 'prefill');
+  /**
+   * The workers requests are routed to (unified and decode), sorted by id. One shared array per
+   * membership (a decision reads it without copying): callers must not change it.
+   */
+  all(): readonly WorkerRecord[] {
+    if (this.#routable === null) {
+      this.#routable = this.#byRole((role) => role !== 'prefill');
+      this.#routable.sort((a, b) => (a.workerId < b.workerId ? -1 : a.workerId > b.workerId ? 1 : 0));
+    }
+    return this.#routable;
   }
 
   /** The prefill workers a decode worker can be told to use. */
@@ -288,6 +301,18 @@ export class WorkerRegistry {
     if (worker === null || pending === undefined) return;
     worker.pendingPrefills.delete(requestId);
     worker.recentPrefills.push({ ...pending, firstTokenAtMs });
+    // Load reports prune this list; without them (a worker that stopped reporting) it is cut here.
+    if (worker.recentPrefills.length > maxRecentPrefills)
+      worker.recentPrefills = worker.recentPrefills.filter(
+        (p) => p.firstTokenAtMs > firstTokenAtMs - recentPrefillKeepMs,
+      );
+  }
+
+  /** Finished prefills remembered for load-report matching, over all workers. */
+  get numRecentPrefills(): number {
+    let count = 0;
+    for (const { extension } of this.#directory.entries()) count += extension.recentPrefills.length;
+    return count;
   }
 
   /** The request ended (done, failed or cancelled) without a first token from this worker. */
@@ -303,17 +328,9 @@ export class WorkerRegistry {
    * transfer) or the routable ones.
    */
   prefillRateFor(worker: WorkerRecord): number {
-    let sum = 0;
-    let count = 0;
-    const isPrefill = worker.role === 'prefill';
-    for (const { worker: other, extension } of this.#directory.entries()) {
-      if ((other.role === 'prefill') !== isPrefill) continue;
-      if (extension.numPrefillSamples > 0) {
-        sum += extension.prefillTokensPerMs;
-        count++;
-      }
-    }
-    const poolRate = count === 0 ? this.#params.defaultPrefillTokensPerMs : sum / count;
+    // Pool means are cached (a decision asks once per candidate): O(1) instead of O(workers).
+    this.#poolRates ??= { routable: this.#poolRate(false), prefill: this.#poolRate(true) };
+    const poolRate = worker.role === 'prefill' ? this.#poolRates.prefill : this.#poolRates.routable;
     if (worker.numPrefillSamples < minOwnRateSamples) return poolRate;
     const ratio = worker.prefillTokensPerMs / poolRate;
     return ratio > ownRateFactor || ratio < 1 / ownRateFactor ? worker.prefillTokensPerMs : poolRate;
@@ -329,11 +346,30 @@ export class WorkerRegistry {
     const alpha = this.#params.prefillRateAlpha;
     worker.prefillTokensPerMs = alpha * rate + (1 - alpha) * worker.prefillTokensPerMs;
     worker.numPrefillSamples++;
+    this.#poolRates = null;
   }
 
   close(): void {
     this.#unfollow();
     this.#directory.clear();
+    this.#membershipChanged();
+  }
+
+  #membershipChanged(): void {
+    this.#routable = null;
+    this.#poolRates = null;
+  }
+
+  /** Mean measured prefill rate of one pool (prefill workers or routable ones). */
+  #poolRate(prefill: boolean): number {
+    let sum = 0;
+    let count = 0;
+    for (const { worker, extension } of this.#directory.entries()) {
+      if ((worker.role === 'prefill') !== prefill || extension.numPrefillSamples === 0) continue;
+      sum += extension.prefillTokensPerMs;
+      count++;
+    }
+    return count === 0 ? this.#params.defaultPrefillTokensPerMs : sum / count;
   }
 
   #routed(workerId: string): RoutedWorker | null {

@@ -35,6 +35,11 @@ export class KvEventSync {
     return this.#numResyncs;
   }
 
+  /** Workers whose event sequence is followed (each forgotten when it leaves). */
+  get numWorkers(): number {
+    return this.#workers.size;
+  }
+
   get numEvents(): number {
     return this.#numEvents;
   }

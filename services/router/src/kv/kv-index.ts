@@ -55,6 +55,16 @@ export class KvIndex {
     return count;
   }
 
+  /** Optimistic insert batches not yet expired (bounded by the TTL times the routing rate). */
+  get numPendingBatches(): number {
+    return this.#pendingBatches.length - this.#pendingHead;
+  }
+
+  /** Workers with a slot. */
+  get numWorkers(): number {
+    return this.#slotByWorker.size;
+  }
+
   /** One more than the highest slot ever given: the length a `depths` array needs. */
   get slotCapacity(): number {
     return this.#nextSlot;

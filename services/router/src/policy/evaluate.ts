@@ -25,29 +25,56 @@ export function evaluate<C extends Candidate, R>(
   candidates: readonly C[],
   inputs: RoutingInputs,
 ): Evaluation<C> {
-  const records = new Map<string, CandidateRecord>();
-  for (const candidate of candidates) {
-    records.set(candidate.workerId, { workerId: candidate.workerId, cost: null, terms: {}, excluded: null });
+  // Arrays by candidate position, no per-candidate maps: a decision over 64 workers runs this on
+  // every request, so it stays a few passes over arrays.
+  const records: CandidateRecord[] = new Array(candidates.length);
+  for (let i = 0; i < candidates.length; i++) {
+    records[i] = { workerId: candidates[i]!.workerId, cost: null, terms: emptyTerms, excluded: null };
   }
   let remaining = candidates;
+  /** Position in `candidates` of each of `remaining` (null while nothing was excluded). */
+  let positions: number[] | null = null;
   for (const filter of spec.filters) {
     const excluded = filter.exclude(request, remaining, inputs);
     if (excluded.size === 0) continue;
-    for (const [workerId, reason] of excluded) records.get(workerId)!.excluded = `${filter.name}: ${reason}`;
-    remaining = remaining.filter((candidate) => !excluded.has(candidate.workerId));
+    const keptPositions: number[] = [];
+    const kept: C[] = [];
+    for (let i = 0; i < remaining.length; i++) {
+      const position = positions === null ? i : positions[i]!;
+      const reason = excluded.get(remaining[i]!.workerId);
+      if (reason === undefined) {
+        kept.push(remaining[i]!);
+        keptPositions.push(position);
+      } else {
+        records[position]!.excluded = `${filter.name}: ${reason}`;
+      }
+    }
+    remaining = kept;
+    positions = keptPositions;
   }
-  const costs = remaining.map(() => 0);
+  const costs = new Array<number>(remaining.length).fill(0);
+  const recordOf = (i: number): CandidateRecord => records[positions === null ? i : positions[i]!]!;
   for (const { scorer, weight } of spec.scorers) {
     const scores = scorer.score(request, remaining, inputs);
-    scores.forEach((score, i) => {
+    for (let i = 0; i < scores.length; i++) {
+      const score = scores[i]!;
       costs[i]! += weight * score.cost;
-      Object.assign(records.get(remaining[i]!.workerId)!.terms, score.terms);
-    });
+      const record = recordOf(i);
+      // The first scorer's terms object becomes the record's (scorers return fresh objects).
+      if (record.terms === emptyTerms) record.terms = score.terms;
+      else Object.assign(record.terms, score.terms);
+    }
   }
-  remaining.forEach((candidate, i) => {
-    records.get(candidate.workerId)!.cost = costs[i]!;
-  });
-  const affinities = remaining.map((candidate) => records.get(candidate.workerId)!.terms.cachedTokens ?? 0);
+  const affinities = new Array<number>(remaining.length);
+  for (let i = 0; i < remaining.length; i++) {
+    const record = recordOf(i);
+    record.cost = costs[i]!;
+    affinities[i] = record.terms.cachedTokens ?? 0;
+  }
+  for (const record of records) if (record.terms === emptyTerms) record.terms = {};
   const chosen = pick(remaining, costs, spec.picker, affinities, spec.loadOf);
-  return { chosen, records: [...records.values()] };
+  return { chosen, records };
 }
+
+/** Marks a record no scorer has written yet (replaced by a fresh object before returning). */
+const emptyTerms: Record<string, number> = Object.freeze({}) as Record<string, number>;
