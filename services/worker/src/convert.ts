@@ -12,7 +12,6 @@ import {
   type MessageInitShape,
   type GenerateRequest as WireGenerateRequest,
   type KvLayout as WireKvLayout,
-  type LoadReport as WireLoadReport,
   type SamplingParams as WireSamplingParams,
 } from '@tandem/proto';
 import type { BlockDump, GenerateRequest, KvEvent, LoadReport, TokenChunk } from '@tandem/runtime';
