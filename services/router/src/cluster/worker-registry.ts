@@ -25,6 +25,7 @@ import {
   WorkerDirectory,
 } from '@tandem/common';
 import { type LoadReport, ServingStatus, Worker, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
+import { trustedStepCost } from '../policy/step-cost.ts';
 import { CircuitBreaker, type CircuitBreakerParams } from './circuit-breaker.ts';
 
 export type WorkerRoleName = DiscoveredWorker['role'];
@@ -296,13 +297,17 @@ export class WorkerRegistry {
   }
 
   /**
-   * The prefill rate a decision should use for the worker: the pool's mean, unless the worker's
+   * The prefill rate a decision should use for the worker: from the step costs it fitted and
+   * reported, when those are trusted; else from first-token times: the pool's mean, unless the worker's
    * own measurement differs from it by more than `ownRateFactor` (different hardware). Using the
    * pool's rate otherwise keeps measurement noise from steering all traffic to one worker. The
    * pool is the worker's kind: prefill workers (whose time to first token includes the KV
    * transfer) or the routable ones.
    */
   prefillRateFor(worker: WorkerRecord): number {
+    // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts).
+    const fit = trustedStepCost(worker.load?.stepCost);
+    if (fit !== null) return 1 / fit.prefillMsPerToken;
     let sum = 0;
     let count = 0;
     const isPrefill = worker.role === 'prefill';
