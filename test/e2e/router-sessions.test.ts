@@ -113,7 +113,7 @@ describe('sessions, priorities and fitted costs through the router', () => {
     let record: RoutingRecord | null = null;
     // Load reports come every second: requests until a decision saw both fits.
     const fitted = (r: RoutingRecord | null): boolean =>
-      r !== null && r.candidates.every((c) => c.terms.fitSteps !== undefined);
+      r?.candidates.every((c) => c.terms.fitSteps !== undefined) ?? false;
     for (let i = 0; i < 60 && !fitted(record); i++) {
       record = await complete(router, tokens(96));
       await new Promise((resolve) => setTimeout(resolve, 100));
