@@ -157,3 +157,21 @@ test('the session table forgets idle sessions and the least recently used past i
   now = 1500;
   assert.equal(sessions.workerOf('x'), null, 'idle past the TTL');
 });
+
+test('workers whose fits differ by noise share the pool mean; one 3x off (other hardware) keeps its own', () => {
+  const policy = createPolicy('cache_aware');
+  const a = worker('a', 0, { stepCost: { ...goodFit, baseMs: 2 }, numDecoding: 2 });
+  const b = worker('b', 1, { stepCost: { ...goodFit, baseMs: 6, prefillMsPerToken: 0.3 }, numDecoding: 2 });
+  const records = policy.decide(request(), [a, b], inputs()).candidates;
+  // Pooled: base (2 + 6) / 2 = 4, decode 0.5 x 2 sequences.
+  assert.deepEqual(
+    records.map((r) => r.terms.decodeMs),
+    [5, 5],
+  );
+  const slow = worker('c', 2, {
+    stepCost: { ...goodFit, baseMs: 40, prefillMsPerToken: 2.5 },
+    numDecoding: 2,
+  });
+  const withSlow = policy.decide(request(), [a, b, slow], inputs()).candidates;
+  assert.equal(withSlow[2]!.terms.decodeMs, 41, 'its own fit: 40 + 0.5 x 2');
+});

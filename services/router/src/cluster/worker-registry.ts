@@ -297,20 +297,35 @@ export class WorkerRegistry {
   }
 
   /**
-   * The prefill rate a decision should use for the worker: from the step costs it fitted and
-   * reported, when those are trusted; else from first-token times: the pool's mean, unless the worker's
+   * The prefill rate a decision should use for the worker: from the step costs the pool's workers
+   * fitted and reported, when the worker's own is trusted; else from first-token times. Either
+   * way the pool's mean, unless the worker's
    * own measurement differs from it by more than `ownRateFactor` (different hardware). Using the
    * pool's rate otherwise keeps measurement noise from steering all traffic to one worker. The
    * pool is the worker's kind: prefill workers (whose time to first token includes the KV
    * transfer) or the routable ones.
    */
   prefillRateFor(worker: WorkerRecord): number {
-    // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts).
+    const isPrefill = worker.role === 'prefill';
+    // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts): the
+    // pool's mean fit unless the worker's is `ownRateFactor` away from it, as below.
     const fit = trustedStepCost(worker.load?.stepCost);
-    if (fit !== null) return 1 / fit.prefillMsPerToken;
+    if (fit !== null) {
+      let fitSum = 0;
+      let fitCount = 0;
+      for (const { worker: other } of this.#directory.entries()) {
+        if ((other.role === 'prefill') !== isPrefill) continue;
+        const otherFit = trustedStepCost(other.load?.stepCost);
+        if (otherFit === null) continue;
+        fitSum += otherFit.prefillMsPerToken;
+        fitCount++;
+      }
+      const poolMs = fitSum / fitCount;
+      const ratio = fit.prefillMsPerToken / poolMs;
+      return 1 / (ratio > ownRateFactor || ratio < 1 / ownRateFactor ? fit.prefillMsPerToken : poolMs);
+    }
     let sum = 0;
     let count = 0;
-    const isPrefill = worker.role === 'prefill';
     for (const { worker: other, extension } of this.#directory.entries()) {
       if ((other.role === 'prefill') !== isPrefill) continue;
       if (extension.numPrefillSamples > 0) {
