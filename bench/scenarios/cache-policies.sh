@@ -6,6 +6,10 @@
 # The 2-core machine is shared with other jobs, so every policy runs REPEATS times (default 5)
 # on a fresh cluster (cold caches), the policy order rotating between repeats; the verdict
 # compares median throughputs.
+# Hit rate against an oracle that knows every worker's cache: for the same request sequence,
+# each request goes to the worker holding the longest cached prefix of it (LRU pools of the
+# workers' measured size); its hit is that prefix. The summary gives each policy's cached share
+# over the oracle's (aim: cache_aware >= 90 %).
 # Output: bench/results/cache-policies/{<policy>-r<k>.json, compare.txt, summary.txt,
 #         *-cdf.svg and throughput bars of each policy's median run, env.txt}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -25,6 +29,7 @@ for ((r = 1; r <= REPEATS; r++)); do
     policy="${POLICIES[$(((k + r - 1) % 3))]}"
     start_cluster "$OUT/$policy.cluster.log" --unified 4 --policy "$policy" "$@"
     warm_up
+    [ "$r$k" = 10 ] && note_kv_pages "$OUT"
     note_load "$OUT" "$policy r$r"
     bench run --base-url "$BASE_URL" --workload shared-prefix --num-groups 16 --prompts-per-group 8 \
       --system-prompt-len 512 --question-len 64 --output-len 16 --seed 0 --ignore-eos \
@@ -59,6 +64,58 @@ const ratio = medians.cache_aware.rps / medians.round_robin.rps;
 console.log(`cache_aware / round_robin median request throughput: ${ratio.toFixed(2)}x (aim >= 2x)`);
 console.log(`cache_aware / power_of_two median request throughput: ${(medians.cache_aware.rps / medians.power_of_two.rps).toFixed(2)}x`);
 console.log(`median runs: ${Object.entries(medians).map(([p, m]) => `${p}-r${m.r}.json`).join(' ')}`);
+
+// The oracle. Each prompt is its group's system prompt then a question of its own, so the part
+// any other prompt can share is the group's prefix: its full KV pages (16 tokens each) are the
+// most cached tokens seen for the group in any run (never more than the page-aligned system
+// prompt). The oracle replays the request sequence (start order) over 4 LRU pools of the
+// workers' size (env.txt), sends each request to the pool holding the longest prefix of it (ties:
+// the emptiest), and counts that prefix as hit; the request's full pages then enter that pool.
+const pageSize = 16;
+const numWorkers = 4;
+const env = fs.readFileSync(`${dir}/env.txt`, 'utf8');
+const pools = [...env.matchAll(/^kv pages of .*: (\d+)$/gm)].map((m) => Number(m[1]));
+const capacity = pools.length > 0 ? Math.min(...pools) : Number.POSITIVE_INFINITY;
+const sharedTokens = {};
+for (const policy of ['cache_aware', 'round_robin', 'power_of_two'])
+  for (let r = 1; r <= Number(repeats); r++)
+    for (const q of JSON.parse(fs.readFileSync(`${dir}/${policy}-r${r}.json`, 'utf8')).requests)
+      sharedTokens[q.groupId] = Math.max(sharedTokens[q.groupId] ?? 0, q.numCachedTokens ?? 0);
+const sequence = JSON.parse(fs.readFileSync(`${dir}/cache_aware-r1.json`, 'utf8')).requests
+  .slice().sort((a, b) => a.startedAtMs - b.startedAtMs);
+const lru = Array.from({ length: numWorkers }, () => new Map());
+let oracleHit = 0;
+let promptTokens = 0;
+sequence.forEach((q, i) => {
+  const sharedPages = sharedTokens[q.groupId] / pageSize;
+  const keys = [];
+  for (let p = 0; p < Math.floor(q.numPromptTokens / pageSize); p++)
+    keys.push(p < sharedPages ? `g${q.groupId}:${p}` : `q${i}:${p}`);
+  let best = 0;
+  let bestDepth = -1;
+  lru.forEach((pool, w) => {
+    let depth = 0;
+    while (depth < keys.length && pool.has(keys[depth])) depth++;
+    if (depth > bestDepth || (depth === bestDepth && pool.size < lru[best].size)) [best, bestDepth] = [w, depth];
+  });
+  oracleHit += bestDepth * pageSize;
+  promptTokens += q.numPromptTokens;
+  const pool = lru[best];
+  for (const key of keys) {
+    pool.delete(key);
+    pool.set(key, true);
+    if (pool.size > capacity) pool.delete(pool.keys().next().value);
+  }
+});
+const oracleShare = oracleHit / promptTokens;
+console.log(`oracle cached share: ${(oracleShare * 100).toFixed(1)}% (${sequence.length} requests, group prefixes ${[...new Set(Object.values(sharedTokens))].join('/')} tokens, ${numWorkers} LRU pools of ${capacity} pages)`);
+for (const policy of ['cache_aware', 'round_robin', 'power_of_two']) {
+  const shares = [];
+  for (let r = 1; r <= Number(repeats); r++)
+    shares.push(JSON.parse(fs.readFileSync(`${dir}/${policy}-r${r}.json`, 'utf8')).summary.cachedTokenShare / oracleShare);
+  const sorted = [...shares].sort((a, b) => a - b);
+  console.log(`${policy.padEnd(13)} cached share / oracle's: ${shares.map((x) => (x * 100).toFixed(0) + '%').join(', ')}  median ${(sorted[Math.floor((sorted.length - 1) / 2)] * 100).toFixed(1)}%${policy === 'cache_aware' ? ' (aim >= 90%)' : ''}`);
+}
 JS
 cat "$OUT/summary.txt"
 read -r -a MEDIAN_RUNS <<<"$(sed -n 's/^median runs: //p' "$OUT/summary.txt")"

@@ -166,3 +166,13 @@ write_env() {
     echo "launcher: ${LAUNCHER:-up}"
   } >"$1/env.txt"
 }
+
+# note_kv_pages DIR: each worker's KV pool size in pages (from its /metrics, listed by GET /debug),
+# for the oracle's cache capacity.
+note_kv_pages() {
+  local addresses address
+  addresses=$(curl -fsS "$BASE_URL/debug" | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{for(const p of JSON.parse(s).processes)if(p.role!=="router"&&p.metricsAddress)console.log(p.metricsAddress)})')
+  for address in $addresses; do
+    echo "kv pages of $address: $(curl -fsS "http://$address/metrics" | sed -n 's/^tandem_worker_kv_pages_total{[^}]*} //p' | head -1)" >>"$1/env.txt"
+  done
+}

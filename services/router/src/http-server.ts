@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CancelledError, type ErrorReason, type Logger, TimeoutError, withContext } from '@tandem/common';
 import { type ApiKeyPolicy, type ApiKeyTable, bearerKey } from './auth/api-keys.ts';
+import { priorityOf } from './cluster/admission.ts';
 import type { DecisionLog } from './cluster/decision-log.ts';
 import { type DebugListing, prometheusTargets } from './debug-listing.ts';
 import { InvalidApiKeyError, InvalidRequestError, ModelNotFoundError, RouteNotFoundError } from './errors.ts';
@@ -295,6 +296,7 @@ export class RouterHttpServer {
       const context: RequestContext = {
         requestId,
         routingKey: typeof routingKey === 'string' ? routingKey : null,
+        priority: priorityOf(request.headers['x-priority']),
         signal: controller.signal,
         apiKey,
       };

@@ -33,6 +33,7 @@ import { loadServedModel, type ServedModel } from './model.ts';
 import { type ModelRoute, ModelRoutes } from './model-route.ts';
 import { ConstraintChecker } from './openai/constraint-check.ts';
 import { createPolicy } from './policy/policies.ts';
+import { SessionTable } from './policy/session-affinity.ts';
 import type { RouterOptions } from './router-options.ts';
 
 import { RouterService } from './service.ts';
@@ -152,7 +153,8 @@ export class RouterApp {
       redis,
       logger,
     );
-    const policy = createPolicy(options.policy, options.cacheAware);
+    const sessions = options.sessions === null ? null : new SessionTable(options.sessions);
+    const policy = createPolicy(options.policy, options.cacheAware, sessions);
     const routedFeed = new RoutedFeed(
       nc,
       replicaId,

@@ -23,6 +23,7 @@ import {
   policyNames,
 } from './policy/policies.ts';
 import { defaultPrefillPolicyParams, type PrefillPolicyParams } from './policy/prefill-policy.ts';
+import { defaultSessionParams, type SessionParams } from './policy/session-affinity.ts';
 import { toolCallFormatNames } from './tools/formats.ts';
 
 export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 ...] [options]', {
@@ -244,6 +245,36 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     min: 0,
     doc: 'cache_aware: price of recomputing a prefix another worker holds (README: Routing)',
   },
+  'balance-abs-threshold': {
+    type: 'number',
+    default: defaultCacheAwareConfig.balanceAbsThreshold,
+    min: 0,
+    doc: "cache_aware: least load only while the most loaded worker has more than this many requests over the least (SGLang's balance_abs_threshold)",
+  },
+  'balance-rel-threshold': {
+    type: 'number',
+    default: defaultCacheAwareConfig.balanceRelThreshold,
+    min: 1,
+    doc: "cache_aware: ...and more than this times the least's load (SGLang's balance_rel_threshold)",
+  },
+  'session-capacity': {
+    type: 'int',
+    default: defaultSessionParams.capacity,
+    min: 0,
+    doc: 'sessions (x-session-id / x-routing-key header or the `user` field) kept sticky to their worker; 0: no session affinity',
+  },
+  'session-ttl-ms': {
+    type: 'int',
+    default: defaultSessionParams.ttlMs,
+    min: 1,
+    doc: 'a session idle this long is forgotten (its next request is routed afresh)',
+  },
+  'priority-weights': {
+    type: 'string',
+    default: `${defaultAdmissionParams.priorityWeights.high},${defaultAdmissionParams.priorityWeights.normal},${defaultAdmissionParams.priorityWeights.low}`,
+    valueName: 'H,N,L',
+    doc: 'shares of admissions of the x-priority classes high, normal, low while several wait (low is slowed, never starved)',
+  },
   'worker-lease-ttl-ms': {
     type: 'int',
     default: 10_000,
@@ -316,6 +347,8 @@ export interface RouterOptions {
   /** Unique per replica (default: random). */
   replicaId: string | null;
   cacheAware: CacheAwareConfig;
+  /** Session affinity's table, or null: none. */
+  sessions: SessionParams | null;
   admission: AdmissionParams;
   breaker: CircuitBreakerParams;
   /** Period of the health checks of half-open workers and of the expiry sweep. */
@@ -397,13 +430,23 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'log
     natsUrl: values.nats,
     redisUrl: values.redis === 'none' ? null : values.redis,
     replicaId: values['replica-id'],
-    cacheAware: { ...defaultCacheAwareConfig, duplicatePrefillWeight: values['duplicate-prefill-weight'] },
+    cacheAware: {
+      ...defaultCacheAwareConfig,
+      duplicatePrefillWeight: values['duplicate-prefill-weight'],
+      balanceAbsThreshold: values['balance-abs-threshold'],
+      balanceRelThreshold: values['balance-rel-threshold'],
+    },
+    sessions:
+      values['session-capacity'] === 0
+        ? null
+        : { capacity: values['session-capacity'], ttlMs: values['session-ttl-ms'] },
     admission: {
       maxConcurrent: values['max-concurrent'],
       maxQueued: values['max-queued'],
       retryAfterMs: values['retry-after-ms'],
       maxRunningCost: values['max-running-cost'],
       queueTimeoutMs: values['queue-timeout-ms'],
+      priorityWeights: parsePriorityWeights(values['priority-weights']),
     },
     bodyTimeoutMs: values['body-timeout-ms'],
     breaker: {
@@ -440,3 +483,11 @@ function defaultsFrom(values: RouterValues): Omit<RouterOptions, 'models' | 'log
 
 /** Every option at its declared default (what an embedding, like `tandem up`, starts from). */
 export const defaultRouterOptions = defaultsFrom(routerOptions.parse([], {}));
+
+/** "H,N,L": three positive numbers, the admission shares of high, normal and low. */
+function parsePriorityWeights(text: string): AdmissionParams['priorityWeights'] {
+  const parts = text.split(',').map((part) => Number(part.trim()));
+  if (parts.length !== 3 || parts.some((w) => !(Number.isFinite(w) && w > 0)))
+    throw new ConfigError(`--priority-weights must be three positive numbers H,N,L (got '${text}')`);
+  return { high: parts[0]!, normal: parts[1]!, low: parts[2]! };
+}

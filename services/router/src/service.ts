@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { blockHashes } from '@tandem/tokenizer';
 import type { ApiKeyPolicy } from './auth/api-keys.ts';
 import type { KeyLimiter } from './auth/key-limiter.ts';
-import { type AdmissionQueue, requestCost } from './cluster/admission.ts';
+import { type AdmissionQueue, type PriorityClass, requestCost } from './cluster/admission.ts';
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from './errors.ts';
 import { type ChoiceEvent, type PromptUsage, runPrompt } from './generation.ts';
 import { toBlockKeys } from './kv/block-keys.ts';
@@ -31,6 +31,7 @@ import {
   validateChatRequest,
   validateCompletionRequest,
 } from './openai/validate.ts';
+import { sessionKeyOf } from './policy/session-affinity.ts';
 import { annotateRequest, annotateUsage } from './request-trace.ts';
 import { TokenTimer } from './token-timer.ts';
 import type { ToolCallFormat } from './tools/formats.ts';
@@ -49,7 +50,10 @@ export interface ResponseSink {
 
 export interface RequestContext {
   requestId: string;
+  /** Session key from a header (x-routing-key, x-session-id); the body's `user` is the fallback. */
   routingKey: string | null;
+  /** Admission class (x-priority header; default normal). */
+  priority?: PriorityClass;
   signal: AbortSignal;
   /** The client's key (its limits apply), or null when the router takes no keys. */
   apiKey: ApiKeyPolicy | null;
@@ -122,7 +126,8 @@ export class RouterService {
     };
   }
 
-  async chat(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
+  async chat(body: unknown, requestContext: RequestContext, sink: ResponseSink): Promise<void> {
+    const context = { ...requestContext, routingKey: sessionKeyOf(requestContext.routingKey, body) };
     const validated = validateChatRequest(body, this.#limits(body));
     const route = this.#route(validated.model);
     let numChars = 0;
@@ -142,7 +147,8 @@ export class RouterService {
     await this.#execute(route, request, [{ tokenIds, echoText: '', maxTokens }], context, sink, toolFormat);
   }
 
-  async completion(body: unknown, context: RequestContext, sink: ResponseSink): Promise<void> {
+  async completion(body: unknown, requestContext: RequestContext, sink: ResponseSink): Promise<void> {
+    const context = { ...requestContext, routingKey: sessionKeyOf(requestContext.routingKey, body) };
     const request = validateCompletionRequest(body, this.#limits(body));
     const route = this.#route(request.model);
     const { model } = route;
@@ -253,7 +259,7 @@ export class RouterService {
     let release: () => void;
     const queuedAtMs = performance.now();
     try {
-      release = await this.#params.admission.admit(context.signal, cost);
+      release = await this.#params.admission.admit(context.signal, cost, context.priority);
     } catch (error) {
       grant?.release(0);
       throw error;
@@ -272,6 +278,7 @@ export class RouterService {
               promptTokenIds: prompt.tokenIds,
               blockKeys: toBlockKeys(pageSize === null ? [] : blockHashes('', prompt.tokenIds, pageSize)),
               routingKey: context.routingKey,
+              admission: { priority: context.priority ?? 'normal', queuedMs: startedAtMs - queuedAtMs },
               options,
               maxTokens: prompt.maxTokens,
             },

@@ -14,6 +14,7 @@ function worker(id: string, slot: number, overrides: Partial<WorkerView> = {}): 
     numQueuedPrefillTokens: 0,
     numDecoding: 0,
     prefillTokensPerMs: 2,
+    stepCost: null,
     pageSize: 16,
     lastPickedSeq: 0,
     ...overrides,

@@ -160,7 +160,7 @@ export class Engine {
   private readonly executor: ModelExecutor;
   private readonly scheduler: Scheduler;
   private readonly events = new KvEventLog();
-  private stepListener: StepListener | null = null;
+  private readonly stepListeners = new Set<StepListener>();
   private loop: Promise<void> | null = null;
   private kickAgain = false;
   private closed = false;
@@ -249,11 +249,11 @@ export class Engine {
     return this.events.subscribe(listener);
   }
 
-  /** Reports every step (one listener: the worker's metrics); returns the unsubscribe function. */
+  /** Reports every step (the worker's metrics, its step-cost fit); returns the unsubscribe function. */
   onStep(listener: StepListener): () => void {
-    this.stepListener = listener;
+    this.stepListeners.add(listener);
     return () => {
-      if (this.stepListener === listener) this.stepListener = null;
+      this.stepListeners.delete(listener);
     };
   }
 
@@ -320,7 +320,7 @@ export class Engine {
   /** schedule -> forward (off the JS thread) -> postprocess, until nothing is left to run. */
   private async runSteps(): Promise<void> {
     while (!this.closed) {
-      const startedAt = this.stepListener === null ? 0 : performance.now();
+      const startedAt = this.stepListeners.size === 0 ? 0 : performance.now();
       let batch: ScheduledBatch | null;
       try {
         batch = this.scheduler.schedule();
@@ -344,7 +344,7 @@ export class Engine {
         // A bookkeeping bug: fail what is live rather than leave streams hanging.
         this.scheduler.failAll(error);
       }
-      if (this.stepListener !== null) this.reportStep(batch, startedAt);
+      if (this.stepListeners.size > 0) this.reportStep(batch, startedAt);
     }
   }
 
@@ -353,11 +353,12 @@ export class Engine {
     for (const item of batch.items) {
       if (item.startPos < item.seq.numPromptTokens) numPrefillTokens += item.numTokens;
     }
-    this.stepListener?.({
+    const step: StepReport = {
       numSequences: batch.items.length,
       numPrefillTokens,
       numDecodeTokens: batch.numTokens - numPrefillTokens,
       seconds: (performance.now() - startedAt) / 1000,
-    });
+    };
+    for (const listener of this.stepListeners) listener(step);
   }
 }

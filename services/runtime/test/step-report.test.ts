@@ -57,3 +57,18 @@ test('onAdmitted fires once per request, at admission, with the cached prefix', 
   assert.deepEqual(admitted, [0, 16]);
   await e.close();
 });
+
+test('every listener gets every step (the metrics and the step-cost fit both listen)', async () => {
+  const e = engine();
+  const first: StepReport[] = [];
+  const second: StepReport[] = [];
+  const stopFirst = e.onStep((step) => first.push(step));
+  e.onStep((step) => second.push(step));
+  await collect(e.generate(request('r1', [3, 4, 5, 6, 7], 3)));
+  assert.ok(first.length > 0);
+  assert.deepEqual(second, first);
+  stopFirst();
+  await collect(e.generate(request('r2', [8, 9, 10], 2)));
+  assert.ok(second.length > first.length, 'the other listener still hears');
+  await e.close();
+});

@@ -18,6 +18,7 @@ import {
 import { toDumpChunks, toWireLoad } from './convert.ts';
 import type { WorkerEngine } from './engine-port.ts';
 import type { WorkerRoleName } from './role.ts';
+import type { StepCostFit } from './step-cost.ts';
 
 export interface AnnouncerOptions {
   nc: NatsConnection;
@@ -40,6 +41,8 @@ export interface AnnouncerOptions {
   role: WorkerRoleName;
   /** Decode role: its kvtransfer receiver's host:port ('' otherwise). */
   kvAddress: string;
+  /** The worker's fitted step costs, sent with each load report (null before enough steps). */
+  stepCost?: () => StepCostFit | null;
 }
 
 export class Announcer {
@@ -85,7 +88,7 @@ export class Announcer {
     const message = create(WorkerLoadSchema, {
       workerId,
       timestampMs: BigInt(Date.now()),
-      load: toWireLoad(this.#options.engine.load()),
+      load: toWireLoad(this.#options.engine.load(), this.#options.stepCost?.() ?? null),
       kvSeq: BigInt(this.#options.kvSeq()),
       startedAtMs: BigInt(this.#options.startedAtMs),
     });

@@ -12,11 +12,11 @@ import {
   type MessageInitShape,
   type GenerateRequest as WireGenerateRequest,
   type KvLayout as WireKvLayout,
-  type LoadReport as WireLoadReport,
   type SamplingParams as WireSamplingParams,
 } from '@tandem/proto';
 import type { BlockDump, GenerateRequest, KvEvent, LoadReport, TokenChunk } from '@tandem/runtime';
 import type { KvLayout, SamplingParams } from './engine-port.ts';
+import type { StepCostFit } from './step-cost.ts';
 
 export interface RequestLimits {
   vocabSize: number;
@@ -159,8 +159,15 @@ export function toGenerateResponse(chunk: TokenChunk): MessageInitShape<typeof G
   };
 }
 
-export function toWireLoad(load: LoadReport): MessageInitShape<typeof LoadReportSchema> {
-  return { ...load } satisfies Omit<WireLoadReport, '$typeName'>;
+/** The engine's load plus the worker's fitted step costs (null before enough steps). */
+export function toWireLoad(
+  load: LoadReport,
+  stepCost: StepCostFit | null = null,
+): MessageInitShape<typeof LoadReportSchema> {
+  return {
+    ...load,
+    ...(stepCost === null ? {} : { stepCost }),
+  } satisfies MessageInitShape<typeof LoadReportSchema>;
 }
 
 export function toWireKvLayout(layout: KvLayout): MessageInitShape<typeof KvLayoutSchema> {

@@ -8,6 +8,7 @@ export { KvEventPublisher } from './kv-event-publisher.ts';
 export * from './kv-transfer-metrics.ts';
 export * from './prefill-decision.ts';
 export type * from './role.ts';
+export { type StepCostFit, StepCostModel, type StepSample } from './step-cost.ts';
 export { runWorkerCommand, workerUsage } from './worker-command.ts';
 export {
   defaultPresenceTimings,

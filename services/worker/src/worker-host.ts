@@ -36,6 +36,7 @@ import { toWireKvLayout } from './convert.ts';
 import type { ModelFacts } from './engine-port.ts';
 import { KvEventPublisher } from './kv-event-publisher.ts';
 import type { RoleFactory, RoleName, RoleOptions, WorkerRole } from './role.ts';
+import { StepCostModel } from './step-cost.ts';
 import { registerWorkerMetrics } from './worker-metrics.ts';
 import { WorkerService } from './worker-service.ts';
 
@@ -132,6 +133,9 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   });
   const stopProcessMetrics = registerProcessMetrics(metrics);
   const workerMetrics = registerWorkerMetrics(metrics, engine);
+  // The step costs it measures go out with every load report (routers predict prefill time).
+  const stepCost = new StepCostModel();
+  const stopStepCost = engine.onStep((step) => stepCost.record(step));
   let metricsServer: MetricsServer | null = null;
 
   let nc: NatsConnection | null = null;
@@ -214,6 +218,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
         logger,
         role: roleName,
         kvAddress: role?.kvAddress ?? '',
+        stepCost: () => stepCost.fit(),
       });
       await announcer.start();
     }
@@ -250,6 +255,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
       await nc?.drain().catch(() => {});
       redis?.disconnect();
       workerMetrics.close();
+      stopStepCost();
       stopProcessMetrics();
       await metricsServer?.close();
       await engine.close();
@@ -270,6 +276,7 @@ export async function startWorker(options: WorkerHostOptions): Promise<WorkerHos
   } catch (error) {
     unsubscribeKv?.();
     workerMetrics.close();
+    stopStepCost();
     stopProcessMetrics();
     await metricsServer?.close();
     await role?.close().catch(() => {});

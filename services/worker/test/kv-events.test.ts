@@ -1,7 +1,8 @@
 // The events plane against a real NATS server and a real worker process: subscribers rebuild the
 // worker's cached block set exactly (compared with dumps) through evictions in a tiny pool, a
 // late subscriber and a dropped batch are detected by sequence number and repaired from a dump,
-// and the worker announces itself, holds a Redis lease, reports load and leaves on SIGTERM.
+// and the worker announces itself, holds a Redis lease, reports load (with its fitted step costs)
+// and leaves on SIGTERM.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -248,6 +249,15 @@ describe('KV events, dumps and membership on NATS', () => {
     const load = loads.findLast((l) => l.workerId === workerId);
     assert.ok(load?.load !== undefined);
     assert.equal(load.load.numTotalPages, numPages);
+    // After the requests above, its reports carry the step costs it fitted over its own steps.
+    while (!loads.some((l) => l.load?.stepCost !== undefined) && Date.now() < deadline + 2000)
+      await sleep(50);
+    const fit = loads.findLast((l) => l.workerId === workerId && l.load?.stepCost !== undefined)?.load
+      ?.stepCost;
+    assert.ok(fit !== undefined, 'a load report with the fitted step costs');
+    assert.ok(fit.numSteps >= 8 && fit.numPrefillSteps >= 1, `${fit.numSteps} steps`);
+    assert.ok(Number.isFinite(fit.prefillMsPerToken) && Number.isFinite(fit.baseMs));
+    assert.ok(fit.rSquared <= 1 && fit.rmseMs >= 0);
 
     assert.equal(await worker.stop(), 0);
     await nc.flush();

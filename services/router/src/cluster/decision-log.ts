@@ -1,6 +1,7 @@
 // The last N routing decisions by request id (GET /debug/routing/{request_id}).
 import type { PrefillDecision } from '../policy/prefill-policy.ts';
 import type { Decision } from '../policy/types.ts';
+import type { PriorityClass } from './admission.ts';
 
 /**
  * Why a decision was made: a request's first try, a retry after a failure, a hedge twin of a silent
@@ -8,7 +9,14 @@ import type { Decision } from '../policy/types.ts';
  */
 export type DecisionReason = 'first' | 'retry' | 'hedge' | 'failover';
 
+/** How the request got in: its priority class and how long it waited for admission. */
+export interface AdmissionRecord {
+  priority: PriorityClass;
+  queuedMs: number;
+}
+
 export interface DecisionRecord extends Decision {
+  admission?: AdmissionRecord;
   /** For a decode worker: its prefill worker (candidates, cost terms) or local; else null. */
   prefill: PrefillDecision | null;
   atMs: number;

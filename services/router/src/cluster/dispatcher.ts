@@ -45,7 +45,7 @@ import {
 import type { Decision, Policy, RoutingRequest, WorkerView } from '../policy/types.ts';
 import { startRoutingSpan } from '../request-trace.ts';
 import { type FirstOutcome, failureKindOf, WorkerAttempt } from './attempt.ts';
-import type { DecisionLog, DecisionReason } from './decision-log.ts';
+import type { AdmissionRecord, DecisionLog, DecisionReason } from './decision-log.ts';
 import { ChoiceProgress, mergeStreams, renameChoice } from './failover.ts';
 import type { InflightCounts } from './inflight.ts';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.ts';
@@ -58,6 +58,8 @@ export interface DispatchRequest {
   promptTokenIds: readonly number[];
   blockKeys: BlockKeys;
   routingKey: string | null;
+  /** Its admission (class, time queued), for the routing record. */
+  admission?: AdmissionRecord;
   options: GenerationOptions;
   maxTokens: number;
   /** Aborted when the client goes away or the deadline passes. */
@@ -137,6 +139,7 @@ const emptyView: WorkerView = {
   numQueuedPrefillTokens: 0,
   numDecoding: 0,
   prefillTokensPerMs: 1,
+  stepCost: null,
   pageSize: 1,
   lastPickedSeq: 0,
 };
@@ -223,6 +226,7 @@ export class Dispatcher {
     view.numQueuedPrefillTokens = numQueuedPrefillTokens;
     view.numDecoding = Math.max(0, numInflight - worker.pendingPrefills.size);
     view.prefillTokensPerMs = registry.prefillRateFor(worker);
+    view.stepCost = worker.load?.stepCost ?? null;
     view.pageSize = worker.pageSize;
     view.lastPickedSeq = worker.lastPickedSeq;
     return view;
@@ -532,7 +536,14 @@ export class Dispatcher {
       return null;
     }
     const attemptNumber = ++tried.numAttempts;
-    this.#params.decisions.add({ ...decision, prefill, atMs: nowMs, attempt: attemptNumber, reason });
+    this.#params.decisions.add({
+      ...decision,
+      prefill,
+      atMs: nowMs,
+      attempt: attemptNumber,
+      reason,
+      ...(request.admission === undefined ? {} : { admission: request.admission }),
+    });
     this.#params.observer?.onDecision?.(decision, attemptNumber, performance.now() - decideStartMs);
     if (prefill !== null) this.#params.observer?.onPrefillDecision?.(prefill);
     if (logger.enabled('debug'))

@@ -25,6 +25,7 @@ import {
   WorkerDirectory,
 } from '@tandem/common';
 import { type LoadReport, ServingStatus, Worker, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
+import { trustedStepCost } from '../policy/step-cost.ts';
 import { CircuitBreaker, type CircuitBreakerParams } from './circuit-breaker.ts';
 
 export type WorkerRoleName = DiscoveredWorker['role'];
@@ -150,7 +151,13 @@ export class WorkerRegistry {
   #unfollow: () => void = () => {};
   /** Routable workers sorted by id, and the pools' mean prefill rates: rebuilt when stale. */
   #routable: WorkerRecord[] | null = null;
-  #poolRates: { routable: number; prefill: number } | null = null;
+  #poolRates: {
+    routable: number;
+    prefill: number;
+    /** Mean trusted fitted prefill ms per token (null: no worker of the pool has a trusted fit). */
+    routableFitMs: number | null;
+    prefillFitMs: number | null;
+  } | null = null;
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
     this.#params = params;
@@ -321,16 +328,33 @@ export class WorkerRegistry {
   }
 
   /**
-   * The prefill rate a decision should use for the worker: the pool's mean, unless the worker's
+   * The prefill rate a decision should use for the worker: from the step costs the pool's workers
+   * fitted and reported, when the worker's own is trusted; else from first-token times. Either
+   * way the pool's mean, unless the worker's
    * own measurement differs from it by more than `ownRateFactor` (different hardware). Using the
    * pool's rate otherwise keeps measurement noise from steering all traffic to one worker. The
    * pool is the worker's kind: prefill workers (whose time to first token includes the KV
    * transfer) or the routable ones.
    */
   prefillRateFor(worker: WorkerRecord): number {
-    // Pool means are cached (a decision asks once per candidate): O(1) instead of O(workers).
-    this.#poolRates ??= { routable: this.#poolRate(false), prefill: this.#poolRate(true) };
-    const poolRate = worker.role === 'prefill' ? this.#poolRates.prefill : this.#poolRates.routable;
+    const isPrefill = worker.role === 'prefill';
+    // Pool means are cached (a decision asks once per candidate): O(1) instead of O(workers);
+    // a load report (a new fit), a prefill sample or a membership change drops them.
+    this.#poolRates ??= {
+      routable: this.#poolRate(false),
+      prefill: this.#poolRate(true),
+      routableFitMs: this.#poolFitMs(false),
+      prefillFitMs: this.#poolFitMs(true),
+    };
+    // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts): the
+    // pool's mean fit unless the worker's is `ownRateFactor` away from it, as below.
+    const fit = trustedStepCost(worker.load?.stepCost);
+    const poolFitMs = isPrefill ? this.#poolRates.prefillFitMs : this.#poolRates.routableFitMs;
+    if (fit !== null && poolFitMs !== null) {
+      const ratio = fit.prefillMsPerToken / poolFitMs;
+      return 1 / (ratio > ownRateFactor || ratio < 1 / ownRateFactor ? fit.prefillMsPerToken : poolFitMs);
+    }
+    const poolRate = isPrefill ? this.#poolRates.prefill : this.#poolRates.routable;
     if (worker.numPrefillSamples < minOwnRateSamples) return poolRate;
     const ratio = worker.prefillTokensPerMs / poolRate;
     return ratio > ownRateFactor || ratio < 1 / ownRateFactor ? worker.prefillTokensPerMs : poolRate;
@@ -358,6 +382,20 @@ export class WorkerRegistry {
   #membershipChanged(): void {
     this.#routable = null;
     this.#poolRates = null;
+  }
+
+  /** Mean trusted fitted prefill cost (ms per token) of one pool, null when none is trusted. */
+  #poolFitMs(prefill: boolean): number | null {
+    let sum = 0;
+    let count = 0;
+    for (const { worker } of this.#directory.entries()) {
+      if ((worker.role === 'prefill') !== prefill) continue;
+      const fit = trustedStepCost(worker.load?.stepCost);
+      if (fit === null) continue;
+      sum += fit.prefillMsPerToken;
+      count++;
+    }
+    return count === 0 ? null : sum / count;
   }
 
   /** Mean measured prefill rate of one pool (prefill workers or routable ones). */
@@ -391,6 +429,7 @@ export class WorkerRegistry {
   #onLoad(workerId: string): void {
     const worker = this.#routed(workerId);
     if (worker === null) return;
+    this.#poolRates = null; // the report may carry a new step-cost fit
     const reportMs = worker.loadAtMs;
     let numOwnTokens = 0;
     for (const prefill of worker.pendingPrefills.values()) {

@@ -1,4 +1,5 @@
 // The scorers and filters policies are assembled from. Each is pure over its declared inputs.
+import { trustedStepCost } from './step-cost.ts';
 import { hashString } from './string-hash.ts';
 import type { CandidateFilter, RoutingInputs, RoutingRequest, Score, Scorer, WorkerView } from './types.ts';
 
@@ -51,7 +52,10 @@ export const rendezvousScorer: Scorer = {
 };
 
 export interface CacheAwareParams {
-  /** Cost of each request already running or waiting on a worker, in ms (decode-load term). */
+  /**
+   * Cost of each request decoding on a worker, in ms, for a worker without a trusted step-cost
+   * fit (with one, the fit's own base and per-sequence step costs are used).
+   */
   decodeMsPerRequest: number;
   /**
    * Extra weight on prompt tokens a worker would recompute although another candidate holds
@@ -61,10 +65,14 @@ export interface CacheAwareParams {
 }
 
 /**
- * Predicted time to first token plus a decode-load term plus a duplicate-compute term, in ms:
- * (uncached prompt tokens + the worker's queued prefill tokens) / its prefill rate
- * + decodeMsPerRequest * the requests decoding on it
- * + duplicatePrefillWeight * (the best candidate's cached tokens - its own) / its prefill rate.
+ * Predicted time to first token plus a duplicate-compute term, in ms:
+ *   prefillMs   = (uncached prompt tokens + the worker's queued prefill tokens) x ms per prompt token
+ *   decodeMs    = the step the first token rides in: base + ms per decoding sequence x sequences
+ *                 decoding there (fit), or decodeMsPerRequest x sequences (no trusted fit)
+ *   duplicateMs = duplicatePrefillWeight x (the best candidate's cached tokens - its own) x ms per token
+ * Ms per prompt token is the worker's own least-squares fit of its steps (LoadReport.step_cost)
+ * when trusted (step-cost.ts), else 1 / the router's EWMA of its first-token rate; the fit and
+ * its error (R^2, rmse, steps) are recorded with the decision.
  *
  * Why the last term: TTFT alone splits a group of prompts with one prefix as soon as the holder's
  * queue is a prefix-length longer than another worker's, and every split recomputes the prefix
@@ -84,18 +92,25 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
       let numBestCachedTokens = 0;
       for (const worker of candidates)
         numBestCachedTokens = Math.max(numBestCachedTokens, cachedTokensOf(worker));
+      const pooled = pooledStepCosts(candidates);
       return candidates.map((worker) => {
         const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
         const numCachedTokens = cachedTokensOf(worker);
         const numUncachedTokens = request.numPromptTokens - numCachedTokens;
         const numQueuedPrefillTokens = worker.numQueuedPrefillTokens;
-        const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) / worker.prefillTokensPerMs;
+        const msPerToken = 1 / worker.prefillTokensPerMs;
+        const prefillMs = (numUncachedTokens + numQueuedPrefillTokens) * msPerToken;
         // Fresh counts, not the (up to a second old) load report: a stale report would herd
         // every request of that second onto the other workers.
         const numDecoding = worker.numDecoding;
-        const decodeMs = params.decodeMsPerRequest * numDecoding;
+        const fit = trustedStepCost(worker.stepCost);
+        const step = fit === null ? null : ownOrPooled(fit, pooled);
+        const decodeMs =
+          step === null
+            ? params.decodeMsPerRequest * numDecoding
+            : Math.max(0, step.baseMs + step.decodeMsPerSequence * numDecoding);
         const numDuplicateTokens = numBestCachedTokens - numCachedTokens;
-        const duplicateMs = (params.duplicatePrefillWeight * numDuplicateTokens) / worker.prefillTokensPerMs;
+        const duplicateMs = params.duplicatePrefillWeight * numDuplicateTokens * msPerToken;
         return {
           cost: prefillMs + decodeMs + duplicateMs,
           terms: {
@@ -109,10 +124,74 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
             decodeMs,
             duplicateTokens: numDuplicateTokens,
             duplicateMs,
+            ...fitTerms(worker, fit !== null),
           },
         };
       });
     },
+  };
+}
+
+/** A worker's fit counts over the pool's mean only this far from it (other hardware, not noise). */
+const ownFitFactor = 3;
+
+interface StepCoefficients {
+  baseMs: number;
+  decodeMsPerSequence: number;
+  prefillMsPerToken: number;
+}
+
+/**
+ * The pool's step costs: the mean of the candidates' trusted fits within `ownFitFactor` of their
+ * median prompt cost (an outlier, another device, does not drag the others'); null: none trusted.
+ */
+function pooledStepCosts(candidates: readonly WorkerView[]): StepCoefficients | null {
+  const fits: StepCoefficients[] = [];
+  for (const worker of candidates) {
+    const fit = trustedStepCost(worker.stepCost);
+    if (fit !== null) fits.push(fit);
+  }
+  if (fits.length === 0) return null;
+  const costs = fits.map((fit) => fit.prefillMsPerToken).sort((a, b) => a - b);
+  const median = costs[Math.floor((costs.length - 1) / 2)]!;
+  const alike = fits.filter((fit) => !isOtherHardware(fit.prefillMsPerToken, median));
+  const mean = (read: (fit: StepCoefficients) => number): number =>
+    alike.reduce((sum, fit) => sum + read(fit), 0) / alike.length;
+  return {
+    baseMs: mean((fit) => fit.baseMs),
+    decodeMsPerSequence: mean((fit) => fit.decodeMsPerSequence),
+    prefillMsPerToken: mean((fit) => fit.prefillMsPerToken),
+  };
+}
+
+function isOtherHardware(msPerToken: number, poolMsPerToken: number): boolean {
+  const ratio = msPerToken / poolMsPerToken;
+  return ratio > ownFitFactor || ratio < 1 / ownFitFactor;
+}
+
+/**
+ * Workers on one kind of hardware differ in their fits by noise only: they share the pool's
+ * mean, so the noise does not steer traffic; a worker whose prompt cost is `ownFitFactor` away
+ * from the pool's (another device) keeps its own (as the registry does for the prefill rate).
+ */
+function ownOrPooled(fit: StepCoefficients, pooled: StepCoefficients | null): StepCoefficients {
+  if (pooled === null) return fit;
+  return isOtherHardware(fit.prefillMsPerToken, pooled.prefillMsPerToken) ? fit : pooled;
+}
+
+/** The worker's reported fit and whether the costs above came from it (1) or the EWMA (0). */
+function fitTerms(worker: WorkerView, used: boolean): Record<string, number> {
+  const fit = worker.stepCost;
+  if (fit === null) return { costFromFit: 0 };
+  return {
+    costFromFit: used ? 1 : 0,
+    fitBaseMs: fit.baseMs,
+    fitPrefillMsPerToken: fit.prefillMsPerToken,
+    fitDecodeMsPerSequence: fit.decodeMsPerSequence,
+    fitRSquared: fit.rSquared,
+    fitRmseMs: fit.rmseMs,
+    fitSteps: fit.numSteps,
+    fitPrefillSteps: fit.numPrefillSteps,
   };
 }
 
@@ -163,3 +242,39 @@ export const sampleTwoFilter: CandidateFilter = {
     return excluded;
   },
 };
+
+export interface BalanceParams {
+  /** Imbalanced when max load - min load exceeds this (SGLang's balance_abs_threshold)... */
+  absThreshold: number;
+  /** ...and max load exceeds min load x this (balance_rel_threshold). */
+  relThreshold: number;
+}
+
+/**
+ * SGLang's load-balance guard: while the candidates' loads are imbalanced (both thresholds
+ * passed), only the least loaded compete (the cost then only orders equals), so a hot prefix
+ * cannot pile its whole burst onto its holder. Balanced loads pass everyone.
+ */
+export function loadBalanceFilter(params: BalanceParams): CandidateFilter {
+  return {
+    name: 'load_balance',
+    inputs: ['inflight', 'load'],
+    exclude: (_request, candidates) => {
+      const excluded = new Map<string, string>();
+      if (candidates.length < 2) return excluded;
+      const loads = candidates.map(loadOf);
+      const max = Math.max(...loads);
+      const min = Math.min(...loads);
+      if (!(max - min > params.absThreshold && max > min * params.relThreshold)) return excluded;
+      candidates.forEach((worker, i) => {
+        if (loads[i]! > min) {
+          excluded.set(
+            worker.workerId,
+            `imbalance: max load ${max} - min ${min} > ${params.absThreshold} and > ${params.relThreshold} x min: least load only`,
+          );
+        }
+      });
+      return excluded;
+    },
+  };
+}

@@ -38,8 +38,21 @@ export interface WorkerView extends Candidate {
    * router's requests still waiting for their first token (those are in the prefill term).
    */
   numDecoding: number;
-  /** Measured prefill throughput, tokens per millisecond. */
+  /** Measured prefill throughput, tokens per millisecond (the router's EWMA of first tokens). */
   prefillTokensPerMs: number;
+  /** The step costs the worker fitted over its own steps (its load report), or null. */
+  stepCost: StepCostView | null;
+}
+
+/** A worker's least-squares fit of its step time (LoadReport.step_cost). */
+export interface StepCostView {
+  baseMs: number;
+  prefillMsPerToken: number;
+  decodeMsPerSequence: number;
+  rSquared: number;
+  rmseMs: number;
+  numSteps: number;
+  numPrefillSteps: number;
 }
 
 /** A prefill worker, as the choice of who computes a decode worker's prompt sees it. */
@@ -67,7 +80,7 @@ export interface RoutingRequest {
   numPromptTokens: number;
   /** The prompt's full-page block hashes. */
   blockKeys: BlockKeys;
-  /** Session-affinity key (x-routing-key header), or null. */
+  /** Session-affinity key (x-routing-key / x-session-id header, or the OpenAI `user` field), or null. */
   routingKey: string | null;
 }
 
@@ -125,6 +138,17 @@ export interface Decision {
   /** Null when no candidate was left. */
   workerId: string | null;
   candidates: CandidateRecord[];
+  /** For a request with a session key: where the session was and whether it stayed. */
+  session?: SessionOutcome;
+}
+
+export interface SessionOutcome {
+  key: string;
+  /** The worker that served the session last (null: a new session). */
+  previousWorkerId: string | null;
+  /** sticky: kept on it; new: first request; moved: left it (why in `reason`). */
+  outcome: 'sticky' | 'new' | 'moved';
+  reason: string | null;
 }
 
 export interface Policy {

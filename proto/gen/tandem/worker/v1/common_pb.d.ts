@@ -321,6 +321,13 @@ export declare type LoadReport = Message<"tandem.worker.v1.LoadReport"> & {
    * @generated from field: uint32 num_running_tokens = 7;
    */
   numRunningTokens: number;
+
+  /**
+   * The worker's own step costs, fitted over its recent steps; absent before enough steps.
+   *
+   * @generated from field: tandem.worker.v1.StepCostFit step_cost = 8;
+   */
+  stepCost?: StepCostFit | undefined;
 };
 
 /**
@@ -328,6 +335,65 @@ export declare type LoadReport = Message<"tandem.worker.v1.LoadReport"> & {
  * Use `create(LoadReportSchema)` to create a new message.
  */
 export declare const LoadReportSchema: GenMessage<LoadReport>;
+
+/**
+ * A least-squares fit of step time over the worker's recent steps:
+ *   step_ms = base_ms + prefill_ms_per_token * prefill tokens + decode_ms_per_sequence * decoding sequences
+ * with its error, so a router can predict time to first token from measured rates and say how
+ * far to trust them.
+ *
+ * @generated from message tandem.worker.v1.StepCostFit
+ */
+export declare type StepCostFit = Message<"tandem.worker.v1.StepCostFit"> & {
+  /**
+   * @generated from field: double base_ms = 1;
+   */
+  baseMs: number;
+
+  /**
+   * @generated from field: double prefill_ms_per_token = 2;
+   */
+  prefillMsPerToken: number;
+
+  /**
+   * @generated from field: double decode_ms_per_sequence = 3;
+   */
+  decodeMsPerSequence: number;
+
+  /**
+   * Coefficient of determination of the fit (1: exact; <= 0: no better than the mean).
+   *
+   * @generated from field: double r_squared = 4;
+   */
+  rSquared: number;
+
+  /**
+   * Root mean square residual, ms.
+   *
+   * @generated from field: double rmse_ms = 5;
+   */
+  rmseMs: number;
+
+  /**
+   * Steps in the fit.
+   *
+   * @generated from field: uint32 num_steps = 6;
+   */
+  numSteps: number;
+
+  /**
+   * Steps of the fit that computed prompt tokens (the prefill cost is unknown without them).
+   *
+   * @generated from field: uint32 num_prefill_steps = 7;
+   */
+  numPrefillSteps: number;
+};
+
+/**
+ * Describes the message tandem.worker.v1.StepCostFit.
+ * Use `create(StepCostFitSchema)` to create a new message.
+ */
+export declare const StepCostFitSchema: GenMessage<StepCostFit>;
 
 /**
  * One cached full page, named by its chained block hash (see docs/protocol.md).
