@@ -127,6 +127,9 @@ try {
     nats.url,
     '--redis',
     redis.url,
+    // Every client streams at once (the default admits 256 and queues the rest).
+    '--max-concurrent',
+    String(numClients + 64),
     ...(numRouterProcesses === 1 ? [] : ['--processes', String(numRouterProcesses)]),
   ];
   const profEnv =
@@ -196,13 +199,15 @@ try {
   const parts = await Promise.all(results);
   const wallS = (after.atMs - before.atMs) / 1000;
   const windowS = Number(parts[0]!.windowS);
-  type Part = { numTokens: number; numRequests: number; numErrors: number; itl: never };
+  type Part = { numTokens: number; numEvents: number; numRequests: number; numErrors: number; itl: never };
   const merge = (path: 'router' | 'direct') => {
     const list = parts.map((p) => p[path] as Part);
     const numTokens = list.reduce((s, p) => s + p.numTokens, 0);
+    const numEvents = list.reduce((s, p) => s + p.numEvents, 0);
     return {
       tokensPerS: Math.round(numTokens / windowS),
       numTokens,
+      tokensPerEvent: Math.round((numTokens / Math.max(1, numEvents)) * 100) / 100,
       numRequests: list.reduce((s, p) => s + p.numRequests, 0),
       numErrors: list.reduce((s, p) => s + p.numErrors, 0),
       itl: ItlHistogram.merge(list.map((p) => p.itl)).summary(),

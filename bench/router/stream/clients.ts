@@ -36,10 +36,18 @@ const numDirect = directAddresses.length === 0 ? 0 : Number(values['direct-strea
 interface PathStats {
   itl: ItlHistogram;
   numTokens: number;
+  /** SSE events / gRPC messages that carried tokens. */
+  numEvents: number;
   numRequests: number;
   numErrors: number;
 }
-const newStats = (): PathStats => ({ itl: new ItlHistogram(), numTokens: 0, numRequests: 0, numErrors: 0 });
+const newStats = (): PathStats => ({
+  itl: new ItlHistogram(),
+  numTokens: 0,
+  numEvents: 0,
+  numRequests: 0,
+  numErrors: 0,
+});
 const routerStats = newStats();
 const directStats = newStats();
 
@@ -95,7 +103,10 @@ function streamOnce(): Promise<void> {
               } else if (numTokens > 0 && measuring) routerStats.itl.add(atMs - lastAtMs, numTokens);
               if (numTokens > 0) {
                 lastAtMs = atMs;
-                if (measuring) routerStats.numTokens += numTokens;
+                if (measuring) {
+                  routerStats.numTokens += numTokens;
+                  routerStats.numEvents++;
+                }
               }
               spaces = 0;
             }
@@ -141,6 +152,7 @@ async function directLoop(address: string): Promise<void> {
           if (numTokens === 0) continue;
           if (measuring) {
             directStats.numTokens += numTokens;
+            directStats.numEvents++;
             if (lastAtMs >= 0) directStats.itl.add(atMs - lastAtMs, numTokens);
           }
           lastAtMs = atMs;
@@ -171,6 +183,7 @@ process.stdout.write(`${JSON.stringify({ event: 'window-end' })}\n`);
 stopping = true;
 const report = (stats: PathStats) => ({
   numTokens: stats.numTokens,
+  numEvents: stats.numEvents,
   numRequests: stats.numRequests,
   numErrors: stats.numErrors,
   itl: stats.itl.toJSON(),

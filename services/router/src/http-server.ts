@@ -157,6 +157,18 @@ function sinkFor(response: ServerResponse): ResponseSink & { readonly started: b
     end() {
       if (!response.writableEnded) response.end();
     },
+    whenWritable() {
+      if (!response.writableNeedDrain || response.destroyed) return null;
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          response.off('drain', done);
+          response.off('close', done);
+          resolve();
+        };
+        response.on('drain', done);
+        response.on('close', done);
+      });
+    },
   };
 }
 
