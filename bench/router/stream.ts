@@ -9,7 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -242,6 +242,11 @@ try {
       workers: cpuPercent('workers'),
       clients: cpuPercent('clients'),
     },
+    // Router CPU per delivered token: the machine-independent cost (the CPU% above is what was left).
+    routerCpuUsPerToken:
+      Math.round(((after.router - before.router) / Math.max(1, viaRouter.numTokens)) * 1e7) / 10,
+    // Other helpers' work on the same cores shows here (1-minute load average at the end).
+    loadAverage: Math.round(loadavg()[0]! * 100) / 100,
   };
   const text = JSON.stringify(result, null, 2);
   process.stdout.write(`${text}\n`);
