@@ -52,7 +52,8 @@ function eventLine(child: ChildProcess, event: string): Promise<Record<string, u
         // a log line
       }
     });
-    child.once('exit', (code) => reject(new Error(`${event}: process exited (${String(code)})`)));
+    // 'close', not 'exit': the last lines may still be in the pipe when the process exits.
+    child.once('close', (code) => reject(new Error(`${event}: process exited (${String(code)})`)));
   });
 }
 
