@@ -32,6 +32,8 @@ export interface PromptRun {
   firstChoiceIndex: number;
   model: ServedModel;
   onEvent(event: ChoiceEvent): void;
+  /** Backpressure: a promise while the client cannot take more (see ResponseSink.whenWritable). */
+  whenWritable?: () => Promise<void> | null;
   signal: AbortSignal;
   /** Records inter-token latency and TPOT (null: not measured). */
   timing: TokenTimer | null;
@@ -143,6 +145,8 @@ export async function runPrompt(dispatcher: Dispatcher, run: PromptRun): Promise
       // to the end rather than cancel a call that is completing. If a stop string ended one
       // here, the worker is still generating: leave, which cancels the call.
       if (numDone === choices.length && numWorkerFinished < choices.length) break;
+      const writable = run.whenWritable?.() ?? null;
+      if (writable !== null) await writable;
     }
   } finally {
     run.timing?.finish();

@@ -17,8 +17,10 @@ import { priorityOf } from './cluster/admission.ts';
 import type { DecisionLog } from './cluster/decision-log.ts';
 import { type DebugListing, prometheusTargets } from './debug-listing.ts';
 import { InvalidApiKeyError, InvalidRequestError, ModelNotFoundError, RouteNotFoundError } from './errors.ts';
+import { mergeExpositions } from './exposition-merge.ts';
 import type { RouterMetrics } from './metrics.ts';
 import { renderError } from './openai/errors.ts';
+import type { ProcessPeers } from './process-group.ts';
 import { endHttpSpan, startHttpSpan } from './request-trace.ts';
 import type { AdminAccess } from './router-options.ts';
 import type { RequestContext, ResponseSink, RouterService } from './service.ts';
@@ -42,6 +44,8 @@ export interface HttpServerParams {
   /** /metrics and /debug/*: open, only with an admin key, or off. */
   adminAccess: AdminAccess;
   adminKeys: ApiKeyTable;
+  /** The other processes of a --processes group (null: this router is alone). */
+  peers?: ProcessPeers | null;
 }
 
 const knownRoutes = new Set([
@@ -158,6 +162,18 @@ function sinkFor(response: ServerResponse): ResponseSink & { readonly started: b
     end() {
       if (!response.writableEnded) response.end();
     },
+    whenWritable() {
+      if (!response.writableNeedDrain || response.destroyed) return null;
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          response.off('drain', done);
+          response.off('close', done);
+          resolve();
+        };
+        response.on('drain', done);
+        response.on('close', done);
+      });
+    },
   };
 }
 
@@ -259,6 +275,14 @@ export class RouterHttpServer {
     if (adminAccess === 'key') authenticate(request, adminKeys);
   }
 
+  /** The routing records of a request another process of the group served, or null. */
+  async #peerRecords(requestId: string): Promise<unknown[] | null> {
+    const peers = this.#params.peers ?? null;
+    if (peers === null) return null;
+    const answers = await peers.gather({ kind: 'routing', requestId });
+    return (answers.find((answer) => Array.isArray(answer)) as unknown[] | undefined) ?? null;
+  }
+
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const headerId = request.headers['x-request-id'];
     const requestId =
@@ -327,7 +351,12 @@ export class RouterHttpServer {
           break;
         }
         case 'GET /metrics': {
-          const text = metrics.render();
+          const peers = this.#params.peers ?? null;
+          // A group answers for all its processes, whichever one took the scrape.
+          const text =
+            peers === null
+              ? metrics.render()
+              : mergeExpositions((await peers.gather({ kind: 'metrics' })).map(String));
           response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
           response.end(text);
           break;
@@ -341,7 +370,7 @@ export class RouterHttpServer {
         default:
           if (request.method === 'GET' && pathname.startsWith('/debug/routing/')) {
             const id = decodeSegment(pathname.slice('/debug/routing/'.length));
-            const records = this.#params.decisions.get(id);
+            const records = this.#params.decisions.get(id) ?? (await this.#peerRecords(id));
             if (records === null) throw new RouteNotFoundError(`no routing record for request '${id}'`);
             sendJson(response, 200, { request_id: id, decisions: records });
           } else if (request.method === 'GET' && pathname.startsWith('/v1/models/')) {

@@ -45,9 +45,12 @@ export class RouterMetrics {
   readonly #stopProcessMetrics: () => void;
   readonly #boundDecisions = new Map<string, BoundCounter>();
 
-  constructor(modelName: string, options: { enabled?: boolean } = {}) {
+  /** options.process: this router's index in a --processes group (its series say which). */
+  constructor(modelName: string, options: { enabled?: boolean; process?: number | null } = {}) {
+    const process = options.process ?? null;
     const registry = new MetricsRegistry({
-      constLabels: { model: modelName },
+      constLabels:
+        process === null ? { model: modelName } : { model: modelName, router_process: String(process) },
       enabled: options.enabled ?? true,
     });
     this.registry = registry;

@@ -147,7 +147,11 @@ export async function loadServedModel(
     decode: (tokenIds) => tokenizer.decode(tokenIds),
     createDecoder: (skipSpecialTokens) => {
       const detokenizer = new IncrementalDetokenizer(tokenizer, { skipSpecialTokens });
-      return { push: (tokenId) => detokenizer.push([tokenId]), flush: () => detokenizer.flush() };
+      return {
+        push: (tokenId) => detokenizer.push([tokenId]),
+        pushMany: (tokenIds) => detokenizer.push(tokenIds),
+        flush: () => detokenizer.flush(),
+      };
     },
     toolFormat,
     renderToken: (tokenId) => {

@@ -227,11 +227,14 @@ export class RouterApp {
       logger,
     );
     // One registry for all models: its {model} label names them all (a,b with several).
+    const peers = options.processGroup ?? null;
     const metrics = new RouterMetrics(models.map((model) => model.name).join(','), {
       enabled: options.metricsEnabled,
+      process: peers?.index ?? null,
     });
     undo.push(() => metrics.close());
     const decisions = new DecisionLog(options.decisionLogSize);
+    peers?.answer((query) => (query.kind === 'metrics' ? metrics.render() : decisions.get(query.requestId)));
     const routes = new ModelRoutes(
       models.map((model) =>
         RouterApp.#route(options, replicaId, model, nc, redis, { inflight, metrics, decisions }),
@@ -358,6 +361,7 @@ export class RouterApp {
       apiKeys: options.apiKeys.length === 0 ? null : new ApiKeyTable(options.apiKeys),
       adminAccess: options.adminAccess,
       adminKeys: new ApiKeyTable(options.adminKeys.map((key) => ({ key, limits: unlimitedKey }))),
+      peers,
     });
     let port: number;
     try {

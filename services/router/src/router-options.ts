@@ -24,6 +24,7 @@ import {
 } from './policy/policies.ts';
 import { defaultPrefillPolicyParams, type PrefillPolicyParams } from './policy/prefill-policy.ts';
 import { defaultSessionParams, type SessionParams } from './policy/session-affinity.ts';
+import type { ProcessPeers } from './process-group.ts';
 import { toolCallFormatNames } from './tools/formats.ts';
 
 export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 ...] [options]', {
@@ -311,6 +312,13 @@ export const routerOptions = defineOptions('router', '--model DIR [--model DIR2 
     min: 0,
     doc: 'worker threads that tokenize long prompts off the event loop (0: tokenize on it)',
   },
+  processes: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: 256,
+    doc: 'router processes sharing the port (node:cluster), each a replica (id <replica-id>-p<i>) sharing state through Redis and NATS; /metrics and /debug/routing answer for all of them',
+  },
   'decision-log-size': {
     type: 'int',
     default: 10_000,
@@ -394,6 +402,8 @@ export interface RouterOptions {
   /** false: record no metrics. */
   metricsEnabled: boolean;
   logger: Logger;
+  /** This router is one process of a `--processes N` group (null or absent: alone). */
+  processGroup?: ProcessPeers | null;
 }
 
 /** RouterOptions from the declared options (the only place flags become RouterOptions). */

@@ -25,6 +25,7 @@ import {
   type Usage,
 } from './openai/format.ts';
 import type { ChatRequest, CompletionRequest, GenerationOptions } from './openai/request.ts';
+import { TextChunkFramer } from './openai/sse-chunk.ts';
 import {
   defaultValidationLimits,
   type ValidationLimits,
@@ -46,6 +47,12 @@ export interface ResponseSink {
   end(): void;
   /** True once anything was sent (errors then go into the stream). */
   readonly started: boolean;
+  /**
+   * Null while the client keeps up; else a promise that settles once its buffer drained (or it
+   * left). The generation stops reading the worker's stream meanwhile, so the worker merges the
+   * steps it makes in the meantime into one batch (nothing queues here without bound).
+   */
+  whenWritable(): Promise<void> | null;
 }
 
 export interface RequestContext {
@@ -285,6 +292,7 @@ export class RouterService {
             firstChoiceIndex: promptIndex * options.n,
             model,
             onEvent: (event) => formatter.onEvent(event),
+            whenWritable: () => sink.whenWritable(),
             signal: context.signal,
             timing: metrics.registry.enabled ? new TokenTimer(metrics) : null,
           }),
@@ -369,6 +377,8 @@ class ResponseFormatter {
   readonly #numPromptTokens: number;
   /** Tokens released to the client so far (continuous usage stats). */
   #numCompletionTokens = 0;
+  /** The plain text chunk, framed without building its object (null: every chunk is built). */
+  readonly #framer: TextChunkFramer | null;
 
   /** toolFormat: parse tool calls out of chat choices in this format (null: none). */
   constructor(
@@ -395,6 +405,17 @@ class ResponseFormatter {
       opened: false,
       toolParser: toolFormat === null ? null : new ToolCallParser(toolFormat.syntax, newToolCallId),
     }));
+    const { options } = request;
+    this.#framer =
+      !options.stream || options.continuousUsageStats
+        ? null
+        : new TextChunkFramer({
+            id: this.#id,
+            object: request.type === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+            created: this.#createdS,
+            model: request.model,
+            usageNull: options.includeUsage,
+          });
   }
 
   get #streaming(): boolean {
@@ -435,6 +456,15 @@ class ResponseFormatter {
         ]);
       }
       const parser = choice.toolParser;
+      if (parser === null && chatEntries === null && this.#framer !== null) {
+        if (event.text.length > 0) this.#sink.event(this.#framer.event(event.index, event.text));
+        if (event.finishReason !== null) {
+          this.#chunk([
+            { index: event.index, delta: {}, logprobs: null, finish_reason: this.#finishReasonOf(choice) },
+          ]);
+        }
+        return;
+      }
       const pieces: ToolDelta[] =
         parser === null
           ? event.text.length > 0
@@ -459,6 +489,10 @@ class ResponseFormatter {
     if (!choice.opened) {
       choice.opened = true;
       text = this.#echoTexts[event.index]! + text;
+    }
+    if (textLogprobs === null && event.finishReason === null && this.#framer !== null) {
+      if (text.length > 0) this.#sink.event(this.#framer.event(event.index, text));
+      return;
     }
     if (
       text.length > 0 ||

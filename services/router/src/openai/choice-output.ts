@@ -6,6 +6,8 @@ import { StopStringMatcher } from './stop-strings.ts';
 export interface IncrementalDecoder {
   /** Text completed by this token ('' while a character is incomplete). */
   push(tokenId: number): string;
+  /** Several tokens at once: the text they complete (one decode for the batch, not one per token). */
+  pushMany?(tokenIds: readonly number[]): string;
   /** Whatever is left at the end. */
   flush(): string;
 }
@@ -40,6 +42,8 @@ interface PendingToken {
 export class ChoiceOutput {
   readonly #decoder: IncrementalDecoder;
   readonly #matcher: StopStringMatcher;
+  /** No stop strings: no token's own text is ever looked at without logprobs. */
+  readonly #noStops: boolean;
   #pending: PendingToken[] = [];
   /** Characters decoded so far (before stop strings). */
   #numDecodedChars = 0;
@@ -51,6 +55,7 @@ export class ChoiceOutput {
   constructor(decoder: IncrementalDecoder, stops: readonly string[], includeStop: boolean) {
     this.#decoder = decoder;
     this.#matcher = new StopStringMatcher(stops, includeStop);
+    this.#noStops = stops.length === 0;
   }
 
   /** True once a stop string matched or finish() ran: later tokens are dropped. */
@@ -68,6 +73,15 @@ export class ChoiceOutput {
     topLogprobs: readonly (readonly TopAlternative[])[] | null,
   ): ChoiceRelease {
     if (this.finished) return { text: '', tokens: [], matchedStop: null };
+    if (
+      this.#noStops &&
+      logprobs === null &&
+      topLogprobs === null &&
+      tokenIds.length > 1 &&
+      this.#decoder.pushMany !== undefined
+    ) {
+      return this.#release(this.#pushBatch(tokenIds, this.#decoder.pushMany(tokenIds)), false);
+    }
     let decoded = '';
     tokenIds.forEach((tokenId, i) => {
       const text = this.#decoder.push(tokenId);
@@ -83,6 +97,27 @@ export class ChoiceOutput {
       decoded += text;
     });
     return this.#release(decoded, false);
+  }
+
+  /**
+   * A batch decoded at once (a worker's merged steps): its text is the last token's share, the
+   * others' is '' (only counts and the whole text leave without logprobs or stop strings).
+   */
+  #pushBatch(tokenIds: readonly number[], text: string): string {
+    const last = tokenIds.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const share = i === last ? text : '';
+      const token: ReleasedToken = {
+        tokenId: tokenIds[i]!,
+        text: share,
+        textOffset: this.#numDecodedChars,
+        logprob: null,
+        topLogprobs: null,
+      };
+      this.#numDecodedChars += share.length;
+      this.#pending.push({ token, endOffset: this.#numDecodedChars });
+    }
+    return text;
   }
 
   /** The worker finished this choice: release everything still held. */
