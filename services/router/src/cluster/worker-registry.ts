@@ -348,11 +348,14 @@ export class WorkerRegistry {
     };
     // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts): the
     // pool's mean fit unless the worker's is `ownRateFactor` away from it, as below.
+    // A worker with no trusted fit yet takes the pool's: one pool, one cost model (mixing in the
+    // EWMA for some workers would bias idle comparisons).
     const fit = trustedStepCost(worker.load?.stepCost);
     const poolFitMs = isPrefill ? this.#poolRates.prefillFitMs : this.#poolRates.routableFitMs;
-    if (fit !== null && poolFitMs !== null) {
-      const ratio = fit.prefillMsPerToken / poolFitMs;
-      return 1 / (ratio > ownRateFactor || ratio < 1 / ownRateFactor ? fit.prefillMsPerToken : poolFitMs);
+    if (poolFitMs !== null) {
+      const ownMs = fit?.prefillMsPerToken ?? poolFitMs;
+      const ratio = ownMs / poolFitMs;
+      return 1 / (ratio > ownRateFactor || ratio < 1 / ownRateFactor ? ownMs : poolFitMs);
     }
     const poolRate = isPrefill ? this.#poolRates.prefill : this.#poolRates.routable;
     if (worker.numPrefillSamples < minOwnRateSamples) return poolRate;

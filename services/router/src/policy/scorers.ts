@@ -103,8 +103,11 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
         // Fresh counts, not the (up to a second old) load report: a stale report would herd
         // every request of that second onto the other workers.
         const numDecoding = worker.numDecoding;
+        // A worker without a trusted fit of its own (too few steps yet) is priced by the pool's:
+        // pricing it by another model (the EWMA, no base step cost) would bias every idle
+        // comparison towards it.
         const fit = trustedStepCost(worker.stepCost);
-        const step = fit === null ? null : ownOrPooled(fit, pooled);
+        const step = fit === null ? pooled : ownOrPooled(fit, pooled);
         const decodeMs =
           step === null
             ? params.decodeMsPerRequest * numDecoding
@@ -124,7 +127,7 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
             decodeMs,
             duplicateTokens: numDuplicateTokens,
             duplicateMs,
-            ...fitTerms(worker, fit !== null),
+            ...fitTerms(worker, step !== null),
           },
         };
       });
