@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The streaming bench (stream.ts) on a bigger host (the GPU host's 16 cores; no GPU is used: the
+# workers are line-rate stand-ins): one router process, then N, with the clients spread over
+# their own processes, so the router is not starved of cores as on the 2-core VM.
+#   there: OUT=$OUT bench/router/gpu_host.sh [N=4]   (device tool, carry [".carry"], from bench/cuda/carry.sh)
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/tandem-router-gpu-host}
+mkdir -p "$OUT" /tmp/tandem-bin /tmp/tandem-servers .tools/bin
+[ -x /tmp/tandem-bin/node ] || { xz -dc .carry/node.xz >/tmp/tandem-bin/node && chmod +x /tmp/tandem-bin/node; }
+ln -sf /tmp/tandem-bin/node .tools/bin/node
+[ -d node_modules/.pnpm ] || tar -xJf .carry/runtime.tar.xz
+[ -x /tmp/tandem-servers/bin/nats-server ] || tar -xJf .carry/servers.tar.xz -C /tmp/tandem-servers
+export PATH="/tmp/tandem-bin:/tmp/tandem-servers/bin:$PATH"
+export LD_LIBRARY_PATH="/tmp/tandem-servers/lib:${LD_LIBRARY_PATH:-}"
+n=${1:-4}
+nproc | sed 's/^/cores: /' | tee "$OUT/host.txt"
+for processes in 1 "$n"; do
+  node --disable-warning=ExperimentalWarning bench/router/stream.ts --clients 1000 --duration 15 \
+    --router-processes "$processes" --client-processes 4 --label "gpu-host-p$processes" \
+    --out "$OUT/stream-gpu-host-p$processes.json" >"$OUT/stream-p$processes.txt" 2>&1
+  python3 - "$OUT/stream-gpu-host-p$processes.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["viaRouter"]
+print(d["label"], json.dumps({k: r[k] for k in r if not isinstance(r[k], (dict, list))}), "added ITL", d["addedItl"], "cpu", d["cpuPercent"], "us/token", d["routerCpuUsPerToken"])
+PY
+done
