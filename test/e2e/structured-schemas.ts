@@ -2,8 +2,13 @@
 // nested objects and arrays, enums, bounded numbers, optional fields, anyOf, $defs, recursion,
 // formats, patterns). Every string and array is bounded, so that a model that only sees the mask
 // (the fixtures have random weights: at temperature 1 they pick among the allowed tokens almost
-// uniformly) still finishes well within max_tokens; the grammar does the rest.
-export const e2eSchemas: Record<string, Record<string, unknown>> = {
+// uniformly) still finishes well within max_tokens; the grammar does the rest. Most come as they
+// are from the structured package's own suite; the ones whose strings or arrays it leaves
+// unbounded (and two of this suite's own) are written here, bounded.
+import { schemaSuite } from '@tandem/structured/testing';
+
+/** Bounded versions of the suite's unbounded ones, and this suite's own. */
+const bounded: Record<string, Record<string, unknown>> = {
   person: {
     type: 'object',
     properties: {
@@ -32,11 +37,6 @@ export const e2eSchemas: Record<string, Record<string, unknown>> = {
     additionalProperties: false,
   },
   stringArray: { type: 'array', items: { type: 'string', maxLength: 6 }, minItems: 1, maxItems: 4 },
-  colorEnum: { type: 'string', enum: ['red', 'green', 'blue', 'light "grey"'] },
-  unitInterval: { type: 'number', minimum: 0, maximum: 1 },
-  exclusiveRange: { type: 'number', exclusiveMinimum: -5.5, exclusiveMaximum: 10.25 },
-  negativeIntegers: { type: 'integer', minimum: -100, maximum: -3 },
-  exclusiveIntegers: { type: 'integer', exclusiveMinimum: 10, exclusiveMaximum: 20 },
   bigBoundedNumber: { type: 'number', minimum: -1e6, maximum: 1e6 },
   allOptional: {
     type: 'object',
@@ -45,57 +45,6 @@ export const e2eSchemas: Record<string, Record<string, unknown>> = {
       b: { type: 'null' },
       c: { type: 'integer', maximum: 9, minimum: -9 },
     },
-    additionalProperties: false,
-  },
-  mixedOptional: {
-    type: 'object',
-    properties: {
-      first: { type: 'integer', minimum: 0, maximum: 5 },
-      second: { type: 'string', maxLength: 5 },
-      third: { type: 'boolean' },
-      fourth: { type: 'number', minimum: 0, maximum: 2 },
-    },
-    required: ['second', 'fourth'],
-    additionalProperties: false,
-  },
-  anyOfScalar: {
-    anyOf: [
-      { type: 'string', maxLength: 6 },
-      { type: 'integer', minimum: 0, maximum: 999 },
-    ],
-  },
-  anyOfObjects: {
-    anyOf: [
-      {
-        type: 'object',
-        properties: { kind: { const: 'circle' }, r: { type: 'number', minimum: 0, maximum: 10 } },
-        required: ['kind', 'r'],
-        additionalProperties: false,
-      },
-      {
-        type: 'object',
-        properties: { kind: { const: 'square' }, side: { type: 'integer', minimum: 1, maximum: 9 } },
-        required: ['kind', 'side'],
-        additionalProperties: false,
-      },
-    ],
-  },
-  nullableTypeArray: { type: ['string', 'null'], maxLength: 5 },
-  defsReuse: {
-    $defs: {
-      point: {
-        type: 'object',
-        properties: {
-          x: { type: 'integer', minimum: -9, maximum: 9 },
-          y: { type: 'integer', minimum: -9, maximum: 9 },
-        },
-        required: ['x', 'y'],
-        additionalProperties: false,
-      },
-    },
-    type: 'object',
-    properties: { from: { $ref: '#/$defs/point' }, to: { $ref: '#/$defs/point' } },
-    required: ['from', 'to'],
     additionalProperties: false,
   },
   recursiveList: {
@@ -107,25 +56,6 @@ export const e2eSchemas: Record<string, Record<string, unknown>> = {
     required: ['name', 'next'],
     additionalProperties: false,
   },
-  tuple: {
-    type: 'array',
-    prefixItems: [
-      { type: 'string', maxLength: 5 },
-      { type: 'integer', minimum: 0, maximum: 50 },
-      { type: 'boolean' },
-    ],
-    items: false,
-    minItems: 3,
-  },
-  tupleWithRest: {
-    type: 'array',
-    prefixItems: [{ const: 'head' }],
-    items: { type: 'integer', minimum: 0, maximum: 9 },
-    minItems: 1,
-    maxItems: 5,
-  },
-  stringLengths: { type: 'string', minLength: 3, maxLength: 6 },
-  pattern: { type: 'string', pattern: '^[A-Z]{3}-[0-9]{2,4}$' },
   formats: {
     type: 'object',
     properties: {
@@ -138,55 +68,6 @@ export const e2eSchemas: Record<string, Record<string, unknown>> = {
     required: ['day', 'at', 'id', 'ip', 'clock'],
     additionalProperties: false,
   },
-  constValue: { const: { a: [1, 'two', null] } },
-  booleanAndNull: {
-    type: 'object',
-    properties: { flag: { type: 'boolean' }, nothing: { type: 'null' } },
-    required: ['flag', 'nothing'],
-    additionalProperties: false,
-  },
-  arrayOfObjects: {
-    type: 'array',
-    items: {
-      type: 'object',
-      properties: { id: { type: 'integer', minimum: 1, maximum: 99 }, ok: { type: 'boolean' } },
-      required: ['id', 'ok'],
-      additionalProperties: false,
-    },
-    maxItems: 3,
-  },
-  deepNesting: {
-    type: 'object',
-    properties: {
-      l1: {
-        type: 'object',
-        properties: {
-          l2: {
-            type: 'object',
-            properties: { l3: { type: 'array', items: { enum: [1, 2, 3] }, maxItems: 3 } },
-            required: ['l3'],
-            additionalProperties: false,
-          },
-        },
-        required: ['l2'],
-        additionalProperties: false,
-      },
-    },
-    required: ['l1'],
-    additionalProperties: false,
-  },
-  unboundedInteger: { type: 'integer' },
-  unboundedNumber: { type: 'number' },
-  mixedEnum: { enum: [1, 'a', null, true, 2.5, { k: 'v' }] },
-  anyOfRef: {
-    $defs: { tag: { type: 'string', enum: ['x', 'y'] } },
-    type: 'object',
-    properties: { value: { anyOf: [{ $ref: '#/$defs/tag' }, { type: 'integer', minimum: 0, maximum: 3 }] } },
-    required: ['value'],
-    additionalProperties: false,
-  },
-  escapedEnum: { enum: ['a"b', 'back\\slash', 'line\nbreak', 'tab\there'] },
-  minItemsEnums: { type: 'array', items: { enum: ['up', 'down'] }, minItems: 2, maxItems: 3 },
   openAiStrict: {
     type: 'object',
     properties: {
@@ -198,30 +79,55 @@ export const e2eSchemas: Record<string, Record<string, unknown>> = {
     required: ['title', 'rating', 'summary', 'tags'],
     additionalProperties: false,
   },
-  pydanticStyle: {
-    $defs: {
-      Item: {
-        properties: {
-          name: { title: 'Name', type: 'string', maxLength: 6 },
-          price: { title: 'Price', type: 'number', exclusiveMinimum: 0, maximum: 100 },
-        },
-        required: ['name', 'price'],
-        title: 'Item',
-        type: 'object',
-      },
-    },
-    properties: {
-      items: { items: { $ref: '#/$defs/Item' }, title: 'Items', type: 'array', maxItems: 2 },
-      note: { anyOf: [{ type: 'string', maxLength: 5 }, { type: 'null' }], default: null, title: 'Note' },
-    },
-    required: ['items'],
-    title: 'Order',
-    type: 'object',
-  },
-  oddKeys: {
-    type: 'object',
-    properties: { 'we"ird key': { type: 'integer', minimum: 0, maximum: 1 }, 'sp ace': { type: 'boolean' } },
-    required: ['we"ird key', 'sp ace'],
-    additionalProperties: false,
-  },
 };
+
+/** In the order the tests report them. */
+const order = [
+  'person',
+  'nestedAddress',
+  'stringArray',
+  'colorEnum',
+  'unitInterval',
+  'exclusiveRange',
+  'negativeIntegers',
+  'exclusiveIntegers',
+  'bigBoundedNumber',
+  'allOptional',
+  'mixedOptional',
+  'anyOfScalar',
+  'anyOfObjects',
+  'nullableTypeArray',
+  'defsReuse',
+  'recursiveList',
+  'tuple',
+  'tupleWithRest',
+  'stringLengths',
+  'pattern',
+  'formats',
+  'constValue',
+  'booleanAndNull',
+  'arrayOfObjects',
+  'deepNesting',
+  'unboundedInteger',
+  'unboundedNumber',
+  'mixedEnum',
+  'anyOfRef',
+  'escapedEnum',
+  'minItemsEnums',
+  'openAiStrict',
+  'pydanticStyle',
+  'oddKeys',
+];
+
+/** Ours where written here, else the structured package's suite's. */
+function schema(name: string): Record<string, unknown> {
+  const own = bounded[name];
+  if (own !== undefined) return own;
+  const shared = schemaSuite[name];
+  if (shared === undefined) throw new Error(`no schema named ${name}`);
+  return shared as Record<string, unknown>;
+}
+
+export const e2eSchemas: Record<string, Record<string, unknown>> = Object.fromEntries(
+  order.map((name) => [name, schema(name)]),
+);

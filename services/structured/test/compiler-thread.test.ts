@@ -13,8 +13,8 @@ import {
   UnsupportedSchemaError,
 } from '../src/errors.ts';
 import { bitmaskToIds } from '../src/matcher.ts';
+import { schemaSuite } from '../src/testing/index.ts';
 import { checkpointDirs, loadVocabulary, randomWalk, seededRandom } from './helpers.ts';
-import { schemaSuite } from './schemas.ts';
 
 const toolGrammar: ConstraintSpec = {
   type: 'grammar',

@@ -6,8 +6,8 @@ import { describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { GrammarCompiler } from '../src/compiler.ts';
+import { schemaSuite } from '../src/testing/index.ts';
 import { loadVocabulary, randomWalk, seededRandom } from './helpers.ts';
-import { schemaSuite } from './schemas.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const ajv = addFormats(new Ajv2020({ strict: false }));
