@@ -19,25 +19,12 @@ mkdir -p "$OUT"
 MAX_CONCURRENCY="${MAX_CONCURRENCY:-32}"
 REPEATS="${REPEATS:-5}"
 POLICIES=(cache_aware round_robin power_of_two)
+CLUSTER_ARGS=("$@")
 
 # SUMMARY_ONLY=1: only redo the summary, table and plots from the JSON files already there.
 if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
-rm -f "$OUT"/*.json
-write_env "$OUT"
-for ((r = 1; r <= REPEATS; r++)); do
-  for ((k = 0; k < 3; k++)); do
-    policy="${POLICIES[$(((k + r - 1) % 3))]}"
-    start_cluster "$OUT/$policy.cluster.log" --unified 4 --policy "$policy" "$@"
-    warm_up
-    [ "$r$k" = 10 ] && note_kv_pages "$OUT"
-    note_load "$OUT" "$policy r$r"
-    bench run --base-url "$BASE_URL" --workload shared-prefix --num-groups 16 --prompts-per-group 8 \
-      --system-prompt-len 512 --question-len 64 --output-len 16 --seed 0 --ignore-eos \
-      --request-rate inf --max-concurrency "$MAX_CONCURRENCY" --label "$policy" --out "$OUT/$policy-r$r.json" --quiet \
-      | grep -E '^(completed|throughput|input tokens)'
-    stop_cluster
-  done
-done
+policy_rounds --workload shared-prefix --num-groups 16 --prompts-per-group 8 \
+    --system-prompt-len 512 --question-len 64 --output-len 16
 fi
 
 # Per policy: every repeat's throughput and cached share, the median run; the verdict.

@@ -176,3 +176,27 @@ note_kv_pages() {
     echo "kv pages of $address: $(curl -fsS "http://$address/metrics" | sed -n 's/^tandem_worker_kv_pages_total{[^}]*} //p' | head -1)" >>"$1/env.txt"
   done
 }
+
+# policy_rounds WORKLOAD-ARGS...: every policy of POLICIES on a fresh 4-worker cluster (cold
+# caches; CLUSTER_ARGS added to `tandem up`), REPEATS rounds with the order rotating between
+# rounds (the 2-core machine is shared: medians and same-round ratios, not one run, decide), the
+# same seeded workload each time, all at once with at most MAX_CONCURRENCY in flight:
+# $OUT/<policy>-r<round>.json, env.txt with the load before each run and the workers' KV sizes.
+policy_rounds() {
+  local r k policy
+  rm -f "$OUT"/*.json
+  write_env "$OUT"
+  for ((r = 1; r <= REPEATS; r++)); do
+    for ((k = 0; k < ${#POLICIES[@]}; k++)); do
+      policy="${POLICIES[$(((k + r - 1) % ${#POLICIES[@]}))]}"
+      start_cluster "$OUT/$policy.cluster.log" --unified 4 --policy "$policy" "${CLUSTER_ARGS[@]}"
+      warm_up
+      [ "$r$k" = 10 ] && note_kv_pages "$OUT"
+      note_load "$OUT" "$policy r$r"
+      bench run --base-url "$BASE_URL" "$@" --seed 0 --ignore-eos --request-rate inf \
+        --max-concurrency "$MAX_CONCURRENCY" --label "$policy" --out "$OUT/$policy-r$r.json" --quiet |
+        grep -E '^(completed|throughput|input tokens)'
+      stop_cluster
+    done
+  done
+}

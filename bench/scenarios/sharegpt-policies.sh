@@ -18,24 +18,11 @@ MAX_CONCURRENCY="${MAX_CONCURRENCY:-16}"
 NUM_PROMPTS="${NUM_PROMPTS:-96}"
 REPEATS="${REPEATS:-3}"
 POLICIES=(cache_aware round_robin power_of_two)
+CLUSTER_ARGS=("$@")
 
 # SUMMARY_ONLY=1: only redo the summary, table and plots from the JSON files already there.
 if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
-rm -f "$OUT"/*.json
-write_env "$OUT"
-for ((r = 1; r <= REPEATS; r++)); do
-  for ((k = 0; k < 3; k++)); do
-    policy="${POLICIES[$(((k + r - 1) % 3))]}"
-    start_cluster "$OUT/$policy.cluster.log" --unified 4 --policy "$policy" "$@"
-    warm_up
-    note_load "$OUT" "$policy r$r"
-    bench run --base-url "$BASE_URL" --workload sharegpt-like --num-prompts "$NUM_PROMPTS" \
-      --sharegpt-output-len 32 --seed 0 --ignore-eos \
-      --request-rate inf --max-concurrency "$MAX_CONCURRENCY" --label "$policy" --out "$OUT/$policy-r$r.json" --quiet \
-      | grep -E '^(completed|throughput|input tokens)'
-    stop_cluster
-  done
-done
+policy_rounds --workload sharegpt-like --num-prompts "$NUM_PROMPTS" --sharegpt-output-len 32
 fi
 
 node - "$OUT" "$REPEATS" >"$OUT/summary.txt" <<'JS'
