@@ -25,7 +25,7 @@ import {
   WorkerDirectory,
 } from '@tandem/common';
 import { type LoadReport, ServingStatus, Worker, type WorkerAnnounce, type WorkerLoad } from '@tandem/proto';
-import { trustedStepCost } from '../policy/step-cost.ts';
+import { ownOrPooled, pooledStepCosts, type StepCoefficients, trustedStepCost } from '../policy/step-cost.ts';
 import { CircuitBreaker, type CircuitBreakerParams } from './circuit-breaker.ts';
 
 export type WorkerRoleName = DiscoveredWorker['role'];
@@ -154,9 +154,9 @@ export class WorkerRegistry {
   #poolRates: {
     routable: number;
     prefill: number;
-    /** Mean trusted fitted prefill ms per token (null: no worker of the pool has a trusted fit). */
-    routableFitMs: number | null;
-    prefillFitMs: number | null;
+    /** The pool's step costs from its workers' fits (null: no trusted fit in the pool). */
+    routableFit: StepCoefficients | null;
+    prefillFit: StepCoefficients | null;
   } | null = null;
 
   constructor(params: RegistryParams, redis: Redis | null, logger: Logger) {
@@ -328,13 +328,12 @@ export class WorkerRegistry {
   }
 
   /**
-   * The prefill rate a decision should use for the worker: from the step costs the pool's workers
-   * fitted and reported, when the worker's own is trusted; else from first-token times. Either
-   * way the pool's mean, unless the worker's
-   * own measurement differs from it by more than `ownRateFactor` (different hardware). Using the
-   * pool's rate otherwise keeps measurement noise from steering all traffic to one worker. The
-   * pool is the worker's kind: prefill workers (whose time to first token includes the KV
-   * transfer) or the routable ones.
+   * The prefill rate a decision should use for the worker. When its pool (its kind: prefill
+   * workers, whose time to first token includes the KV transfer, or the routable ones) has
+   * trusted step-cost fits, from them by policy/step-cost.ts's rule. Else from first-token times:
+   * the pool's mean, unless the worker's own measurement differs from it by more than
+   * `ownRateFactor` (different hardware). Either way identical workers get one rate, so
+   * measurement noise does not steer all traffic to one of them.
    */
   prefillRateFor(worker: WorkerRecord): number {
     const isPrefill = worker.role === 'prefill';
@@ -343,19 +342,15 @@ export class WorkerRegistry {
     this.#poolRates ??= {
       routable: this.#poolRate(false),
       prefill: this.#poolRate(true),
-      routableFitMs: this.#poolFitMs(false),
-      prefillFitMs: this.#poolFitMs(true),
+      routableFit: this.#poolFit(false),
+      prefillFit: this.#poolFit(true),
     };
-    // The worker's own least-squares fit of its steps, when trusted (policy/step-cost.ts): the
-    // pool's mean fit unless the worker's is `ownRateFactor` away from it, as below.
-    // A worker with no trusted fit yet takes the pool's: one pool, one cost model (mixing in the
-    // EWMA for some workers would bias idle comparisons).
-    const fit = trustedStepCost(worker.load?.stepCost);
-    const poolFitMs = isPrefill ? this.#poolRates.prefillFitMs : this.#poolRates.routableFitMs;
-    if (poolFitMs !== null) {
-      const ownMs = fit?.prefillMsPerToken ?? poolFitMs;
-      const ratio = ownMs / poolFitMs;
-      return 1 / (ratio > ownRateFactor || ratio < 1 / ownRateFactor ? ownMs : poolFitMs);
+    // The workers' own fits of their steps, by policy/step-cost.ts's rule (cache_aware prices
+    // the rest of the step by the same one).
+    const poolFit = isPrefill ? this.#poolRates.prefillFit : this.#poolRates.routableFit;
+    if (poolFit !== null) {
+      const fit = trustedStepCost(worker.load?.stepCost);
+      return 1 / (fit === null ? poolFit : ownOrPooled(fit, poolFit)).prefillMsPerToken;
     }
     const poolRate = isPrefill ? this.#poolRates.prefill : this.#poolRates.routable;
     if (worker.numPrefillSamples < minOwnRateSamples) return poolRate;
@@ -387,18 +382,12 @@ export class WorkerRegistry {
     this.#poolRates = null;
   }
 
-  /** Mean trusted fitted prefill cost (ms per token) of one pool, null when none is trusted. */
-  #poolFitMs(prefill: boolean): number | null {
-    let sum = 0;
-    let count = 0;
-    for (const { worker } of this.#directory.entries()) {
-      if ((worker.role === 'prefill') !== prefill) continue;
-      const fit = trustedStepCost(worker.load?.stepCost);
-      if (fit === null) continue;
-      sum += fit.prefillMsPerToken;
-      count++;
-    }
-    return count === 0 ? null : sum / count;
+  /** One pool's step costs from its workers' fits (policy/step-cost.ts). */
+  #poolFit(prefill: boolean): StepCoefficients | null {
+    const fits = [];
+    for (const { worker } of this.#directory.entries())
+      if ((worker.role === 'prefill') === prefill) fits.push(worker.load?.stepCost);
+    return pooledStepCosts(fits);
   }
 
   /** Mean measured prefill rate of one pool (prefill workers or routable ones). */

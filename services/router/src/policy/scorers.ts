@@ -1,5 +1,5 @@
 // The scorers and filters policies are assembled from. Each is pure over its declared inputs.
-import { trustedStepCost } from './step-cost.ts';
+import { ownOrPooled, pooledStepCosts, trustedStepCost } from './step-cost.ts';
 import { hashString } from './string-hash.ts';
 import type { CandidateFilter, RoutingInputs, RoutingRequest, Score, Scorer, WorkerView } from './types.ts';
 
@@ -92,7 +92,7 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
       let numBestCachedTokens = 0;
       for (const worker of candidates)
         numBestCachedTokens = Math.max(numBestCachedTokens, cachedTokensOf(worker));
-      const pooled = pooledStepCosts(candidates);
+      const pooled = pooledStepCosts(candidates.map((worker) => worker.stepCost));
       return candidates.map((worker) => {
         const depth = inputs.matchDepthBySlot?.[worker.slot] ?? 0;
         const numCachedTokens = cachedTokensOf(worker);
@@ -133,53 +133,6 @@ export function cacheAwareScorer(params: CacheAwareParams): Scorer {
       });
     },
   };
-}
-
-/** A worker's fit counts over the pool's mean only this far from it (other hardware, not noise). */
-const ownFitFactor = 3;
-
-interface StepCoefficients {
-  baseMs: number;
-  decodeMsPerSequence: number;
-  prefillMsPerToken: number;
-}
-
-/**
- * The pool's step costs: the mean of the candidates' trusted fits within `ownFitFactor` of their
- * median prompt cost (an outlier, another device, does not drag the others'); null: none trusted.
- */
-function pooledStepCosts(candidates: readonly WorkerView[]): StepCoefficients | null {
-  const fits: StepCoefficients[] = [];
-  for (const worker of candidates) {
-    const fit = trustedStepCost(worker.stepCost);
-    if (fit !== null) fits.push(fit);
-  }
-  if (fits.length === 0) return null;
-  const costs = fits.map((fit) => fit.prefillMsPerToken).sort((a, b) => a - b);
-  const median = costs[Math.floor((costs.length - 1) / 2)]!;
-  const alike = fits.filter((fit) => !isOtherHardware(fit.prefillMsPerToken, median));
-  const mean = (read: (fit: StepCoefficients) => number): number =>
-    alike.reduce((sum, fit) => sum + read(fit), 0) / alike.length;
-  return {
-    baseMs: mean((fit) => fit.baseMs),
-    decodeMsPerSequence: mean((fit) => fit.decodeMsPerSequence),
-    prefillMsPerToken: mean((fit) => fit.prefillMsPerToken),
-  };
-}
-
-function isOtherHardware(msPerToken: number, poolMsPerToken: number): boolean {
-  const ratio = msPerToken / poolMsPerToken;
-  return ratio > ownFitFactor || ratio < 1 / ownFitFactor;
-}
-
-/**
- * Workers on one kind of hardware differ in their fits by noise only: they share the pool's
- * mean, so the noise does not steer traffic; a worker whose prompt cost is `ownFitFactor` away
- * from the pool's (another device) keeps its own (as the registry does for the prefill rate).
- */
-function ownOrPooled(fit: StepCoefficients, pooled: StepCoefficients | null): StepCoefficients {
-  if (pooled === null) return fit;
-  return isOtherHardware(fit.prefillMsPerToken, pooled.prefillMsPerToken) ? fit : pooled;
 }
 
 /** The worker's reported fit and whether the costs above came from it (1) or the EWMA (0). */
