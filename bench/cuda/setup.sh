@@ -4,6 +4,7 @@
 # then the native addons built there: the executor with CUDA (gpu_run.sh nodebuild) and kvtransfer
 # (the CPU build and the CUDA build). Source it: it exports PATH and LD_LIBRARY_PATH.
 #   OUT=$OUT source bench/cuda/setup.sh
+#   (SETUP_BUILD=0: only unpack, for work that needs no addon built there, e.g. bench/router/gpu_host.sh)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=${OUT:-/tmp/tandem-gpu-out}
 mkdir -p "$OUT" /tmp/tandem-bin /tmp/tandem-servers "$ROOT/.tools/bin"
@@ -17,7 +18,7 @@ mkdir -p "$OUT" /tmp/tandem-bin /tmp/tandem-servers "$ROOT/.tools/bin"
 export PATH="/tmp/tandem-bin:/tmp/tandem-servers/bin:$PATH"
 export LD_LIBRARY_PATH="/tmp/tandem-servers/lib:${LD_LIBRARY_PATH:-}"
 export NCCL_NVLS_ENABLE=0
-(
+[ "${SETUP_BUILD:-1}" = 0 ] || (
   cd "$ROOT" || exit 1
   echo "== setup: build the executor (CUDA) and kvtransfer (CPU, CUDA) addons ($(date -u +%H:%M:%S))"
   OUT=$OUT bench/cuda/gpu_run.sh nodebuild >"$OUT/build_executor.txt" 2>&1 || tail -20 "$OUT/build_executor.txt"

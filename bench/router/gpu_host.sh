@@ -2,18 +2,13 @@
 # The streaming bench (stream.ts) on a bigger host (the GPU host's 16 cores; no GPU is used: the
 # workers are line-rate stand-ins): one router process, then N, with the clients spread over
 # their own processes, so the router is not starved of cores as on the 2-core VM.
-#   there: OUT=$OUT bench/router/gpu_host.sh [N=4]   (device tool, carry [".carry"], from bench/cuda/carry.sh)
+#   there: OUT=$OUT bench/router/gpu_host.sh [N=4]   (device tool, carry [".carry"], from bench/cuda/carry.sh; never run yet)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 OUT=${OUT:-/tmp/tandem-router-gpu-host}
-mkdir -p "$OUT" /tmp/tandem-bin /tmp/tandem-servers .tools/bin
-[ -x /tmp/tandem-bin/node ] || { xz -dc .carry/node.xz >/tmp/tandem-bin/node && chmod +x /tmp/tandem-bin/node; }
-ln -sf /tmp/tandem-bin/node .tools/bin/node
-[ -d node_modules/.pnpm ] || tar -xJf .carry/runtime.tar.xz
-[ -x /tmp/tandem-servers/bin/nats-server ] || tar -xJf .carry/servers.tar.xz -C /tmp/tandem-servers
-export PATH="/tmp/tandem-bin:/tmp/tandem-servers/bin:$PATH"
-export LD_LIBRARY_PATH="/tmp/tandem-servers/lib:${LD_LIBRARY_PATH:-}"
+mkdir -p "$OUT"
+SETUP_BUILD=0 OUT=$OUT source bench/cuda/setup.sh
 n=${1:-4}
 nproc | sed 's/^/cores: /' | tee "$OUT/host.txt"
 for processes in 1 "$n"; do
